@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test.sh - the whole test suite, from a fresh machine: install what is
+# missing, build the normal and the sanitizer (ASan + UBSan) variants, start
+# the private PostgreSQL and Redis (unless DATABASE_URL and REDIS_URL are
+# already set), then run every test (unit, Lua, integration) on the
+# sanitizer build and the unit tests once more under valgrind.
+#
+# Exit code 0 only when every test passed. .ci/run calls exactly this.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash scripts/deps.sh
+bash scripts/build.sh release
+bash scripts/build.sh asan
+
+started=0
+if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
+  eval "$(bash scripts/servers.sh start)"
+  started=1
+fi
+cleanup() { if [ $started = 1 ]; then bash scripts/servers.sh stop || true; fi; }
+trap cleanup EXIT
+
+# Leak checking stays on; libraries' one-time allocations are suppressed.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp:print_suppressions=0}
+
+status=0
+echo "== ctest (ASan + UBSan build): unit, lua, integration"
+ctest --test-dir build-asan --output-on-failure -j2 || status=1
+
+echo "== valgrind: unit tests (release build)"
+vpass=0; vfail=0
+for t in build/tests/test_*; do
+  [ -x "$t" ] || continue
+  if INGOT_SOURCE_DIR=$ROOT valgrind -q --error-exitcode=99 --leak-check=full \
+      --errors-for-leak-kinds=definite --suppressions="$ROOT/tests/valgrind.supp" \
+      "$t" >"build/$(basename "$t").valgrind.log" 2>&1; then
+    vpass=$((vpass + 1))
+  else
+    vfail=$((vfail + 1)); status=1
+    echo "valgrind: $(basename "$t") FAILED"; tail -n 40 "build/$(basename "$t").valgrind.log"
+  fi
+done
+echo "valgrind: $vpass passed, $vfail failed"
+exit $status

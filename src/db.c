@@ -1,0 +1,150 @@
+/*
+ * db.c - libpq helpers: connect, exec, SQLSTATE classification.
+ */
+#include "db.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ig_db_sqlstate_transient(const char *s)
+{
+    static const char *const transient[] = {
+        "40001", /* serialization_failure */
+        "40P01", /* deadlock_detected */
+        "53300", /* too_many_connections */
+        "57P01", /* admin_shutdown */
+        "57P02", /* crash_shutdown */
+        "57P03", /* cannot_connect_now */
+        "55P03", /* lock_not_available (lock_timeout) */
+        NULL,
+    };
+    if (s == NULL)
+        return 0;
+    if (strncmp(s, "08", 2) == 0) /* connection_exception class */
+        return 1;
+    for (int i = 0; transient[i]; i++)
+        if (strcmp(s, transient[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Copy a libpq message without its trailing newline. */
+static void chomp_into(char *dst, size_t n, const char *src)
+{
+    size_t len;
+
+    snprintf(dst, n, "%s", src ? src : "");
+    len = strlen(dst);
+    while (len > 0 && (dst[len - 1] == '\n' || dst[len - 1] == ' '))
+        dst[--len] = '\0';
+}
+
+int ig_db_err(ig_err *err, PGconn *conn, const PGresult *res,
+              const char *fmt, ...)
+{
+    char ctx[256], msg[600], extra[256] = "";
+    const char *state = NULL, *constraint = NULL, *table = NULL;
+    int code;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof(ctx), fmt, ap);
+    va_end(ap);
+
+    if (res != NULL) {
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+        chomp_into(msg, sizeof(msg), PQresultErrorMessage(res));
+    } else {
+        msg[0] = '\0';
+    }
+    if (msg[0] == '\0' && conn != NULL)
+        chomp_into(msg, sizeof(msg), PQerrorMessage(conn));
+    if (msg[0] == '\0')
+        snprintf(msg, sizeof(msg), "unknown failure");
+
+    if (state || constraint || table)
+        snprintf(extra, sizeof(extra), " [%s%s%s%s%s%s]",
+                 state ? "SQLSTATE " : "", state ? state : "",
+                 table ? " table " : "", table ? table : "",
+                 constraint ? " constraint " : "",
+                 constraint ? constraint : "");
+
+    code = IG_DB;
+    if (ig_db_sqlstate_transient(state) ||
+        (conn != NULL && PQstatus(conn) == CONNECTION_BAD))
+        code = IG_DB_RETRY;
+    return ig_err_set(err, code, "%s: %s%s", ctx, msg, extra);
+}
+
+int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
+{
+    const char *kw[] = {"dbname", "application_name", "fallback_application_name", NULL};
+    const char *vals[] = {conninfo ? conninfo : "", "ingot", "ingot", NULL};
+    PGconn *c;
+
+    *out = NULL;
+    /* expand_dbname=1 lets dbname carry a full URL or conninfo string. */
+    c = PQconnectdbParams(kw, vals, 1);
+    if (c == NULL)
+        return ig_err_set(err, IG_NOMEM, "cannot allocate a connection");
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[600];
+        chomp_into(msg, sizeof(msg), PQerrorMessage(c));
+        PQfinish(c);
+        return ig_err_set(err, IG_DB_RETRY,
+                          "cannot connect to PostgreSQL: %s", msg);
+    }
+    *out = c;
+    return IG_OK;
+}
+
+int ig_db_exec(PGconn *conn, const char *sql, const char *what, ig_err *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int rc = IG_OK;
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = ig_db_err(err, conn, res, "%s", what);
+    PQclear(res);
+    return rc;
+}
+
+int ig_db_query(PGconn *conn, const char *sql, int nparams,
+                const char *const *params, PGresult **out, const char *what,
+                ig_err *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL,
+                                 NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+
+    *out = NULL;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        int rc = ig_db_err(err, conn, res, "%s", what);
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return IG_OK;
+}
+
+char *ig_db_quote_ident(const char *ident)
+{
+    size_t n = strlen(ident);
+    char *q = ig_xmalloc(2 * n + 3);
+    char *p = q;
+
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (ident[i] == '"')
+            *p++ = '"';
+        *p++ = ident[i];
+    }
+    *p++ = '"';
+    *p = '\0';
+    return q;
+}
