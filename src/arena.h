@@ -1,0 +1,42 @@
+/*
+ * arena.h - bump allocator for per-batch data (fields, transformed values).
+ *
+ * Memory is taken from the system in blocks and handed out by bumping a
+ * pointer; nothing is freed individually. ig_arena_reset() makes the whole
+ * arena reusable (keeping its first block), so a batch loop allocates from
+ * the system only while the arena grows, then reuses it: memory stays flat
+ * whatever the file size. Not thread-safe: one owner at a time.
+ */
+#ifndef IG_ARENA_H
+#define IG_ARENA_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+typedef struct ig_arena ig_arena; /* opaque */
+
+/* New arena whose blocks are at least block_size bytes (0 = 64 KiB).
+ * Owned; free with ig_arena_free(). Aborts on OOM (see err.h). */
+ig_arena *ig_arena_new(size_t block_size);
+
+/* Free all blocks. NULL is a no-op. */
+void ig_arena_free(ig_arena *a);
+
+/* Release everything allocated so far; keeps one block for reuse. All
+ * pointers handed out before become invalid. Cannot fail. */
+void ig_arena_reset(ig_arena *a);
+
+/* n bytes aligned for any type. Borrowed from the arena: valid until the
+ * next reset/free. Aborts on OOM. */
+void *ig_arena_alloc(ig_arena *a, size_t n);
+
+/* Copy of p[0..n) plus a terminating NUL, in the arena. */
+char *ig_arena_strndup(ig_arena *a, const char *p, size_t n);
+char *ig_arena_strdup(ig_arena *a, const char *s);
+
+/* Bytes currently handed out and bytes held from the system. */
+size_t ig_arena_used(const ig_arena *a);
+size_t ig_arena_reserved(const ig_arena *a);
+
+#endif /* IG_ARENA_H */

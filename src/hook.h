@@ -1,0 +1,110 @@
+/*
+ * hook.h - the Lua 5.4 host for pipeline hooks, sandboxed.
+ *
+ * One ig_hook owns one lua_State and belongs to one thread (each worker
+ * thread builds its own). The state is built from an allow-list (base
+ * minus load/loadfile/dofile/collectgarbage-abuse, string, table, math,
+ * utf8, os.time/clock/date/difftime), with require limited to the
+ * pipeline's Lua path and ingot's own lua/ library, protected exposed
+ * tables and string metatable, an instruction budget per call (a count
+ * hook that pcall inside the script cannot swallow) and a memory cap per
+ * state (custom lua_Alloc). A hook error, a budget or memory overrun is the
+ * row's error (with the script's file:line), never a crash; the state is
+ * rebuilt when it may be damaged, and the next row works.
+ *
+ * A hook module returns a table with any of:
+ *   transform(row, ctx) -> row | nil, "why"      per row, may change values
+ *   validate(row, ctx)  -> true | nil, "why"     per row, may not change
+ *   before_batch(ctx)                            per batch
+ *   after_batch(ctx, summary)                    per batch
+ * row maps field names to strings or ingot.null (the SQL NULL sentinel;
+ * assigning nil deletes a key, which also reads as NULL). ctx offers
+ * ctx.row (number), ctx.line, ctx.pipeline, ctx.target, ctx:reject(column,
+ * message) and ctx:log(message).
+ */
+#ifndef IG_HOOK_H
+#define IG_HOOK_H
+
+#include "arena.h"
+#include "err.h"
+#include "value.h"
+
+typedef struct ig_hook ig_hook; /* opaque; one thread at a time */
+
+typedef enum {
+    IG_HOOK_TRANSFORM = 0,
+    IG_HOOK_VALIDATE,
+    IG_HOOK_BEFORE_BATCH,
+    IG_HOOK_AFTER_BATCH,
+    IG_HOOK__COUNT
+} ig_hook_fn;
+
+typedef struct ig_hook_opts {
+    const char *path;       /* the module's file (copied) */
+    const char *module;     /* its name, for messages (copied) */
+    const char *lua_path;   /* ';'-separated "dir/?.lua" patterns that
+                               require may search (copied) */
+    const char *pipeline;   /* ctx.pipeline (copied) */
+    long max_instructions;  /* per call; 0 = 1000000 */
+    long max_memory_kb;     /* per state; 0 = 32768 */
+} ig_hook_opts;
+
+/* One row crossing into Lua and back. names and n are fixed for an
+ * import; vals is read before the call and written after it. */
+typedef struct ig_hook_row {
+    size_t n;
+    const char *const *names; /* borrowed */
+    ig_value *vals;           /* in/out; new bytes go to the call's arena */
+    long long rowno;          /* ctx.row */
+    long long line;           /* ctx.line */
+    const char *target;       /* ctx.target, or NULL */
+} ig_hook_row;
+
+#define IG_HOOK_MAX_REASONS 8
+
+typedef struct ig_hook_reason {
+    const char *column;  /* arena, or NULL for the whole row */
+    const char *message; /* arena */
+} ig_hook_reason;
+
+typedef struct ig_hook_outcome {
+    int rejected;   /* 1 = the row is rejected */
+    const char *code; /* static: "HOOK" (nil, why / ctx:reject),
+                         "HOOK_ERROR" (runtime error), "HOOK_LIMIT"
+                         (instruction budget or memory cap) */
+    size_t nreasons;
+    ig_hook_reason reasons[IG_HOOK_MAX_REASONS];
+} ig_hook_outcome;
+
+/* Counts handed to after_batch as the summary table. */
+typedef struct ig_hook_summary {
+    long long batch;     /* 1-based batch number */
+    long long rows, inserted, updated, unchanged, skipped, failed;
+} ig_hook_summary;
+
+/* Build the sandboxed state and load the module. Owned; NULL with *err
+ * ("items.lua:12: ...") when the module does not load or return a table,
+ * or a hook field is not a function. */
+ig_hook *ig_hook_new(const ig_hook_opts *opts, ig_err *err) IG_MUSTCHECK;
+
+void ig_hook_free(ig_hook *h);
+
+/* 1 when the module defines fn. */
+int ig_hook_has(const ig_hook *h, ig_hook_fn fn);
+
+/* Call transform or validate on row. IG_OK with *out describing the
+ * outcome (rejected or not; for transform, row->vals updated, new bytes in
+ * arena). An error other than IG_OK means the host itself failed (the state
+ * could not be rebuilt): stop the import. */
+int ig_hook_call_row(ig_hook *h, ig_hook_fn fn, ig_hook_row *row,
+                     ig_arena *arena, ig_hook_outcome *out, ig_err *err)
+    IG_MUSTCHECK;
+
+/* Call before_batch (summary NULL) or after_batch. A hook error here is
+ * returned as IG_SCRIPT with *err "file:line: message"; the caller decides
+ * (the engine logs it and goes on). */
+int ig_hook_call_batch(ig_hook *h, ig_hook_fn fn,
+                       const ig_hook_summary *summary, ig_err *err)
+    IG_MUSTCHECK;
+
+#endif /* IG_HOOK_H */
