@@ -5,12 +5,27 @@
  * is exported (INGOT_API) and everything else in the library is hidden.
  * Names use the public "ingot_" prefix, as Lua uses "lua_" publicly.
  *
- * The import API (open a runner with settings, run a pipeline on a path,
- * FILE * or buffer, read results and row errors) arrives with the import
- * engine; for now the library reports its version.
+ * Use:
+ *     ingot_settings s;
+ *     ingot_settings_init(&s);            // seed defaults + environment
+ *     s.database_url = "postgresql://...";
+ *     ingot *in = ingot_open(&s, err, sizeof err);
+ *     ingot_result *r = ingot_run_path(in, "items", "items.csv", NULL);
+ *     printf("%lld inserted\n", ingot_result_count(r, INGOT_INSERTED));
+ *     ingot_result_free(r);
+ *     ingot_close(in);
+ *
+ * Ownership: handles returned by ingot_open / ingot_run_* are owned by the
+ * caller and freed with ingot_close / ingot_result_free. Strings returned
+ * by ingot_result_* are borrowed from the result. Settings strings are
+ * copied by ingot_open. An ingot handle may run one import at a time;
+ * open one handle per thread to import in parallel.
  */
 #ifndef INGOT_H
 #define INGOT_H
+
+#include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,8 +37,114 @@ extern "C" {
 #define INGOT_API
 #endif
 
+typedef struct ingot ingot;               /* opaque */
+typedef struct ingot_result ingot_result; /* opaque */
+
+typedef struct ingot_settings {
+    const char *database_url; /* NULL = libpq defaults */
+    const char *pipeline_dir; /* NULL = ./pipelines, then installed */
+    long batch_size;          /* IMPORT_BATCH_SIZE */
+    long long max_rows;       /* IMPORT_MAX_ROWS */
+    long timeout_seconds;     /* IMPORT_TIMEOUT_SECONDS */
+    long statement_timeout_ms;
+    int pool_size;            /* IMPORT_POOL_SIZE */
+    int dry_run;              /* roll everything back at the end */
+    const char *reject_file;  /* write failed rows here; NULL = none */
+    /* Called after each committed batch (may be NULL). */
+    void (*progress)(long long rows, long long total_rows, long long bytes,
+                     long long bytes_total, double elapsed, void *ud);
+    void *progress_ud;
+} ingot_settings;
+
+/* Outcome of an import. */
+enum {
+    INGOT_DONE = 0,      /* every row processed (see the failed count) */
+    INGOT_TIMED_OUT = 1, /* stopped at a batch boundary by the timeout */
+    INGOT_CANCELED = 2,
+    INGOT_LIMIT = 3,     /* IMPORT_MAX_ROWS exceeded */
+    INGOT_FAILED = 4     /* could not run: see ingot_result_error */
+};
+
+/* Counters. */
+enum {
+    INGOT_READ = 0,
+    INGOT_INSERTED,
+    INGOT_UPDATED,
+    INGOT_UNCHANGED,
+    INGOT_SKIPPED,
+    INGOT_FAILED_ROWS
+};
+
 /* The library version, "MAJOR.MINOR.PATCH". Static string; cannot fail. */
 INGOT_API const char *ingot_version(void);
+
+/* Fill *s with the seed's defaults overridden by the environment and
+ * ./.env (DATABASE_URL, IMPORT_BATCH_SIZE, ...). Returns 0, or -1 with a
+ * message in errbuf when a setting is invalid. */
+INGOT_API int ingot_settings_init(ingot_settings *s, char *errbuf,
+                                  size_t errlen);
+
+/* Open a runner (connections are made lazily). NULL with errbuf filled
+ * on bad settings. */
+INGOT_API ingot *ingot_open(const ingot_settings *s, char *errbuf,
+                            size_t errlen);
+INGOT_API void ingot_close(ingot *in);
+
+/* Run pipeline (a name in the pipeline dir, or a path to a .yaml file) on
+ * a file path ("-" = stdin), an open FILE (read to EOF; name is for
+ * messages) or a memory buffer. Never NULL (aborts on OOM): check
+ * ingot_result_status(). cancel, when non-NULL, stops the import at the
+ * next batch boundary once it becomes nonzero. */
+INGOT_API ingot_result *ingot_run_path(ingot *in, const char *pipeline,
+                                       const char *path,
+                                       volatile int *cancel);
+INGOT_API ingot_result *ingot_run_file(ingot *in, const char *pipeline,
+                                       FILE *f, const char *name,
+                                       volatile int *cancel);
+INGOT_API ingot_result *ingot_run_buffer(ingot *in, const char *pipeline,
+                                         const char *buf, size_t len,
+                                         const char *name,
+                                         volatile int *cancel);
+
+INGOT_API void ingot_result_free(ingot_result *r);
+INGOT_API int ingot_result_status(const ingot_result *r);
+INGOT_API const char *ingot_result_status_name(const ingot_result *r);
+/* Message for a non-DONE status; "" otherwise. Borrowed. */
+INGOT_API const char *ingot_result_error(const ingot_result *r);
+/* The CLI's exit code for this result: 0 all rows succeeded, 1 some
+ * failed, 2 none succeeded or the import failed / was refused. */
+INGOT_API int ingot_result_exit_code(const ingot_result *r);
+INGOT_API long long ingot_result_count(const ingot_result *r, int which);
+INGOT_API double ingot_result_seconds(const ingot_result *r);
+INGOT_API const char *ingot_result_pipeline(const ingot_result *r);
+
+/* Per target counts. */
+INGOT_API size_t ingot_result_ntargets(const ingot_result *r);
+INGOT_API const char *ingot_result_target(const ingot_result *r, size_t t);
+INGOT_API long long ingot_result_target_count(const ingot_result *r,
+                                              size_t t, int which);
+
+/* Failed rows kept in memory (the first 1000; the reject file has all).
+ * Each has one or more reasons. */
+INGOT_API size_t ingot_result_nfailed(const ingot_result *r);
+INGOT_API long long ingot_result_failed_row(const ingot_result *r, size_t i);
+INGOT_API long long ingot_result_failed_line(const ingot_result *r,
+                                             size_t i);
+INGOT_API size_t ingot_result_failed_nreasons(const ingot_result *r,
+                                              size_t i);
+/* Reason j of failed row i: target, column, code, constraint, message
+ * (any but code and message may be NULL). */
+INGOT_API const char *ingot_result_failed_reason(const ingot_result *r,
+                                                 size_t i, size_t j,
+                                                 const char **target,
+                                                 const char **column,
+                                                 const char **code,
+                                                 const char **constraint);
+/* Original fields of failed row i. */
+INGOT_API size_t ingot_result_failed_nvalues(const ingot_result *r,
+                                             size_t i);
+INGOT_API const char *ingot_result_failed_value(const ingot_result *r,
+                                                size_t i, size_t k);
 
 #ifdef __cplusplus
 }

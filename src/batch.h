@@ -1,0 +1,71 @@
+/*
+ * batch.h - one batch of accepted rows on its way to PostgreSQL.
+ *
+ * The map stage appends each accepted row as one line of COPY text
+ * (_row, one eligibility flag per target, then every staged value) and
+ * keeps the row's source record (for the reject file and results) in the
+ * batch's arena. The executor sends all lines, or any subset of them while
+ * it isolates rows PostgreSQL rejects, and marks those rows failed with a
+ * reason. Reset between uses: memory is reused, so it stays flat.
+ *
+ * Not thread-safe: owned by the map thread while filling and by the
+ * database thread while executing; the runner hands it over.
+ */
+#ifndef IG_BATCH_H
+#define IG_BATCH_H
+
+#include <stddef.h>
+
+#include "arena.h"
+#include "results.h"
+#include "value.h"
+
+typedef struct ig_batch ig_batch; /* opaque */
+
+typedef struct ig_batch_row {
+    ig_record rec;       /* source record; fields in the batch arena */
+    size_t copy_off;     /* this row's COPY line in the buffer */
+    size_t copy_len;
+    int failed;          /* set by the executor */
+    ig_reason reason;    /* why (strings in the batch arena) */
+} ig_batch_row;
+
+ig_batch *ig_batch_new(void);
+void ig_batch_free(ig_batch *b);
+
+/* Forget all rows and reuse the memory. Cannot fail. */
+void ig_batch_reset(ig_batch *b);
+
+/* The arena for everything of this batch (records, values, reasons). */
+ig_arena *ig_batch_arena(ig_batch *b);
+
+/* Start a row whose COPY line is built with the put functions below.
+ * rec is copied (its field pointers must already live in the arena). */
+void ig_batch_begin_row(ig_batch *b, const ig_record *rec);
+void ig_batch_put_bool(ig_batch *b, int v);
+void ig_batch_put_value(ig_batch *b, ig_value v);
+void ig_batch_end_row(ig_batch *b);
+
+size_t ig_batch_nrows(const ig_batch *b);
+ig_batch_row *ig_batch_row_at(ig_batch *b, size_t i);
+
+/* The whole COPY buffer (all rows). Borrowed. */
+const char *ig_batch_copy_data(const ig_batch *b, size_t *len);
+
+/* Append the COPY line of row i to dst (a growing buffer the caller owns:
+ * *dst may be realloc'd). */
+void ig_batch_append_line(const ig_batch *b, size_t i, char **dst,
+                          size_t *len, size_t *cap);
+
+/* Source position after the batch's last record (for checkpoints), and
+ * the last data row number in it. */
+void ig_batch_set_end(ig_batch *b, long long offset, long long last_row);
+long long ig_batch_end_offset(const ig_batch *b);
+long long ig_batch_last_row(const ig_batch *b);
+
+/* Per-batch bookkeeping of the map stage: rows read (good and bad) and
+ * rows skipped per target before the database. */
+void ig_batch_note_read(ig_batch *b, long long n);
+long long ig_batch_read(const ig_batch *b);
+
+#endif /* IG_BATCH_H */

@@ -1,0 +1,751 @@
+/*
+ * exec.c - the upsert executor; see exec.h for the SQL and guarantees.
+ *
+ * Statements are built once per pipeline from validated, quoted
+ * identifiers and the pipeline author's predicate fragments; row values
+ * only ever travel through COPY. The run of one batch is a recursion over
+ * row subsets: each attempt sits in a savepoint, and a subset PostgreSQL
+ * rejects is split in two until the guilty rows stand alone.
+ */
+#include "exec.h"
+
+#include "db.h"
+#include "log.h"
+#include "sql.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* ------------------------------------------------------------------ */
+/* A growable string for building SQL (structure only, never data)     */
+
+typedef struct sb {
+    char *s;
+    size_t len, cap;
+} sb;
+
+static void sb_add(sb *b, const char *fmt, ...) IG_PRINTF(2, 3);
+static void sb_add(sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->s = ig_xrealloc(b->s, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-target plan                                                     */
+
+typedef struct lookup_plan {
+    int col;            /* column index in the target */
+    char *key_type;     /* SQL type of the parent's key column */
+} lookup_plan;
+
+typedef struct target_plan {
+    char *upsert;       /* the INSERT .. ON CONFLICT statement */
+    char *missing;      /* rows whose lookups found no parent, or NULL */
+    size_t nlookups;
+    lookup_plan *lookups;
+    int conflict_error; /* on_conflict: error (upsert returns failed rows) */
+} target_plan;
+
+struct ig_exec {
+    const ig_pipeline *p;
+    size_t ntargets;
+    target_plan *t;
+    char *stage;        /* quoted stage table name */
+    char *create_stage; /* CREATE TEMP TABLE IF NOT EXISTS ... */
+    char *copy;         /* COPY stage FROM STDIN */
+    char *truncate;
+};
+
+static const char *sql_type(ig_type t)
+{
+    switch (t) {
+    case IG_TYPE_TEXT: return "text";
+    case IG_TYPE_INT: return "integer";
+    case IG_TYPE_BIGINT: return "bigint";
+    case IG_TYPE_NUMERIC: return "numeric";
+    case IG_TYPE_BOOL: return "boolean";
+    case IG_TYPE_DATE: return "date";
+    case IG_TYPE_TIMESTAMP: return "timestamptz";
+    case IG_TYPE_UUID: return "uuid";
+    case IG_TYPE_JSON: return "jsonb";
+    }
+    return "text";
+}
+
+/* Parent table, key column and predicate of a lookup, whether it names
+ * an earlier target or a table directly. */
+static void lookup_parent(const ig_pipeline *p, const ig_lookup *lk,
+                          const char **table, const char **key,
+                          const char **pred)
+{
+    if (lk->target >= 0) {
+        const ig_target *pt = ig_pipeline_target(p, (size_t)lk->target);
+        *table = pt->table;
+        *key = lk->key ? lk->key : pt->key[0];
+        *pred = lk->predicate ? lk->predicate : pt->key_predicate;
+    } else {
+        *table = lk->table;
+        *key = lk->key;
+        *pred = lk->predicate;
+    }
+}
+
+/* Ask the catalog for the type of table.column, e.g. "text". */
+static int column_type(PGconn *conn, const char *table, const char *column,
+                       char **out, ig_err *err)
+{
+    const char *params[2] = {table, column};
+    PGresult *res = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = ig_db_query(conn,
+                     "SELECT format_type(a.atttypid, a.atttypmod) "
+                     "FROM pg_attribute a "
+                     "WHERE a.attrelid = to_regclass($1) AND a.attname = $2 "
+                     "AND a.attnum > 0 AND NOT a.attisdropped",
+                     2, params, &res, "looking up a column type", err);
+    if (rc != IG_OK)
+        return rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ig_err_set(err, IG_CONFIG,
+                          "lookup: column \"%s\" of table \"%s\" does not "
+                          "exist", column, table);
+    }
+    *out = ig_xstrdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return IG_OK;
+}
+
+static char *stage_col(size_t t, size_t c)
+{
+    return ig_xasprintf("\"t%zu_%zu\"", t, c);
+}
+
+/* FROM stage s LEFT JOIN (parent) pN ON ... for every lookup of target ti */
+static void add_from_joins(sb *b, const ig_exec *ex, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    const target_plan *tp = &ex->t[ti];
+
+    sb_add(b, " FROM %s s", ex->stage);
+    for (size_t i = 0; i < tp->nlookups; i++) {
+        const ig_column *c = &t->cols[tp->lookups[i].col];
+        const char *table, *key, *pred;
+        char *qt, *qk, *qid, *sc;
+
+        lookup_parent(ex->p, &c->lookup, &table, &key, &pred);
+        qt = ig_sql_qualified(table);
+        qk = ig_db_quote_ident(key);
+        qid = ig_db_quote_ident(c->lookup.id ? c->lookup.id : "id");
+        sc = stage_col(ti, (size_t)tp->lookups[i].col);
+        /* The predicate is the author's SQL over the parent's columns: it
+         * goes inside a subquery so it cannot be ambiguous. */
+        sb_add(b,
+               " LEFT JOIN (SELECT %s AS id, %s AS key FROM %s%s%s%s) p%zu"
+               " ON p%zu.key = s.%s::%s",
+               qid, qk, qt, pred ? " WHERE (" : "", pred ? pred : "",
+               pred ? ")" : "", i, i, sc, tp->lookups[i].key_type);
+        free(qt);
+        free(qk);
+        free(qid);
+        free(sc);
+    }
+}
+
+/* The value expression of column ci of target ti in the src CTE. */
+static void add_col_expr(sb *b, const ig_exec *ex, size_t ti, size_t ci)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    const target_plan *tp = &ex->t[ti];
+    const ig_column *c = &t->cols[ci];
+    char *sc;
+
+    if (c->source == IG_COLSRC_LOOKUP) {
+        for (size_t i = 0; i < tp->nlookups; i++)
+            if ((size_t)tp->lookups[i].col == ci)
+                sb_add(b, "p%zu.id", i);
+        return;
+    }
+    sc = stage_col(ti, ci);
+    sb_add(b, "s.%s::%s", sc, sql_type(c->type));
+    free(sc);
+}
+
+/* The value a column gets on update, per its update rule. */
+static void add_update_expr(sb *b, const ig_column *c, const char *qc)
+{
+    switch (c->update_rule) {
+    case IG_UPDATE_OVERWRITE:
+        sb_add(b, "EXCLUDED.%s", qc);
+        break;
+    case IG_UPDATE_KEEP:
+        sb_add(b, "COALESCE(t.%s, EXCLUDED.%s)", qc, qc);
+        break;
+    case IG_UPDATE_COALESCE:
+        sb_add(b, "COALESCE(EXCLUDED.%s, t.%s)", qc, qc);
+        break;
+    }
+}
+
+static int col_is_key(const ig_target *t, const ig_column *c)
+{
+    for (size_t k = 0; k < t->n_key; k++)
+        if (strcmp(t->key[k], c->name) == 0)
+            return 1;
+    return 0;
+}
+
+static void build_upsert(ig_exec *ex, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    target_plan *tp = &ex->t[ti];
+    sb b = {0};
+    sb keys = {0}, cols = {0}, old = {0}, neu = {0};
+    char *qt = ig_sql_qualified(t->table);
+    int nupd = 0;
+
+    for (size_t k = 0; k < t->n_key; k++) {
+        char *q = ig_db_quote_ident(t->key[k]);
+        sb_add(&keys, "%s%s", k ? ", " : "", q);
+        free(q);
+    }
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        char *q = ig_db_quote_ident(t->cols[ci].name);
+        sb_add(&cols, "%s%s", ci ? ", " : "", q);
+        free(q);
+    }
+
+    /* src: one row per eligible stage row, with parents resolved. */
+    sb_add(&b, "WITH src AS (SELECT s._row");
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        char *q = ig_db_quote_ident(t->cols[ci].name);
+        sb_add(&b, ", ");
+        add_col_expr(&b, ex, ti, ci);
+        sb_add(&b, " AS %s", q);
+        free(q);
+    }
+    add_from_joins(&b, ex, ti);
+    sb_add(&b, " WHERE s._e%zu", ti);
+    for (size_t i = 0; i < tp->nlookups; i++) {
+        char *sc = stage_col(ti, (size_t)tp->lookups[i].col);
+        sb_add(&b, " AND (p%zu.id IS NOT NULL OR s.%s IS NULL)", i, sc);
+        free(sc);
+    }
+    sb_add(&b, "), dedup AS (");
+    if (t->duplicates == IG_DUPLICATES_LAST)
+        sb_add(&b, "SELECT DISTINCT ON (%s) * FROM src ORDER BY %s, _row DESC",
+               keys.s, keys.s);
+    else
+        sb_add(&b, "SELECT * FROM src");
+    sb_add(&b, "), ins AS (INSERT INTO %s AS t (%s) SELECT %s FROM dedup "
+               "ORDER BY %s ON CONFLICT (%s)",
+           qt, cols.s, cols.s, keys.s, keys.s);
+    if (t->key_predicate)
+        sb_add(&b, " WHERE %s", t->key_predicate);
+
+    if (t->on_conflict == IG_ON_CONFLICT_UPDATE) {
+        sb set = {0};
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            const ig_column *c = &t->cols[ci];
+            char *q;
+            if (!c->update || col_is_key(t, c))
+                continue;
+            q = ig_db_quote_ident(c->name);
+            sb_add(&set, "%s%s = ", nupd ? ", " : "", q);
+            add_update_expr(&set, c, q);
+            sb_add(&old, "%st.%s", nupd ? ", " : "", q);
+            sb_add(&neu, "%s", nupd ? ", " : "");
+            add_update_expr(&neu, c, q);
+            nupd++;
+            free(q);
+        }
+        if (nupd > 0) {
+            sb_add(&b, " DO UPDATE SET %s", set.s);
+            if (t->touch) {
+                char *q = ig_db_quote_ident(t->touch);
+                sb_add(&b, ", %s = now()", q);
+                free(q);
+            }
+            /* ROW() keeps a one-column list a row value. */
+            sb_add(&b, " WHERE ROW(%s) IS DISTINCT FROM ROW(%s)", old.s,
+                   neu.s);
+            if (t->guard)
+                sb_add(&b, " AND (%s)", t->guard);
+        } else {
+            sb_add(&b, " DO NOTHING");
+        }
+        free(set.s);
+    } else {
+        sb_add(&b, " DO NOTHING");
+    }
+
+    if (t->on_conflict == IG_ON_CONFLICT_ERROR) {
+        /* Rows whose key already existed: their inserts did not happen. */
+        sb_add(&b, " RETURNING %s) SELECT (SELECT count(*) FROM src), "
+                   "(SELECT count(*) FROM dedup), (SELECT count(*) FROM ins), "
+                   "(SELECT string_agg(d._row::text, ',') FROM dedup d "
+                   "WHERE NOT EXISTS (SELECT 1 FROM ins i WHERE ROW(",
+               keys.s);
+        for (size_t k = 0; k < t->n_key; k++) {
+            char *q = ig_db_quote_ident(t->key[k]);
+            sb_add(&b, "%si.%s", k ? ", " : "", q);
+            free(q);
+        }
+        sb_add(&b, ") IS NOT DISTINCT FROM ROW(");
+        for (size_t k = 0; k < t->n_key; k++) {
+            char *q = ig_db_quote_ident(t->key[k]);
+            sb_add(&b, "%sd.%s", k ? ", " : "", q);
+            free(q);
+        }
+        sb_add(&b, ")))");
+        tp->conflict_error = 1;
+    } else {
+        sb_add(&b, " RETURNING (t.xmax = 0) AS inserted) "
+                   "SELECT (SELECT count(*) FROM src), "
+                   "(SELECT count(*) FROM dedup), "
+                   "count(*) FILTER (WHERE inserted), "
+                   "count(*) FILTER (WHERE NOT inserted) FROM ins");
+    }
+    tp->upsert = b.s;
+    free(keys.s);
+    free(cols.s);
+    free(old.s);
+    free(neu.s);
+    free(qt);
+}
+
+static void build_missing(ig_exec *ex, size_t ti)
+{
+    target_plan *tp = &ex->t[ti];
+    sb b = {0};
+
+    if (tp->nlookups == 0)
+        return;
+    sb_add(&b, "SELECT s._row");
+    for (size_t i = 0; i < tp->nlookups; i++) {
+        char *sc = stage_col(ti, (size_t)tp->lookups[i].col);
+        sb_add(&b, ", (p%zu.id IS NULL AND s.%s IS NOT NULL)", i, sc);
+        free(sc);
+    }
+    add_from_joins(&b, ex, ti);
+    sb_add(&b, " WHERE s._e%zu AND (", ti);
+    for (size_t i = 0; i < tp->nlookups; i++) {
+        char *sc = stage_col(ti, (size_t)tp->lookups[i].col);
+        sb_add(&b, "%s(p%zu.id IS NULL AND s.%s IS NOT NULL)",
+               i ? " OR " : "", i, sc);
+        free(sc);
+    }
+    sb_add(&b, ") ORDER BY s._row");
+    tp->missing = b.s;
+}
+
+static void build_stage(ig_exec *ex)
+{
+    sb cols = {0};
+    XXH64_hash_t h;
+
+    sb_add(&cols, "_row integer NOT NULL");
+    for (size_t ti = 0; ti < ex->ntargets; ti++)
+        sb_add(&cols, ", _e%zu boolean NOT NULL", ti);
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        const ig_target *t = ig_pipeline_target(ex->p, ti);
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            char *sc = stage_col(ti, ci);
+            sb_add(&cols, ", %s text", sc);
+            free(sc);
+        }
+    }
+    /* The name carries a hash of the layout, so pipelines sharing a pooled
+     * connection never see each other's stage. */
+    h = XXH64(cols.s, cols.len, 0);
+    ex->stage = ig_xasprintf("\"ingot_stage_%016llx\"", (unsigned long long)h);
+    ex->create_stage = ig_xasprintf(
+        "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
+        ex->stage, cols.s);
+    ex->copy = ig_xasprintf("COPY %s FROM STDIN", ex->stage);
+    ex->truncate = ig_xasprintf("TRUNCATE %s", ex->stage);
+    free(cols.s);
+}
+
+static int plan_lookups(ig_exec *ex, PGconn *conn, size_t ti, ig_err *err)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    target_plan *tp = &ex->t[ti];
+
+    tp->lookups = ig_xcalloc(t->n_cols ? t->n_cols : 1, sizeof(lookup_plan));
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        const ig_column *c = &t->cols[ci];
+        const char *table, *key, *pred;
+        lookup_plan *lp;
+        int rc;
+
+        if (c->source != IG_COLSRC_LOOKUP)
+            continue;
+        lp = &tp->lookups[tp->nlookups++];
+        lp->col = (int)ci;
+        lookup_parent(ex->p, &c->lookup, &table, &key, &pred);
+        rc = column_type(conn, table, key, &lp->key_type, err);
+        if (rc != IG_OK)
+            return ig_err_prefix(err, "target %s, column %s", t->name,
+                                 c->name);
+    }
+    return IG_OK;
+}
+
+ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
+{
+    ig_exec *ex = ig_xcalloc(1, sizeof(*ex));
+
+    ex->p = p;
+    ex->ntargets = ig_pipeline_ntargets(p);
+    ex->t = ig_xcalloc(ex->ntargets ? ex->ntargets : 1, sizeof(*ex->t));
+    build_stage(ex);
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        if (plan_lookups(ex, conn, ti, err) != IG_OK) {
+            ig_exec_free(ex);
+            return NULL;
+        }
+        build_upsert(ex, ti);
+        build_missing(ex, ti);
+        ig_log(IG_LOG_DEBUG, "exec: target %zu upsert: %s", ti,
+               ex->t[ti].upsert);
+    }
+    return ex;
+}
+
+void ig_exec_free(ig_exec *ex)
+{
+    if (ex == NULL)
+        return;
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        for (size_t i = 0; i < ex->t[ti].nlookups; i++)
+            free(ex->t[ti].lookups[i].key_type);
+        free(ex->t[ti].lookups);
+        free(ex->t[ti].upsert);
+        free(ex->t[ti].missing);
+    }
+    free(ex->t);
+    free(ex->stage);
+    free(ex->create_stage);
+    free(ex->copy);
+    free(ex->truncate);
+    free(ex);
+}
+
+size_t ig_exec_ntargets(const ig_exec *ex)
+{
+    return ex->ntargets;
+}
+
+const char *ig_exec_upsert_sql(const ig_exec *ex, size_t t)
+{
+    return t < ex->ntargets ? ex->t[t].upsert : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running a batch                                                     */
+
+/* State of one ig_exec_batch call. */
+typedef struct run_ctx {
+    const ig_exec *ex;
+    PGconn *conn;
+    ig_batch *b;
+    ig_counts *per_target;
+    ig_err *err;
+    char *buf; /* COPY data of the current subset */
+    size_t cap;
+    /* The last statement failure, for the row it is pinned on. */
+    char state[8], constraint[64], column[64], message[480];
+} run_ctx;
+
+static void mark_failed(run_ctx *rc, size_t row, const char *target,
+                        const char *column, const char *code,
+                        const char *constraint, const char *msg)
+{
+    ig_batch_row *r = ig_batch_row_at(rc->b, row);
+    ig_arena *a = ig_batch_arena(rc->b);
+
+    if (r == NULL || r->failed)
+        return;
+    r->failed = 1;
+    r->reason.target = target ? ig_arena_strdup(a, target) : NULL;
+    r->reason.column = column ? ig_arena_strdup(a, column) : NULL;
+    r->reason.code = ig_arena_strdup(a, code);
+    r->reason.constraint = constraint ? ig_arena_strdup(a, constraint) : NULL;
+    r->reason.message = ig_arena_strdup(a, msg);
+}
+
+static int copy_rows(run_ctx *rc, const size_t *rows, size_t n)
+{
+    PGresult *res;
+    size_t len = 0;
+    int rc2 = IG_OK;
+
+    for (size_t i = 0; i < n; i++)
+        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
+    res = PQexec(rc->conn, rc->ex->copy);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        rc2 = ig_db_err(rc->err, rc->conn, res, "COPY into the stage table");
+        PQclear(res);
+        return rc2;
+    }
+    PQclear(res);
+    if (PQputCopyData(rc->conn, rc->buf, (int)len) != 1 ||
+        PQputCopyEnd(rc->conn, NULL) != 1)
+        return ig_db_err(rc->err, rc->conn, NULL, "sending COPY data");
+    while ((res = PQgetResult(rc->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc2 == IG_OK)
+            rc2 = ig_db_err(rc->err, rc->conn, res, "COPY into the stage "
+                            "table");
+        PQclear(res);
+    }
+    return rc2;
+}
+
+/* Classify a failed statement: transient (abort the batch), or a data
+ * failure inside this subset (isolate rows). */
+static int stmt_failed(run_ctx *rc, PGresult *res, const char *what)
+{
+    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *cn = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    const char *col = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    const char *det = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+
+    snprintf(rc->state, sizeof(rc->state), "%s", st ? st : "XX000");
+    snprintf(rc->constraint, sizeof(rc->constraint), "%s", cn ? cn : "");
+    snprintf(rc->column, sizeof(rc->column), "%s", col ? col : "");
+    snprintf(rc->message, sizeof(rc->message), "%s%s%s",
+             msg ? msg : "rejected by PostgreSQL", det ? ": " : "",
+             det ? det : "");
+    return ig_db_err(rc->err, rc->conn, res, "%s", what);
+}
+
+static int sp(run_ctx *rc, const char *sql)
+{
+    return ig_db_exec(rc->conn, sql, sql, rc->err);
+}
+
+static int run_subset(run_ctx *rc, size_t *rows, size_t n);
+
+/* Remove the rows marked failed from rows[0..n) and run the rest again. */
+static int rerun_without_failed(run_ctx *rc, size_t *rows, size_t n)
+{
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (!ig_batch_row_at(rc->b, rows[i])->failed)
+            rows[m++] = rows[i];
+    return m > 0 ? run_subset(rc, rows, m) : IG_OK;
+}
+
+/* Mark the rows of a missing-parent result failed. Returns how many. */
+static size_t mark_missing(run_ctx *rc, size_t ti, PGresult *res)
+{
+    const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
+    const target_plan *tp = &rc->ex->t[ti];
+    size_t n = (size_t)PQntuples(res);
+
+    for (size_t i = 0; i < n; i++) {
+        size_t row = (size_t)atol(PQgetvalue(res, (int)i, 0));
+        for (size_t l = 0; l < tp->nlookups; l++) {
+            const ig_column *c = &t->cols[tp->lookups[l].col];
+            const char *table, *key, *pred;
+            char msg[300];
+            if (PQgetvalue(res, (int)i, (int)l + 1)[0] != 't')
+                continue;
+            lookup_parent(rc->ex->p, &c->lookup, &table, &key, &pred);
+            snprintf(msg, sizeof(msg), "no %s row with %s = the row's %s",
+                     table, key, c->lookup.from ? c->lookup.from : key);
+            mark_failed(rc, row, t->name, c->name, "MISSING_PARENT", NULL,
+                        msg);
+            break;
+        }
+    }
+    return n;
+}
+
+/* Run one target's statements for the current subset. *refail is set
+ * when rows were marked failed and the subset must be run again. */
+static int run_target(run_ctx *rc, size_t ti, ig_counts *delta, int *refail)
+{
+    const target_plan *tp = &rc->ex->t[ti];
+    const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
+    PGresult *res;
+    int code = IG_OK;
+
+    *refail = 0;
+    if (tp->missing) {
+        res = PQexec(rc->conn, tp->missing);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            code = stmt_failed(rc, res, t->name);
+            PQclear(res);
+            return code;
+        }
+        if (mark_missing(rc, ti, res) > 0)
+            *refail = 1;
+        PQclear(res);
+        if (*refail)
+            return IG_OK;
+    }
+    res = PQexec(rc->conn, tp->upsert);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        code = stmt_failed(rc, res, t->name);
+        PQclear(res);
+        return code;
+    }
+    delta->inserted = atoll(PQgetvalue(res, 0, 2));
+    if (tp->conflict_error) {
+        /* Column 4 lists the rows whose key already existed. */
+        const char *p = PQgetvalue(res, 0, 3);
+        char msg[200];
+        snprintf(msg, sizeof(msg), "a row with this key already exists in "
+                 "%s (on_conflict: error)", t->table);
+        while (*p) {
+            char *end;
+            long row = strtol(p, &end, 10);
+            mark_failed(rc, (size_t)row, t->name, NULL, "ALREADY_EXISTS",
+                        NULL, msg);
+            *refail = 1;
+            p = *end == ',' ? end + 1 : end;
+            if (end == p && *p) /* defensive: malformed list */
+                break;
+        }
+    } else {
+        delta->updated = atoll(PQgetvalue(res, 0, 3));
+    }
+    {
+        long long nsrc = atoll(PQgetvalue(res, 0, 0));
+        long long ndedup = atoll(PQgetvalue(res, 0, 1));
+        delta->unchanged = ndedup - delta->inserted - delta->updated;
+        delta->skipped = nsrc - ndedup;
+    }
+    PQclear(res);
+    return IG_OK;
+}
+
+/* Isolate the guilty rows of a subset PostgreSQL rejected. */
+static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
+{
+    size_t half;
+    int code;
+
+    if (n == 1) {
+        /* This row alone fails: record PostgreSQL's reason. */
+        mark_failed(rc, rows[0], target, rc->column[0] ? rc->column : NULL,
+                    rc->state, rc->constraint[0] ? rc->constraint : NULL,
+                    rc->message);
+        return IG_OK;
+    }
+    half = n / 2;
+    code = run_subset(rc, rows, half);
+    if (code == IG_OK)
+        code = run_subset(rc, rows + half, n - half);
+    return code;
+}
+
+/* Apply rows[0..n) in a savepoint; on a data failure, roll back and
+ * isolate. Counts are only added for subsets that were kept. */
+static int run_subset(run_ctx *rc, size_t *rows, size_t n)
+{
+    ig_counts *delta = ig_xcalloc(rc->ex->ntargets, sizeof(*delta));
+    const char *failed_target = NULL;
+    int code, refail = 0;
+
+    code = sp(rc, "SAVEPOINT ig_run");
+    if (code == IG_OK)
+        code = sp(rc, rc->ex->truncate);
+    if (code == IG_OK)
+        code = copy_rows(rc, rows, n);
+    for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
+        code = run_target(rc, ti, &delta[ti], &refail);
+        if (code != IG_OK)
+            failed_target = ig_pipeline_target(rc->ex->p, ti)->name;
+        if (refail)
+            break;
+    }
+    if (code == IG_OK && !refail) {
+        code = sp(rc, "RELEASE SAVEPOINT ig_run");
+        for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
+            rc->per_target[ti].inserted += delta[ti].inserted;
+            rc->per_target[ti].updated += delta[ti].updated;
+            rc->per_target[ti].unchanged += delta[ti].unchanged;
+            rc->per_target[ti].skipped += delta[ti].skipped;
+        }
+        free(delta);
+        return code;
+    }
+    free(delta);
+    if (code == IG_DB_RETRY || PQstatus(rc->conn) != CONNECTION_OK)
+        return code == IG_OK ? IG_DB_RETRY : code;
+    if (code != IG_OK && code != IG_DB)
+        return code;
+    /* A statement PostgreSQL could not even plan or run for any data
+     * (syntax, undefined column, no matching unique index: class 42,
+     * feature not supported: 0A) is the pipeline's fault, not a row's:
+     * stop instead of blaming every row. */
+    if (code != IG_OK && (strncmp(rc->state, "42", 2) == 0 ||
+                          strncmp(rc->state, "0A", 2) == 0)) {
+        PGresult *r = PQexec(rc->conn, "ROLLBACK TO SAVEPOINT ig_run");
+        PQclear(r);
+        return IG_CONFIG;
+    }
+    code = code == IG_OK ? IG_OK : IG_DB; /* a data failure, isolate it */
+    {
+        int rb = sp(rc, "ROLLBACK TO SAVEPOINT ig_run");
+        if (rb == IG_OK)
+            rb = sp(rc, "RELEASE SAVEPOINT ig_run");
+        if (rb != IG_OK)
+            return rb;
+    }
+    if (refail && code == IG_OK)
+        return rerun_without_failed(rc, rows, n);
+    return bisect(rc, rows, n, failed_target);
+}
+
+int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
+                  ig_counts *per_target, ig_err *err)
+{
+    run_ctx rc;
+    size_t n = ig_batch_nrows(b);
+    size_t *rows;
+    int code;
+
+    memset(&rc, 0, sizeof(rc));
+    rc.ex = ex;
+    rc.conn = conn;
+    rc.b = b;
+    rc.per_target = per_target;
+    rc.err = err;
+    if (n == 0)
+        return IG_OK;
+    code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
+                      err);
+    if (code != IG_OK)
+        return code;
+    rows = ig_xmalloc(n * sizeof(*rows));
+    for (size_t i = 0; i < n; i++)
+        rows[i] = i;
+    code = run_subset(&rc, rows, n);
+    free(rows);
+    free(rc.buf);
+    return code;
+}

@@ -1,0 +1,65 @@
+/*
+ * exec.h - the upsert executor: applies one batch to PostgreSQL with
+ * row locks only.
+ *
+ * For each batch, inside the caller's transaction: COPY the batch's rows
+ * into a per-connection temporary stage table, then per target in
+ * dependency order one
+ *   INSERT INTO t (..) SELECT .. FROM stage [LEFT JOIN parents] ORDER BY key
+ *   ON CONFLICT (key) WHERE <predicate> DO UPDATE SET ..
+ *   WHERE (t.c, ..) IS DISTINCT FROM (new c, ..) RETURNING (xmax = 0)
+ * counting inserted, updated and unchanged rows. Ordering by key gives
+ * every writer the same lock order; the IS DISTINCT FROM guard skips no-op
+ * updates (updated_at is not touched); no statement ever takes a table
+ * lock. duplicates: last is resolved here with DISTINCT ON (key) keeping
+ * the highest row; first / error were resolved before (keyset.h).
+ *
+ * Row failures never sink a batch. Rows whose lookup finds no parent, rows
+ * that hit an existing key under on_conflict: error, and rows PostgreSQL
+ * rejects (constraint, trigger, cast) are isolated -- the last by
+ * bisection with savepoints -- marked failed in the batch with their
+ * SQLSTATE, constraint and message, and the rest is applied. A row is
+ * atomic across targets: a row that fails in any target writes nothing.
+ *
+ * Stage layout (the map stage writes COPY lines in this order): _row (the
+ * row's index in the batch), one boolean per target (is the target
+ * eligible for this row), then for each target each column's value (for a
+ * lookup column: the parent's natural key).
+ *
+ * An ig_exec is immutable after ig_exec_new and may be shared by threads;
+ * each call uses the connection it is given.
+ */
+#ifndef IG_EXEC_H
+#define IG_EXEC_H
+
+#include <libpq-fe.h>
+
+#include "batch.h"
+#include "err.h"
+#include "pipeline.h"
+#include "results.h"
+
+typedef struct ig_exec ig_exec; /* opaque */
+
+/* Build the statements for p. conn (borrowed) is used once to resolve the
+ * types of lookup keys in the catalog. Owned; NULL with *err (a parent
+ * table or column missing: IG_CONFIG; database trouble: IG_DB*). */
+ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
+    IG_MUSTCHECK;
+
+void ig_exec_free(ig_exec *ex);
+
+/* Apply batch b on conn, which must be inside a transaction. Adds each
+ * target's inserted / updated / unchanged / skipped to per_target[t].
+ * IG_OK: the caller may commit (failed rows are marked in b). IG_DB_RETRY:
+ * a transient failure (connection lost, deadlock, ...): roll back and
+ * retry the whole batch. IG_DB: the batch could not be run at all. */
+int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
+                  ig_counts *per_target, ig_err *err) IG_MUSTCHECK;
+
+/* Number of targets, and the SQL of target t's upsert (for docs, tests
+ * and --explain). Borrowed. */
+size_t ig_exec_ntargets(const ig_exec *ex);
+const char *ig_exec_upsert_sql(const ig_exec *ex, size_t t);
+
+#endif /* IG_EXEC_H */

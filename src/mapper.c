@@ -1,0 +1,475 @@
+/*
+ * mapper.c - records to batch rows; see mapper.h.
+ *
+ * The row a hook sees holds every header column plus every name the
+ * pipeline reads that the header lacks (NULL), so a transform hook can
+ * fill a column the spreadsheet does not have.
+ */
+#include "mapper.h"
+
+#include "keyset.h"
+#include "log.h"
+#include "rules.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REASONS 32
+
+struct ig_mapper {
+    const ig_pipeline *p;
+    ig_hook *hook;        /* borrowed, may be NULL */
+    ig_results *results;  /* borrowed */
+    size_t nnames;        /* header columns + extra names */
+    const char **names;   /* borrowed strings (header or pipeline) */
+    size_t nheader;
+    int **col_index;      /* [target][col] -> index into names, or -1 */
+    int **key_cols;       /* [target][k] -> column index */
+    int **skip_cols;      /* [target][i] -> column index */
+    ig_keyset **keysets;  /* [target]: duplicates error/first, else NULL */
+    int *eligible;        /* per target, scratch */
+    uint64_t *key_seen;   /* per target, scratch: first row or 0 */
+    ig_value *vals;       /* per target x column, scratch */
+    size_t nvals;
+    size_t *val_base;     /* [target] -> offset into vals */
+    char *keybuf;         /* scratch for key bytes */
+    size_t keycap;
+    long long batch_no;
+};
+
+static int find_name(const ig_mapper *m, const char *name)
+{
+    for (size_t i = 0; i < m->nnames; i++)
+        if (strcmp(m->names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void add_name(ig_mapper *m, const char *name)
+{
+    if (find_name(m, name) >= 0)
+        return;
+    m->names = ig_xrealloc(m->names, (m->nnames + 1) * sizeof(*m->names));
+    m->names[m->nnames++] = name;
+}
+
+/* Name of the input a column reads (from:, or lookup from:), or NULL. */
+static const char *col_input(const ig_column *c)
+{
+    if (c->source == IG_COLSRC_FROM)
+        return c->from;
+    if (c->source == IG_COLSRC_LOOKUP)
+        return c->lookup.from;
+    return NULL;
+}
+
+static int col_position(const ig_column *c)
+{
+    if (c->source == IG_COLSRC_FROM)
+        return c->from_index;
+    if (c->source == IG_COLSRC_LOOKUP)
+        return c->lookup.from_index;
+    return -1;
+}
+
+static int col_by_name(const ig_target *t, const char *name)
+{
+    for (size_t i = 0; i < t->n_cols; i++)
+        if (strcmp(t->cols[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Check the header against the pipeline's inputs (missing / unknown
+ * columns policies). */
+static int check_columns(ig_mapper *m, ig_err *err)
+{
+    const ig_source *src = ig_pipeline_source(m->p);
+    char missing[512] = "", found[512] = "";
+    size_t nmissing = 0;
+
+    if (m->nheader == 0)
+        return IG_OK; /* positional source */
+    for (size_t i = 0; i < ig_pipeline_ninputs(m->p); i++) {
+        const char *in = ig_pipeline_input(m->p, i);
+        int j = find_name(m, in);
+        if (j >= 0 && (size_t)j < m->nheader)
+            continue;
+        nmissing++;
+        snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+                 "%s'%s'", nmissing > 1 ? ", " : "", in);
+    }
+    for (size_t i = 0; i < m->nheader; i++)
+        snprintf(found + strlen(found), sizeof(found) - strlen(found),
+                 "%s'%s'", i ? ", " : "", m->names[i]);
+    if (nmissing > 0 && src->missing_columns == IG_MISSING_COLUMNS_ERROR)
+        return ig_err_set(err, IG_CONFIG,
+                          "the input lacks column%s %s that pipeline %s "
+                          "reads (the header has %s); fix the header or "
+                          "set source.missing_columns: null",
+                          nmissing > 1 ? "s" : "", missing,
+                          ig_pipeline_name(m->p), found);
+    if (src->unknown_columns == IG_UNKNOWN_COLUMNS_ERROR) {
+        for (size_t i = 0; i < m->nheader; i++) {
+            int used = 0;
+            for (size_t k = 0; k < ig_pipeline_ninputs(m->p); k++)
+                if (strcmp(ig_pipeline_input(m->p, k), m->names[i]) == 0)
+                    used = 1;
+            if (!used)
+                return ig_err_set(err, IG_CONFIG,
+                                  "the input has column '%s' that pipeline "
+                                  "%s does not map (source.unknown_columns: "
+                                  "error)",
+                                  m->names[i], ig_pipeline_name(m->p));
+        }
+    }
+    return IG_OK;
+}
+
+ig_mapper *ig_mapper_new(const ig_pipeline *p, const char *const *header,
+                         size_t ncols, ig_hook *hook, ig_results *results,
+                         ig_err *err)
+{
+    ig_mapper *m = ig_xcalloc(1, sizeof(*m));
+    size_t nt = ig_pipeline_ntargets(p);
+
+    m->p = p;
+    m->hook = hook;
+    m->results = results;
+    for (size_t i = 0; i < ncols; i++)
+        add_name(m, header[i]);
+    m->nheader = m->nnames;
+    for (size_t i = 0; i < ig_pipeline_ninputs(p); i++)
+        add_name(m, ig_pipeline_input(p, i));
+    if (check_columns(m, err) != IG_OK) {
+        ig_mapper_free(m);
+        return NULL;
+    }
+    m->col_index = ig_xcalloc(nt, sizeof(int *));
+    m->key_cols = ig_xcalloc(nt, sizeof(int *));
+    m->skip_cols = ig_xcalloc(nt, sizeof(int *));
+    m->keysets = ig_xcalloc(nt, sizeof(ig_keyset *));
+    m->eligible = ig_xcalloc(nt, sizeof(int));
+    m->key_seen = ig_xcalloc(nt, sizeof(uint64_t));
+    m->val_base = ig_xcalloc(nt, sizeof(size_t));
+    for (size_t ti = 0; ti < nt; ti++) {
+        const ig_target *t = ig_pipeline_target(p, ti);
+        m->val_base[ti] = m->nvals;
+        m->nvals += t->n_cols;
+        m->col_index[ti] = ig_xcalloc(t->n_cols ? t->n_cols : 1, sizeof(int));
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            const char *in = col_input(&t->cols[ci]);
+            m->col_index[ti][ci] = in ? find_name(m, in) : -1;
+        }
+        m->key_cols[ti] = ig_xcalloc(t->n_key ? t->n_key : 1, sizeof(int));
+        for (size_t k = 0; k < t->n_key; k++)
+            m->key_cols[ti][k] = col_by_name(t, t->key[k]);
+        m->skip_cols[ti] = ig_xcalloc(t->n_skip_when_null + 1, sizeof(int));
+        for (size_t k = 0; k < t->n_skip_when_null; k++)
+            m->skip_cols[ti][k] = col_by_name(t, t->skip_when_null[k]);
+        if (t->duplicates != IG_DUPLICATES_LAST)
+            m->keysets[ti] = ig_keyset_new();
+    }
+    m->vals = ig_xcalloc(m->nvals ? m->nvals : 1, sizeof(ig_value));
+    return m;
+}
+
+void ig_mapper_free(ig_mapper *m)
+{
+    size_t nt;
+
+    if (m == NULL)
+        return;
+    nt = ig_pipeline_ntargets(m->p);
+    for (size_t ti = 0; m->col_index && ti < nt; ti++) {
+        free(m->col_index[ti]);
+        free(m->key_cols[ti]);
+        free(m->skip_cols[ti]);
+        ig_keyset_free(m->keysets[ti]);
+    }
+    free(m->col_index);
+    free(m->key_cols);
+    free(m->skip_cols);
+    free(m->keysets);
+    free(m->eligible);
+    free(m->key_seen);
+    free(m->val_base);
+    free(m->vals);
+    free(m->names);
+    free(m->keybuf);
+    free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* One row                                                             */
+
+typedef struct row_state {
+    ig_reason reasons[MAX_REASONS];
+    size_t n;
+    ig_arena *arena;
+} row_state;
+
+static void add_reason(row_state *rs, const char *target, const char *column,
+                       const char *code, const char *msg)
+{
+    if (rs->n >= MAX_REASONS)
+        return;
+    rs->reasons[rs->n].target = target;
+    rs->reasons[rs->n].column = column;
+    rs->reasons[rs->n].code = code;
+    rs->reasons[rs->n].constraint = NULL;
+    rs->reasons[rs->n].message = ig_arena_strdup(rs->arena, msg);
+    rs->n++;
+}
+
+static int is_null_marker(const ig_source *src, ig_value v)
+{
+    for (size_t i = 0; i < src->n_null_markers; i++) {
+        const char *mk = src->null_markers[i];
+        if (strlen(mk) == v.len && memcmp(mk, v.p, v.len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The row as the hooks see it: header fields, then extra names. */
+static ig_value *source_row(ig_mapper *m, const ig_record *rec,
+                            ig_arena *arena)
+{
+    const ig_source *src = ig_pipeline_source(m->p);
+    ig_value *v = ig_arena_alloc(arena, (m->nnames ? m->nnames : 1) *
+                                            sizeof(ig_value));
+
+    for (size_t i = 0; i < m->nnames; i++) {
+        if (i < m->nheader && i < rec->nfields && !rec->fields[i].is_null &&
+            !is_null_marker(src, rec->fields[i]))
+            v[i] = rec->fields[i];
+        else
+            v[i] = IG_VALUE_NULL;
+    }
+    return v;
+}
+
+static ig_value raw_input(const ig_mapper *m, const ig_record *rec,
+                          const ig_value *row, size_t ti, size_t ci)
+{
+    const ig_column *c = &ig_pipeline_target(m->p, ti)->cols[ci];
+    int idx = m->col_index[ti][ci];
+    int pos;
+
+    if (idx >= 0)
+        return row[idx];
+    pos = col_position(c);
+    if (pos >= 0 && (size_t)pos < rec->nfields &&
+        !is_null_marker(ig_pipeline_source(m->p), rec->fields[pos]))
+        return rec->fields[pos];
+    return IG_VALUE_NULL;
+}
+
+/* Compute and check every column of every target into m->vals. */
+static void map_columns(ig_mapper *m, const ig_record *rec,
+                        const ig_value *row, row_state *rs)
+{
+    for (size_t ti = 0; ti < ig_pipeline_ntargets(m->p); ti++) {
+        const ig_target *t = ig_pipeline_target(m->p, ti);
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            const ig_column *c = &t->cols[ci];
+            ig_value in, *out = &m->vals[m->val_base[ti] + ci];
+            ig_rule_fail fail;
+
+            if (c->source == IG_COLSRC_CONST)
+                in = c->constant ? (ig_value){c->constant,
+                                              strlen(c->constant), 0}
+                                 : IG_VALUE_NULL;
+            else
+                in = raw_input(m, rec, row, ti, ci);
+            if (c->source == IG_COLSRC_LOOKUP) {
+                ig_rules_xforms(c->lookup.xforms, c->lookup.n_xforms, in,
+                                rs->arena, out);
+                if (out->is_null && c->rules.required)
+                    add_reason(rs, t->name, c->name, "required",
+                               "a value is required");
+                continue;
+            }
+            memset(&fail, 0, sizeof(fail));
+            if (ig_rules_value(c, in, rs->arena, out, &fail) != IG_OK)
+                add_reason(rs, t->name, c->name,
+                           fail.code ? fail.code : "invalid", fail.msg);
+        }
+    }
+}
+
+static int call_hook(ig_mapper *m, ig_hook_fn fn, const ig_record *rec,
+                     ig_value *row, row_state *rs, ig_err *err)
+{
+    ig_hook_row hr;
+    ig_hook_outcome out;
+    int rc;
+
+    if (m->hook == NULL || !ig_hook_has(m->hook, fn))
+        return IG_OK;
+    hr.n = m->nnames;
+    hr.names = m->names;
+    hr.vals = row;
+    hr.rowno = rec->recno;
+    hr.line = rec->line;
+    hr.target = NULL;
+    memset(&out, 0, sizeof(out));
+    rc = ig_hook_call_row(m->hook, fn, &hr, rs->arena, &out, err);
+    if (rc != IG_OK)
+        return rc;
+    if (out.rejected) {
+        if (out.nreasons == 0)
+            add_reason(rs, NULL, NULL, out.code ? out.code : "HOOK",
+                       "rejected by the hook");
+        for (size_t i = 0; i < out.nreasons; i++)
+            add_reason(rs, NULL, out.reasons[i].column,
+                       out.code ? out.code : "HOOK", out.reasons[i].message);
+    }
+    return IG_OK;
+}
+
+/* Bytes identifying target ti's key for this row, in m->keybuf. */
+static size_t key_bytes(ig_mapper *m, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(m->p, ti);
+    size_t len = 0;
+
+    for (size_t k = 0; k < t->n_key; k++) {
+        const ig_value *v = &m->vals[m->val_base[ti] + (size_t)m->key_cols[ti][k]];
+        uint32_t n = v->is_null ? UINT32_MAX : (uint32_t)v->len;
+        size_t need = len + 4 + (v->is_null ? 0 : v->len);
+        if (need > m->keycap) {
+            m->keycap = need * 2;
+            m->keybuf = ig_xrealloc(m->keybuf, m->keycap);
+        }
+        memcpy(m->keybuf + len, &n, 4);
+        len += 4;
+        if (!v->is_null) {
+            memcpy(m->keybuf + len, v->p, v->len);
+            len += v->len;
+        }
+    }
+    return len;
+}
+
+/* Decide eligibility per target and apply duplicates: error / first.
+ * Keys are only remembered once the row is known to pass. */
+static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs)
+{
+    size_t nt = ig_pipeline_ntargets(m->p);
+
+    for (size_t ti = 0; ti < nt; ti++) {
+        const ig_target *t = ig_pipeline_target(m->p, ti);
+        m->eligible[ti] = 1;
+        m->key_seen[ti] = 0;
+        for (size_t k = 0; k < t->n_skip_when_null; k++) {
+            int ci = m->skip_cols[ti][k];
+            if (ci >= 0 && m->vals[m->val_base[ti] + (size_t)ci].is_null)
+                m->eligible[ti] = 0;
+        }
+        if (!m->eligible[ti] || m->keysets[ti] == NULL)
+            continue;
+        {
+            size_t len = key_bytes(m, ti); /* may move keybuf: call first */
+            m->key_seen[ti] = ig_keyset_find(m->keysets[ti], m->keybuf, len);
+        }
+        if (m->key_seen[ti] == 0)
+            continue;
+        if (t->duplicates == IG_DUPLICATES_FIRST) {
+            m->eligible[ti] = 0; /* keep the first occurrence */
+        } else {
+            char msg[160];
+            snprintf(msg, sizeof(msg),
+                     "duplicate key in this import: row %llu has the same "
+                     "key", (unsigned long long)m->key_seen[ti]);
+            add_reason(rs, t->name, t->key[0], "DUPLICATE_KEY", msg);
+        }
+    }
+    if (rs->n > 0)
+        return;
+    for (size_t ti = 0; ti < nt; ti++) {
+        ig_counts skip = {0, 0, 0, 0, 1, 0};
+        if (m->keysets[ti] && m->eligible[ti] && m->key_seen[ti] == 0) {
+            size_t len = key_bytes(m, ti);
+            ig_keyset_add(m->keysets[ti], m->keybuf, len,
+                          (uint32_t)rec->recno);
+        }
+        if (!m->eligible[ti])
+            ig_results_add(m->results, (int)ti, &skip);
+    }
+}
+
+int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
+                  ig_err *err)
+{
+    row_state rs;
+    ig_value *row;
+    int rc;
+
+    rs.n = 0;
+    rs.arena = ig_batch_arena(b);
+    if (rec->error != NULL) {
+        add_reason(&rs, NULL, NULL,
+                   rec->error_code ? rec->error_code : "CSV", rec->error);
+        goto failed;
+    }
+    row = source_row(m, rec, rs.arena);
+    rc = call_hook(m, IG_HOOK_TRANSFORM, rec, row, &rs, err);
+    if (rc != IG_OK)
+        return rc;
+    if (rs.n > 0)
+        goto failed;
+    map_columns(m, rec, row, &rs);
+    if (rs.n == 0) {
+        rc = call_hook(m, IG_HOOK_VALIDATE, rec, row, &rs, err);
+        if (rc != IG_OK)
+            return rc;
+    }
+    if (rs.n == 0)
+        check_targets(m, rec, &rs);
+    if (rs.n > 0)
+        goto failed;
+
+    ig_batch_begin_row(b, rec);
+    for (size_t ti = 0; ti < ig_pipeline_ntargets(m->p); ti++)
+        ig_batch_put_bool(b, m->eligible[ti]);
+    for (size_t i = 0; i < m->nvals; i++)
+        ig_batch_put_value(b, m->vals[i]);
+    ig_batch_end_row(b);
+    return IG_OK;
+
+failed:
+    ig_results_fail_row(m->results, rec->recno, rec->line, rec->fields,
+                        rec->nfields, rs.reasons, rs.n);
+    return IG_OK;
+}
+
+void ig_mapper_before_batch(ig_mapper *m, long long batch_no)
+{
+    ig_err err;
+    ig_hook_summary s;
+
+    m->batch_no = batch_no;
+    if (m->hook == NULL || !ig_hook_has(m->hook, IG_HOOK_BEFORE_BATCH))
+        return;
+    memset(&s, 0, sizeof(s));
+    s.batch = batch_no;
+    if (ig_hook_call_batch(m->hook, IG_HOOK_BEFORE_BATCH, NULL, &err) !=
+        IG_OK)
+        ig_log(IG_LOG_WARN, "before_batch hook (batch %lld): %s", batch_no,
+               err.msg);
+}
+
+void ig_mapper_after_batch(ig_mapper *m, const ig_hook_summary *s)
+{
+    ig_err err;
+
+    if (m->hook == NULL || !ig_hook_has(m->hook, IG_HOOK_AFTER_BATCH))
+        return;
+    if (ig_hook_call_batch(m->hook, IG_HOOK_AFTER_BATCH, s, &err) != IG_OK)
+        ig_log(IG_LOG_WARN, "after_batch hook (batch %lld): %s", s->batch,
+               err.msg);
+}

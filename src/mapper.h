@@ -1,0 +1,52 @@
+/*
+ * mapper.h - turns source records into batch rows: the pipeline's column
+ * mapping, built-in transforms and rules (rules.h), the Lua hooks
+ * (hook.h), per-target skip conditions and the duplicate-key policies.
+ *
+ * For each record: null markers applied; transform hook; every column of
+ * every target computed and checked (all failures of a row are collected,
+ * not just the first); validate hook; then a row that passed gets its
+ * eligibility per target (skip_when_null, duplicates: first) and its
+ * duplicate check (duplicates: error) and is appended to the batch as a
+ * COPY line in the stage layout of exec.h. A row that failed is recorded
+ * in the results with all its reasons and original values; nothing of it
+ * reaches the database.
+ *
+ * One mapper per import, used by one thread (it owns the keysets and
+ * borrows the hook, which must belong to the same thread).
+ */
+#ifndef IG_MAPPER_H
+#define IG_MAPPER_H
+
+#include "batch.h"
+#include "err.h"
+#include "hook.h"
+#include "pipeline.h"
+#include "results.h"
+#include "value.h"
+
+typedef struct ig_mapper ig_mapper; /* opaque */
+
+/* Resolve the pipeline's input columns against the source header
+ * (header/ncols borrowed for the mapper's life; ncols 0 for headerless
+ * sources, which map by position). hook may be NULL. Owned; NULL with
+ * *err (IG_CONFIG) when a mapped column is missing under
+ * missing_columns: error, or an unmapped one exists under
+ * unknown_columns: error; the message names them and the columns found. */
+ig_mapper *ig_mapper_new(const ig_pipeline *p, const char *const *header,
+                         size_t ncols, ig_hook *hook, ig_results *results,
+                         ig_err *err) IG_MUSTCHECK;
+
+void ig_mapper_free(ig_mapper *m);
+
+/* Map one record (fields in b's arena) into b, or record it as failed.
+ * IG_OK either way; another code only when the hook host broke. */
+int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
+                  ig_err *err) IG_MUSTCHECK;
+
+/* Call the before_batch / after_batch hooks when defined; a hook error is
+ * logged, not fatal. */
+void ig_mapper_before_batch(ig_mapper *m, long long batch_no);
+void ig_mapper_after_batch(ig_mapper *m, const ig_hook_summary *s);
+
+#endif /* IG_MAPPER_H */

@@ -1,0 +1,181 @@
+/*
+ * pool.c - pooled libpq connections; see pool.h.
+ */
+#include "pool.h"
+
+#include "db.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ig_pool_conn {
+    PGconn *pg;
+    unsigned long long tag;
+    struct ig_pool_conn *next; /* idle list link */
+};
+
+struct ig_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *conninfo;
+    int size;
+    int open;                /* connections open (idle + borrowed) */
+    int connect_timeout_ms;
+    long statement_timeout_ms;
+    ig_pool_conn *idle;
+};
+
+ig_pool *ig_pool_new(const ig_pool_opts *opts, ig_err *err)
+{
+    ig_pool *p;
+
+    if (opts->size < 1)
+        return ig_err_set(err, IG_CONFIG, "pool size must be >= 1"), NULL;
+    p = ig_xcalloc(1, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->conninfo = ig_xstrdup(opts->conninfo ? opts->conninfo : "");
+    p->size = opts->size;
+    p->connect_timeout_ms = opts->connect_timeout_ms > 0
+                                ? opts->connect_timeout_ms
+                                : 30000;
+    p->statement_timeout_ms = opts->statement_timeout_ms;
+    return p;
+}
+
+void ig_pool_free(ig_pool *p)
+{
+    ig_pool_conn *c, *next;
+
+    if (p == NULL)
+        return;
+    for (c = p->idle; c; c = next) {
+        next = c->next;
+        PQfinish(c->pg);
+        free(c);
+    }
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->conninfo);
+    free(p);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Open and prepare one connection, retrying transient failures with
+ * backoff within the pool's budget. Called without the lock held. */
+static int open_conn(ig_pool *p, PGconn **out, ig_err *err)
+{
+    long deadline = now_ms() + p->connect_timeout_ms;
+    long delay = 100;
+    char setup[160];
+    int rc;
+
+    snprintf(setup, sizeof(setup),
+             "SET statement_timeout = %ld; SET client_min_messages = warning",
+             p->statement_timeout_ms);
+    for (;;) {
+        rc = ig_db_connect(p->conninfo, out, err);
+        if (rc == IG_OK) {
+            rc = ig_db_exec(*out, setup, "preparing the session", err);
+            if (rc == IG_OK)
+                return IG_OK;
+            PQfinish(*out);
+            *out = NULL;
+        }
+        if (rc != IG_DB_RETRY || now_ms() + delay > deadline)
+            return rc;
+        ig_log(IG_LOG_WARN, "pool: %s; retrying in %ld ms",
+               err ? err->msg : "connect failed", delay);
+        sleep_ms(delay);
+        delay = delay * 2 > 2000 ? 2000 : delay * 2;
+    }
+}
+
+int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
+{
+    ig_pool_conn *c = NULL;
+    PGconn *pg = NULL;
+    int rc;
+
+    *out = NULL;
+    pthread_mutex_lock(&p->mu);
+    while (p->idle == NULL && p->open >= p->size)
+        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->idle != NULL) {
+        c = p->idle;
+        p->idle = c->next;
+        c->next = NULL;
+        pthread_mutex_unlock(&p->mu);
+        *out = c;
+        return IG_OK;
+    }
+    p->open++; /* reserve the slot, then connect without the lock */
+    pthread_mutex_unlock(&p->mu);
+
+    rc = open_conn(p, &pg, err);
+    if (rc != IG_OK) {
+        pthread_mutex_lock(&p->mu);
+        p->open--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        return rc;
+    }
+    c = ig_xcalloc(1, sizeof(*c));
+    c->pg = pg;
+    *out = c;
+    return IG_OK;
+}
+
+void ig_pool_release(ig_pool *p, ig_pool_conn *c, int how)
+{
+    if (c == NULL)
+        return;
+    if (how == IG_POOL_KEEP &&
+        (PQstatus(c->pg) != CONNECTION_OK ||
+         PQtransactionStatus(c->pg) != PQTRANS_IDLE))
+        how = IG_POOL_DISCARD;
+    pthread_mutex_lock(&p->mu);
+    if (how == IG_POOL_DISCARD) {
+        p->open--;
+        pthread_mutex_unlock(&p->mu);
+        PQfinish(c->pg);
+        free(c);
+        pthread_mutex_lock(&p->mu);
+    } else {
+        c->next = p->idle;
+        p->idle = c;
+    }
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+PGconn *ig_pool_conn_pg(const ig_pool_conn *c)
+{
+    return c->pg;
+}
+
+unsigned long long ig_pool_conn_tag(const ig_pool_conn *c)
+{
+    return c->tag;
+}
+
+void ig_pool_conn_set_tag(ig_pool_conn *c, unsigned long long tag)
+{
+    c->tag = tag;
+}

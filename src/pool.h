@@ -1,0 +1,62 @@
+/*
+ * pool.h - pooled libpq connections for the upsert executor.
+ *
+ * A pool keeps up to opts.size open PGconn to one database. Callers borrow
+ * one with ig_pool_acquire() and give it back with ig_pool_release() on
+ * every path. A connection that failed is released with IG_POOL_DISCARD and
+ * reopened lazily by a later acquire. Opening a connection retries with
+ * exponential backoff (100 ms doubling, capped at 2 s) for up to
+ * opts.connect_timeout_ms, so a server that is briefly unreachable delays
+ * an import instead of failing it.
+ *
+ * Every new connection gets the session settings an import needs:
+ * statement_timeout, application_name, and client_min_messages=warning.
+ * All functions are thread-safe (one mutex + condition variable inside); a
+ * borrowed connection belongs to the borrowing thread until released.
+ */
+#ifndef IG_POOL_H
+#define IG_POOL_H
+
+#include <libpq-fe.h>
+
+#include "err.h"
+
+typedef struct ig_pool ig_pool;           /* opaque */
+typedef struct ig_pool_conn ig_pool_conn; /* opaque; one borrowed conn */
+
+typedef struct ig_pool_opts {
+    const char *conninfo;       /* copied; never logged (may hold a password) */
+    int size;                   /* max open connections, >= 1 */
+    int connect_timeout_ms;     /* total retry budget per open; 0 = 30000 */
+    long statement_timeout_ms;  /* 0 = none */
+} ig_pool_opts;
+
+enum { IG_POOL_KEEP = 0, IG_POOL_DISCARD = 1 };
+
+/* Create a pool; opens no connection yet. Owned; NULL with *err. */
+ig_pool *ig_pool_new(const ig_pool_opts *opts, ig_err *err) IG_MUSTCHECK;
+
+/* Close all idle connections and free. Every borrowed connection must have
+ * been released. NULL is a no-op. */
+void ig_pool_free(ig_pool *p);
+
+/* Borrow a connection, opening one if none is idle and the pool is below
+ * size (waiting for a release otherwise). IG_OK with *out set, or
+ * IG_DB_RETRY when no connection could be opened within the budget. */
+int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
+    IG_MUSTCHECK;
+
+/* Give back a borrowed connection; how = IG_POOL_KEEP or IG_POOL_DISCARD.
+ * A connection in a bad state or inside a transaction is discarded
+ * regardless. NULL c is a no-op. */
+void ig_pool_release(ig_pool *p, ig_pool_conn *c, int how);
+
+/* Borrowed: valid until ig_pool_release(). Never PQfinish() it. */
+PGconn *ig_pool_conn_pg(const ig_pool_conn *c);
+
+/* A per-connection integer the executor uses to remember which stage
+ * table it created on this connection (0 = none). */
+unsigned long long ig_pool_conn_tag(const ig_pool_conn *c);
+void ig_pool_conn_set_tag(ig_pool_conn *c, unsigned long long tag);
+
+#endif /* IG_POOL_H */

@@ -1,0 +1,246 @@
+/*
+ * results.c - counts, failed rows and the reject file; see results.h.
+ */
+#include "results.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kept_row {
+    ig_failed_row row;
+    ig_reason *reasons;
+    char **values;
+} kept_row;
+
+struct ig_results {
+    pthread_mutex_t mu;
+    ig_counts all;
+    ig_counts *per_target;
+    char **target_names;
+    size_t ntargets;
+    kept_row *kept;
+    size_t nkept, cap, max_kept;
+    FILE *reject;
+    char delim, quote;
+    int reject_failed;
+};
+
+ig_results *ig_results_new(const ig_results_opts *opts)
+{
+    ig_results *r = ig_xcalloc(1, sizeof(*r));
+
+    pthread_mutex_init(&r->mu, NULL);
+    r->ntargets = opts->ntargets;
+    r->per_target = ig_xcalloc(opts->ntargets ? opts->ntargets : 1,
+                               sizeof(*r->per_target));
+    r->target_names = ig_xcalloc(opts->ntargets ? opts->ntargets : 1,
+                                 sizeof(char *));
+    for (size_t i = 0; i < opts->ntargets; i++)
+        r->target_names[i] = ig_xstrdup(opts->targets[i]);
+    r->max_kept = opts->max_kept ? opts->max_kept : 1000;
+    return r;
+}
+
+static void free_kept(kept_row *k)
+{
+    for (size_t i = 0; i < k->row.nreasons; i++) {
+        free((char *)(uintptr_t)k->reasons[i].target);
+        free((char *)(uintptr_t)k->reasons[i].column);
+        free((char *)(uintptr_t)k->reasons[i].code);
+        free((char *)(uintptr_t)k->reasons[i].constraint);
+        free((char *)(uintptr_t)k->reasons[i].message);
+    }
+    free(k->reasons);
+    for (size_t i = 0; i < k->row.nvalues; i++)
+        free(k->values[i]);
+    free(k->values);
+}
+
+void ig_results_free(ig_results *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nkept; i++)
+        free_kept(&r->kept[i]);
+    free(r->kept);
+    for (size_t i = 0; i < r->ntargets; i++)
+        free(r->target_names[i]);
+    free(r->target_names);
+    free(r->per_target);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* Write one CSV field in the reject file's dialect. Fields are always
+ * quoted: safe for any content, and re-readable by ingot. */
+static void put_field(ig_results *r, const char *s, size_t n, int first)
+{
+    if (!first && fputc(r->delim, r->reject) == EOF)
+        r->reject_failed = 1;
+    if (csv_fwrite2(r->reject, s ? s : "", s ? n : 0,
+                    (unsigned char)r->quote) != 0)
+        r->reject_failed = 1;
+}
+
+int ig_results_set_reject(ig_results *r, FILE *f, const char *const *header,
+                          size_t ncols, char delimiter, char quote,
+                          ig_err *err)
+{
+    static const char *const extra[] = {"ingot_row", "ingot_line",
+                                        "ingot_error"};
+
+    r->reject = f;
+    r->delim = delimiter ? delimiter : ',';
+    r->quote = quote ? quote : '"';
+    for (size_t i = 0; i < ncols; i++)
+        put_field(r, header[i], strlen(header[i]), i == 0);
+    for (size_t i = 0; i < 3; i++)
+        put_field(r, extra[i], strlen(extra[i]), ncols == 0 && i == 0);
+    if (fputc('\n', f) == EOF || r->reject_failed)
+        return ig_err_set(err, IG_IO, "writing the reject file: %s",
+                          strerror(errno));
+    return IG_OK;
+}
+
+int ig_results_close_reject(ig_results *r, ig_err *err)
+{
+    if (r->reject == NULL)
+        return IG_OK;
+    if (fflush(r->reject) != 0 || r->reject_failed)
+        return ig_err_set(err, IG_IO, "writing the reject file: %s",
+                          strerror(errno));
+    return IG_OK;
+}
+
+static void write_reject(ig_results *r, long long row, long long line,
+                         const ig_value *values, size_t nvalues,
+                         const ig_reason *reasons, size_t nreasons)
+{
+    char num[32];
+    size_t len = 0, cap = 256;
+    char *msg = ig_xmalloc(cap);
+
+    for (size_t i = 0; i < nvalues; i++)
+        put_field(r, values[i].is_null ? "" : values[i].p,
+                  values[i].is_null ? 0 : values[i].len, i == 0);
+    snprintf(num, sizeof(num), "%lld", row);
+    put_field(r, num, strlen(num), nvalues == 0);
+    snprintf(num, sizeof(num), "%lld", line);
+    put_field(r, num, strlen(num), 0);
+    msg[0] = '\0';
+    for (size_t i = 0; i < nreasons; i++) {
+        const ig_reason *e = &reasons[i];
+        size_t need = strlen(e->message) + 64 +
+                      (e->column ? strlen(e->column) : 0) +
+                      (e->target ? strlen(e->target) : 0) +
+                      strlen(e->code);
+        if (len + need >= cap) {
+            cap = (len + need) * 2;
+            msg = ig_xrealloc(msg, cap);
+        }
+        len += (size_t)snprintf(msg + len, cap - len, "%s%s%s%s%s[%s] %s",
+                                i ? "; " : "", e->target ? e->target : "",
+                                e->target && e->column ? "." : "",
+                                e->column ? e->column : "",
+                                e->target || e->column ? ": " : "", e->code,
+                                e->message);
+    }
+    put_field(r, msg, len, 0);
+    if (fputc('\n', r->reject) == EOF)
+        r->reject_failed = 1;
+    free(msg);
+}
+
+void ig_results_fail_row(ig_results *r, long long row, long long line,
+                         const ig_value *values, size_t nvalues,
+                         const ig_reason *reasons, size_t nreasons)
+{
+    pthread_mutex_lock(&r->mu);
+    r->all.failed++;
+    if (r->reject)
+        write_reject(r, row, line, values, nvalues, reasons, nreasons);
+    if (r->nkept < r->max_kept) {
+        kept_row *k;
+        if (r->nkept == r->cap) {
+            r->cap = r->cap ? r->cap * 2 : 64;
+            r->kept = ig_xrealloc(r->kept, r->cap * sizeof(*r->kept));
+        }
+        k = &r->kept[r->nkept++];
+        memset(k, 0, sizeof(*k));
+        k->reasons = ig_xcalloc(nreasons ? nreasons : 1, sizeof(ig_reason));
+        for (size_t i = 0; i < nreasons; i++) {
+            k->reasons[i].target = ig_xstrdup(reasons[i].target);
+            k->reasons[i].column = ig_xstrdup(reasons[i].column);
+            k->reasons[i].code = ig_xstrdup(reasons[i].code);
+            k->reasons[i].constraint = ig_xstrdup(reasons[i].constraint);
+            k->reasons[i].message = ig_xstrdup(reasons[i].message);
+        }
+        k->values = ig_xcalloc(nvalues ? nvalues : 1, sizeof(char *));
+        for (size_t i = 0; i < nvalues; i++)
+            k->values[i] = values[i].is_null
+                               ? NULL
+                               : ig_xstrdup(values[i].p ? values[i].p : "");
+        k->row.row = row;
+        k->row.line = line;
+        k->row.nreasons = nreasons;
+        k->row.reasons = k->reasons;
+        k->row.nvalues = nvalues;
+        k->row.values = (const char *const *)k->values;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void add_counts(ig_counts *to, const ig_counts *d)
+{
+    to->read += d->read;
+    to->inserted += d->inserted;
+    to->updated += d->updated;
+    to->unchanged += d->unchanged;
+    to->skipped += d->skipped;
+    to->failed += d->failed;
+}
+
+void ig_results_add(ig_results *r, int t, const ig_counts *delta)
+{
+    pthread_mutex_lock(&r->mu);
+    if (t < 0)
+        add_counts(&r->all, delta);
+    else if ((size_t)t < r->ntargets)
+        add_counts(&r->per_target[t], delta);
+    pthread_mutex_unlock(&r->mu);
+}
+
+ig_counts ig_results_counts(const ig_results *r)
+{
+    ig_counts c;
+    pthread_mutex_lock((pthread_mutex_t *)(uintptr_t)&r->mu);
+    c = r->all;
+    pthread_mutex_unlock((pthread_mutex_t *)(uintptr_t)&r->mu);
+    return c;
+}
+
+ig_counts ig_results_target_counts(const ig_results *r, size_t t)
+{
+    ig_counts c;
+    memset(&c, 0, sizeof(c));
+    pthread_mutex_lock((pthread_mutex_t *)(uintptr_t)&r->mu);
+    if (t < r->ntargets)
+        c = r->per_target[t];
+    pthread_mutex_unlock((pthread_mutex_t *)(uintptr_t)&r->mu);
+    return c;
+}
+
+size_t ig_results_ntargets(const ig_results *r) { return r->ntargets; }
+const char *ig_results_target_name(const ig_results *r, size_t t)
+{
+    return t < r->ntargets ? r->target_names[t] : NULL;
+}
+size_t ig_results_nfailed_kept(const ig_results *r) { return r->nkept; }
+const ig_failed_row *ig_results_failed_row(const ig_results *r, size_t i)
+{
+    return i < r->nkept ? &r->kept[i].row : NULL;
+}

@@ -1,0 +1,96 @@
+/*
+ * results.h - what an import did: counts (overall and per target), the
+ * failed rows with their reasons and original values, and the reject file.
+ *
+ * Row failures are data, not errors (STYLE rule 7): they are recorded here
+ * and processing goes on. Each failed source row is recorded once with all
+ * of its reasons; the reject file gets one line per failed row, in the
+ * input's own CSV dialect, with the original columns followed by
+ * ingot_row, ingot_line and ingot_error, so a user can fix it and re-import
+ * just those rows.
+ *
+ * The in-memory list keeps at most max_kept failed rows (the counts and
+ * the reject file always cover all of them). Thread-safe: the map thread
+ * and the database thread both record into it (one mutex inside).
+ */
+#ifndef IG_RESULTS_H
+#define IG_RESULTS_H
+
+#include <stdio.h>
+
+#include "err.h"
+#include "value.h"
+
+typedef struct ig_results ig_results; /* opaque */
+
+typedef struct ig_counts {
+    long long read;      /* data rows read (good or bad) */
+    long long inserted;
+    long long updated;
+    long long unchanged;
+    long long skipped;
+    long long failed;
+} ig_counts;
+
+/* One reason a row failed. */
+typedef struct ig_reason {
+    const char *target;     /* target name, or NULL (reader, hooks) */
+    const char *column;     /* column name, or NULL */
+    const char *code;       /* rule name, HOOK*, CSV_*, DUPLICATE_KEY,
+                               MISSING_PARENT, or a SQLSTATE */
+    const char *constraint; /* constraint name, or NULL */
+    const char *message;
+} ig_reason;
+
+/* A failed row as kept in memory. All strings owned by the results. */
+typedef struct ig_failed_row {
+    long long row;           /* data row number, 1-based */
+    long long line;          /* source line, 1-based (0 = unknown) */
+    size_t nreasons;
+    const ig_reason *reasons;
+    size_t nvalues;
+    const char *const *values; /* original fields (NULL = empty/NULL) */
+} ig_failed_row;
+
+typedef struct ig_results_opts {
+    size_t ntargets;
+    const char *const *targets; /* target names (copied) */
+    size_t max_kept;            /* failed rows kept in memory; 0 = 1000 */
+} ig_results_opts;
+
+ig_results *ig_results_new(const ig_results_opts *opts);
+void ig_results_free(ig_results *r);
+
+/* Start writing the reject file to f (borrowed; the caller closes it after
+ * ig_results_free or ig_results_close_reject). header holds the input's
+ * column names (copied); delimiter/quote are the input's. The header line
+ * is written at once. IG_OK or IG_IO. */
+int ig_results_set_reject(ig_results *r, FILE *f, const char *const *header,
+                          size_t ncols, char delimiter, char quote,
+                          ig_err *err) IG_MUSTCHECK;
+
+/* Flush the reject file; IG_IO if any write failed. */
+int ig_results_close_reject(ig_results *r, ig_err *err) IG_MUSTCHECK;
+
+/* Record a failed row with its reasons and original fields (all copied).
+ * Counts it as failed. Cannot fail (allocation aborts). */
+void ig_results_fail_row(ig_results *r, long long row, long long line,
+                         const ig_value *values, size_t nvalues,
+                         const ig_reason *reasons, size_t nreasons);
+
+/* Add to the overall counts (read/inserted/... deltas) and to target t's
+ * counts (t < 0: overall only). */
+void ig_results_add(ig_results *r, int t, const ig_counts *delta);
+
+/* Snapshot of the counts (overall or for target t). */
+ig_counts ig_results_counts(const ig_results *r);
+ig_counts ig_results_target_counts(const ig_results *r, size_t t);
+size_t ig_results_ntargets(const ig_results *r);
+const char *ig_results_target_name(const ig_results *r, size_t t);
+
+/* Failed rows kept in memory, in the order recorded. Borrowed: valid until
+ * ig_results_free; read only after the import finished. */
+size_t ig_results_nfailed_kept(const ig_results *r);
+const ig_failed_row *ig_results_failed_row(const ig_results *r, size_t i);
+
+#endif /* IG_RESULTS_H */

@@ -1,0 +1,591 @@
+/*
+ * runner.c - one import from source to database; see runner.h.
+ *
+ * Threads: the caller's thread owns the reader, the mapper and the Lua
+ * hook; the database thread owns the connection it borrows from the pool.
+ * They meet in a one-slot hand-over (mutex + condition variable): the
+ * caller fills a batch, waits until the database thread is idle, hands the
+ * batch over and fills the other one.
+ */
+#include "runner.h"
+
+#include "batch.h"
+#include "db.h"
+#include "exec.h"
+#include "hook.h"
+#include "log.h"
+#include "mapper.h"
+#include "reader.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_ATTEMPTS 8
+
+const char *ig_run_status_name(ig_run_status s)
+{
+    switch (s) {
+    case IG_RUN_DONE: return "done";
+    case IG_RUN_TIMED_OUT: return "timed_out";
+    case IG_RUN_CANCELED: return "canceled";
+    case IG_RUN_LIMIT: return "limit";
+    case IG_RUN_FAILED: return "failed";
+    }
+    return "?";
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* The database thread                                                 */
+
+typedef struct dbside {
+    const ig_run_opts *o;
+    const ig_exec *ex;
+    ig_results *results;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ig_batch *pending;   /* handed over, not yet applied */
+    int busy;            /* applying a batch */
+    int quit;
+    int failed;          /* a batch could not be applied: stop */
+    ig_err err;
+    ig_pool_conn *dry;   /* dry run: the one connection and transaction */
+    ig_run_progress prog;
+    double t0;
+    ig_hook_summary last; /* counts of the last applied batch */
+    int have_last;
+} dbside;
+
+/* After COMMIT failed with the connection gone, ask a new connection
+ * whether the transaction committed. 1 yes, 0 no / unknown. */
+static int xact_committed(dbside *d, const char *xid)
+{
+    ig_pool_conn *pc = NULL;
+    PGresult *res = NULL;
+    const char *params[1] = {xid};
+    ig_err err;
+    int yes = 0;
+
+    if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
+        return 0;
+    if (ig_db_query(ig_pool_conn_pg(pc),
+                    "SELECT pg_xact_status($1::xid8) = 'committed'", 1,
+                    params, &res, "asking for a transaction's fate",
+                    &err) == IG_OK)
+        yes = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    ig_pool_release(d->o->pool, pc, IG_POOL_KEEP);
+    return yes;
+}
+
+/* One attempt at applying b. Fills per_target. */
+static int apply_once(dbside *d, ig_batch *b, ig_counts *per_target,
+                      ig_err *err)
+{
+    ig_pool_conn *pc = d->dry;
+    PGconn *c;
+    PGresult *res = NULL;
+    char xid[32] = "";
+    int rc;
+
+    if (pc == NULL) {
+        rc = ig_pool_acquire(d->o->pool, &pc, err);
+        if (rc != IG_OK)
+            return rc;
+    }
+    c = ig_pool_conn_pg(pc);
+    if (d->dry == NULL) {
+        rc = ig_db_query(c, "BEGIN; SELECT pg_current_xact_id()::text", 0,
+                         NULL, &res, "starting the batch transaction", err);
+        if (rc != IG_OK)
+            goto out;
+        snprintf(xid, sizeof(xid), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        res = NULL;
+    }
+    rc = ig_exec_batch(d->ex, c, b, per_target, err);
+    if (rc == IG_OK && d->o->on_commit) {
+        ig_run_progress after = d->prog;
+        after.batches++;
+        after.last_row = ig_batch_last_row(b);
+        after.end_offset = ig_batch_end_offset(b);
+        rc = d->o->on_commit(c, &after, d->o->commit_ud, err);
+    }
+    if (rc == IG_OK && d->dry == NULL) {
+        rc = ig_db_exec(c, "COMMIT", "committing the batch", err);
+        if (rc == IG_DB_RETRY && xid[0] && xact_committed(d, xid)) {
+            ig_log(IG_LOG_WARN, "the connection died during COMMIT, but "
+                                "the batch was committed");
+            rc = IG_OK;
+        }
+    }
+out:
+    PQclear(res);
+    if (d->dry == NULL) {
+        if (rc != IG_OK && PQstatus(c) == CONNECTION_OK) {
+            PGresult *r = PQexec(c, "ROLLBACK");
+            PQclear(r);
+        }
+        ig_pool_release(d->o->pool, pc,
+                        rc == IG_DB_RETRY ? IG_POOL_DISCARD : IG_POOL_KEEP);
+    } else if (rc == IG_DB_RETRY) {
+        rc = ig_err_prefix(err, "dry run cannot retry (its one transaction "
+                           "was lost)");
+        if (err)
+            err->code = IG_DB;
+        rc = IG_DB;
+    }
+    return rc;
+}
+
+/* Record the batch's outcome in the results (after it committed). */
+static void account(dbside *d, ig_batch *b, const ig_counts *per_target)
+{
+    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
+    ig_counts all = {0, 0, 0, 0, 0, 0};
+    size_t nfailed = 0;
+
+    for (size_t i = 0; i < ig_batch_nrows(b); i++) {
+        ig_batch_row *r = ig_batch_row_at(b, i);
+        if (!r->failed)
+            continue;
+        nfailed++;
+        ig_results_fail_row(d->results, r->rec.recno, r->rec.line,
+                            r->rec.fields, r->rec.nfields, &r->reason, 1);
+    }
+    for (size_t t = 0; t < nt; t++)
+        ig_results_add(d->results, (int)t, &per_target[t]);
+    /* Row outcomes follow the last (primary) target. */
+    all.read = ig_batch_read(b);
+    if (nt > 0) {
+        all.inserted = per_target[nt - 1].inserted;
+        all.updated = per_target[nt - 1].updated;
+        all.unchanged = per_target[nt - 1].unchanged;
+    }
+    ig_results_add(d->results, -1, &all);
+    d->prog.batches++;
+    d->prog.rows += all.read;
+    d->prog.last_row = ig_batch_last_row(b);
+    d->prog.end_offset = ig_batch_end_offset(b);
+    d->prog.elapsed = now_s() - d->t0;
+    d->prog.counts = ig_results_counts(d->results);
+    memset(&d->last, 0, sizeof(d->last));
+    d->last.batch = d->prog.batches;
+    d->last.rows = all.read;
+    d->last.inserted = all.inserted;
+    d->last.updated = all.updated;
+    d->last.unchanged = all.unchanged;
+    d->last.failed = (long long)nfailed;
+    d->have_last = 1;
+}
+
+static int apply_batch(dbside *d, ig_batch *b, ig_err *err)
+{
+    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
+    ig_counts *per = ig_xcalloc(nt ? nt : 1, sizeof(*per));
+    long delay = 200;
+    int rc = IG_OK;
+
+    for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
+        memset(per, 0, (nt ? nt : 1) * sizeof(*per));
+        for (size_t i = 0; i < ig_batch_nrows(b); i++)
+            ig_batch_row_at(b, i)->failed = 0;
+        rc = apply_once(d, b, per, err);
+        if (rc != IG_DB_RETRY)
+            break;
+        ig_log(IG_LOG_WARN, "batch %lld, attempt %d: %s; retrying in %ld ms",
+               d->prog.batches + 1, attempt, err ? err->msg : "", delay);
+        sleep_ms(delay);
+        delay = delay * 2 > 5000 ? 5000 : delay * 2;
+    }
+    if (rc == IG_OK)
+        account(d, b, per);
+    free(per);
+    return rc;
+}
+
+static void *db_main(void *arg)
+{
+    dbside *d = arg;
+
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        ig_batch *b;
+        int rc;
+        while (d->pending == NULL && !d->quit)
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (d->pending == NULL && d->quit)
+            break;
+        b = d->pending;
+        d->pending = NULL;
+        d->busy = 1;
+        pthread_mutex_unlock(&d->mu);
+
+        rc = d->failed ? IG_OK : apply_batch(d, b, &d->err);
+
+        pthread_mutex_lock(&d->mu);
+        if (rc != IG_OK)
+            d->failed = 1;
+        d->busy = 0;
+        pthread_cond_broadcast(&d->cv);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* Wait until the database thread is idle; report a finished batch. */
+static int wait_idle(dbside *d, ig_mapper *m)
+{
+    ig_hook_summary last;
+    ig_run_progress prog;
+    int have, failed;
+
+    pthread_mutex_lock(&d->mu);
+    while (d->pending != NULL || d->busy)
+        pthread_cond_wait(&d->cv, &d->mu);
+    have = d->have_last;
+    d->have_last = 0;
+    last = d->last;
+    prog = d->prog;
+    failed = d->failed;
+    pthread_mutex_unlock(&d->mu);
+    if (have) {
+        ig_mapper_after_batch(m, &last);
+        if (d->o->progress)
+            d->o->progress(&prog, d->o->progress_ud);
+    }
+    return failed ? IG_DB : IG_OK;
+}
+
+static void hand_over(dbside *d, ig_batch *b)
+{
+    pthread_mutex_lock(&d->mu);
+    d->pending = b;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* The reading side                                                    */
+
+static void reader_opts(const ig_run_opts *o, ig_reader_opts *ro)
+{
+    const ig_source *src = ig_pipeline_source(o->pipeline);
+
+    memset(ro, 0, sizeof(*ro));
+    ro->file = o->file;
+    ro->buf = o->buf;
+    ro->buf_len = o->buf_len;
+    ro->name = o->input_name;
+    ro->delimiter = src->delimiter;
+    ro->quote = src->quote;
+    ro->header = src->header;
+    ro->encoding = src->encoding;
+    ro->max_field_bytes = src->max_field_bytes;
+}
+
+/* Count the data records of a seekable input, then rewind it. */
+static int count_rows(const ig_run_opts *o, long long *n, ig_err *err)
+{
+    ig_reader_opts ro;
+    ig_reader *r;
+    ig_arena *a = ig_arena_new(0);
+    ig_record rec;
+    int got = 1, rc = IG_OK;
+
+    *n = 0;
+    reader_opts(o, &ro);
+    r = ig_reader_new(&ro, err);
+    if (r == NULL) {
+        ig_arena_free(a);
+        return err ? err->code : IG_IO;
+    }
+    while (rc == IG_OK) {
+        rc = ig_reader_next(r, a, &rec, &got, err);
+        if (rc != IG_OK || !got)
+            break;
+        (*n)++;
+        if (*n % 4096 == 0)
+            ig_arena_reset(a);
+    }
+    ig_reader_free(r);
+    ig_arena_free(a);
+    if (rc == IG_OK && o->file != NULL && fseek(o->file, 0, SEEK_SET) != 0)
+        rc = ig_err_set(err, IG_IO, "%s: cannot rewind the input",
+                        o->input_name);
+    return rc;
+}
+
+static ig_hook *open_hook(const ig_pipeline *p, ig_err *err, int *rc)
+{
+    const ig_hooks_decl *h = ig_pipeline_hooks(p);
+    ig_hook_opts ho;
+    ig_hook *hook;
+
+    *rc = IG_OK;
+    if (h == NULL || h->module == NULL)
+        return NULL;
+    memset(&ho, 0, sizeof(ho));
+    ho.path = h->path;
+    ho.module = h->module;
+    ho.lua_path = h->lua_path;
+    ho.pipeline = ig_pipeline_name(p);
+    ho.max_instructions = h->max_instructions;
+    ho.max_memory_kb = h->max_memory_kb;
+    hook = ig_hook_new(&ho, err);
+    if (hook == NULL)
+        *rc = err ? err->code : IG_SCRIPT;
+    return hook;
+}
+
+static int build_exec(const ig_run_opts *o, ig_exec **ex, ig_err *err)
+{
+    ig_pool_conn *pc = NULL;
+    int rc = ig_pool_acquire(o->pool, &pc, err);
+
+    *ex = NULL;
+    if (rc != IG_OK)
+        return rc;
+    *ex = ig_exec_new(o->pipeline, ig_pool_conn_pg(pc), err);
+    if (*ex == NULL)
+        rc = err ? err->code : IG_DB;
+    ig_pool_release(o->pool, pc, rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
+    return rc;
+}
+
+/* Fill b with up to batch_size records. *eof set at end of input. */
+static int fill_batch(const ig_run_opts *o, ig_reader *r, ig_mapper *m,
+                      ig_batch *b, int *eof, ig_run_status *status,
+                      ig_err *err)
+{
+    long n = 0;
+    ig_record rec;
+    int got, rc = IG_OK;
+
+    while (n < o->batch_size) {
+        rc = ig_reader_next(r, ig_batch_arena(b), &rec, &got, err);
+        if (rc != IG_OK)
+            return rc;
+        if (!got) {
+            *eof = 1;
+            break;
+        }
+        if (rec.recno > o->max_rows) {
+            *status = IG_RUN_LIMIT;
+            ig_err_set(err, IG_LIMIT,
+                       "%s: stopped at IMPORT_MAX_ROWS=%lld: the input has "
+                       "more rows; the first %lld were imported",
+                       o->input_name, o->max_rows, o->max_rows);
+            *eof = 1;
+            break;
+        }
+        if (rec.recno <= o->skip_rows)
+            continue;
+        n++;
+        ig_batch_note_read(b, 1);
+        ig_batch_set_end(b, ig_reader_bytes(r), rec.recno);
+        rc = ig_mapper_row(m, &rec, b, err);
+        if (rc != IG_OK)
+            return rc;
+    }
+    return IG_OK;
+}
+
+/* Open a dry run's single transaction. */
+static int begin_dry(dbside *d, ig_err *err)
+{
+    int rc = ig_pool_acquire(d->o->pool, &d->dry, err);
+    if (rc == IG_OK)
+        rc = ig_db_exec(ig_pool_conn_pg(d->dry), "BEGIN",
+                        "starting the dry run", err);
+    return rc;
+}
+
+static void end_dry(dbside *d)
+{
+    PGresult *r;
+    if (d->dry == NULL)
+        return;
+    r = PQexec(ig_pool_conn_pg(d->dry), "ROLLBACK");
+    PQclear(r);
+    ig_pool_release(d->o->pool, d->dry, IG_POOL_KEEP);
+    d->dry = NULL;
+}
+
+static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
+                     ig_mapper *m, ig_run_status *status, ig_err *err)
+{
+    ig_batch *bufs[2] = {ig_batch_new(), ig_batch_new()};
+    int eof = 0, cur = 0, rc = IG_OK;
+    long long batch_no = 0;
+
+    while (!eof && rc == IG_OK) {
+        ig_batch *b = bufs[cur];
+        if (o->cancel && *o->cancel) {
+            *status = IG_RUN_CANCELED;
+            break;
+        }
+        if (o->timeout_seconds > 0 &&
+            now_s() - d->t0 >= (double)o->timeout_seconds) {
+            *status = IG_RUN_TIMED_OUT;
+            ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
+                       "(IMPORT_TIMEOUT_SECONDS); stopped at a batch "
+                       "boundary", o->timeout_seconds);
+            break;
+        }
+        ig_batch_reset(b); /* the DB thread finished with it (waited) */
+        ig_mapper_before_batch(m, ++batch_no);
+        rc = fill_batch(o, r, m, b, &eof, status, err);
+        if (rc != IG_OK)
+            break;
+        rc = wait_idle(d, m);
+        if (rc != IG_OK)
+            break;
+        if (ig_batch_read(b) > 0)
+            hand_over(d, b);
+        cur ^= 1;
+    }
+    if (wait_idle(d, m) != IG_OK && rc == IG_OK)
+        rc = IG_DB;
+    ig_batch_free(bufs[0]);
+    ig_batch_free(bufs[1]);
+    return rc;
+}
+
+int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
+           ig_run_progress *final, ig_err *err)
+{
+    ig_reader_opts ro;
+    ig_reader *r = NULL;
+    ig_hook *hook = NULL;
+    ig_mapper *m = NULL;
+    ig_exec *ex = NULL;
+    dbside d;
+    pthread_t th;
+    int started = 0, rc;
+    long long total = -1;
+    const char **hdr = NULL; /* header names, borrowed from the reader */
+    size_t ncols = 0;
+
+    memset(&d, 0, sizeof(d));
+    d.o = o;
+    d.results = results;
+    d.t0 = now_s();
+    d.prog.total_rows = -1;
+    d.prog.bytes_total = o->bytes_total;
+    *status = IG_RUN_FAILED;
+    pthread_mutex_init(&d.mu, NULL);
+    pthread_cond_init(&d.cv, NULL);
+
+    if (o->seekable) {
+        rc = count_rows(o, &total, err);
+        if (rc != IG_OK)
+            goto out;
+        if (total > o->max_rows) {
+            *status = IG_RUN_LIMIT;
+            rc = ig_err_set(err, IG_LIMIT,
+                            "%s has %lld data rows, more than "
+                            "IMPORT_MAX_ROWS=%lld: refused before writing "
+                            "anything (raise the limit with --max-rows)",
+                            o->input_name, total, o->max_rows);
+            goto out;
+        }
+        d.prog.total_rows = total;
+    }
+    reader_opts(o, &ro);
+    r = ig_reader_new(&ro, err);
+    if (r == NULL) {
+        rc = err ? err->code : IG_IO;
+        goto out;
+    }
+    hook = open_hook(o->pipeline, err, &rc);
+    if (rc != IG_OK)
+        goto out;
+    ncols = ig_reader_ncolumns(r);
+    hdr = ig_xcalloc(ncols ? ncols : 1, sizeof(*hdr));
+    for (size_t i = 0; i < ncols; i++)
+        hdr[i] = ig_reader_column(r, i);
+    m = ig_mapper_new(o->pipeline, hdr, ncols, hook, results, err);
+    if (m == NULL) {
+        rc = err ? err->code : IG_CONFIG;
+        goto out;
+    }
+    rc = build_exec(o, &ex, err);
+    if (rc != IG_OK)
+        goto out;
+    d.ex = ex;
+    if (o->reject) {
+        rc = ig_results_set_reject(results, o->reject, hdr, ncols,
+                                   ig_pipeline_source(o->pipeline)->delimiter,
+                                   ig_pipeline_source(o->pipeline)->quote,
+                                   err);
+        if (rc != IG_OK)
+            goto out;
+    }
+    if (o->dry_run) {
+        rc = begin_dry(&d, err);
+        if (rc != IG_OK)
+            goto out;
+    }
+    if (pthread_create(&th, NULL, db_main, &d) != 0) {
+        rc = ig_err_set(err, IG_INTERNAL, "cannot start the database thread");
+        goto out;
+    }
+    started = 1;
+    *status = IG_RUN_DONE;
+    rc = read_loop(o, &d, r, m, status, err);
+    if (rc == IG_DB || d.failed) {
+        if (err && d.failed)
+            *err = d.err;
+        rc = d.err.code != IG_OK ? (int)d.err.code : IG_DB;
+        *status = IG_RUN_FAILED;
+    } else if (rc != IG_OK) {
+        *status = IG_RUN_FAILED;
+    }
+
+out:
+    if (started) {
+        pthread_mutex_lock(&d.mu);
+        d.quit = 1;
+        pthread_cond_broadcast(&d.cv);
+        pthread_mutex_unlock(&d.mu);
+        pthread_join(th, NULL);
+    }
+    end_dry(&d);
+    if (o->reject && rc == IG_OK) {
+        rc = ig_results_close_reject(results, err);
+        if (rc != IG_OK)
+            *status = IG_RUN_FAILED;
+    }
+    if (final) {
+        *final = d.prog;
+        final->total_rows = total;
+        final->elapsed = now_s() - d.t0;
+        final->bytes = r ? ig_reader_bytes(r) : 0;
+        final->counts = ig_results_counts(results);
+    }
+    ig_exec_free(ex);
+    ig_mapper_free(m);
+    ig_hook_free(hook);
+    ig_reader_free(r);
+    free(hdr);
+    pthread_cond_destroy(&d.cv);
+    pthread_mutex_destroy(&d.mu);
+    if (*status != IG_RUN_FAILED && rc != IG_OK)
+        rc = IG_OK; /* timed out / canceled / limit: results are valid */
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * runner.h - one import, start to finish: reader -> mapper (rules, hooks)
+ * -> batches -> executor, with the limits, progress and results.
+ *
+ * Two threads work at once: the calling thread reads, maps and runs hooks
+ * for batch N+1 while a database thread applies batch N (COPY + upserts in
+ * one short transaction, committed per batch). Batches are applied in
+ * order, one at a time, so a later batch's rows win over an earlier one's
+ * and a child always finds the parents of earlier batches.
+ *
+ * A transient database failure (connection lost, server restarting,
+ * deadlock, serialization failure) retries the batch on a fresh connection
+ * with backoff; when the connection died during COMMIT the transaction's
+ * fate is asked of the server (pg_xact_status), so a batch is never
+ * applied twice and never lost. Cancel and timeout stop at the next batch
+ * boundary. --dry-run runs everything in one transaction that is rolled
+ * back at the end.
+ */
+#ifndef IG_RUNNER_H
+#define IG_RUNNER_H
+
+#include <stdio.h>
+#include <libpq-fe.h>
+
+#include "err.h"
+#include "pipeline.h"
+#include "pool.h"
+#include "results.h"
+
+typedef enum {
+    IG_RUN_DONE = 0,  /* every row was processed (some may have failed) */
+    IG_RUN_TIMED_OUT, /* IMPORT_TIMEOUT_SECONDS reached */
+    IG_RUN_CANCELED,  /* *cancel was set */
+    IG_RUN_LIMIT,     /* IMPORT_MAX_ROWS exceeded */
+    IG_RUN_FAILED     /* could not go on: see err */
+} ig_run_status;
+
+const char *ig_run_status_name(ig_run_status s); /* "done", ... static */
+
+typedef struct ig_run_progress {
+    long long batches;     /* committed */
+    long long rows;        /* rows read and applied so far */
+    long long total_rows;  /* -1 when unknown (stdin) */
+    long long bytes;       /* source bytes consumed */
+    long long bytes_total; /* 0 when unknown */
+    long long last_row;    /* last data row of the last committed batch */
+    long long end_offset;  /* source offset after it */
+    double elapsed;        /* seconds since the start */
+    ig_counts counts;      /* overall so far */
+} ig_run_progress;
+
+/* Called inside each batch's transaction, just before COMMIT, on the
+ * batch's connection (jobs write their checkpoint and row results there).
+ * failed_rows lists the batch's rows that failed in the database.
+ * Returning non-IG_OK rolls the batch back and stops the import. */
+typedef int (*ig_run_commit_fn)(PGconn *conn, const ig_run_progress *after,
+                                void *ud, ig_err *err);
+
+typedef struct ig_run_opts {
+    const ig_pipeline *pipeline; /* borrowed */
+    ig_pool *pool;               /* borrowed */
+    FILE *file;                  /* borrowed input, or NULL and: */
+    const char *buf;             /* borrowed memory input */
+    size_t buf_len;
+    const char *input_name;      /* for messages */
+    long long bytes_total;       /* input size when known, else 0 */
+    long batch_size;             /* >= 1 */
+    long long max_rows;          /* >= 1 */
+    long timeout_seconds;        /* 0 = none */
+    int dry_run;
+    int seekable;                /* input can be read twice: count rows
+                                    first and refuse over max_rows before
+                                    writing anything */
+    long long skip_rows;         /* resume: data rows already committed */
+    FILE *reject;                /* borrowed reject file, or NULL */
+    void (*progress)(const ig_run_progress *p, void *ud);
+    void *progress_ud;
+    ig_run_commit_fn on_commit;
+    void *commit_ud;
+    volatile int *cancel;        /* borrowed; nonzero = stop */
+} ig_run_opts;
+
+/* Run the import into results (borrowed; created by the caller with the
+ * pipeline's target names). Returns IG_OK with *status set for every
+ * outcome that has results (done, timed out, canceled, limit), or an error
+ * (*status = IG_RUN_FAILED) when the import could not start or go on. */
+int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
+           ig_run_progress *final, ig_err *err) IG_MUSTCHECK;
+
+#endif /* IG_RUNNER_H */
