@@ -350,6 +350,7 @@ static ig_value xf_case(ig_value v, int upper, ig_arena *a)
     size_t i = first_case_change(v, upper), at;
     char *d;
     long cp;
+    unsigned long m;
 
     if (i == v.len)
         return v;
@@ -357,10 +358,13 @@ static ig_value xf_case(ig_value v, int upper, ig_arena *a)
     while (i < v.len) {
         at = i;
         cp = utf8_next((const unsigned char *)d, v.len, &i);
-        if (cp < 0)
+        if (cp < 0) {
             i++;
-        else
-            utf8_put2(d + at, case_map((unsigned long)cp, upper));
+            continue;
+        }
+        m = case_map((unsigned long)cp, upper);
+        if (m != (unsigned long)cp) /* same length: see lower_cp */
+            utf8_put2(d + at, m);
     }
     return (ig_value){d, v.len, 0};
 }
@@ -994,7 +998,7 @@ static int iso_date(cur *c, civil *t)
 /* .digits: the first six are microseconds, the seventh rounds them. */
 static int iso_fraction(cur *c, civil *t)
 {
-    int n = 0;
+    int n = 0, k;
     char dig;
 
     if (!cur_eat(c, '.'))
@@ -1007,7 +1011,7 @@ static int iso_fraction(cur *c, civil *t)
             t->us++; /* may reach 1000000: civil_carry handles it */
         n++;
     }
-    for (; n < 6; n++)
+    for (k = n; k < 6; k++)
         t->us *= 10;
     return n > 0 ? 0 : -1; /* "12:00:00." is not a time */
 }
