@@ -204,8 +204,7 @@ static unsigned char ascii_lower(unsigned char c)
 }
 
 /* Equal bytes, or equal ignoring ASCII case when ci. */
-static int same_text(const char *a, size_t an, const char *b, size_t bn,
-                     int ci)
+static int same_text(const char *a, size_t an, const char *b, size_t bn, int ci)
 {
     size_t i;
 
@@ -214,7 +213,8 @@ static int same_text(const char *a, size_t an, const char *b, size_t bn,
     if (!ci)
         return memcmp(a, b, an) == 0;
     for (i = 0; i < an; i++)
-        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+        if (ascii_lower((unsigned char)a[i]) !=
+            ascii_lower((unsigned char)b[i]))
             return 0;
     return 1;
 }
@@ -532,8 +532,8 @@ static ig_value xf_apply(const ig_xform *xf, ig_value v, ig_arena *a)
     return v; /* unknown kinds are refused by the loader */
 }
 
-void ig_rules_xforms(const ig_xform *xf, size_t n, ig_value in,
-                     ig_arena *arena, ig_value *out)
+void ig_rules_xforms(const ig_xform *xf, size_t n, ig_value in, ig_arena *arena,
+                     ig_value *out)
 {
     size_t i;
 
@@ -569,10 +569,9 @@ static int type_text(ig_value v, ig_value *out, ig_rule_fail *f)
                         "cannot hold",
                         quoted((ig_value){v.p, i, 0}, &q));
     if (i < v.len)
-        return fail_set(f, "utf8",
-                        "invalid UTF-8 at byte %zu (0x%02X) after %s", i + 1,
-                        (unsigned)(unsigned char)v.p[i],
-                        quoted((ig_value){v.p, i, 0}, &q));
+        return fail_set(
+            f, "utf8", "invalid UTF-8 at byte %zu (0x%02X) after %s", i + 1,
+            (unsigned)(unsigned char)v.p[i], quoted((ig_value){v.p, i, 0}, &q));
     *out = v;
     return IG_OK;
 }
@@ -622,8 +621,7 @@ static int type_int(ig_value v, ig_type t, ig_arena *a, ig_value *out,
     if (rc == NUM_SYNTAX)
         return fail_set(f, "type", "%s is not a whole number", quoted(v, &q));
     if (rc == NUM_RANGE)
-        return fail_set(f, "type",
-                        "%s is out of range for %s (%lld to %lld)",
+        return fail_set(f, "type", "%s is out of range for %s (%lld to %lld)",
                         quoted(v, &q), type_name(t), (long long)lo,
                         (long long)hi);
     emit(v, buf, (size_t)snprintf(buf, sizeof(buf), "%lld", (long long)x), a,
@@ -915,8 +913,7 @@ static int is_leap(int y)
 
 static int days_in_month(int y, int mo)
 {
-    static const int dim[12] = {31, 28, 31, 30, 31, 30,
-                                31, 31, 30, 31, 30, 31};
+    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     return mo == 2 && is_leap(y) ? 29 : dim[mo - 1];
 }
 
@@ -932,8 +929,8 @@ static int time_valid(const civil *c)
 {
     if (c->h == 24 && (c->mi || c->s || c->us))
         return 0;
-    return c->h >= 0 && c->h <= 24 && c->mi >= 0 && c->mi <= 59 &&
-           c->s >= 0 && c->s <= 60 && c->off > -16 * 60 && c->off < 16 * 60;
+    return c->h >= 0 && c->h <= 24 && c->mi >= 0 && c->mi <= 59 && c->s >= 0 &&
+           c->s <= 60 && c->off > -16 * 60 && c->off < 16 * 60;
 }
 
 /* Propagate overflow from microseconds up to the year (a rounded
@@ -1142,7 +1139,7 @@ static int type_civil(ig_value v, int ts, const char *fmt, ig_arena *a,
     if (civil_parse(v, fmt, ts, &t))
         return fail_set(f, "type", "%s is not a valid %s (expected %s)",
                         quoted(v, &q), ts ? "timestamp" : "date",
-                        fmt ? fmt
+                        fmt  ? fmt
                         : ts ? "YYYY-MM-DD HH:MM[:SS[.ffffff]][+HH:MM]"
                              : "YYYY-MM-DD");
     emit(v, buf, civil_format(&t, ts, buf, sizeof(buf)), a, out);
@@ -1252,10 +1249,10 @@ static int ts_cmp(ig_value a, ig_value b)
 
     if (civil_parse(a, NULL, 1, &ta) || civil_parse(b, NULL, 1, &tb))
         return bytes_cmp(a, b); /* cannot happen for canonical input */
-    sa = days_from_civil(ta.y, ta.mo, ta.d) * 86400 + ta.h * 3600 +
-         ta.mi * 60 + ta.s - ta.off * 60;
-    sb = days_from_civil(tb.y, tb.mo, tb.d) * 86400 + tb.h * 3600 +
-         tb.mi * 60 + tb.s - tb.off * 60;
+    sa = days_from_civil(ta.y, ta.mo, ta.d) * 86400 + ta.h * 3600 + ta.mi * 60 +
+         ta.s - ta.off * 60;
+    sb = days_from_civil(tb.y, tb.mo, tb.d) * 86400 + tb.h * 3600 + tb.mi * 60 +
+         tb.s - tb.off * 60;
     if (sa != sb)
         return sa < sb ? -1 : 1;
     return sign_of(ta.us - tb.us);
@@ -1323,10 +1320,10 @@ static int rule_bound(const ig_column *col, ig_value v, const char *bound,
         return IG_OK;
     if (col->type == IG_TYPE_TEXT) {
         bv = const_value(bound);
-    } else if (ig_rules_type(col->type, 0, 0, NULL, const_value(bound), a,
-                             &bv, NULL) != IG_OK) {
-        return fail_set(f, code, "the %s bound \"%s\" is not a valid %s",
-                        code, bound, type_name(col->type));
+    } else if (ig_rules_type(col->type, 0, 0, NULL, const_value(bound), a, &bv,
+                             NULL) != IG_OK) {
+        return fail_set(f, code, "the %s bound \"%s\" is not a valid %s", code,
+                        bound, type_name(col->type));
     }
     c = value_cmp(col->type, v, bv);
     if (is_max && c > 0)
@@ -1426,8 +1423,8 @@ int ig_rules_value(const ig_column *col, ig_value in, ig_arena *arena,
         *out = v;
         return IG_OK;
     }
-    rc = ig_rules_type(col->type, col->precision, col->scale,
-                       col->date_format, v, arena, &v, fail);
+    rc = ig_rules_type(col->type, col->precision, col->scale, col->date_format,
+                       v, arena, &v, fail);
     if (rc == IG_OK)
         rc = rules_check(col, &v, arena, fail);
     if (rc == IG_OK)

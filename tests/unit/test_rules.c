@@ -146,9 +146,9 @@ static void test_rules_utf8_len_counts_code_points(void **state)
 static void test_rules_utf8_len_accepts_every_boundary(void **state)
 {
     static const char *const ok[] = {
-        "\x7F",             "\xC2\x80",         "\xDF\xBF",
-        "\xE0\xA0\x80",     "\xED\x9F\xBF",     "\xEE\x80\x80",
-        "\xEF\xBF\xBF",     "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF",
+        "\x7F",         "\xC2\x80",         "\xDF\xBF",
+        "\xE0\xA0\x80", "\xED\x9F\xBF",     "\xEE\x80\x80",
+        "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF",
     };
     size_t i;
     (void)state;
@@ -169,10 +169,11 @@ static void test_rules_utf8_len_rejects_malformed(void **state)
         "\xED\xBF\xBF",     /* surrogate U+DFFF */
         "\xF4\x90\x80\x80", /* U+110000 */
         "\xF5\x80\x80\x80", /* lead byte past U+10FFFF */
-        "\xFF",             "\x80", /* lone continuation */
-        "ab\xC3",           /* truncated at the end */
-        "\xE2\x82",         /* truncated 3-byte */
-        "\xC3(",            /* continuation missing */
+        "\xFF",
+        "\x80",     /* lone continuation */
+        "ab\xC3",   /* truncated at the end */
+        "\xE2\x82", /* truncated 3-byte */
+        "\xC3(",    /* continuation missing */
     };
     size_t i;
     (void)state;
@@ -250,8 +251,7 @@ static void test_rules_upper_ascii_latin1_and_beyond(void **state)
 {
     ig_arena *a = *state;
 
-    assert_text(xform_kind(a, IG_XFORM_UPPER, "crème brûlée"),
-                "CRÈME BRÛLÉE");
+    assert_text(xform_kind(a, IG_XFORM_UPPER, "crème brûlée"), "CRÈME BRÛLÉE");
     assert_text(xform_kind(a, IG_XFORM_UPPER, "÷ÿ"), "÷Ÿ");
     /* ß has no one-letter uppercase; ı and ĸ have none either. */
     assert_text(xform_kind(a, IG_XFORM_UPPER, "straße ıĸ"), "STRAßE ıĸ");
@@ -286,7 +286,10 @@ static void test_rules_strip_control_removes_c0_del_and_c1(void **state)
     ig_arena *a = *state;
 
     assert_text(xform_kind(a, IG_XFORM_STRIP_CONTROL,
-                           "\x01" "a\tb\nc\x7F" "d\xC2\x85" "e\xC2\x9F"),
+                           "\x01"
+                           "a\tb\nc\x7F"
+                           "d\xC2\x85"
+                           "e\xC2\x9F"),
                 "abcde");
     /* U+00A0 and U+00E9 are not C1 controls. */
     assert_text(xform_kind(a, IG_XFORM_STRIP_CONTROL, "\xC2\xA0\xC3\xA9\x1B"),
@@ -311,10 +314,10 @@ static void test_rules_replace_exact_match_only(void **state)
 
     assert_text(one_xform(a, xf, V("M")), "medium");
     assert_text(one_xform(a, xf, V("Medium")), "medium");
-    assert_text(one_xform(a, xf, V("m")), "m");         /* case matters */
-    assert_text(one_xform(a, xf, V("M ")), "M ");       /* whole value */
+    assert_text(one_xform(a, xf, V("m")), "m");   /* case matters */
+    assert_text(one_xform(a, xf, V("M ")), "M "); /* whole value */
     assert_text(one_xform(a, xf, V("MM")), "MM");
-    out = one_xform(a, xf, V("N/A"));                   /* NULL target */
+    out = one_xform(a, xf, V("N/A")); /* NULL target */
     assert_int_equal(out.is_null, 1);
     xf.case_insensitive = 1;
     assert_text(one_xform(a, xf, V("mEDIUM")), "medium");
@@ -398,10 +401,9 @@ static void test_rules_type_text_requires_utf8(void **state)
              "invalid UTF-8 at byte 3 (0xC0) after \"ab\"");
     type_bad(a, IG_TYPE_TEXT, 0, 0, NULL, "\xED\xA0\x80", "utf8",
              "invalid UTF-8");
-    assert_int_equal(
-        ig_rules_type(IG_TYPE_TEXT, 0, 0, NULL, (ig_value){"a\0b", 3, 0}, a,
-                      &out, &f),
-        IG_DATA);
+    assert_int_equal(ig_rules_type(IG_TYPE_TEXT, 0, 0, NULL,
+                                   (ig_value){"a\0b", 3, 0}, a, &out, &f),
+                     IG_DATA);
     assert_string_equal(f.code, "utf8");
     assert_non_null(strstr(f.msg, "NUL byte"));
 }
@@ -441,9 +443,9 @@ static void test_rules_int_canonical_forms(void **state)
 
 static void test_rules_int_rejects_non_integers(void **state)
 {
-    static const char *const bad[] = {"4 2", "",   " ",   "1.0", "0x10",
-                                      "+",   "-",  "1e3", "--1", "1_000",
-                                      "١",   "12a"};
+    static const char *const bad[] = {"4 2",  "",      " ", "1.0",
+                                      "0x10", "+",     "-", "1e3",
+                                      "--1",  "1_000", "١", "12a"};
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -513,8 +515,8 @@ static void test_rules_numeric_precision_overflow(void **state)
     type_ok(a, IG_TYPE_NUMERIC, 10, 2, NULL, "00000000000000012", "12.00");
 }
 
-static void test_rules_numeric_precision_without_scale_rounds_to_integer(
-    void **state)
+static void
+test_rules_numeric_precision_without_scale_rounds_to_integer(void **state)
 {
     ig_arena *a = *state;
 
@@ -546,9 +548,9 @@ static void test_rules_numeric_exponents_are_expanded(void **state)
 static void test_rules_numeric_rejects_non_decimals(void **state)
 {
     static const char *const bad[] = {
-        "NaN", "nan", "Infinity", "-Infinity", "1,000", "1 000", "",
-        " ",   ".",   "1.2.3",    "e5",        "1e",    "1e+", "--1",
-        "0x1F", "1.5f", "€5"};
+        "NaN", "nan", "Infinity", "-Infinity", "1,000", "1 000",
+        "",    " ",   ".",        "1.2.3",     "e5",    "1e",
+        "1e+", "--1", "0x1F",     "1.5f",      "€5"};
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -572,9 +574,9 @@ static void test_rules_numeric_long_values_are_exact(void **state)
 
 static void test_rules_bool_spellings(void **state)
 {
-    static const char *const yes[] = {"true", "TRUE", "t", "Yes", "y",
-                                      "1",    " on ", "ON"};
-    static const char *const no[] = {"false", "F",   "no", "N",
+    static const char *const yes[] = {"true", "TRUE", "t",    "Yes",
+                                      "y",    "1",    " on ", "ON"};
+    static const char *const no[] = {"false", "F",   "no",     "N",
                                      "0",     "off", "\tOff\n"};
     size_t i;
 
@@ -586,8 +588,8 @@ static void test_rules_bool_spellings(void **state)
 
 static void test_rules_bool_rejects_others(void **state)
 {
-    static const char *const bad[] = {"", "2", "tru", "yess", "o", "oui",
-                                      "-1", "truex"};
+    static const char *const bad[] = {"",  "2",   "tru", "yess",
+                                      "o", "oui", "-1",  "truex"};
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -613,9 +615,9 @@ static void test_rules_date_iso_and_leap_years(void **state)
 static void test_rules_date_rejects_impossible_and_malformed(void **state)
 {
     static const char *const bad[] = {
-        "2023-13-01", "2023-00-10", "2023-04-31", "2023-01-00",
-        "0000-01-01", "2023-1-5",   "23-01-05",   "2023/01/05",
-        "2023-01-05x", "2023-01-05 10:00", "",    "20230105"};
+        "2023-13-01",  "2023-00-10",       "2023-04-31", "2023-01-00",
+        "0000-01-01",  "2023-1-5",         "23-01-05",   "2023/01/05",
+        "2023-01-05x", "2023-01-05 10:00", "",           "20230105"};
     ig_arena *a = *state;
     size_t i;
 
@@ -638,8 +640,7 @@ static void test_rules_date_custom_format(void **state)
              "\"31/02/2024\" is not a valid date (expected %d/%m/%Y)");
     type_bad(a, IG_TYPE_DATE, 0, 0, fmt, "29/02/1900", "type", "valid date");
     type_bad(a, IG_TYPE_DATE, 0, 0, fmt, "2024-12-31", "type", "valid date");
-    type_bad(a, IG_TYPE_DATE, 0, 0, fmt, "31/12/2024 x", "type",
-             "valid date");
+    type_bad(a, IG_TYPE_DATE, 0, 0, fmt, "31/12/2024 x", "type", "valid date");
     type_ok(a, IG_TYPE_DATE, 0, 0, "%Y%m%d", "20240105", "2024-01-05");
 }
 
@@ -674,8 +675,7 @@ static void test_rules_timestamp_fractions(void **state)
             "2024-03-01 12:34:56.000123");
     type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.120",
             "2024-03-01 12:34:56.12");
-    type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.000",
-            "2024-03-01 12:34:56");
+    type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.000", "2024-03-01 12:34:56");
     /* Beyond microseconds PostgreSQL rounds; so do we, carrying over. */
     type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.1234565",
             "2024-03-01 12:34:56.123457");
@@ -697,18 +697,23 @@ static void test_rules_timestamp_rollovers_like_postgres(void **state)
 
 static void test_rules_timestamp_rejects_malformed(void **state)
 {
-    static const char *const bad[] = {
-        "2024-03-01 25:00",       "2024-03-01 12:60",
-        "2024-03-01 12:00:61",    "2023-02-29 10:00",
-        "2024-03-01 12:00+16:00", "2024-03-01 12:00:00.",
-        "2024-03-01 12:00:00 x",  "2024-03-01X12:00",
-        "2024-03-01 12",          "2024-03-01 12:00+2",
-        "12:00",                  "",
-        "2024-03-01 12:00+02:",   "2024-03-01 12:00:00.5ZZ"};
+    static const char *const bad[] = {"2024-03-01 25:00",
+                                      "2024-03-01 12:60",
+                                      "2024-03-01 12:00:61",
+                                      "2023-02-29 10:00",
+                                      "2024-03-01 12:00+16:00",
+                                      "2024-03-01 12:00:00.",
+                                      "2024-03-01 12:00:00 x",
+                                      "2024-03-01X12:00",
+                                      "2024-03-01 12",
+                                      "2024-03-01 12:00+2",
+                                      "12:00",
+                                      "",
+                                      "2024-03-01 12:00+02:",
+                                      "2024-03-01 12:00:00.5ZZ"};
     size_t i;
 
-    type_bad(*state, IG_TYPE_TIMESTAMP, 0, 0, NULL, "2024-13-01 10:00",
-             "type",
+    type_bad(*state, IG_TYPE_TIMESTAMP, 0, 0, NULL, "2024-13-01 10:00", "type",
              "\"2024-13-01 10:00\" is not a valid timestamp (expected "
              "YYYY-MM-DD HH:MM[:SS[.ffffff]][+HH:MM])");
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -725,6 +730,10 @@ static void test_rules_timestamp_custom_format(void **state)
             "2024-12-31 23:05:00");
     type_ok(a, T, 0, 0, "%d/%m/%Y %H:%M:%S %z", "01/07/2024 08:00:00 +0200",
             "2024-07-01 08:00:00+02:00");
+    type_ok(a, T, 0, 0, "%d/%m/%Y %H:%M:%S%z", "01/07/2024 08:00:00-01:30",
+            "2024-07-01 08:00:00-01:30");
+    type_ok(a, T, 0, 0, "%d %b %Y %H:%M", "05 Jan 2024 10:00",
+            "2024-01-05 10:00:00");
     type_bad(a, T, 0, 0, "%d/%m/%Y %H:%M", "31/04/2024 10:00", "type",
              "(expected %d/%m/%Y %H:%M)");
 }
@@ -769,9 +778,13 @@ static void test_rules_uuid_rejects_malformed(void **state)
 
 static void test_rules_json_valid_passes_original_text(void **state)
 {
-    static const char *const ok[] = {
-        "{\"a\": [1, 2.5, null, true]}", "\"str\"", "42", "null",
-        " [ ] ", "{\"a\":1,\"a\":2}", "123456789012345678901234567890"};
+    static const char *const ok[] = {"{\"a\": [1, 2.5, null, true]}",
+                                     "\"str\"",
+                                     "42",
+                                     "null",
+                                     " [ ] ",
+                                     "{\"a\":1,\"a\":2}",
+                                     "123456789012345678901234567890"};
     ig_value out;
     ig_rule_fail f;
     size_t i;
@@ -786,7 +799,7 @@ static void test_rules_json_valid_passes_original_text(void **state)
 
 static void test_rules_json_invalid_rejected(void **state)
 {
-    static const char *const bad[] = {"{a:1}", "[1,]", "", "{\"a\":1",
+    static const char *const bad[] = {"{a:1}", "[1,]",        "",   "{\"a\":1",
                                       "'x'",   "\"\\u0000\"", "1 2"};
     size_t i;
 
@@ -795,14 +808,59 @@ static void test_rules_json_invalid_rejected(void **state)
                  "is not valid JSON");
 }
 
+static void test_rules_json_nul_byte_rejected(void **state)
+{
+    ig_value out;
+    ig_rule_fail f;
+
+    /* jsonb cannot hold NUL; jansson must not stop reading at it. */
+    assert_int_equal(ig_rules_type(IG_TYPE_JSON, 0, 0, NULL,
+                                   (ig_value){"1\0x", 3, 0}, *state, &out, &f),
+                     IG_DATA);
+    assert_string_equal(f.code, "type");
+}
+
+static void test_rules_canonical_input_not_copied(void **state)
+{
+    static const char *const same[] = {"12.50", "-7", "2024-01-31",
+                                       "2024-01-31 10:00:00+01:00"};
+    static const ig_type types[] = {IG_TYPE_NUMERIC, IG_TYPE_INT, IG_TYPE_DATE,
+                                    IG_TYPE_TIMESTAMP};
+    ig_arena *a = *state;
+    size_t used = ig_arena_used(a), i;
+    ig_value out;
+    ig_rule_fail f;
+
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(
+            ig_rules_type(types[i], 0, 0, NULL, V(same[i]), a, &out, &f),
+            IG_OK);
+        assert_ptr_equal(out.p, same[i]);
+    }
+    assert_int_equal(ig_arena_used(a), used);
+}
+
+static void test_rules_fail_may_be_null(void **state)
+{
+    ig_column c = column(IG_TYPE_INT);
+    ig_value out;
+
+    c.rules.required = 1;
+    assert_int_equal(
+        ig_rules_type(IG_TYPE_INT, 0, 0, NULL, V("x"), *state, &out, NULL),
+        IG_DATA);
+    assert_int_equal(ig_rules_value(&c, IG_VALUE_NULL, *state, &out, NULL),
+                     IG_DATA);
+}
+
 static void test_rules_type_null_passes_through(void **state)
 {
     ig_value out;
     ig_rule_fail f;
 
-    assert_int_equal(ig_rules_type(IG_TYPE_INT, 0, 0, NULL, IG_VALUE_NULL,
-                                   *state, &out, &f),
-                     IG_OK);
+    assert_int_equal(
+        ig_rules_type(IG_TYPE_INT, 0, 0, NULL, IG_VALUE_NULL, *state, &out, &f),
+        IG_OK);
     assert_int_equal(out.is_null, 1);
 }
 
@@ -951,8 +1009,7 @@ static void test_rules_value_min_max_timestamps_chronological(void **state)
     c.rules.min_value = "2024-01-01T00:00:00Z";
     /* 01:00 at +02:00 is 23:00 UTC the day before. */
     value_bad(*state, &c, "2024-01-01 01:00+02:00", "min", NULL);
-    value_ok(*state, &c, "2023-12-31 19:00-05:00",
-             "2023-12-31 19:00:00-05:00");
+    value_ok(*state, &c, "2023-12-31 19:00-05:00", "2023-12-31 19:00:00-05:00");
     value_bad(*state, &c, "2023-12-31 18:59:59.999999-05:00", "min", NULL);
     c.rules.min_value = NULL;
     c.rules.max_value = "2024-06-30";
@@ -992,8 +1049,8 @@ static void test_rules_value_enum_exact(void **state)
     value_bad(*state, &c, "XL", "enum", NULL);
 }
 
-static void test_rules_value_enum_case_insensitive_takes_enum_spelling(
-    void **state)
+static void
+test_rules_value_enum_case_insensitive_takes_enum_spelling(void **state)
 {
     static const char *const vals[] = {"XL", "École", "Ñandú"};
     ig_column c = column(IG_TYPE_TEXT);
@@ -1027,8 +1084,7 @@ static void test_rules_value_pattern_matches_canonical_value(void **state)
     ig_column c = column(IG_TYPE_UUID);
     regex_t re;
 
-    assert_int_equal(regcomp(&re, "^[0-9a-f-]+$", REG_EXTENDED | REG_NOSUB),
-                     0);
+    assert_int_equal(regcomp(&re, "^[0-9a-f-]+$", REG_EXTENDED | REG_NOSUB), 0);
     c.rules.pattern = "^[0-9a-f-]+$";
     c.rules.pattern_re = &re;
     /* Upper-case input matches because the canonical uuid is lowercase. */
@@ -1131,6 +1187,9 @@ int main(void)
         cmocka_unit_test(test_rules_uuid_rejects_malformed),
         cmocka_unit_test(test_rules_json_valid_passes_original_text),
         cmocka_unit_test(test_rules_json_invalid_rejected),
+        cmocka_unit_test(test_rules_json_nul_byte_rejected),
+        cmocka_unit_test(test_rules_canonical_input_not_copied),
+        cmocka_unit_test(test_rules_fail_may_be_null),
         cmocka_unit_test(test_rules_type_null_passes_through),
         cmocka_unit_test(test_rules_value_required_rejects_null),
         cmocka_unit_test(test_rules_value_null_skips_other_rules),
