@@ -1,10 +1,423 @@
 /*
- * ingot.c - the exported embedding API (src/ingot.h), a thin layer over the
- * internal modules.
+ * ingot.c - the exported embedding API (src/ingot.h), a thin layer over
+ * conf, pipeline, pool, results and runner. The ingot CLI's "run" command
+ * is built on it, so the program and embedders share one code path.
  */
 #include "ingot.h"
+
+#include "conf.h"
+#include "pipeline.h"
+#include "pool.h"
+#include "results.h"
+#include "runner.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct ingot {
+    ingot_settings s;
+    char *database_url;
+    char *pipeline_dir;
+    char *reject_file;
+    ig_pool *pool;
+};
+
+struct ingot_result {
+    char *pipeline;
+    int status;
+    char error[1024];
+    double seconds;
+    ig_results *results; /* NULL when the import could not start */
+    ig_counts counts;
+};
 
 const char *ingot_version(void)
 {
     return INGOT_VERSION;
+}
+
+int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
+{
+    ig_conf c;
+    ig_err err;
+
+    memset(s, 0, sizeof(*s));
+    ig_conf_init(&c);
+    if (ig_conf_load(&c, ".env", 0, &err) != IG_OK) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", err.msg);
+        ig_conf_fini(&c);
+        return -1;
+    }
+    /* The strings stay valid: they come from the environment. */
+    s->database_url = getenv("DATABASE_URL");
+    s->pipeline_dir = getenv("INGOT_PIPELINE_DIR");
+    s->batch_size = c.batch_size;
+    s->max_rows = c.max_rows;
+    s->timeout_seconds = c.timeout_seconds;
+    s->statement_timeout_ms = c.statement_timeout_ms;
+    s->pool_size = (int)c.pool_size;
+    ig_conf_fini(&c);
+    return 0;
+}
+
+ingot *ingot_open(const ingot_settings *s, char *errbuf, size_t errlen)
+{
+    ingot *in;
+    ig_pool_opts po;
+    ig_err err;
+
+    if (s == NULL || s->batch_size < 1 || s->max_rows < 1 ||
+        s->timeout_seconds < 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "ingot_open: invalid settings "
+                     "(batch_size and max_rows must be >= 1)");
+        return NULL;
+    }
+    in = ig_xcalloc(1, sizeof(*in));
+    in->s = *s;
+    in->database_url = ig_strdup(s->database_url);
+    in->pipeline_dir = ig_strdup(s->pipeline_dir);
+    in->reject_file = ig_strdup(s->reject_file);
+    memset(&po, 0, sizeof(po));
+    po.conninfo = in->database_url;
+    /* One connection applies batches; one more can ask a lost COMMIT's
+     * fate. */
+    po.size = s->pool_size > 2 ? s->pool_size : 2;
+    po.statement_timeout_ms = s->statement_timeout_ms;
+    in->pool = ig_pool_new(&po, &err);
+    if (in->pool == NULL) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s", err.msg);
+        ingot_close(in);
+        return NULL;
+    }
+    return in;
+}
+
+void ingot_close(ingot *in)
+{
+    if (in == NULL)
+        return;
+    ig_pool_free(in->pool);
+    free(in->database_url);
+    free(in->pipeline_dir);
+    free(in->reject_file);
+    free(in);
+}
+
+/* A name ("items") or a path ("x/items.yaml"). */
+static ig_pipeline *load_pipeline(const ingot *in, const char *name,
+                                  ig_err *err)
+{
+    ig_pipeline_opts po;
+    size_t n = strlen(name);
+    char dir[4096];
+    struct stat st;
+
+    memset(&po, 0, sizeof(po));
+    po.check_hooks = 1;
+    if (strchr(name, '/') != NULL ||
+        (n > 5 && strcmp(name + n - 5, ".yaml") == 0) ||
+        (n > 4 && strcmp(name + n - 4, ".yml") == 0))
+        return ig_pipeline_load(name, &po, err);
+    if (in->pipeline_dir)
+        snprintf(dir, sizeof(dir), "%s", in->pipeline_dir);
+    else if (stat("pipelines", &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(dir, sizeof(dir), "pipelines");
+    else {
+        snprintf(dir, sizeof(dir), "%s/pipelines", INGOT_DATA_DIR);
+        if (stat(dir, &st) != 0)
+            snprintf(dir, sizeof(dir), "%s/pipelines", INGOT_SOURCE_DIR);
+    }
+    return ig_pipeline_load_named(dir, name, &po, err);
+}
+
+static void progress_cb(const ig_run_progress *p, void *ud)
+{
+    const ingot *in = ud;
+    if (in->s.progress)
+        in->s.progress(p->rows, p->total_rows, p->bytes, p->bytes_total,
+                       p->elapsed, in->s.progress_ud);
+}
+
+static int map_status(ig_run_status s)
+{
+    switch (s) {
+    case IG_RUN_DONE: return INGOT_DONE;
+    case IG_RUN_TIMED_OUT: return INGOT_TIMED_OUT;
+    case IG_RUN_CANCELED: return INGOT_CANCELED;
+    case IG_RUN_LIMIT: return INGOT_LIMIT;
+    case IG_RUN_FAILED: return INGOT_FAILED;
+    }
+    return INGOT_FAILED;
+}
+
+/* The one path every ingot_run_* takes. */
+static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
+                         const char *buf, size_t len, const char *name,
+                         int seekable, long long size, volatile int *cancel)
+{
+    ingot_result *res = ig_xcalloc(1, sizeof(*res));
+    ig_pipeline *p = NULL;
+    FILE *reject = NULL;
+    ig_run_opts o;
+    ig_run_progress fin;
+    ig_run_status st = IG_RUN_FAILED;
+    ig_err err;
+    int rc;
+
+    ig_err_clear(&err);
+    res->pipeline = ig_xstrdup(pipeline);
+    res->status = INGOT_FAILED;
+    p = load_pipeline(in, pipeline, &err);
+    if (p == NULL)
+        goto out;
+    {
+        size_t nt = ig_pipeline_ntargets(p);
+        const char **names = ig_xcalloc(nt ? nt : 1, sizeof(char *));
+        ig_results_opts ro = {nt, names, 1000};
+        for (size_t t = 0; t < nt; t++)
+            names[t] = ig_pipeline_target(p, t)->name;
+        res->results = ig_results_new(&ro);
+        free(names);
+    }
+    if (in->reject_file) {
+        reject = fopen(in->reject_file, "w");
+        if (reject == NULL) {
+            ig_err_set(&err, IG_IO, "%s: cannot write the reject file: %s",
+                       in->reject_file, strerror(errno));
+            goto out;
+        }
+    }
+    memset(&o, 0, sizeof(o));
+    o.pipeline = p;
+    o.pool = in->pool;
+    o.file = f;
+    o.buf = buf;
+    o.buf_len = len;
+    o.input_name = name;
+    o.bytes_total = size;
+    o.batch_size = in->s.batch_size;
+    o.max_rows = in->s.max_rows;
+    o.timeout_seconds = in->s.timeout_seconds;
+    o.dry_run = in->s.dry_run;
+    o.seekable = seekable;
+    o.reject = reject;
+    o.progress = progress_cb;
+    o.progress_ud = in;
+    o.cancel = cancel;
+    memset(&fin, 0, sizeof(fin));
+    rc = ig_run(&o, res->results, &st, &fin, &err);
+    res->seconds = fin.elapsed;
+    res->status = map_status(st);
+    if (rc != IG_OK)
+        res->status = INGOT_FAILED;
+out:
+    if (res->status != INGOT_DONE)
+        snprintf(res->error, sizeof(res->error), "%s",
+                 err.msg[0] ? err.msg : "import failed");
+    if (res->results)
+        res->counts = ig_results_counts(res->results);
+    if (reject && fclose(reject) != 0 && res->status == INGOT_DONE) {
+        res->status = INGOT_FAILED;
+        snprintf(res->error, sizeof(res->error), "%s: write error",
+                 in->reject_file);
+    }
+    ig_pipeline_free(p);
+    return res;
+}
+
+ingot_result *ingot_run_file(ingot *in, const char *pipeline, FILE *f,
+                             const char *name, volatile int *cancel)
+{
+    struct stat st;
+    int seekable = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+                   ftell(f) == 0;
+    return run(in, pipeline, f, NULL, 0, name ? name : "input", seekable,
+               seekable ? (long long)st.st_size : 0, cancel);
+}
+
+ingot_result *ingot_run_path(ingot *in, const char *pipeline,
+                             const char *path, volatile int *cancel)
+{
+    ingot_result *r;
+    FILE *f;
+
+    if (strcmp(path, "-") == 0)
+        return ingot_run_file(in, pipeline, stdin, "-", cancel);
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        r = ig_xcalloc(1, sizeof(*r));
+        r->pipeline = ig_xstrdup(pipeline);
+        r->status = INGOT_FAILED;
+        snprintf(r->error, sizeof(r->error), "%s: cannot open: %s", path,
+                 strerror(errno));
+        return r;
+    }
+    r = ingot_run_file(in, pipeline, f, path, cancel);
+    fclose(f);
+    return r;
+}
+
+ingot_result *ingot_run_buffer(ingot *in, const char *pipeline,
+                               const char *buf, size_t len, const char *name,
+                               volatile int *cancel)
+{
+    return run(in, pipeline, NULL, buf, len, name ? name : "buffer", 1,
+               (long long)len, cancel);
+}
+
+void ingot_result_free(ingot_result *r)
+{
+    if (r == NULL)
+        return;
+    ig_results_free(r->results);
+    free(r->pipeline);
+    free(r);
+}
+
+int ingot_result_status(const ingot_result *r)
+{
+    return r->status;
+}
+
+const char *ingot_result_status_name(const ingot_result *r)
+{
+    static const char *const names[] = {"done", "timed_out", "canceled",
+                                        "limit", "failed"};
+    return r->status >= 0 && r->status <= INGOT_FAILED ? names[r->status]
+                                                       : "failed";
+}
+
+const char *ingot_result_error(const ingot_result *r)
+{
+    return r->status == INGOT_DONE ? "" : r->error;
+}
+
+int ingot_result_exit_code(const ingot_result *r)
+{
+    if (r->status != INGOT_DONE)
+        return 2;
+    if (r->counts.failed == 0)
+        return 0;
+    return r->counts.failed < r->counts.read ? 1 : 2;
+}
+
+static long long pick(const ig_counts *c, int which)
+{
+    switch (which) {
+    case INGOT_READ: return c->read;
+    case INGOT_INSERTED: return c->inserted;
+    case INGOT_UPDATED: return c->updated;
+    case INGOT_UNCHANGED: return c->unchanged;
+    case INGOT_SKIPPED: return c->skipped;
+    case INGOT_FAILED_ROWS: return c->failed;
+    default: return 0;
+    }
+}
+
+long long ingot_result_count(const ingot_result *r, int which)
+{
+    ig_counts c = r->counts;
+    /* Rows that reached no outcome in the primary target were skipped. */
+    c.skipped = c.read - c.failed - c.inserted - c.updated - c.unchanged;
+    if (c.skipped < 0)
+        c.skipped = 0;
+    return pick(&c, which);
+}
+
+double ingot_result_seconds(const ingot_result *r)
+{
+    return r->seconds;
+}
+
+const char *ingot_result_pipeline(const ingot_result *r)
+{
+    return r->pipeline;
+}
+
+size_t ingot_result_ntargets(const ingot_result *r)
+{
+    return r->results ? ig_results_ntargets(r->results) : 0;
+}
+
+const char *ingot_result_target(const ingot_result *r, size_t t)
+{
+    return r->results ? ig_results_target_name(r->results, t) : NULL;
+}
+
+long long ingot_result_target_count(const ingot_result *r, size_t t,
+                                    int which)
+{
+    ig_counts c;
+    if (r->results == NULL)
+        return 0;
+    c = ig_results_target_counts(r->results, t);
+    return pick(&c, which);
+}
+
+static const ig_failed_row *frow(const ingot_result *r, size_t i)
+{
+    return r->results ? ig_results_failed_row(r->results, i) : NULL;
+}
+
+size_t ingot_result_nfailed(const ingot_result *r)
+{
+    return r->results ? ig_results_nfailed_kept(r->results) : 0;
+}
+
+long long ingot_result_failed_row(const ingot_result *r, size_t i)
+{
+    const ig_failed_row *f = frow(r, i);
+    return f ? f->row : 0;
+}
+
+long long ingot_result_failed_line(const ingot_result *r, size_t i)
+{
+    const ig_failed_row *f = frow(r, i);
+    return f ? f->line : 0;
+}
+
+size_t ingot_result_failed_nreasons(const ingot_result *r, size_t i)
+{
+    const ig_failed_row *f = frow(r, i);
+    return f ? f->nreasons : 0;
+}
+
+const char *ingot_result_failed_reason(const ingot_result *r, size_t i,
+                                       size_t j, const char **target,
+                                       const char **column, const char **code,
+                                       const char **constraint)
+{
+    const ig_failed_row *f = frow(r, i);
+    const ig_reason *e;
+
+    if (f == NULL || j >= f->nreasons)
+        return NULL;
+    e = &f->reasons[j];
+    if (target)
+        *target = e->target;
+    if (column)
+        *column = e->column;
+    if (code)
+        *code = e->code;
+    if (constraint)
+        *constraint = e->constraint;
+    return e->message;
+}
+
+size_t ingot_result_failed_nvalues(const ingot_result *r, size_t i)
+{
+    const ig_failed_row *f = frow(r, i);
+    return f ? f->nvalues : 0;
+}
+
+const char *ingot_result_failed_value(const ingot_result *r, size_t i,
+                                      size_t k)
+{
+    const ig_failed_row *f = frow(r, i);
+    return f && k < f->nvalues ? f->values[k] : NULL;
 }

@@ -1,0 +1,266 @@
+/*
+ * cmd_run.c - "ingot run PIPELINE FILE|-": one import from the command
+ * line, built on the public embedding API (ingot.h) so the program and
+ * embedders share one code path.
+ *
+ * Output: a live progress line on stderr when stderr is a terminal; the
+ * summary (or --json) on stdout; failed rows on stdout (first 10) and in
+ * the reject file. Exit codes: 0 every row succeeded, 1 some rows failed,
+ * 2 none succeeded or the import failed or was refused.
+ */
+#include "cmd_run.h"
+
+#include "ingot.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const ig_cli_opt run_opts[] = {
+    {"dry-run", NULL, "do everything in a transaction that is rolled back; "
+                      "report what would change"},
+    {"reject-file", "PATH", "write failed rows (original columns + "
+                            "ingot_row, ingot_line, ingot_error) to PATH "
+                            "[default: FILE.rejects.csv when rows fail]"},
+    {"no-reject-file", NULL, "do not write a reject file"},
+    {"json", NULL, "print a machine-readable summary on stdout"},
+    {"quiet", NULL, "print nothing but errors"},
+    {NULL, NULL, NULL},
+};
+
+typedef struct progress_ui {
+    int on;
+    const char *pipeline;
+    double last;
+} progress_ui;
+
+static void show_progress(long long rows, long long total, long long bytes,
+                          long long bytes_total, double elapsed, void *ud)
+{
+    progress_ui *ui = ud;
+    double pct = -1, rate = elapsed > 0 ? rows / elapsed : 0, eta = -1;
+
+    if (!ui->on || elapsed - ui->last < 0.1)
+        return;
+    ui->last = elapsed;
+    if (total > 0)
+        pct = 100.0 * (double)rows / (double)total;
+    else if (bytes_total > 0)
+        pct = 100.0 * (double)bytes / (double)bytes_total;
+    if (pct > 0 && pct < 100)
+        eta = elapsed * (100 - pct) / pct;
+    fprintf(stderr, "\r\033[K%s: ", ui->pipeline);
+    if (pct >= 0)
+        fprintf(stderr, "%5.1f%% ", pct);
+    fprintf(stderr, "%lld rows, %.0f rows/s", rows, rate);
+    if (eta >= 0)
+        fprintf(stderr, ", ETA %.0fs", eta);
+}
+
+static const char *count_names[] = {"read", "inserted", "updated",
+                                    "unchanged", "skipped", "failed"};
+
+static void print_json(const ingot_result *r, const char *input,
+                       const char *reject, int dry_run)
+{
+    json_t *o = json_object(), *counts = json_object(), *targets = json_array();
+    json_t *failed = json_array();
+    long long read = ingot_result_count(r, INGOT_READ);
+    double secs = ingot_result_seconds(r);
+
+    json_object_set_new(o, "pipeline", json_string(ingot_result_pipeline(r)));
+    json_object_set_new(o, "input", json_string(input));
+    json_object_set_new(o, "status", json_string(ingot_result_status_name(r)));
+    if (ingot_result_status(r) != INGOT_DONE)
+        json_object_set_new(o, "error", json_string(ingot_result_error(r)));
+    json_object_set_new(o, "dry_run", json_boolean(dry_run));
+    json_object_set_new(o, "exit_code",
+                        json_integer(ingot_result_exit_code(r)));
+    for (int i = 0; i <= INGOT_FAILED_ROWS; i++)
+        json_object_set_new(counts, count_names[i],
+                            json_integer(ingot_result_count(r, i)));
+    json_object_set_new(o, "counts", counts);
+    json_object_set_new(o, "success_rate",
+                        json_real(read ? 100.0 * (double)(read -
+                                  ingot_result_count(r, INGOT_FAILED_ROWS)) /
+                                  (double)read : 100.0));
+    json_object_set_new(o, "duration_s", json_real(secs));
+    json_object_set_new(o, "rows_per_s",
+                        json_real(secs > 0 ? (double)read / secs : 0));
+    for (size_t t = 0; t < ingot_result_ntargets(r); t++) {
+        json_t *tj = json_object();
+        json_object_set_new(tj, "name", json_string(ingot_result_target(r, t)));
+        for (int i = INGOT_INSERTED; i <= INGOT_SKIPPED; i++)
+            json_object_set_new(tj, count_names[i],
+                                json_integer(ingot_result_target_count(r, t, i)));
+        json_array_append_new(targets, tj);
+    }
+    json_object_set_new(o, "targets", targets);
+    for (size_t i = 0; i < ingot_result_nfailed(r); i++) {
+        json_t *fj = json_object(), *reasons = json_array(), *vals = json_array();
+        json_object_set_new(fj, "row", json_integer(ingot_result_failed_row(r, i)));
+        json_object_set_new(fj, "line", json_integer(ingot_result_failed_line(r, i)));
+        for (size_t j = 0; j < ingot_result_failed_nreasons(r, i); j++) {
+            const char *tg = NULL, *col = NULL, *code = NULL, *cons = NULL;
+            const char *msg = ingot_result_failed_reason(r, i, j, &tg, &col,
+                                                         &code, &cons);
+            json_t *rj = json_object();
+            json_object_set_new(rj, "target", tg ? json_string(tg) : json_null());
+            json_object_set_new(rj, "column", col ? json_string(col) : json_null());
+            json_object_set_new(rj, "code", json_string(code ? code : ""));
+            json_object_set_new(rj, "constraint",
+                                cons ? json_string(cons) : json_null());
+            json_object_set_new(rj, "message", json_string(msg ? msg : ""));
+            json_array_append_new(reasons, rj);
+        }
+        for (size_t k = 0; k < ingot_result_failed_nvalues(r, i); k++) {
+            const char *v = ingot_result_failed_value(r, i, k);
+            json_array_append_new(vals, v ? json_string(v) : json_null());
+        }
+        json_object_set_new(fj, "reasons", reasons);
+        json_object_set_new(fj, "values", vals);
+        json_array_append_new(failed, fj);
+    }
+    json_object_set_new(o, "failed_rows", failed);
+    json_object_set_new(o, "reject_file", reject ? json_string(reject) : json_null());
+    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', stdout);
+    json_decref(o);
+}
+
+static void print_summary(const ingot_result *r, const char *reject,
+                          int dry_run)
+{
+    long long read = ingot_result_count(r, INGOT_READ);
+    long long failed = ingot_result_count(r, INGOT_FAILED_ROWS);
+    double secs = ingot_result_seconds(r);
+    size_t nshow = ingot_result_nfailed(r);
+
+    printf("%s%s: %lld rows in %.2f s (%.0f rows/s): %lld inserted, %lld "
+           "updated, %lld unchanged, %lld skipped, %lld failed (%.1f%% "
+           "succeeded)\n",
+           dry_run ? "[dry run, rolled back] " : "", ingot_result_pipeline(r),
+           read, secs, secs > 0 ? (double)read / secs : 0.0,
+           ingot_result_count(r, INGOT_INSERTED),
+           ingot_result_count(r, INGOT_UPDATED),
+           ingot_result_count(r, INGOT_UNCHANGED),
+           ingot_result_count(r, INGOT_SKIPPED), failed,
+           read ? 100.0 * (double)(read - failed) / (double)read : 100.0);
+    if (ingot_result_ntargets(r) > 1)
+        for (size_t t = 0; t < ingot_result_ntargets(r); t++)
+            printf("  %-20s %lld inserted, %lld updated, %lld unchanged, "
+                   "%lld skipped\n",
+                   ingot_result_target(r, t),
+                   ingot_result_target_count(r, t, INGOT_INSERTED),
+                   ingot_result_target_count(r, t, INGOT_UPDATED),
+                   ingot_result_target_count(r, t, INGOT_UNCHANGED),
+                   ingot_result_target_count(r, t, INGOT_SKIPPED));
+    if (nshow > 10)
+        nshow = 10;
+    for (size_t i = 0; i < nshow; i++) {
+        for (size_t j = 0; j < ingot_result_failed_nreasons(r, i); j++) {
+            const char *tg = NULL, *col = NULL, *code = NULL;
+            const char *msg = ingot_result_failed_reason(r, i, j, &tg, &col,
+                                                         &code, NULL);
+            printf("  row %lld (line %lld): %s%s%s%s[%s] %s\n",
+                   ingot_result_failed_row(r, i),
+                   ingot_result_failed_line(r, i), tg ? tg : "",
+                   tg && col ? "." : "", col ? col : "",
+                   tg || col ? " " : "", code, msg);
+        }
+    }
+    if (failed > (long long)nshow)
+        printf("  ... and %lld more failed rows\n", failed - (long long)nshow);
+    if (reject && failed > 0)
+        printf("failed rows written to %s\n", reject);
+}
+
+static int run_run(ig_cli *cli)
+{
+    const ig_conf *conf = ig_cli_conf(cli);
+    const char *pipeline = ig_cli_arg(cli, 0);
+    const char *input = ig_cli_arg(cli, 1);
+    int json = ig_cli_opt_value(cli, "json") != NULL;
+    int quiet = ig_cli_opt_value(cli, "quiet") != NULL;
+    int dry = ig_cli_opt_value(cli, "dry-run") != NULL;
+    const char *reject = ig_cli_opt_value(cli, "reject-file");
+    char *default_reject = NULL;
+    ingot_settings s;
+    progress_ui ui;
+    ingot *in;
+    ingot_result *r;
+    char errbuf[1024];
+    int code;
+
+    if (reject == NULL && ig_cli_opt_value(cli, "no-reject-file") == NULL &&
+        strcmp(input, "-") != 0) {
+        default_reject = malloc(strlen(input) + 16);
+        if (default_reject == NULL)
+            return ig_cli_fail(cli, "out of memory");
+        sprintf(default_reject, "%s.rejects.csv", input);
+        reject = default_reject;
+    }
+    memset(&s, 0, sizeof(s));
+    s.database_url = conf->database_url;
+    s.pipeline_dir = conf->pipeline_dir;
+    s.batch_size = conf->batch_size;
+    s.max_rows = conf->max_rows;
+    s.timeout_seconds = conf->timeout_seconds;
+    s.statement_timeout_ms = conf->statement_timeout_ms;
+    s.pool_size = (int)conf->pool_size;
+    s.dry_run = dry;
+    s.reject_file = reject;
+    ui.on = !quiet && !json && isatty(STDERR_FILENO);
+    ui.pipeline = pipeline;
+    ui.last = -1;
+    s.progress = show_progress;
+    s.progress_ud = &ui;
+
+    in = ingot_open(&s, errbuf, sizeof(errbuf));
+    if (in == NULL) {
+        free(default_reject);
+        return ig_cli_fail(cli, "%s", errbuf);
+    }
+    r = ingot_run_path(in, pipeline, input, NULL);
+    if (ui.on)
+        fprintf(stderr, "\r\033[K");
+    /* A default reject file is only kept when rows failed. */
+    if (default_reject && ingot_result_count(r, INGOT_FAILED_ROWS) == 0) {
+        unlink(default_reject);
+        reject = NULL;
+    }
+    if (json)
+        print_json(r, input, reject, dry);
+    else if (!quiet && ingot_result_status(r) != INGOT_FAILED)
+        print_summary(r, reject, dry);
+    if (ingot_result_status(r) != INGOT_DONE)
+        fprintf(stderr, "ingot run: %s: %s\n", ingot_result_status_name(r),
+                ingot_result_error(r));
+    code = ingot_result_exit_code(r);
+    ingot_result_free(r);
+    ingot_close(in);
+    free(default_reject);
+    return code;
+}
+
+const ig_cli_cmd ig_cmd_run = {
+    .name = "run",
+    .summary = "import a CSV file (or stdin) through a pipeline",
+    .usage = "run PIPELINE FILE|- [options]",
+    .help =
+        "Import FILE ('-' for stdin) through PIPELINE (a name in the pipeline\n"
+        "directory, e.g. 'items', or a path to a .yaml file). Rows are\n"
+        "upserted in batches of IMPORT_BATCH_SIZE, each in its own short\n"
+        "transaction, taking row locks only. Rows that fail are reported with\n"
+        "their line, column and reason and written to the reject file; the\n"
+        "others are committed.\n\n"
+        "Exit codes: 0 every row succeeded, 1 some rows failed, 2 no row\n"
+        "succeeded, or the import failed or was refused (bad pipeline,\n"
+        "IMPORT_MAX_ROWS exceeded, timeout, database unreachable).",
+    .opts = run_opts,
+    .min_args = 2,
+    .max_args = 2,
+    .run = run_run,
+};
