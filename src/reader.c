@@ -60,18 +60,18 @@
 
 struct ig_reader {
     /* input */
-    char *name;                /* owned */
-    FILE *file;                /* borrowed */
-    const unsigned char *mem;  /* borrowed */
+    char *name;               /* owned */
+    FILE *file;               /* borrowed */
+    const unsigned char *mem; /* borrowed */
     size_t mem_len;
-    unsigned char *chunk;      /* owned; FILE input only */
-    const unsigned char *cur;  /* current chunk: chunk or mem */
+    unsigned char *chunk;     /* owned; FILE input only */
+    const unsigned char *cur; /* current chunk: chunk or mem */
     size_t cur_len, cur_pos;
     size_t chunk_size;
-    int started;               /* first chunk read (BOM checked) */
-    int eof;                   /* no chunk left */
-    int finished;              /* csv_fini done: nothing left at all */
-    ig_err ioerr;              /* sticky read error */
+    int started;  /* first chunk read (BOM checked) */
+    int eof;      /* no chunk left */
+    int finished; /* csv_fini done: nothing left at all */
+    ig_err ioerr; /* sticky read error */
 
     /* options */
     unsigned char delim, quote;
@@ -81,34 +81,34 @@ struct ig_reader {
     /* position of the next raw byte */
     long long pos;
     long long line;
-    int prev_cr;               /* last segment ended with CR */
+    int prev_cr; /* last segment ended with CR */
 
     /* parsing */
     struct csv_parser parser;
-    int parser_ok;             /* csv_init done: csv_free needed */
+    int parser_ok;              /* csv_init done: csv_free needed */
     unsigned char special[256]; /* delimiter, CR, LF: segment ends */
     unsigned char xlat[256][4]; /* byte -> UTF-8 (non-UTF-8 sources) */
     unsigned char xlat_len[256];
-    unsigned char *conv;       /* owned; UTF8_MAX * chunk_size */
-    int u8_need;               /* continuation bytes still expected */
+    unsigned char *conv;        /* owned; UTF8_MAX * chunk_size */
+    int u8_need;                /* continuation bytes still expected */
     unsigned char u8_lo, u8_hi; /* range of the next continuation byte */
-    long long u8_lead_off;     /* where the pending sequence started */
+    long long u8_lead_off;      /* where the pending sequence started */
     size_t u8_lead_field;
 
     /* record in progress */
-    ig_arena *arena;           /* borrowed for one pump() */
+    ig_arena *arena; /* borrowed for one pump() */
     int in_record, rec_ready, skip, rec_blank, field_cut;
-    ig_value *fields;          /* arena */
-    size_t nfields, cap;       /* stored values */
-    size_t nseen;              /* fields seen (may exceed max_fields) */
+    ig_value *fields;    /* arena */
+    size_t nfields, cap; /* stored values */
+    size_t nseen;        /* fields seen (may exceed max_fields) */
     long long rec_line, rec_off;
-    const char *err_code;      /* static string or NULL */
+    const char *err_code; /* static string or NULL */
     char err_msg[512];
 
     /* results */
     long long recno;
-    long long expected;        /* fields per record; -1 = not known yet */
-    ig_arena *hdr_arena;       /* owned; header names */
+    long long expected;  /* fields per record; -1 = not known yet */
+    ig_arena *hdr_arena; /* owned; header names */
     char **columns;
     size_t ncolumns;
 };
@@ -211,8 +211,8 @@ static int no_space(unsigned char c)
 
 static void bad_utf8(ig_reader *r, long long off, size_t field)
 {
-    note(r, "CSV_UTF8", "field %zu: invalid UTF-8 at byte offset %lld",
-         field, off);
+    note(r, "CSV_UTF8", "field %zu: invalid UTF-8 at byte offset %lld", field,
+         off);
 }
 
 /* Start a sequence on lead byte b (>= 0x80). Ranges follow Unicode's
@@ -301,8 +301,8 @@ static size_t convert(ig_reader *r, const unsigned char *s, size_t n)
 }
 
 /* Raw index in s of the byte that converted to position conv_pos. */
-static size_t raw_index(const ig_reader *r, const unsigned char *s,
-                        size_t n, size_t conv_pos)
+static size_t raw_index(const ig_reader *r, const unsigned char *s, size_t n,
+                        size_t conv_pos)
 {
     size_t i = 0, o = 0;
 
@@ -434,8 +434,8 @@ static int fill(ig_reader *r)
          * holds a whole BOM if there is one. */
         n = fread(r->chunk, 1, r->chunk_size, r->file);
         if (n == 0 && ferror(r->file))
-            return ig_err_set(&r->ioerr, IG_IO, "%s: read error: %s",
-                              r->name, strerror(errno));
+            return ig_err_set(&r->ioerr, IG_IO, "%s: read error: %s", r->name,
+                              strerror(errno));
         if (n == 0) {
             r->eof = 1;
             return IG_OK;
@@ -555,8 +555,7 @@ static int check_opts(const ig_reader_opts *o, ig_err *err)
                           name);
     if (o->buf == NULL && o->buf_len > 0)
         return ig_err_set(err, IG_CONFIG, "%s: buf_len without buf", name);
-    if (o->encoding != IG_ENCODING_UTF8 &&
-        o->encoding != IG_ENCODING_LATIN1 &&
+    if (o->encoding != IG_ENCODING_UTF8 && o->encoding != IG_ENCODING_LATIN1 &&
         o->encoding != IG_ENCODING_WIN1252)
         return ig_err_set(err, IG_CONFIG, "%s: unknown encoding %d", name,
                           (int)o->encoding);
@@ -572,8 +571,7 @@ static void copy_opts(ig_reader *r, const ig_reader_opts *o)
     r->delim = o->delimiter ? (unsigned char)o->delimiter : ',';
     r->quote = o->quote ? (unsigned char)o->quote : '"';
     r->encoding = o->encoding;
-    r->max_field = o->max_field_bytes ? o->max_field_bytes
-                                      : DEFAULT_MAX_FIELD;
+    r->max_field = o->max_field_bytes ? o->max_field_bytes : DEFAULT_MAX_FIELD;
     r->max_fields = o->max_fields ? o->max_fields : DEFAULT_MAX_FIELDS;
     r->chunk_size = o->chunk_size ? o->chunk_size : DEFAULT_CHUNK;
     if (r->chunk_size < MIN_CHUNK)
@@ -624,8 +622,8 @@ static int read_header(ig_reader *r, ig_err *err)
     if (r->err_code != NULL)
         return ig_err_set(err, IG_DATA, "%s (header row)", r->err_msg);
     r->ncolumns = r->nfields;
-    r->columns = ig_arena_alloc(r->hdr_arena,
-                                r->ncolumns * sizeof(*r->columns));
+    r->columns =
+        ig_arena_alloc(r->hdr_arena, r->ncolumns * sizeof(*r->columns));
     for (size_t i = 0; i < r->ncolumns; i++)
         r->columns[i] = trimmed(r->hdr_arena, r->fields[i]);
     r->expected = (long long)r->ncolumns;
@@ -710,8 +708,10 @@ long long ig_reader_bytes(const ig_reader *r)
 static void emit(ig_reader *r, ig_arena *arena, ig_record *rec)
 {
     if (r->expected >= 0 && (long long)r->nseen != r->expected)
-        note(r, "CSV_RAGGED", "%zu fields, expected %lld (record at byte "
-             "offset %lld)", r->nseen, r->expected, r->rec_off);
+        note(r, "CSV_RAGGED",
+             "%zu fields, expected %lld (record at byte "
+             "offset %lld)",
+             r->nseen, r->expected, r->rec_off);
     else if (r->expected < 0 && r->err_code == NULL)
         r->expected = (long long)r->nseen; /* no header: first clean row */
     rec->fields = r->fields;
@@ -731,8 +731,10 @@ int ig_reader_next(ig_reader *r, ig_arena *arena, ig_record *rec, int *got,
 
     *got = 0;
     if (arena == NULL)
-        return ig_err_set(err, IG_STATE, "%s: ig_reader_next without an "
-                          "arena", r->name);
+        return ig_err_set(err, IG_STATE,
+                          "%s: ig_reader_next without an "
+                          "arena",
+                          r->name);
     if (r->ioerr.code != IG_OK)
         return ig_err_set(err, r->ioerr.code, "%s", r->ioerr.msg);
     rc = pump(r, arena);

@@ -46,14 +46,14 @@
 typedef struct ig_reader ig_reader; /* opaque */
 
 typedef struct ig_reader_opts {
-    FILE *file;             /* borrowed; read until EOF; or NULL and: */
-    const char *buf;        /* borrowed memory input */
+    FILE *file;      /* borrowed; read until EOF; or NULL and: */
+    const char *buf; /* borrowed memory input */
     size_t buf_len;
-    const char *name;       /* copied; for messages: path, "-" or
-                               "request body"; NULL = "input" */
-    char delimiter;         /* 0 = ','; ASCII, not CR, LF or the quote */
-    char quote;             /* 0 = '"'; ASCII, not CR or LF */
-    int header;             /* 1 = first record is the header */
+    const char *name; /* copied; for messages: path, "-" or
+                         "request body"; NULL = "input" */
+    char delimiter;   /* 0 = ','; ASCII, not CR, LF or the quote */
+    char quote;       /* 0 = '"'; ASCII, not CR or LF */
+    int header;       /* 1 = first record is the header */
     ig_encoding encoding;
     size_t max_field_bytes; /* 0 = 1 MiB (after conversion to UTF-8) */
     size_t max_fields;      /* per record; 0 = 16384 */
@@ -65,18 +65,17 @@ typedef struct ig_reader_opts {
  * Owned; NULL with *err: IG_CONFIG for bad options (delimiter, quote,
  * no usable encoding), IG_IO on a read error, IG_DATA for an empty input
  * with header = 1 ("empty input: no header row") or a malformed header. */
-ig_reader *ig_reader_new(const ig_reader_opts *opts, ig_err *err)
-    IG_MUSTCHECK;
+ig_reader *ig_reader_new(const ig_reader_opts *opts, ig_err *err) IG_MUSTCHECK;
 
 /* Free the reader (not opts->file: the caller closes it). NULL is a
  * no-op. Cannot fail. */
 void ig_reader_free(ig_reader *r);
 
 /* Header names (borrowed: valid until ig_reader_free). Zero columns when
- * the source has no header. Names are trimmed of surrounding blanks. */
+ * the source has no header. Names are trimmed of surrounding spaces and
+ * tabs. ig_reader_column() gives NULL for i >= ig_reader_ncolumns(). */
 size_t ig_reader_ncolumns(const ig_reader *r);
-const char *ig_reader_column(const ig_reader *r, size_t i); /* NULL if
-                                                               i too big */
+const char *ig_reader_column(const ig_reader *r, size_t i);
 
 /* Index of the header column named exactly name (after trimming), the
  * first one if repeated, or -1. Cannot fail. */

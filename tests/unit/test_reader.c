@@ -19,9 +19,9 @@
 #define MEM(s) (s), (sizeof(s) - 1)
 
 /* check_fields(rec, "a", "b") compares count, bytes and lengths. */
-#define FIELDS(rec, ...)                                                  \
-    check_fields((rec), (const char *const[]){__VA_ARGS__},               \
-                 sizeof((const char *const[]){__VA_ARGS__}) /             \
+#define FIELDS(rec, ...)                                                       \
+    check_fields((rec), (const char *const[]){__VA_ARGS__},                    \
+                 sizeof((const char *const[]){__VA_ARGS__}) /                  \
                      sizeof(const char *))
 
 static void check_fields(const ig_record *rec, const char *const *want,
@@ -178,7 +178,7 @@ static void test_reader_header_spaces_in_data_are_kept(void **state)
 
 static void test_reader_quoted_fields_and_embedded_newlines(void **state)
 {
-    static const char in[] = "a,b\n"                      /* line 1 */
+    static const char in[] = "a,b\n"                        /* line 1 */
                              "\"x,y\",\"say \"\"hi\"\"\"\n" /* 2 */
                              "\"l1\r\nl2\",\"m1\nm2\n\"\n"  /* 3-6 */
                              "last,\"\"\n";                 /* 7 */
@@ -296,8 +296,10 @@ static void test_reader_semicolon_and_tab_delimiters(void **state)
     static const char semi[] = "a;b\n1;\"x;y\"\n2,5;z\n";
     static const char tab[] = "a\tb\n1\t\"x\ty\"\n\t\n";
     ig_arena *a = ig_arena_new(0);
-    ig_reader_opts o = {.buf = semi, .buf_len = sizeof(semi) - 1,
-                        .header = 1, .delimiter = ';'};
+    ig_reader_opts o = {.buf = semi,
+                        .buf_len = sizeof(semi) - 1,
+                        .header = 1,
+                        .delimiter = ';'};
     ig_reader *r = open_opts(o);
     ig_record rec;
 
@@ -313,8 +315,8 @@ static void test_reader_semicolon_and_tab_delimiters(void **state)
     at_end(r, a);
     ig_reader_free(r);
 
-    o = (ig_reader_opts){.buf = tab, .buf_len = sizeof(tab) - 1,
-                         .header = 1, .delimiter = '\t'};
+    o = (ig_reader_opts){
+        .buf = tab, .buf_len = sizeof(tab) - 1, .header = 1, .delimiter = '\t'};
     r = open_opts(o);
     next(r, a, &rec);
     ok(&rec);
@@ -332,8 +334,8 @@ static void test_reader_custom_quote(void **state)
 {
     static const char in[] = "a,b\n'x,y','it''s'\n\"q\",2\n";
     ig_arena *a = ig_arena_new(0);
-    ig_reader_opts o = {.buf = in, .buf_len = sizeof(in) - 1, .header = 1,
-                        .quote = '\''};
+    ig_reader_opts o = {
+        .buf = in, .buf_len = sizeof(in) - 1, .header = 1, .quote = '\''};
     ig_reader *r = open_opts(o);
     ig_record rec;
 
@@ -403,8 +405,8 @@ static void test_reader_ragged_rows_then_good_row(void **state)
 {
     static const char in[] = "a,b,c\n1,2\n1,2,3,4\n5,6,7\n";
     ig_arena *a = ig_arena_new(0);
-    ig_reader_opts o = {.buf = in, .buf_len = sizeof(in) - 1, .header = 1,
-                        .name = "items.csv"};
+    ig_reader_opts o = {
+        .buf = in, .buf_len = sizeof(in) - 1, .header = 1, .name = "items.csv"};
     ig_reader *r = open_opts(o);
     ig_record rec;
 
@@ -431,8 +433,8 @@ static void test_reader_too_many_fields_capped(void **state)
 {
     static const char in[] = "a,b\n1,2,3,4,5\n6,7\n";
     ig_arena *a = ig_arena_new(0);
-    ig_reader_opts o = {.buf = in, .buf_len = sizeof(in) - 1, .header = 1,
-                        .max_fields = 3};
+    ig_reader_opts o = {
+        .buf = in, .buf_len = sizeof(in) - 1, .header = 1, .max_fields = 3};
     ig_reader *r = open_opts(o);
     ig_record rec;
 
@@ -492,8 +494,9 @@ static void test_reader_stray_quote_skips_rest_of_line(void **state)
     pos(&rec, 2, 3, 14);
     FIELDS(&rec, "2", "3", "4");
     next(r, a, &rec);
-    bad(&rec, "CSV_QUOTE", "input:4: field 1: misplaced quote near byte "
-                           "offset 24");
+    bad(&rec, "CSV_QUOTE",
+        "input:4: field 1: misplaced quote near byte "
+        "offset 24");
     pos(&rec, 3, 4, 20);
     FIELDS(&rec, "ab");
     next(r, a, &rec);
@@ -511,17 +514,17 @@ static void test_reader_stray_quote_skips_rest_of_line(void **state)
 
 static void test_reader_invalid_utf8_then_good_row(void **state)
 {
-    static const char in[] = "a,b\n"              /* 0 */
-                             "ok,caf\xC3\xA9\n"   /* 4: valid */
-                             "x,\xFFy\n"          /* 13: bad byte */
-                             "\xC3,z\n"           /* 18: truncated */
-                             "q,\xC0\xAF\n"       /* 22: overlong 2 */
-                             "r,\xE0\x80\xAF\n"   /* 27: overlong 3 */
-                             "s,\xED\xA0\x80\n"   /* 33: surrogate */
+    static const char in[] = "a,b\n"                /* 0 */
+                             "ok,caf\xC3\xA9\n"     /* 4: valid */
+                             "x,\xFFy\n"            /* 13: bad byte */
+                             "\xC3,z\n"             /* 18: truncated */
+                             "q,\xC0\xAF\n"         /* 22: overlong 2 */
+                             "r,\xE0\x80\xAF\n"     /* 27: overlong 3 */
+                             "s,\xED\xA0\x80\n"     /* 33: surrogate */
                              "t,\xF4\x90\x80\x80\n" /* 39: > U+10FFFF */
-                             "u,\xE2\x82\n"       /* 46: cut by LF */
+                             "u,\xE2\x82\n"         /* 46: cut by LF */
                              "v,\xF0\x9F\x98\x80\n" /* 51: valid emoji */
-                             "w,\xE2\x82";        /* 58: cut by EOF */
+                             "w,\xE2\x82";          /* 58: cut by EOF */
     ig_arena *a = ig_arena_new(0);
     ig_reader *r = open_mem(MEM(in), 1);
     ig_record rec;
@@ -531,13 +534,13 @@ static void test_reader_invalid_utf8_then_good_row(void **state)
     ok(&rec);
     FIELDS(&rec, "ok", "caf\xC3\xA9");
     next(r, a, &rec);
-    bad(&rec, "CSV_UTF8",
-        "input:3: field 2: invalid UTF-8 at byte offset 15");
+    bad(&rec, "CSV_UTF8", "input:3: field 2: invalid UTF-8 at byte offset 15");
     pos(&rec, 2, 3, 13);
     FIELDS(&rec, "x", "\xFFy"); /* bytes kept as they came */
     next(r, a, &rec);
-    bad(&rec, "CSV_UTF8", "input:4: field 1: invalid UTF-8 at byte "
-                          "offset 18");
+    bad(&rec, "CSV_UTF8",
+        "input:4: field 1: invalid UTF-8 at byte "
+        "offset 18");
     next(r, a, &rec);
     bad(&rec, "CSV_UTF8", "field 2: invalid UTF-8 at byte offset 24");
     next(r, a, &rec);
@@ -547,15 +550,17 @@ static void test_reader_invalid_utf8_then_good_row(void **state)
     next(r, a, &rec);
     bad(&rec, "CSV_UTF8", "field 2: invalid UTF-8 at byte offset 41");
     next(r, a, &rec);
-    bad(&rec, "CSV_UTF8", "input:9: field 2: invalid UTF-8 at byte "
-                          "offset 48");
+    bad(&rec, "CSV_UTF8",
+        "input:9: field 2: invalid UTF-8 at byte "
+        "offset 48");
     next(r, a, &rec);
     ok(&rec);
     pos(&rec, 9, 10, 51);
     FIELDS(&rec, "v", "\xF0\x9F\x98\x80");
     next(r, a, &rec);
-    bad(&rec, "CSV_UTF8", "input:11: field 2: invalid UTF-8 at byte "
-                          "offset 60");
+    bad(&rec, "CSV_UTF8",
+        "input:11: field 2: invalid UTF-8 at byte "
+        "offset 60");
     at_end(r, a);
     ig_reader_free(r);
     ig_arena_free(a);
@@ -586,24 +591,25 @@ static void test_reader_nul_byte(void **state)
 static void test_reader_field_too_long_then_good_row(void **state)
 {
     static const char in[] = "a,b\n"
-                             "1,123456789\n"                  /* 2 */
+                             "1,123456789\n"                          /* 2 */
                              "2,\"quoted, long\nand \"\"more\"\"\"\n" /* 3 */
-                             "3,\"12345678\"\n"               /* 5 */
-                             "4,\"runaway\n5,6\n";            /* 6 */
+                             "3,\"12345678\"\n"                       /* 5 */
+                             "4,\"runaway\n5,6\n";                    /* 6 */
     ig_arena *a = ig_arena_new(0);
 
     (void)state;
     /* Tiny chunks make libcsv's buffer outgrow the limit mid-field. */
     for (size_t chunk = 4; chunk <= 64; chunk *= 4) {
-        ig_reader_opts o = {.buf = in, .buf_len = sizeof(in) - 1,
-                            .header = 1, .max_field_bytes = 8,
+        ig_reader_opts o = {.buf = in,
+                            .buf_len = sizeof(in) - 1,
+                            .header = 1,
+                            .max_field_bytes = 8,
                             .chunk_size = chunk};
         ig_reader *r = open_opts(o);
         ig_record rec;
 
         next(r, a, &rec);
-        bad(&rec, "CSV_FIELD_SIZE",
-            "input:2: field 2 is longer than 8 bytes");
+        bad(&rec, "CSV_FIELD_SIZE", "input:2: field 2 is longer than 8 bytes");
         pos(&rec, 1, 2, 4);
         FIELDS(&rec, "1", "");
         next(r, a, &rec);
@@ -628,7 +634,9 @@ static void test_reader_latin1_and_windows1252(void **state)
 {
     static const char in[] = "name,price\ncaf\xE9,\x80 5\n\x81,\xFF\n";
     ig_arena *a = ig_arena_new(0);
-    ig_reader_opts o = {.buf = in, .buf_len = sizeof(in) - 1, .header = 1,
+    ig_reader_opts o = {.buf = in,
+                        .buf_len = sizeof(in) - 1,
+                        .header = 1,
                         .encoding = IG_ENCODING_LATIN1};
     ig_reader *r = open_opts(o);
     ig_record rec;
@@ -661,7 +669,9 @@ static void test_reader_latin1_stray_quote_offset_is_raw(void **state)
 {
     static const char in[] = "a\n\xE9\xE9\"x\n";
     ig_arena *a = ig_arena_new(0);
-    ig_reader_opts o = {.buf = in, .buf_len = sizeof(in) - 1, .header = 1,
+    ig_reader_opts o = {.buf = in,
+                        .buf_len = sizeof(in) - 1,
+                        .header = 1,
                         .encoding = IG_ENCODING_LATIN1};
     ig_reader *r = open_opts(o);
     ig_record rec;
@@ -740,15 +750,17 @@ static void test_reader_same_records_whatever_the_chunk_size(void **state)
             FILE *f = use_file ? file_with(in, sizeof(in) - 1) : NULL;
             char *got;
 
-            o = (ig_reader_opts){.buf = in, .buf_len = sizeof(in) - 1,
-                                 .file = f, .header = 1,
+            o = (ig_reader_opts){.buf = in,
+                                 .buf_len = sizeof(in) - 1,
+                                 .file = f,
+                                 .header = 1,
                                  .chunk_size = chunk};
             r = open_opts(o);
             assert_string_equal(ig_reader_column(r, 1), "na\"me");
             got = transcript(r, a);
             if (strcmp(got, want) != 0)
-                fail_msg("chunk %zu file %d:\n%s\nwant:\n%s", chunk,
-                         use_file, got, want);
+                fail_msg("chunk %zu file %d:\n%s\nwant:\n%s", chunk, use_file,
+                         got, want);
             free(got);
             ig_reader_free(r);
             if (f)
@@ -888,8 +900,7 @@ static void test_reader_large_input_memory_stays_flat(void **state)
 static void test_reader_empty_input_with_header_is_an_error(void **state)
 {
     static const char blanks[] = "\n\r\n  \n";
-    ig_reader_opts o = {.buf = "", .buf_len = 0, .header = 1,
-                        .name = "e.csv"};
+    ig_reader_opts o = {.buf = "", .buf_len = 0, .header = 1, .name = "e.csv"};
     ig_err err;
 
     (void)state;
@@ -968,9 +979,8 @@ static void test_reader_read_error_is_sticky(void **state)
 
     (void)state;
     assert_non_null(f);
-    assert_null(ig_reader_new(&(ig_reader_opts){.file = f, .header = 1,
-                                                .name = "in.csv"},
-                              &err));
+    assert_null(ig_reader_new(
+        &(ig_reader_opts){.file = f, .header = 1, .name = "in.csv"}, &err));
     assert_int_equal(err.code, IG_IO);
     assert_non_null(strstr(err.msg, "in.csv: read error"));
     r = open_opts((ig_reader_opts){.file = f, .name = "in.csv"});
