@@ -175,8 +175,10 @@ static void on_field(void *s, size_t len, void *data)
     size_t no = ++r->nseen;
 
     if (r->field_cut || len > r->max_field)
-        note(r, "CSV_FIELD_SIZE", "field %zu is longer than %zu bytes", no,
-             r->max_field);
+        note(r, "CSV_FIELD_SIZE",
+             "field %zu is longer than %zu bytes (record at byte offset "
+             "%lld)",
+             no, r->max_field, r->rec_off);
     else
         v = (ig_value){ig_arena_strndup(r->arena, s, len), len, 0};
     r->field_cut = 0;
@@ -336,8 +338,9 @@ static void cap_field(ig_reader *r)
 
     if (p->entry_pos <= r->max_field)
         return;
-    note(r, "CSV_FIELD_SIZE", "field %zu is longer than %zu bytes",
-         r->nseen + 1, r->max_field);
+    note(r, "CSV_FIELD_SIZE",
+         "field %zu is longer than %zu bytes (record at byte offset %lld)",
+         r->nseen + 1, r->max_field, r->rec_off);
     r->field_cut = 1;
     p->entry_buf[0] = p->entry_buf[p->entry_pos - 1];
     p->entry_pos = 1;
@@ -469,8 +472,8 @@ static void finish(ig_reader *r)
             r->err_code = NULL;
         note(r, "CSV_QUOTE",
              "field %zu: quoted field not closed before the end of the "
-             "input",
-             r->nseen + 1);
+             "input (record at byte offset %lld)",
+             r->nseen + 1, r->rec_off);
         r->rec_blank = 0;
         csv_set_opts(p, CSV_STRICT);
         (void)csv_fini(p, on_field, on_record, r); /* flush, reset */

@@ -609,7 +609,9 @@ static void test_reader_field_too_long_then_good_row(void **state)
         ig_record rec;
 
         next(r, a, &rec);
-        bad(&rec, "CSV_FIELD_SIZE", "input:2: field 2 is longer than 8 bytes");
+        bad(&rec, "CSV_FIELD_SIZE",
+            "input:2: field 2 is longer than 8 bytes (record at byte "
+            "offset 4)");
         pos(&rec, 1, 2, 4);
         FIELDS(&rec, "1", "");
         next(r, a, &rec);
