@@ -10,14 +10,26 @@
  *
  * A malformed record is not an ig_err: it comes back as a record with
  * error/error_code set and its line and byte offset, and reading goes on
- * with the next record wherever the format allows. Codes:
- *   CSV_RAGGED     wrong number of fields (vs the header, or the first row)
+ * with the next record wherever the format allows. The message starts
+ * with "<name>:<line>: " (the line where the record starts). Codes:
+ *   CSV_RAGGED     wrong number of fields (vs the header, or the first
+ *                  clean record without a header), or more than
+ *                  max_fields; the fields read are still returned
  *   CSV_QUOTE      unterminated quoted field (reported at EOF: it swallowed
- *                  the rest of the input) or a stray quote in strict mode
- *   CSV_UTF8       invalid UTF-8 (in a UTF-8 source)
+ *                  the rest of the input), or a quote where RFC 4180 allows
+ *                  none ('a"b', '"a"b'): the fields up to there are
+ *                  returned and the rest of that physical line is skipped
+ *   CSV_UTF8       invalid UTF-8 (in a UTF-8 source): bad byte, truncated
+ *                  or overlong sequence, surrogate, > U+10FFFF
  *   CSV_NUL        a NUL byte in a field
- *   CSV_FIELD_SIZE a field longer than max_field_bytes
- * Blank lines are skipped (not records).
+ *   CSV_FIELD_SIZE a field longer than max_field_bytes (its value is "")
+ * Only the first problem of a record is reported.
+ *
+ * Spaces are data (RFC 4180): fields are not trimmed, and a space after
+ * a closing quote is a CSV_QUOTE error. Lines that hold nothing but spaces
+ * and tabs are blank; blank lines are skipped (not records). A lone CR,
+ * CRLF and LF all end a line. Empty fields are "" (is_null = 0): NULL
+ * markers are the pipeline's business.
  *
  * Not thread-safe: one reader belongs to one thread.
  */
@@ -34,36 +46,52 @@
 typedef struct ig_reader ig_reader; /* opaque */
 
 typedef struct ig_reader_opts {
-    FILE *file;             /* borrowed; read until EOF; or NULL and: */
-    const char *buf;        /* borrowed memory input */
+    FILE *file;      /* borrowed; read until EOF; or NULL and: */
+    const char *buf; /* borrowed memory input */
     size_t buf_len;
-    const char *name;       /* for messages: path, "-" or "request body" */
-    char delimiter;         /* 0 = ',' */
-    char quote;             /* 0 = '"' */
-    int header;             /* 1 = first record is the header */
+    const char *name; /* copied; for messages: path, "-" or
+                         "request body"; NULL = "input" */
+    char delimiter;   /* 0 = ','; ASCII, not CR, LF or the quote */
+    char quote;       /* 0 = '"'; ASCII, not CR or LF */
+    int header;       /* 1 = first record is the header */
     ig_encoding encoding;
-    size_t max_field_bytes; /* 0 = 1 MiB */
+    size_t max_field_bytes; /* 0 = 1 MiB (after conversion to UTF-8) */
+    size_t max_fields;      /* per record; 0 = 16384 */
+    size_t chunk_size;      /* read size; 0 = 64 KiB, minimum 4 (tests use
+                               tiny chunks to hit every boundary) */
 } ig_reader_opts;
 
 /* Create a reader and, when opts->header, read the header record.
- * Owned; NULL with *err on a read error, an empty input with header = 1
- * ("empty input: no header row"), or a malformed header. */
-ig_reader *ig_reader_new(const ig_reader_opts *opts, ig_err *err)
-    IG_MUSTCHECK;
+ * Owned; NULL with *err: IG_CONFIG for bad options (delimiter, quote,
+ * no usable encoding), IG_IO on a read error, IG_DATA for an empty input
+ * with header = 1 ("empty input: no header row") or a malformed header. */
+ig_reader *ig_reader_new(const ig_reader_opts *opts, ig_err *err) IG_MUSTCHECK;
 
+/* Free the reader (not opts->file: the caller closes it). NULL is a
+ * no-op. Cannot fail. */
 void ig_reader_free(ig_reader *r);
 
 /* Header names (borrowed: valid until ig_reader_free). Zero columns when
- * the source has no header. Names are trimmed of surrounding blanks. */
+ * the source has no header. Names are trimmed of surrounding spaces and
+ * tabs. ig_reader_column() gives NULL for i >= ig_reader_ncolumns(). */
 size_t ig_reader_ncolumns(const ig_reader *r);
 const char *ig_reader_column(const ig_reader *r, size_t i);
 
+/* Index of the header column named exactly name (after trimming), the
+ * first one if repeated, or -1. Cannot fail. */
+long ig_reader_find_column(const ig_reader *r, const char *name);
+
 /* ig_reader_next: IG_OK with *got = 1 (record) or *got = 0 (end of input),
- * or IG_IO with *err on a read error. */
+ * or IG_IO with *err on a read error (sticky: later calls fail the same).
+ * The record's fields, their bytes and its error message are borrowed
+ * from arena: valid until the caller resets or frees it. A record is
+ * always built in the arena of the call that returns it, so the caller
+ * may reset the arena between any two calls. */
 int ig_reader_next(ig_reader *r, ig_arena *arena, ig_record *rec, int *got,
                    ig_err *err) IG_MUSTCHECK;
 
-/* Bytes consumed from the input so far (for progress). */
+/* Bytes consumed from the input so far, BOM included (for progress: at
+ * end of input it is the input's size). Cannot fail. */
 long long ig_reader_bytes(const ig_reader *r);
 
 #endif /* IG_READER_H */

@@ -1,0 +1,752 @@
+/*
+ * reader.c - streaming CSV reader on libcsv; see reader.h.
+ *
+ * Data flow inside the reader, one record per ig_reader_next():
+ *
+ *   chunk (fread, 64 KiB; or the caller's buffer)
+ *     -> segment: the bytes up to and including the next delimiter, CR or
+ *        LF (or at most chunk_size bytes)
+ *     -> scan: line count, record start, blank-line test, NUL and UTF-8
+ *        checks on the raw bytes, which are where offsets are meaningful
+ *     -> convert: latin-1 / windows-1252 bytes to UTF-8 (a 256-entry
+ *        table built with iconv when the reader is made: both are single
+ *        byte encodings, so a segment converts on its own)
+ *     -> csv_parse (libcsv, CSV_STRICT) -> on_field / on_record
+ *     -> field bytes copied once into the caller's arena
+ *
+ * Why segments: libcsv does not say where in the buffer it was given a
+ * callback fired. It can only submit a field on a delimiter, CR or LF, and
+ * a record on CR or LF, so when every piece we feed ends at the first such
+ * byte, any callback fired on the piece's last byte. That gives exact byte
+ * offsets and line numbers without a second CSV state machine, and every
+ * byte of a segment belongs to field nseen + 1 of the record in progress
+ * (a delimiter inside quotes simply submits nothing). A record therefore
+ * also never outlives the ig_reader_next() call that started it.
+ *
+ * Memory: the chunk, the conversion buffer and libcsv's field buffer are
+ * the reader's; they are bounded by chunk_size and max_field_bytes. Field
+ * values and the record's ig_value array live in the caller's arena.
+ *
+ * Recovery from malformed input (see reader.h for the codes):
+ * - A quote RFC 4180 does not allow (CSV_STRICT's CSV_EPARSE) ends the
+ *   record there: its fields so far are flushed with csv_fini(), the
+ *   record is marked CSV_QUOTE, and the rest of that physical line is
+ *   skipped; parsing resumes on the next line with a fresh parser. We do
+ *   not try to guess what the author meant.
+ * - An unterminated quote can only be seen at EOF (CSV_STRICT_FINI): the
+ *   record that swallowed the rest of the input is marked CSV_QUOTE.
+ * - A field outgrowing max_field_bytes: libcsv has no hook to cap its
+ *   buffer, and stopping it would lose its quoting state. So once the
+ *   field is too long we rewind libcsv's public entry_pos to keep one byte
+ *   (the last, which may be the closing quote libcsv will strip) and let it
+ *   go on: the field's end is found exactly as RFC 4180 says, the record
+ *   is marked CSV_FIELD_SIZE and its value is "".
+ */
+#include "reader.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <iconv.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CHUNK (64 * 1024)
+#define MIN_CHUNK 4 /* the first chunk must hold a whole BOM */
+#define DEFAULT_MAX_FIELD (1024 * 1024)
+#define DEFAULT_MAX_FIELDS 16384
+#define CSV_BLOCK 4096 /* libcsv grows its field buffer by this much */
+#define UTF8_MAX 3     /* bytes of UTF-8 per latin-1/windows-1252 byte */
+
+struct ig_reader {
+    /* input */
+    char *name;               /* owned */
+    FILE *file;               /* borrowed */
+    const unsigned char *mem; /* borrowed */
+    size_t mem_len;
+    unsigned char *chunk;     /* owned; FILE input only */
+    const unsigned char *cur; /* current chunk: chunk or mem */
+    size_t cur_len, cur_pos;
+    size_t chunk_size;
+    int started;  /* first chunk read (BOM checked) */
+    int eof;      /* no chunk left */
+    int finished; /* csv_fini done: nothing left at all */
+    ig_err ioerr; /* sticky read error */
+
+    /* options */
+    unsigned char delim, quote;
+    ig_encoding encoding;
+    size_t max_field, max_fields;
+
+    /* position of the next raw byte */
+    long long pos;
+    long long line;
+    int prev_cr; /* last segment ended with CR */
+
+    /* parsing */
+    struct csv_parser parser;
+    int parser_ok;              /* csv_init done: csv_free needed */
+    unsigned char special[256]; /* delimiter, CR, LF: segment ends */
+    unsigned char xlat[256][4]; /* byte -> UTF-8 (non-UTF-8 sources) */
+    unsigned char xlat_len[256];
+    unsigned char *conv;        /* owned; UTF8_MAX * chunk_size */
+    int u8_need;                /* continuation bytes still expected */
+    unsigned char u8_lo, u8_hi; /* range of the next continuation byte */
+    long long u8_lead_off;      /* where the pending sequence started */
+    size_t u8_lead_field;
+
+    /* record in progress */
+    ig_arena *arena; /* borrowed for one pump() */
+    int in_record, rec_ready, skip, rec_blank, field_cut;
+    ig_value *fields;    /* arena */
+    size_t nfields, cap; /* stored values */
+    size_t nseen;        /* fields seen (may exceed max_fields) */
+    long long rec_line, rec_off;
+    const char *err_code; /* static string or NULL */
+    char err_msg[512];
+
+    /* results */
+    long long recno;
+    long long expected;  /* fields per record; -1 = not known yet */
+    ig_arena *hdr_arena; /* owned; header names */
+    char **columns;
+    size_t ncolumns;
+};
+
+/* ------------------------------------------------------------------ */
+/* Record bookkeeping                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Mark the record in progress as malformed, unless it already is: the
+ * first problem is the one worth reading. */
+static void note(ig_reader *r, const char *code, const char *fmt, ...)
+    IG_PRINTF(3, 4);
+static void note(ig_reader *r, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (r->err_code != NULL)
+        return;
+    r->err_code = code;
+    n = snprintf(r->err_msg, sizeof(r->err_msg), "%s:%lld: ", r->name,
+                 r->rec_line);
+    if (n < 0 || (size_t)n >= sizeof(r->err_msg))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(r->err_msg + n, sizeof(r->err_msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static void start_record(ig_reader *r)
+{
+    r->in_record = 1;
+    r->rec_blank = 1;
+    r->rec_line = r->line;
+    r->rec_off = r->pos;
+    r->fields = NULL;
+    r->nfields = r->cap = r->nseen = 0;
+    r->field_cut = 0;
+    r->err_code = NULL;
+    r->err_msg[0] = '\0';
+    r->u8_need = 0;
+}
+
+/* Append one value; the array lives in the arena and doubles, so the
+ * waste is below the final size and nothing is malloc'ed per field. */
+static void push_field(ig_reader *r, ig_value v)
+{
+    if (r->nfields == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        ig_value *a = ig_arena_alloc(r->arena, cap * sizeof(*a));
+        if (r->nfields > 0)
+            memcpy(a, r->fields, r->nfields * sizeof(*a));
+        r->fields = a;
+        r->cap = cap;
+    }
+    r->fields[r->nfields++] = v;
+}
+
+/* libcsv field callback: copy the field into the arena. */
+static void on_field(void *s, size_t len, void *data)
+{
+    ig_reader *r = data;
+    ig_value v = {"", 0, 0};
+    size_t no = ++r->nseen;
+
+    if (r->field_cut || len > r->max_field)
+        note(r, "CSV_FIELD_SIZE",
+             "field %zu is longer than %zu bytes (record at byte offset "
+             "%lld)",
+             no, r->max_field, r->rec_off);
+    else
+        v = (ig_value){ig_arena_strndup(r->arena, s, len), len, 0};
+    r->field_cut = 0;
+    if (no > r->max_fields) {
+        note(r, "CSV_RAGGED", "more than %zu fields", r->max_fields);
+        return;
+    }
+    push_field(r, v);
+}
+
+/* libcsv record callback: c is the terminator, or -1 from csv_fini. */
+static void on_record(int c, void *data)
+{
+    ig_reader *r = data;
+
+    (void)c;
+    r->in_record = 0;
+    r->rec_ready = 1;
+}
+
+/* libcsv treats space and tab as trimmable unless told otherwise; RFC 4180
+ * says spaces are data. */
+static int no_space(unsigned char c)
+{
+    (void)c;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Raw byte checks: UTF-8, NUL, blank lines                            */
+/* ------------------------------------------------------------------ */
+
+static void bad_utf8(ig_reader *r, long long off, size_t field)
+{
+    note(r, "CSV_UTF8", "field %zu: invalid UTF-8 at byte offset %lld", field,
+         off);
+}
+
+/* Start a sequence on lead byte b (>= 0x80). Ranges follow Unicode's
+ * table 3-7, which rules out overlongs, surrogates and > U+10FFFF. */
+static void utf8_lead(ig_reader *r, unsigned char b, long long off)
+{
+    r->u8_lo = 0x80;
+    r->u8_hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF)
+        r->u8_need = 1;
+    else if (b >= 0xE0 && b <= 0xEF)
+        r->u8_need = 2;
+    else if (b >= 0xF0 && b <= 0xF4)
+        r->u8_need = 3;
+    else {
+        bad_utf8(r, off, r->nseen + 1); /* 80..C1, F5..FF */
+        return;
+    }
+    if (b == 0xE0)
+        r->u8_lo = 0xA0;
+    else if (b == 0xED)
+        r->u8_hi = 0x9F;
+    else if (b == 0xF0)
+        r->u8_lo = 0x90;
+    else if (b == 0xF4)
+        r->u8_hi = 0x8F;
+    r->u8_lead_off = off;
+    r->u8_lead_field = r->nseen + 1;
+}
+
+/* One byte through the validator. State carries across segments and
+ * chunks, so a character split by a chunk boundary is fine. */
+static void utf8_byte(ig_reader *r, unsigned char b, long long off)
+{
+    if (r->u8_need > 0) {
+        if (b >= r->u8_lo && b <= r->u8_hi) {
+            r->u8_need--;
+            r->u8_lo = 0x80;
+            r->u8_hi = 0xBF;
+            return;
+        }
+        bad_utf8(r, r->u8_lead_off, r->u8_lead_field); /* truncated */
+        r->u8_need = 0;
+    }
+    if (b >= 0x80)
+        utf8_lead(r, b, off);
+}
+
+static int is_term(unsigned char c)
+{
+    return c == '\r' || c == '\n';
+}
+
+/* Check a segment of the record in progress before libcsv sees it. */
+static void scan(ig_reader *r, const unsigned char *s, size_t n)
+{
+    int utf8 = r->encoding == IG_ENCODING_UTF8;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = s[i];
+
+        if (r->rec_blank && !((b == ' ' || b == '\t') && b != r->delim) &&
+            !is_term(b))
+            r->rec_blank = 0;
+        if (b == '\0')
+            note(r, "CSV_NUL", "field %zu: NUL byte at byte offset %lld",
+                 r->nseen + 1, r->pos + (long long)i);
+        if (utf8 && (b >= 0x80 || r->u8_need > 0))
+            utf8_byte(r, b, r->pos + (long long)i);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Feeding libcsv                                                      */
+/* ------------------------------------------------------------------ */
+
+static size_t convert(ig_reader *r, const unsigned char *s, size_t n)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        memcpy(r->conv + o, r->xlat[s[i]], r->xlat_len[s[i]]);
+        o += r->xlat_len[s[i]];
+    }
+    return o;
+}
+
+/* Raw index in s of the byte that converted to position conv_pos. */
+static size_t raw_index(const ig_reader *r, const unsigned char *s, size_t n,
+                        size_t conv_pos)
+{
+    size_t i = 0, o = 0;
+
+    if (r->encoding == IG_ENCODING_UTF8)
+        return conv_pos;
+    while (i < n && o + r->xlat_len[s[i]] <= conv_pos)
+        o += r->xlat_len[s[i++]];
+    return i;
+}
+
+/* libcsv refused a quote (CSV_EPARSE) at converted position at: end the
+ * record with what it holds and skip the rest of the line. */
+static void stray_quote(ig_reader *r, const unsigned char *s, size_t n,
+                        size_t at)
+{
+    note(r, "CSV_QUOTE",
+         "field %zu: misplaced quote near byte offset %lld; rest of the "
+         "line skipped",
+         r->nseen + 1, r->pos + (long long)raw_index(r, s, n, at));
+    r->rec_blank = 0;
+    (void)csv_fini(&r->parser, on_field, on_record, r); /* flush, reset */
+    r->skip = 1;
+    r->u8_need = 0;
+}
+
+/* Keep libcsv's buffer for the current field bounded (see the file
+ * comment): the field's value is lost anyway. */
+static void cap_field(ig_reader *r)
+{
+    struct csv_parser *p = &r->parser;
+
+    if (p->entry_pos <= r->max_field)
+        return;
+    note(r, "CSV_FIELD_SIZE",
+         "field %zu is longer than %zu bytes (record at byte offset %lld)",
+         r->nseen + 1, r->max_field, r->rec_off);
+    r->field_cut = 1;
+    p->entry_buf[0] = p->entry_buf[p->entry_pos - 1];
+    p->entry_pos = 1;
+}
+
+static void feed(ig_reader *r, const unsigned char *s, size_t n)
+{
+    const unsigned char *in = s;
+    size_t len = n, used;
+
+    if (r->encoding != IG_ENCODING_UTF8) {
+        len = convert(r, s, n);
+        in = r->conv;
+    }
+    /* The realloc function aborts on OOM, so a short count can only be
+     * CSV_EPARSE. */
+    used = csv_parse(&r->parser, in, len, on_field, on_record, r);
+    if (used < len)
+        stray_quote(r, s, n, used);
+    else
+        cap_field(r);
+}
+
+/* Length of the segment at s: up to and including the first delimiter,
+ * CR or LF, and at most chunk_size bytes (the conversion buffer's size). */
+static size_t segment_len(const ig_reader *r, const unsigned char *s,
+                          size_t avail)
+{
+    size_t max = avail < r->chunk_size ? avail : r->chunk_size;
+
+    for (size_t i = 0; i < max; i++)
+        if (r->special[s[i]])
+            return i + 1;
+    return max;
+}
+
+/* Process one segment of the current chunk. */
+static void step(ig_reader *r)
+{
+    const unsigned char *s = r->cur + r->cur_pos;
+    size_t n = segment_len(r, s, r->cur_len - r->cur_pos);
+    unsigned char last = s[n - 1];
+
+    /* A CR not followed by LF ended a line of its own. */
+    if (r->prev_cr && s[0] != '\n')
+        r->line++;
+    r->prev_cr = 0;
+    if (!r->skip) {
+        if (!r->in_record && !is_term(s[0]))
+            start_record(r);
+        if (r->in_record)
+            scan(r, s, n);
+        feed(r, s, n);
+    }
+    if (r->skip && is_term(last))
+        r->skip = 0;
+    r->cur_pos += n;
+    r->pos += (long long)n;
+    if (last == '\n')
+        r->line++;
+    else if (last == '\r')
+        r->prev_cr = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Input                                                               */
+/* ------------------------------------------------------------------ */
+
+static void strip_bom(ig_reader *r)
+{
+    static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+
+    if (r->encoding == IG_ENCODING_UTF8 && r->cur_len >= 3 &&
+        memcmp(r->cur, bom, 3) == 0) {
+        r->cur_pos = 3;
+        r->pos = 3;
+    }
+}
+
+/* Get the next chunk, or set eof. IG_IO (sticky, in r->ioerr) on error. */
+static int fill(ig_reader *r)
+{
+    size_t n;
+
+    if (r->file == NULL) {
+        if (r->started || r->mem_len == 0) {
+            r->eof = 1;
+            return IG_OK;
+        }
+        r->cur = r->mem;
+        r->cur_len = r->mem_len;
+    } else {
+        /* fread() loops until chunk_size bytes or EOF, so the first chunk
+         * holds a whole BOM if there is one. */
+        n = fread(r->chunk, 1, r->chunk_size, r->file);
+        if (n == 0 && ferror(r->file))
+            return ig_err_set(&r->ioerr, IG_IO, "%s: read error: %s", r->name,
+                              strerror(errno));
+        if (n == 0) {
+            r->eof = 1;
+            return IG_OK;
+        }
+        r->cur = r->chunk;
+        r->cur_len = n;
+    }
+    r->cur_pos = 0;
+    if (!r->started)
+        strip_bom(r);
+    r->started = 1;
+    return IG_OK;
+}
+
+/* End of input: report what only EOF reveals and flush the last record. */
+static void finish(ig_reader *r)
+{
+    struct csv_parser *p = &r->parser;
+
+    r->finished = 1;
+    if (r->skip)
+        return;
+    if (r->in_record && r->u8_need > 0)
+        bad_utf8(r, r->u8_lead_off, r->u8_lead_field);
+    r->u8_need = 0;
+    csv_set_opts(p, CSV_STRICT | CSV_STRICT_FINI);
+    if (csv_fini(p, on_field, on_record, r) != 0) {
+        /* A runaway quote usually outgrows max_field_bytes first; the
+         * quote is the cause worth naming. */
+        if (r->err_code && strcmp(r->err_code, "CSV_FIELD_SIZE") == 0)
+            r->err_code = NULL;
+        note(r, "CSV_QUOTE",
+             "field %zu: quoted field not closed before the end of the "
+             "input (record at byte offset %lld)",
+             r->nseen + 1, r->rec_off);
+        r->rec_blank = 0;
+        csv_set_opts(p, CSV_STRICT);
+        (void)csv_fini(p, on_field, on_record, r); /* flush, reset */
+    }
+    csv_set_opts(p, CSV_STRICT);
+}
+
+/* Run segments through libcsv until a non-blank record is complete or
+ * the input is exhausted. Records are built in arena. */
+static int pump(ig_reader *r, ig_arena *arena)
+{
+    int rc = IG_OK;
+
+    r->arena = arena;
+    r->rec_ready = 0;
+    while (!r->finished) {
+        if (r->cur_pos < r->cur_len)
+            step(r);
+        else if (!r->eof)
+            rc = fill(r);
+        else
+            finish(r);
+        if (rc != IG_OK)
+            break;
+        if (r->rec_ready && r->rec_blank && r->err_code == NULL)
+            r->rec_ready = 0; /* spaces and tabs only: a blank line */
+        if (r->rec_ready)
+            break;
+    }
+    r->arena = NULL;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Construction                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Fill xlat with each byte's UTF-8 form. glibc rejects the five bytes
+ * windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D); like the
+ * WHATWG encoding standard, we map them to the C1 control of the same
+ * number rather than refuse the file. */
+static int build_xlat(ig_reader *r, ig_err *err)
+{
+    const char *from =
+        r->encoding == IG_ENCODING_LATIN1 ? "ISO-8859-1" : "WINDOWS-1252";
+    iconv_t cd = iconv_open("UTF-8", from);
+
+    if (cd == (iconv_t)-1)
+        return ig_err_set(err, IG_CONFIG, "%s: cannot convert from %s: %s",
+                          r->name, from, strerror(errno));
+    for (int b = 0; b < 256; b++) {
+        char in = (char)b;
+        char *ip = &in, *op = (char *)r->xlat[b];
+        size_t il = 1, ol = sizeof(r->xlat[b]);
+
+        (void)iconv(cd, NULL, NULL, NULL, NULL); /* initial state */
+        if (iconv(cd, &ip, &il, &op, &ol) != (size_t)-1) {
+            r->xlat_len[b] = (unsigned char)(sizeof(r->xlat[b]) - ol);
+        } else if (b < 0x80) {
+            r->xlat[b][0] = (unsigned char)b; /* cannot happen; be safe */
+            r->xlat_len[b] = 1;
+        } else {
+            r->xlat[b][0] = (unsigned char)(0xC0 | (b >> 6));
+            r->xlat[b][1] = (unsigned char)(0x80 | (b & 0x3F));
+            r->xlat_len[b] = 2;
+        }
+    }
+    iconv_close(cd);
+    return IG_OK;
+}
+
+static int check_opts(const ig_reader_opts *o, ig_err *err)
+{
+    unsigned char d = o->delimiter ? (unsigned char)o->delimiter : ',';
+    unsigned char q = o->quote ? (unsigned char)o->quote : '"';
+    const char *name = o->name ? o->name : "input";
+
+    if (d >= 0x80 || q >= 0x80 || is_term(d) || is_term(q) || d == q)
+        return ig_err_set(err, IG_CONFIG,
+                          "%s: delimiter and quote must be two different "
+                          "ASCII characters other than CR and LF",
+                          name);
+    if (o->buf == NULL && o->buf_len > 0)
+        return ig_err_set(err, IG_CONFIG, "%s: buf_len without buf", name);
+    if (o->encoding != IG_ENCODING_UTF8 && o->encoding != IG_ENCODING_LATIN1 &&
+        o->encoding != IG_ENCODING_WIN1252)
+        return ig_err_set(err, IG_CONFIG, "%s: unknown encoding %d", name,
+                          (int)o->encoding);
+    return IG_OK;
+}
+
+static void copy_opts(ig_reader *r, const ig_reader_opts *o)
+{
+    r->name = ig_xstrdup(o->name ? o->name : "input");
+    r->file = o->file;
+    r->mem = (const unsigned char *)o->buf;
+    r->mem_len = o->file ? 0 : o->buf_len;
+    r->delim = o->delimiter ? (unsigned char)o->delimiter : ',';
+    r->quote = o->quote ? (unsigned char)o->quote : '"';
+    r->encoding = o->encoding;
+    r->max_field = o->max_field_bytes ? o->max_field_bytes : DEFAULT_MAX_FIELD;
+    r->max_fields = o->max_fields ? o->max_fields : DEFAULT_MAX_FIELDS;
+    r->chunk_size = o->chunk_size ? o->chunk_size : DEFAULT_CHUNK;
+    if (r->chunk_size < MIN_CHUNK)
+        r->chunk_size = MIN_CHUNK;
+    r->line = 1;
+    r->expected = -1;
+    r->special[r->delim] = r->special['\r'] = r->special['\n'] = 1;
+}
+
+static int init_parser(ig_reader *r, ig_err *err)
+{
+    if (csv_init(&r->parser, CSV_STRICT) != 0)
+        return ig_err_set(err, IG_INTERNAL, "%s: csv_init failed", r->name);
+    r->parser_ok = 1;
+    csv_set_delim(&r->parser, r->delim);
+    csv_set_quote(&r->parser, r->quote);
+    csv_set_space_func(&r->parser, no_space);
+    csv_set_realloc_func(&r->parser, ig_xrealloc);
+    csv_set_blk_size(&r->parser, CSV_BLOCK);
+    return IG_OK;
+}
+
+/* Copy of v without surrounding spaces and tabs, in arena. */
+static char *trimmed(ig_arena *arena, ig_value v)
+{
+    size_t n = v.len, i = 0;
+
+    while (n > 0 && (v.p[n - 1] == ' ' || v.p[n - 1] == '\t'))
+        n--;
+    while (i < n && (v.p[i] == ' ' || v.p[i] == '\t'))
+        i++;
+    return ig_arena_strndup(arena, v.p + i, n - i);
+}
+
+/* Read the first record as the header, into the reader's own arena. */
+static int read_header(ig_reader *r, ig_err *err)
+{
+    int rc;
+
+    r->hdr_arena = ig_arena_new(4096);
+    rc = pump(r, r->hdr_arena);
+    if (rc != IG_OK)
+        return ig_err_set(err, rc, "%s", r->ioerr.msg);
+    if (!r->rec_ready)
+        return ig_err_set(err, IG_DATA, "%s: empty input: no header row",
+                          r->name);
+    r->rec_ready = 0;
+    if (r->err_code != NULL)
+        return ig_err_set(err, IG_DATA, "%s (header row)", r->err_msg);
+    r->ncolumns = r->nfields;
+    r->columns =
+        ig_arena_alloc(r->hdr_arena, r->ncolumns * sizeof(*r->columns));
+    for (size_t i = 0; i < r->ncolumns; i++)
+        r->columns[i] = trimmed(r->hdr_arena, r->fields[i]);
+    r->expected = (long long)r->ncolumns;
+    r->fields = NULL;
+    return IG_OK;
+}
+
+ig_reader *ig_reader_new(const ig_reader_opts *opts, ig_err *err)
+{
+    ig_reader *r = NULL;
+    int rc;
+
+    rc = check_opts(opts, err);
+    if (rc != IG_OK)
+        return NULL; /* nothing acquired yet */
+    r = ig_xcalloc(1, sizeof(*r));
+    copy_opts(r, opts);
+    if (r->file != NULL)
+        r->chunk = ig_xmalloc(r->chunk_size);
+    if (r->encoding != IG_ENCODING_UTF8) {
+        r->conv = ig_xmalloc(UTF8_MAX * r->chunk_size);
+        rc = build_xlat(r, err);
+        if (rc != IG_OK)
+            goto out;
+    }
+    rc = init_parser(r, err);
+    if (rc != IG_OK)
+        goto out;
+    if (opts->header)
+        rc = read_header(r, err);
+
+out:
+    if (rc != IG_OK) {
+        ig_reader_free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+void ig_reader_free(ig_reader *r)
+{
+    if (r == NULL)
+        return;
+    if (r->parser_ok)
+        csv_free(&r->parser);
+    ig_arena_free(r->hdr_arena);
+    free(r->conv);
+    free(r->chunk);
+    free(r->name);
+    free(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+/* ------------------------------------------------------------------ */
+
+size_t ig_reader_ncolumns(const ig_reader *r)
+{
+    return r->ncolumns;
+}
+
+const char *ig_reader_column(const ig_reader *r, size_t i)
+{
+    return i < r->ncolumns ? r->columns[i] : NULL;
+}
+
+long ig_reader_find_column(const ig_reader *r, const char *name)
+{
+    for (size_t i = 0; i < r->ncolumns; i++)
+        if (strcmp(r->columns[i], name) == 0)
+            return (long)i;
+    return -1;
+}
+
+long long ig_reader_bytes(const ig_reader *r)
+{
+    return r->pos;
+}
+
+/* Fill rec from the completed record: field count check, numbering and
+ * the message copied into the arena. */
+static void emit(ig_reader *r, ig_arena *arena, ig_record *rec)
+{
+    if (r->expected >= 0 && (long long)r->nseen != r->expected)
+        note(r, "CSV_RAGGED",
+             "%zu fields, expected %lld (record at byte "
+             "offset %lld)",
+             r->nseen, r->expected, r->rec_off);
+    else if (r->expected < 0 && r->err_code == NULL)
+        r->expected = (long long)r->nseen; /* no header: first clean row */
+    rec->fields = r->fields;
+    rec->nfields = r->nfields;
+    rec->recno = ++r->recno;
+    rec->line = r->rec_line;
+    rec->offset = r->rec_off;
+    rec->error_code = r->err_code;
+    rec->error = r->err_code ? ig_arena_strdup(arena, r->err_msg) : NULL;
+    r->fields = NULL;
+}
+
+int ig_reader_next(ig_reader *r, ig_arena *arena, ig_record *rec, int *got,
+                   ig_err *err)
+{
+    int rc;
+
+    *got = 0;
+    if (arena == NULL)
+        return ig_err_set(err, IG_STATE,
+                          "%s: ig_reader_next without an "
+                          "arena",
+                          r->name);
+    if (r->ioerr.code != IG_OK)
+        return ig_err_set(err, r->ioerr.code, "%s", r->ioerr.msg);
+    rc = pump(r, arena);
+    if (rc != IG_OK)
+        return ig_err_set(err, rc, "%s", r->ioerr.msg);
+    if (!r->rec_ready)
+        return IG_OK;
+    r->rec_ready = 0;
+    emit(r, arena, rec);
+    *got = 1;
+    return IG_OK;
+}
