@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# test_run.sh - ingot run against a real PostgreSQL: insert / update /
+# unchanged counting (updated_at untouched on no-op), soft-deleted rows,
+# duplicate-key policies, missing parents, constraint failures isolated by
+# bisection, malformed CSV, limits, dry run, reject file, JSON, exit codes.
+source "$(dirname "$0")/lib.sh"
+D=tests/data/run
+run_ingot 0 migrate up
+
+# --- insert, update, unchanged ------------------------------------------
+cat > "$IT_TMP/c1.csv" <<'CSV'
+name,code
+Red,#ff0000
+Green , #00FF00
+Blue,#0000FF
+CSV
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/c1.csv" --json
+assert_contains "$OUT" '"inserted": 3' "first import inserts"
+assert_eq "Green|#00FF00" "$(sql "SELECT color_name, color_code FROM color_master WHERE color_name = 'Green'")" "transforms applied"
+assert_eq "" "$(ls "$IT_TMP"/c1.csv.rejects.csv 2>/dev/null)" "no reject file when nothing failed"
+t_blue=$(sql "SELECT updated_at FROM color_master WHERE color_name = 'Blue'")
+
+cat > "$IT_TMP/c2.csv" <<'CSV'
+name,code
+Red,#EE0000
+Green,#00FF00
+Blue,#0000FF
+Cyan,#00FFFF
+CSV
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/c2.csv" --json
+assert_contains "$OUT" '"inserted": 1' "second import inserts the new one"
+assert_contains "$OUT" '"updated": 1' "second import updates the changed one"
+assert_contains "$OUT" '"unchanged": 2' "second import leaves two unchanged"
+assert_eq "$t_blue" "$(sql "SELECT updated_at FROM color_master WHERE color_name = 'Blue'")" "unchanged row keeps updated_at"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/c2.csv" --json
+assert_contains "$OUT" '"unchanged": 4' "same file again: all unchanged"
+
+# --- soft-deleted rows do not block a re-import --------------------------
+sql "UPDATE color_master SET deleted_at = now() WHERE color_name = 'Cyan'"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/c2.csv" --json
+assert_contains "$OUT" '"inserted": 1' "soft-deleted colour re-imported as a new row"
+assert_eq "2|1" "$(sql "SELECT count(*), count(*) FILTER (WHERE deleted_at IS NULL) FROM color_master WHERE color_name = 'Cyan'")" "old row stays deleted, new one is live"
+
+# --- rule failures: good rows land, bad ones reported, exit 1 -------------
+cat > "$IT_TMP/c3.csv" <<'CSV'
+name,code
+Olive,#808000
+,#123456
+Teal,not-a-colour
+Maroon,#800000
+CSV
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/c3.csv"
+assert_contains "$OUT" "2 inserted" "good rows inserted"
+assert_contains "$OUT" "2 failed" "bad rows counted"
+assert_contains "$OUT" "row 2 (line 3): color_master.color_name [required]" "required failure named with row, line, column"
+assert_contains "$OUT" "row 3 (line 4): color_master.color_code [pattern]" "pattern failure named"
+rej="$IT_TMP/c3.csv.rejects.csv"
+[ -f "$rej" ] || fail "default reject file written"
+assert_eq "3" "$(wc -l < "$rej" | tr -d ' ')" "reject file has header + 2 rows"
+assert_contains "$(head -1 "$rej")" '"ingot_row","ingot_line","ingot_error"' "reject header"
+assert_contains "$(cat "$rej")" '"Teal","not-a-colour","3","4"' "reject row keeps original values"
+# the reject file can be fixed and re-imported as is (extra columns ignored)
+sed -i 's/not-a-colour/#008080/; s/^"",/"Navy",/' "$rej"
+run_ingot 0 run "$D/colors.yaml" "$rej" --no-reject-file --json
+assert_contains "$OUT" '"inserted": 2' "fixed reject file re-imports"
+
+# --- every row failing is exit 2 -----------------------------------------
+printf 'name,code\n,#000000\n' > "$IT_TMP/c4.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/c4.csv" --no-reject-file
+
+# --- duplicate-key policies ----------------------------------------------
+printf 'size,sort\nS,1\nM,2\nS,3\nL,4\nM,5\n' > "$IT_TMP/s.csv"
+run_ingot 1 run "$D/sizes_error.yaml" "$IT_TMP/s.csv" --no-reject-file --json
+assert_contains "$OUT" '"failed": 2' "error policy fails later duplicates"
+assert_contains "$OUT" 'row 1 has the same key' "error names the first row"
+assert_eq "S:1,M:2,L:4" "$(sql "SELECT string_agg(size_name || ':' || sort_order, ',' ORDER BY id) FROM size_master")" "first occurrences kept"
+sql "DELETE FROM size_master"
+run_ingot 0 run "$D/sizes_first.yaml" "$IT_TMP/s.csv" --json
+assert_contains "$OUT" '"skipped": 2' "first policy skips later duplicates"
+assert_eq "S:1,M:2,L:4" "$(sql "SELECT string_agg(size_name || ':' || sort_order, ',' ORDER BY size_name DESC) FROM size_master")" "first wins"
+sql "DELETE FROM size_master"
+run_ingot 0 run "$D/sizes_last.yaml" "$IT_TMP/s.csv" --json --batch-size 2
+assert_eq "S:3,M:5,L:4" "$(sql "SELECT string_agg(size_name || ':' || sort_order, ',' ORDER BY size_name DESC) FROM size_master")" "last wins, also across batches"
+
+# --- missing parents and a violated check constraint ---------------------
+sql "INSERT INTO item_master (name) VALUES ('Tee'), ('Cap')"
+cat > "$IT_TMP/v.csv" <<'CSV'
+item,color,size,sku,price
+Tee,Red,S,TEE-RED-S,10.00
+Tee,Red,M,TEE-RED-M,-1.00
+Hat,Red,S,HAT-RED-S,5.00
+Cap,Red,L,CAP-RED-L,7.50
+Cap,Mauve,S,CAP-MAU-S,7.50
+Tee,Green,S,TEE-GRN-S,-3.00
+Cap,Green,M,CAP-GRN-M,8.00
+CSV
+run_ingot 1 run "$D/variants.yaml" "$IT_TMP/v.csv" --json --no-reject-file
+assert_contains "$OUT" '"inserted": 3' "good variants inserted"
+assert_contains "$OUT" '"failed": 4' "bad variants failed"
+assert_contains "$OUT" '"code": "MISSING_PARENT"' "missing parent is a row error"
+assert_contains "$OUT" '"code": "23514"' "check violation carries its SQLSTATE"
+assert_contains "$OUT" '"constraint": "item_variant_price_check"' "constraint named"
+assert_eq "CAP-GRN-M,CAP-RED-L,TEE-RED-S" "$(sql "SELECT string_agg(sku, ',' ORDER BY sku) FROM item_variant")" "exactly the good rows committed"
+
+# --- malformed CSV: reported with line numbers, the rest imported --------
+printf 'name,code\nA1,#000001\n"B1,#000002\nC1,#000003\n' > "$IT_TMP/m1.csv"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m1.csv" --json --no-reject-file
+assert_contains "$OUT" '"code": "CSV_QUOTE"' "unterminated quote reported"
+printf 'name,code\nA2,#000001\nB2,#000002,extra\nC2,#000003\n' > "$IT_TMP/m2.csv"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m2.csv" --json --no-reject-file
+assert_contains "$OUT" '"code": "CSV_RAGGED"' "ragged row reported"
+assert_contains "$OUT" '"line": 3' "ragged row's line"
+assert_eq "2" "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('A2','C2')")" "rows around the ragged one imported"
+printf 'name,code\nA3,#000001\nB\xff3,#000002\nC3,#000003\n' > "$IT_TMP/m3.csv"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m3.csv" --json --no-reject-file
+assert_contains "$OUT" '"code": "CSV_UTF8"' "invalid UTF-8 reported"
+
+# --- limits ---------------------------------------------------------------
+{ echo "name,code"; for i in $(seq 1 30); do echo "L$i,#0000AA"; done; } > "$IT_TMP/l.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/l.csv" --max-rows 20
+assert_contains "$ERR" "30 data rows, more than IMPORT_MAX_ROWS=20" "over-limit file refused with both numbers"
+assert_eq "0" "$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE 'L%'")" "nothing written when refused"
+"$INGOT_BIN" run "$D/colors.yaml" - --max-rows 20 < "$IT_TMP/l.csv" > "$IT_TMP/o" 2> "$IT_TMP/e" && fail "stdin over limit must exit 2" || true
+assert_contains "$(cat "$IT_TMP/e")" "stopped at IMPORT_MAX_ROWS=20" "stdin stops at the limit and says so"
+assert_eq "20" "$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE 'L%'")" "stdin imported up to the limit"
+
+# --- dry run leaves the tables untouched ----------------------------------
+before=$(sql "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM color_master t")
+printf 'name,code\nRed,#111111\nDryOnly,#222222\n' > "$IT_TMP/d.csv"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/d.csv" --dry-run --json
+assert_contains "$OUT" '"dry_run": true' "dry run flagged"
+assert_contains "$OUT" '"inserted": 1' "dry run reports the insert"
+assert_contains "$OUT" '"updated": 1' "dry run reports the update"
+assert_eq "$before" "$(sql "SELECT md5(string_agg(t::text, ',' ORDER BY id)) FROM color_master t")" "dry run changed nothing"
+
+# --- usage ----------------------------------------------------------------
+run_ingot 2 run nosuchpipeline "$IT_TMP/d.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/missing.csv"
+assert_contains "$ERR" "cannot open" "missing input named"
+run_ingot 2 run "$D/colors.yaml"
+assert_contains "$ERR" "missing argument" "run needs a file"
