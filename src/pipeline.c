@@ -1551,11 +1551,15 @@ static int cross_check_target(ld *L, tdecl *d, yaml_node_t **seen,
         subpath(kp, path, "update_columns");
         rc |= check_mapped(L, t, un, kp, d->update_columns,
                            d->n_update_columns);
-        for (size_t i = 0; rc == IG_OK && i < d->n_update_columns; i++)
+        for (size_t i = 0; rc == IG_OK && i < d->n_update_columns; i++) {
+            yaml_node_t *e = un->type == YAML_SEQUENCE_NODE
+                                 ? node_at(L, un->data.sequence.items.start[i])
+                                 : un;
             for (size_t j = 0; j < t->n_key; j++)
                 if (strcmp(d->update_columns[i], t->key[j]) == 0)
-                    rc = lerr(L, un, kp, "'%s' is part of the key; key "
+                    rc = lerr(L, e, kp, "'%s' is part of the key; key "
                               "columns are never updated", t->key[j]);
+        }
     }
     if (t->touch && find_col(t, t->touch)) {
         subpath(kp, path, "touch");
