@@ -799,6 +799,7 @@ static int parse_map(ld *L, yaml_node_t *n, const char *path,
     size_t nk = table_len(tbl);
     int before = L->nerr;
     char kp[PATHMAX], hint[128];
+    char suggested[KMAX] = {0};
 
     for (size_t i = 0; i < nk; i++)
         names[i] = tbl[i].name;
@@ -823,8 +824,12 @@ static int parse_map(ld *L, yaml_node_t *n, const char *path,
         for (i = 0; i < nk && strcmp(tbl[i].name, key) != 0; i++)
             ;
         if (i == nk) {
+            const char *m = suggest(key, names, nk);
             lerr(L, kn, kp, "unknown key '%s'%s", key,
                  did_you_mean(hint, sizeof(hint), key, names, nk));
+            for (size_t j = 0; m && j < nk; j++)
+                if (tbl[j].name == m && tbl[j].required)
+                    suggested[j] = 1; /* no second "missing" message */
             continue;
         }
         if (seen[i] != NULL) {
@@ -839,7 +844,7 @@ static int parse_map(ld *L, yaml_node_t *n, const char *path,
             (void)set_from_node(L, &tbl[i], vn, kp, obj);
     }
     for (size_t i = 0; i < nk; i++) {
-        if (tbl[i].required && seen[i] == NULL) {
+        if (tbl[i].required && seen[i] == NULL && !suggested[i]) {
             subpath(kp, path, tbl[i].name);
             lerr(L, n, kp, "required key is missing: %s", tbl[i].doc);
         }
