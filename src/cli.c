@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include "cmd_check.h"
 #include "cmd_migrate.h"
 #include "cmd_run.h"
 #include "log.h"
@@ -15,6 +16,7 @@
 
 /* Only commands that really work are listed (and accepted). */
 static const ig_cli_cmd *const commands[] = {
+    &ig_cmd_check,
     &ig_cmd_migrate,
     &ig_cmd_run,
     NULL,

@@ -11,7 +11,7 @@
  * ig_pipeline_free().
  *
  * Identifiers (tables, columns, keys) are validated at load time
- * ([A-Za-z_][A-Za-z0-9_$]*, at most 63 bytes, optional "schema." prefix on
+ * ([A-Za-z_][A-Za-z0-9_]*, at most 63 bytes, optional "schema." prefix on
  * tables) and always quoted when put into SQL. SQL fragments written by the
  * pipeline author (key predicate, update guard) are structure, never data,
  * and are checked to be a single expression (no ';', no comment markers).
@@ -216,11 +216,28 @@ typedef struct ig_hooks_decl {
 
 typedef struct ig_pipeline ig_pipeline; /* opaque */
 
+/* One problem found while loading, for callers that want all of them
+ * (ingot check) rather than the first one in ig_err. All strings borrowed:
+ * valid only during the callback. */
+typedef struct ig_pipeline_diag {
+    const char *file;    /* the path given to ig_pipeline_load */
+    int line, col;       /* 1-based; 0 when the problem has no place */
+    const char *path;    /* key path, e.g. "targets[0].columns.price.type" */
+    const char *message; /* the problem, e.g. "unknown type 'nummeric'
+                            (did you mean 'numeric'?)" */
+} ig_pipeline_diag;
+
+typedef void (*ig_pipeline_diag_fn)(void *ud, const ig_pipeline_diag *d);
+
 typedef struct ig_pipeline_opts {
     const char *lua_dir; /* ingot's own Lua library dir (copied); NULL =
                             search like migrations: ./lua, installed, source */
     int check_hooks;     /* 1 = load the Lua module and verify the named
                             hook functions exist (ingot check, ingot run) */
+    ig_pipeline_diag_fn diag; /* NULL, or called once per problem found
+                                 (in file order, at most 100); the load
+                                 still fails with the first one in err */
+    void *diag_ud;
 } ig_pipeline_opts;
 
 /* Load and check the pipeline in the YAML file at path. Returns an owned
@@ -251,6 +268,63 @@ const ig_hooks_decl *ig_pipeline_hooks(const ig_pipeline *p);
  * lookup from:), deduplicated, in first-use order. */
 size_t ig_pipeline_ninputs(const ig_pipeline *p);
 const char *ig_pipeline_input(const ig_pipeline *p, size_t i);
+
+/* ------------------------------------------------------------------ */
+/* The key tables (STYLE rule 13): they drive parsing, unknown-key      */
+/* errors, ingot check and docs/pipelines.md (checked by a unit test).  */
+
+typedef enum {
+    IG_PSEC_PIPELINE = 0, /* the top-level mapping */
+    IG_PSEC_SOURCE,
+    IG_PSEC_HOOKS,
+    IG_PSEC_TARGET,       /* one item of targets: */
+    IG_PSEC_COLUMN,       /* one value of a target's columns: */
+    IG_PSEC_LOOKUP,
+    IG_PSEC_RULES,
+    IG_PSEC_TRANSFORM,    /* the names usable in transforms: [...] */
+    IG_PSEC__COUNT
+} ig_pipeline_section;
+
+typedef enum {
+    IG_PKEY_STRING = 0, /* any scalar */
+    IG_PKEY_IDENT,      /* an SQL identifier */
+    IG_PKEY_TABLE,      /* identifier or schema.identifier */
+    IG_PKEY_SQL,        /* one SQL expression (no ';' or comments) */
+    IG_PKEY_CHAR,       /* a one-byte string */
+    IG_PKEY_BOOL,
+    IG_PKEY_INT,        /* stored as int */
+    IG_PKEY_LONG,       /* stored as long */
+    IG_PKEY_SIZE,       /* stored as size_t */
+    IG_PKEY_ENUM,       /* one of values[], stored as int */
+    IG_PKEY_STRLIST,    /* list of scalars (const char **, count) */
+    IG_PKEY_IDENTLIST,  /* list of identifiers (a scalar is a list of 1) */
+    IG_PKEY_SPECIAL     /* parsed by its section's own code (nested
+                           mappings, transforms, const, ...) */
+} ig_pkey_type;
+
+typedef struct ig_pipeline_key {
+    const char *name;     /* YAML key */
+    ig_pkey_type type;
+    size_t offset;        /* into the section's descriptor (internal) */
+    size_t count_offset;  /* lists: where the count goes */
+    int required;
+    const char *def;      /* default as text, or NULL */
+    const char *doc;      /* one line for docs and ingot check */
+    const char *const *values; /* IG_PKEY_ENUM: names, NULL-terminated */
+    long min, max;        /* numeric bounds, inclusive */
+} ig_pipeline_key;
+
+/* The key table of a section, terminated by a row with name == NULL.
+ * Static; cannot fail. */
+const ig_pipeline_key *ig_pipeline_keys(ig_pipeline_section s);
+/* "pipeline", "source", "hooks", "targets[]", "columns", "lookup",
+ * "rules", "transforms"; static. */
+const char *ig_pipeline_section_name(ig_pipeline_section s);
+/* "string", "identifier", ...; static. */
+const char *ig_pkey_type_name(ig_pkey_type t);
+
+/* Total number of columns over all targets. Cannot fail. */
+size_t ig_pipeline_ncolumns(const ig_pipeline *p);
 
 /* Name tables, e.g. ig_type_name(IG_TYPE_NUMERIC) == "numeric". Static. */
 const char *ig_type_name(ig_type t);

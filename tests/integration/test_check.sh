@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test_check.sh - "ingot check": every shipped pipeline passes on a migrated
+# database; a missing column, a wrong type and a missing unique index are
+# errors (exit 2) naming the place; --json parses; --no-db skips the
+# database; an unreachable database is a failure unless --no-db.
+source "$(dirname "$0")/lib.sh"
+
+run_ingot 0 migrate up
+for p in pipelines/*.yaml; do
+  name=$(basename "$p" .yaml)
+  run_ingot 0 check "$name"
+  assert_contains "$OUT" "ok: " "check $name"
+  assert_not_contains "$OUT" "warning" "check $name has no warnings"
+done
+run_ingot 0 check pipelines/items.yaml
+assert_contains "$OUT" "ok: pipelines/items.yaml (4 targets, 13 columns, hooks: hooks.items)" "check by path"
+
+# A scratch table and one pipeline per mistake.
+sql "CREATE TABLE gadget (id bigserial PRIMARY KEY, code text NOT NULL,
+       label text, weight integer, made_on date, deleted_at timestamptz,
+       updated_at timestamptz)"
+sql "CREATE UNIQUE INDEX gadget_code_live ON gadget (code) WHERE deleted_at IS NULL"
+pl() { # name, extra column lines, key_predicate
+  cat > "$IT_TMP/$1.yaml" <<YAML
+targets:
+  - table: gadget
+    key: [code]
+    key_predicate: ${3:-deleted_at IS NULL}
+    touch: updated_at
+    columns:
+      code: code
+$2
+YAML
+}
+pl good "      label: label
+      weight: { from: weight, type: int }
+      made_on: { from: made, type: date }"
+run_ingot 0 check "$IT_TMP/good.yaml"
+assert_contains "$OUT" "ok: $IT_TMP/good.yaml (1 target, 4 columns" "scratch pipeline ok"
+
+pl missing_col "      colour: colour"
+run_ingot 2 check "$IT_TMP/missing_col.yaml"
+assert_contains "$OUT" "missing_col.yaml:8:7: targets[0].columns.colour: column \"colour\" does not exist in table gadget" "missing column"
+
+pl wrong_type "      made_on: { from: made, type: bool }"
+run_ingot 2 check "$IT_TMP/wrong_type.yaml"
+assert_contains "$OUT" "wrong_type.yaml:8:7: targets[0].columns.made_on: type bool does not fit the column's type date" "wrong type"
+
+pl no_index "      label: label" "label IS NOT NULL"
+run_ingot 2 check "$IT_TMP/no_index.yaml"
+assert_contains "$OUT" "no_index.yaml:2:5: targets[0] (gadget): no unique index on (code) WHERE label IS NOT NULL: ON CONFLICT would fail at run time" "missing unique index"
+assert_contains "$OUT" "FAILED: $IT_TMP/no_index.yaml (1 error" "summary line"
+
+pl smallint "      weight: { from: weight, type: bigint }"
+run_ingot 0 check "$IT_TMP/smallint.yaml"
+assert_contains "$OUT" "warning: bigint into a smaller integer column may overflow" "narrowing is a warning"
+
+# The check wrote nothing and left no transaction behind.
+assert_eq "0" "$(sql 'SELECT count(*) FROM gadget')" "check writes nothing"
+
+# --json
+run_ingot 2 check "$IT_TMP/missing_col.yaml" --json
+echo "$OUT" | python3 -c 'import json,sys; json.load(sys.stdin)' || fail "--json output does not parse: $OUT"
+assert_eq "false" "$(echo "$OUT" | jq -r .ok)" "json ok=false"
+assert_eq "targets[0].columns.colour" "$(echo "$OUT" | jq -r '.errors[0].path')" "json error path"
+assert_eq "8" "$(echo "$OUT" | jq -r '.errors[0].line')" "json error line"
+assert_contains "$(echo "$OUT" | jq -r '.errors[0].message')" "does not exist" "json error message"
+run_ingot 0 check items --json
+assert_eq "true|4|item_variant" "$(echo "$OUT" | jq -r '[.ok, (.targets|length), .targets[3].name] | join("|")')" "json ok=true"
+
+# --no-db skips the database: the missing column goes unnoticed, and an
+# unreachable database does not matter.
+run_ingot 0 check "$IT_TMP/missing_col.yaml" --no-db
+assert_contains "$OUT" "database not checked" "--no-db says so"
+DATABASE_URL=postgresql://nobody@127.0.0.1:1/none run_ingot 2 check items
+assert_contains "$OUT" "cannot connect" "unreachable database is a failure"
+assert_contains "$OUT" "--no-db" "hint at --no-db"
+DATABASE_URL=postgresql://nobody@127.0.0.1:1/none run_ingot 0 check items --no-db
+
+# Load errors are listed with their place, all of them.
+run_ingot 2 check tests/data/pipelines/broken/bad_type.yaml --no-db
+assert_contains "$OUT" "bad_type.yaml:9:15: targets[0].columns.price.type: unknown type 'nummeric' (did you mean 'numeric'?)" "load error"
+run_ingot 2 check no_such_pipeline
+assert_contains "$OUT" "cannot open" "unknown pipeline name"
