@@ -14,6 +14,7 @@ PACKAGES=(
   libmicrohttpd-dev libjansson-dev libxxhash-dev
   postgresql postgresql-contrib redis-server
   valgrind curl ca-certificates procps iproute2 util-linux
+  python3 time bc
 )
 
 missing=()
