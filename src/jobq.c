@@ -112,32 +112,60 @@ static double jitter_draw(void)
 
 /* The columns of a job row, all as text except the source (bytea). The
  * order must match enum job_col. */
-#define JOB_COLS(source_expr)                                               \
-    "j.id::text, j.pipeline, j.state, j.source_name, j.source_format, "     \
-    source_expr ", j.source_bytes::text, j.options::text, "                 \
-    "j.priority::text, j.attempt::text, j.max_attempts::text, j.worker_id, "\
-    "(j.cancel_requested_at IS NOT NULL)::int::text, "                      \
-    "j.checkpoint_batch::text, j.checkpoint_offset::text, "                 \
-    "j.checkpoint_row::text, j.total_rows::text, "                          \
-    "j.rows_processed::text, j.rows_inserted::text, j.rows_updated::text, " \
-    "j.rows_unchanged::text, j.rows_skipped::text, j.rows_failed::text, "   \
-    "j.last_error, j.errors::text, "                                        \
-    "extract(epoch FROM j.created_at)::text, "                              \
-    "extract(epoch FROM j.updated_at)::text, "                              \
-    "extract(epoch FROM j.run_after)::text, "                               \
-    "extract(epoch FROM j.started_at)::text, "                              \
-    "extract(epoch FROM j.finished_at)::text, "                             \
-    "extract(epoch FROM j.heartbeat_at)::text, "                            \
-    "extract(epoch FROM j.lease_expires_at)::text, "                        \
+#define JOB_COLS(source_expr)                                                  \
+    "j.id::text, j.pipeline, j.state, j.source_name, "                         \
+    "j.source_format, " source_expr                                            \
+    ", j.source_bytes::text, j.options::text, "                                \
+    "j.priority::text, j.attempt::text, j.max_attempts::text, j.worker_id, "   \
+    "(j.cancel_requested_at IS NOT NULL)::int::text, "                         \
+    "j.checkpoint_batch::text, j.checkpoint_offset::text, "                    \
+    "j.checkpoint_row::text, j.total_rows::text, "                             \
+    "j.rows_processed::text, j.rows_inserted::text, j.rows_updated::text, "    \
+    "j.rows_unchanged::text, j.rows_skipped::text, j.rows_failed::text, "      \
+    "j.last_error, j.errors::text, "                                           \
+    "extract(epoch FROM j.created_at)::text, "                                 \
+    "extract(epoch FROM j.updated_at)::text, "                                 \
+    "extract(epoch FROM j.run_after)::text, "                                  \
+    "extract(epoch FROM j.started_at)::text, "                                 \
+    "extract(epoch FROM j.finished_at)::text, "                                \
+    "extract(epoch FROM j.heartbeat_at)::text, "                               \
+    "extract(epoch FROM j.lease_expires_at)::text, "                           \
     "extract(epoch FROM j.cancel_requested_at)::text"
 
 enum job_col {
-    C_ID, C_PIPELINE, C_STATE, C_SOURCE_NAME, C_FORMAT, C_SOURCE,
-    C_SOURCE_BYTES, C_OPTIONS, C_PRIORITY, C_ATTEMPT, C_MAX_ATTEMPTS,
-    C_WORKER, C_CANCEL, C_CK_BATCH, C_CK_OFFSET, C_CK_ROW, C_TOTAL,
-    C_PROCESSED, C_INSERTED, C_UPDATED, C_UNCHANGED, C_SKIPPED, C_FAILED,
-    C_LAST_ERROR, C_ERRORS, C_CREATED, C_UPDATED_AT, C_RUN_AFTER,
-    C_STARTED, C_FINISHED, C_HEARTBEAT, C_LEASE, C_CANCEL_AT,
+    C_ID,
+    C_PIPELINE,
+    C_STATE,
+    C_SOURCE_NAME,
+    C_FORMAT,
+    C_SOURCE,
+    C_SOURCE_BYTES,
+    C_OPTIONS,
+    C_PRIORITY,
+    C_ATTEMPT,
+    C_MAX_ATTEMPTS,
+    C_WORKER,
+    C_CANCEL,
+    C_CK_BATCH,
+    C_CK_OFFSET,
+    C_CK_ROW,
+    C_TOTAL,
+    C_PROCESSED,
+    C_INSERTED,
+    C_UPDATED,
+    C_UNCHANGED,
+    C_SKIPPED,
+    C_FAILED,
+    C_LAST_ERROR,
+    C_ERRORS,
+    C_CREATED,
+    C_UPDATED_AT,
+    C_RUN_AFTER,
+    C_STARTED,
+    C_FINISHED,
+    C_HEARTBEAT,
+    C_LEASE,
+    C_CANCEL_AT,
     C__COUNT
 };
 
@@ -278,8 +306,8 @@ static int fence_init(fence *f, const ig_jobq_lease *lease, const char **p,
     return IG_OK;
 }
 
-#define FENCE_WHERE                                                        \
-    " WHERE id = $1::bigint AND worker_id = $2 AND attempt = $3::int"      \
+#define FENCE_WHERE                                                            \
+    " WHERE id = $1::bigint AND worker_id = $2 AND attempt = $3::int"          \
     " AND state = 'running'"
 
 /* After a fenced UPDATE: IG_OK when it touched a row, IG_STATE when the
@@ -301,8 +329,8 @@ static int fenced_result(PGresult *res, const ig_jobq_lease *lease,
  * Producing
  */
 
-int ig_jobq_enqueue(PGconn *conn, const ig_jobq_enqueue_opts *o,
-                    long long *id, ig_err *err)
+int ig_jobq_enqueue(PGconn *conn, const ig_jobq_enqueue_opts *o, long long *id,
+                    ig_err *err)
 {
     static const char sql[] =
         "INSERT INTO import_jobs (pipeline, source_name, source_format,"
@@ -324,9 +352,11 @@ int ig_jobq_enqueue(PGconn *conn, const ig_jobq_enqueue_opts *o,
         return ig_err_set(err, IG_INTERNAL, "enqueue: no pipeline given");
     snprintf(len, sizeof(len), "%zu", o->source_len);
     snprintf(total, sizeof(total), "%lld", o->total_rows);
-    snprintf(maxa, sizeof(maxa), "%d", o->max_attempts > 0 ? o->max_attempts : 3);
+    snprintf(maxa, sizeof(maxa), "%d",
+             o->max_attempts > 0 ? o->max_attempts : 3);
     snprintf(prio, sizeof(prio), "%d", o->priority);
-    snprintf(delay, sizeof(delay), "%.6f", o->delay_seconds > 0 ? o->delay_seconds : 0.0);
+    snprintf(delay, sizeof(delay), "%.6f",
+             o->delay_seconds > 0 ? o->delay_seconds : 0.0);
     p[0] = o->pipeline;
     p[1] = o->source_name;
     p[2] = o->format ? o->format : "csv";
@@ -341,8 +371,10 @@ int ig_jobq_enqueue(PGconn *conn, const ig_jobq_enqueue_opts *o,
     p[8] = prio;
     p[9] = delay;
     if (o->source_len > (size_t)INT32_MAX)
-        return ig_err_set(err, IG_LIMIT, "enqueue: source of %zu bytes is "
-                          "too large for one job", o->source_len);
+        return ig_err_set(err, IG_LIMIT,
+                          "enqueue: source of %zu bytes is "
+                          "too large for one job",
+                          o->source_len);
 
     rc = run(conn, sql, 10, p, lengths, formats, 0, &res,
              "enqueue into import_jobs", err);
@@ -508,8 +540,10 @@ int ig_jobq_finish(PGconn *conn, const ig_jobq_lease *lease,
     int rc;
 
     if (!ig_jobq_state_is_final(final))
-        return ig_err_set(err, IG_INTERNAL, "finish: '%s' is not a final "
-                          "state", ig_jobq_state_name(final));
+        return ig_err_set(err, IG_INTERNAL,
+                          "finish: '%s' is not a final "
+                          "state",
+                          ig_jobq_state_name(final));
     rc = fence_init(&f, lease, p, err);
     if (rc != IG_OK)
         return rc;
@@ -525,7 +559,7 @@ int ig_jobq_finish(PGconn *conn, const ig_jobq_lease *lease,
 
 /* Whether a failed attempt is retried; spelled once for the three SET
  * clauses of fail_or_retry. */
-#define RETRY_COND                                                         \
+#define RETRY_COND                                                             \
     "($4::bool AND attempt < max_attempts AND cancel_requested_at IS NULL)"
 
 int ig_jobq_fail_or_retry(PGconn *conn, const ig_jobq_lease *lease,
@@ -668,8 +702,10 @@ int ig_jobq_cancel(PGconn *conn, long long id, ig_jobq_cancel_result *result,
         goto out;
     }
     if (ig_jobq_state_parse(PQgetvalue(res, 0, 0), &before) != IG_OK) {
-        rc = ig_err_set(err, IG_INTERNAL, "cancel: job %lld has an unknown "
-                        "state", id);
+        rc = ig_err_set(err, IG_INTERNAL,
+                        "cancel: job %lld has an unknown "
+                        "state",
+                        id);
         goto out;
     }
     switch (before) {
@@ -707,7 +743,7 @@ int ig_jobq_get(PGconn *conn, long long id, ig_jobq_job **out, ig_err *err)
 {
     static const char sql[] =
         "SELECT " JOB_COLS("NULL::bytea") " FROM import_jobs j"
-        " WHERE j.id = $1::bigint";
+                                          " WHERE j.id = $1::bigint";
     char idbuf[24];
     const char *p[1];
     PGresult *res = NULL;
@@ -748,11 +784,12 @@ int ig_jobq_list(PGconn *conn, const ig_jobq_filter *filter,
 {
     /* Identity ids grow with created_at, so id DESC is newest first and
      * walks the primary key. */
-    static const char sql[] =
-        "SELECT " JOB_COLS("NULL::bytea") " FROM import_jobs j"
-        " WHERE ($1::text[] IS NULL OR j.state = ANY ($1::text[]))"
-        "   AND ($2::text IS NULL OR j.pipeline = $2)"
-        " ORDER BY j.id DESC LIMIT $3::bigint OFFSET $4::bigint";
+    static const char sql[] = "SELECT " JOB_COLS(
+        "NULL::bytea") " FROM import_jobs j"
+                       " WHERE ($1::text[] IS NULL OR j.state = ANY "
+                       "($1::text[]))"
+                       "   AND ($2::text IS NULL OR j.pipeline = $2)"
+                       " ORDER BY j.id DESC LIMIT $3::bigint OFFSET $4::bigint";
     static const ig_jobq_filter none;
     const ig_jobq_filter *f = filter ? filter : &none;
     char *states = NULL;
@@ -808,8 +845,7 @@ int ig_jobq_prune(PGconn *conn, double older_than_seconds, long long *count,
     snprintf(secs, sizeof(secs), "%.3f",
              older_than_seconds > 0 ? older_than_seconds : 0.0);
     p[0] = secs;
-    rc = run(conn, sql, 1, p, NULL, NULL, 0, &res, "prune finished jobs",
-             err);
+    rc = run(conn, sql, 1, p, NULL, NULL, 0, &res, "prune finished jobs", err);
     if (rc == IG_OK && count)
         *count = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
@@ -851,11 +887,20 @@ static void cb_field(copybuf *b, const char *s, char sep)
         for (; *s; s++) {
             const char *esc = NULL;
             switch (*s) {
-            case '\\': esc = "\\\\"; break;
-            case '\t': esc = "\\t"; break;
-            case '\n': esc = "\\n"; break;
-            case '\r': esc = "\\r"; break;
-            default: break;
+            case '\\':
+                esc = "\\\\";
+                break;
+            case '\t':
+                esc = "\\t";
+                break;
+            case '\n':
+                esc = "\\n";
+                break;
+            case '\r':
+                esc = "\\r";
+                break;
+            default:
+                break;
             }
             if (esc != NULL) {
                 cb_put(b, run_start, (size_t)(s - run_start));
@@ -1080,11 +1125,13 @@ int ig_jobq_wait(PGconn *conn, int timeout_ms, int *notified, ig_err *err)
         pfd.events = POLLIN;
         pfd.revents = 0;
         if (pfd.fd < 0)
-            return ig_err_set(err, IG_DB_RETRY, "wait for " IG_JOBQ_CHANNEL
+            return ig_err_set(err, IG_DB_RETRY,
+                              "wait for " IG_JOBQ_CHANNEL
                               ": connection is closed");
         pr = poll(&pfd, 1, (int)left);
         if (pr < 0 && errno != EINTR)
-            return ig_err_set(err, IG_DB_RETRY, "wait for " IG_JOBQ_CHANNEL
-                              ": poll: %s", strerror(errno));
+            return ig_err_set(err, IG_DB_RETRY,
+                              "wait for " IG_JOBQ_CHANNEL ": poll: %s",
+                              strerror(errno));
     }
 }

@@ -41,20 +41,20 @@
 
 /* Job states, in the order of the name table; the text forms are the
  * values of import_jobs.state. */
-#define IG_JOBQ_STATES(X)                                                 \
-    X(QUEUED, "queued")                                                   \
-    X(RUNNING, "running")                                                 \
-    X(RETRYABLE, "retryable")                                             \
-    X(SUCCEEDED, "succeeded")                                             \
-    X(PARTIALLY_SUCCEEDED, "partially_succeeded")                         \
-    X(FAILED, "failed")                                                   \
+#define IG_JOBQ_STATES(X)                                                      \
+    X(QUEUED, "queued")                                                        \
+    X(RUNNING, "running")                                                      \
+    X(RETRYABLE, "retryable")                                                  \
+    X(SUCCEEDED, "succeeded")                                                  \
+    X(PARTIALLY_SUCCEEDED, "partially_succeeded")                              \
+    X(FAILED, "failed")                                                        \
     X(CANCELLED, "cancelled")
 
 typedef enum {
 #define IG_JOBQ_STATE_ENUM(name, text) IG_JOBQ_##name,
     IG_JOBQ_STATES(IG_JOBQ_STATE_ENUM)
 #undef IG_JOBQ_STATE_ENUM
-    IG_JOBQ__STATE_COUNT
+        IG_JOBQ__STATE_COUNT
 } ig_jobq_state;
 
 /* "queued"...; static string ("?" for a bad value). Cannot fail. */
@@ -90,24 +90,24 @@ typedef struct ig_jobq_job {
     long long id;
     char *pipeline;
     ig_jobq_state state;
-    char *source_name;           /* may be NULL */
-    char *format;                /* "csv" or "json" */
-    unsigned char *source;       /* claim only (NULL from get/list); a NUL
-                                    follows the last byte, not counted */
+    char *source_name;     /* may be NULL */
+    char *format;          /* "csv" or "json" */
+    unsigned char *source; /* claim only (NULL from get/list); a NUL
+                              follows the last byte, not counted */
     size_t source_len;
-    long long source_bytes;      /* stored length, always set */
-    char *options;               /* jsonb as text, e.g. "{}" */
+    long long source_bytes; /* stored length, always set */
+    char *options;          /* jsonb as text, e.g. "{}" */
     int priority, attempt, max_attempts;
-    char *worker_id;             /* NULL unless running */
-    int cancel_requested;        /* cancel_requested_at IS NOT NULL */
+    char *worker_id;      /* NULL unless running */
+    int cancel_requested; /* cancel_requested_at IS NOT NULL */
     ig_jobq_position checkpoint;
     ig_jobq_counts counts;
-    long long total_rows;        /* -1 when unknown */
-    char *last_error;            /* may be NULL */
-    char *errors;                /* jsonb array as text: [{attempt,at,error}] */
+    long long total_rows; /* -1 when unknown */
+    char *last_error;     /* may be NULL */
+    char *errors;         /* jsonb array as text: [{attempt,at,error}] */
     double created_at, updated_at, run_after, started_at, finished_at;
     double heartbeat_at, lease_expires_at, cancel_requested_at;
-    ig_jobq_lease lease;         /* claim only: the lease to fence with */
+    ig_jobq_lease lease; /* claim only: the lease to fence with */
 } ig_jobq_job;
 
 /* Free a job; NULL is a no-op. */
@@ -117,8 +117,8 @@ void ig_jobq_job_free(ig_jobq_job *job);
 
 /* What to enqueue; zero-initialise and set at least pipeline. */
 typedef struct ig_jobq_enqueue_opts {
-    const char *pipeline;     /* copied; [A-Za-z0-9_-]{1,64} */
-    const void *source;       /* copied; source_len bytes, any content */
+    const char *pipeline; /* copied; [A-Za-z0-9_-]{1,64} */
+    const void *source;   /* copied; source_len bytes, any content */
     size_t source_len;
     const char *source_name;  /* copied; NULL allowed (e.g. upload name) */
     const char *format;       /* "csv" or "json"; NULL = "csv" */
@@ -152,8 +152,8 @@ int ig_jobq_claim(PGconn *conn, const char *worker_id, int lease_seconds,
  * next batch boundary, then ig_jobq_finish(..., IG_JOBQ_CANCELLED, ...).
  * IG_STATE when the lease was lost. */
 int ig_jobq_heartbeat(PGconn *conn, const ig_jobq_lease *lease,
-                      int lease_seconds, int *cancel_requested, ig_err *err)
-    IG_MUSTCHECK;
+                      int lease_seconds, int *cancel_requested,
+                      ig_err *err) IG_MUSTCHECK;
 
 /* In the caller's transaction (the one that applied the batch): record
  * the position after the batch and the counters so far. The caller commits
@@ -161,8 +161,7 @@ int ig_jobq_heartbeat(PGconn *conn, const ig_jobq_lease *lease,
  * applies no row twice. IG_STATE when the lease was lost: roll back. */
 int ig_jobq_checkpoint(PGconn *conn, const ig_jobq_lease *lease,
                        const ig_jobq_position *pos,
-                       const ig_jobq_counts *counts, ig_err *err)
-    IG_MUSTCHECK;
+                       const ig_jobq_counts *counts, ig_err *err) IG_MUSTCHECK;
 
 /* Finish the job in final state (succeeded, partially_succeeded, failed or
  * cancelled), storing counts (NULL = keep the checkpointed ones) and
@@ -180,15 +179,14 @@ int ig_jobq_finish(PGconn *conn, const ig_jobq_lease *lease,
  * lease was lost. */
 int ig_jobq_fail_or_retry(PGconn *conn, const ig_jobq_lease *lease,
                           const char *error, int transient,
-                          ig_jobq_state *new_state, ig_err *err)
-    IG_MUSTCHECK;
+                          ig_jobq_state *new_state, ig_err *err) IG_MUSTCHECK;
 
 /* Graceful shutdown: hand the job back to queued without burning an
  * attempt (attempt - 1, lease cleared, runnable now); a job whose cancel
  * was requested becomes cancelled instead. The checkpoint stays, so the
  * next worker resumes. IG_STATE when the lease was lost. */
-int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease, ig_err *err)
-    IG_MUSTCHECK;
+int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease,
+                    ig_err *err) IG_MUSTCHECK;
 
 /* Seconds to wait before retrying after failed attempt number attempt
  * (1-based): min(2^attempt, IG_JOBQ_BACKOFF_CAP_SECONDS) scaled by
@@ -203,8 +201,7 @@ double ig_jobq_backoff(int attempt, double jitter);
  * (worker died?) after N attempts" (attempts used up), or to cancelled
  * (cancel had been requested). Each gets an errors entry. *count (NULL
  * allowed) is the number of jobs rescued. */
-int ig_jobq_rescue(PGconn *conn, long long *count, ig_err *err)
-    IG_MUSTCHECK;
+int ig_jobq_rescue(PGconn *conn, long long *count, ig_err *err) IG_MUSTCHECK;
 
 typedef enum {
     IG_JOBQ_CANCEL_DONE,      /* was queued/retryable: cancelled now */
@@ -219,14 +216,14 @@ int ig_jobq_cancel(PGconn *conn, long long id, ig_jobq_cancel_result *result,
 
 /* Read one job without its source bytes. IG_OK and *out (owned, free with
  * ig_jobq_job_free()), or IG_NOTFOUND. */
-int ig_jobq_get(PGconn *conn, long long id, ig_jobq_job **out, ig_err *err)
-    IG_MUSTCHECK;
+int ig_jobq_get(PGconn *conn, long long id, ig_jobq_job **out,
+                ig_err *err) IG_MUSTCHECK;
 
 /* Which jobs ig_jobq_list() returns; zero-initialise. */
 typedef struct ig_jobq_filter {
-    unsigned states;       /* bitmask of 1u << ig_jobq_state; 0 = any */
-    const char *pipeline;  /* borrowed for the call; NULL = any */
-    long limit;            /* 0 = 50 */
+    unsigned states;      /* bitmask of 1u << ig_jobq_state; 0 = any */
+    const char *pipeline; /* borrowed for the call; NULL = any */
+    long limit;           /* 0 = 50 */
     long offset;
 } ig_jobq_filter;
 
@@ -244,22 +241,25 @@ int ig_jobq_prune(PGconn *conn, double older_than_seconds, long long *count,
 
 /* ---- row outcomes (import_results) ------------------------------------- */
 
-typedef enum { IG_JOBQ_OUTCOME_FAILED, IG_JOBQ_OUTCOME_SKIPPED } ig_jobq_outcome;
+typedef enum {
+    IG_JOBQ_OUTCOME_FAILED,
+    IG_JOBQ_OUTCOME_SKIPPED
+} ig_jobq_outcome;
 
 /* One row outcome. As input every string is borrowed for the call (NULL =
  * SQL NULL; code and message are required). As output (ig_jobq_rows_get)
  * the strings are borrowed from the ig_jobq_rows they came from. */
 typedef struct ig_jobq_result {
-    long long source_row;       /* >= 1 */
-    int seq;                    /* 0.. when a row failed on several columns */
-    long long source_line;      /* 0 = unknown */
+    long long source_row;  /* >= 1 */
+    int seq;               /* 0.. when a row failed on several columns */
+    long long source_line; /* 0 = unknown */
     ig_jobq_outcome outcome;
     const char *target;
     const char *column;
     const char *code;
     const char *constraint_name;
     const char *message;
-    const char *source_values;  /* JSON text */
+    const char *source_values; /* JSON text */
 } ig_jobq_result;
 
 /* In the caller's transaction: append n outcomes for job_id with one
@@ -267,8 +267,8 @@ typedef struct ig_jobq_result {
  * duplicate (job, row, seq) or bad JSON fails the whole call with IG_DB;
  * the caller rolls back. n == 0 is a no-op. */
 int ig_jobq_add_results(PGconn *conn, long long job_id,
-                        const ig_jobq_result *rows, size_t n, ig_err *err)
-    IG_MUSTCHECK;
+                        const ig_jobq_result *rows, size_t n,
+                        ig_err *err) IG_MUSTCHECK;
 
 typedef struct ig_jobq_rows ig_jobq_rows; /* opaque: one page of outcomes */
 
@@ -278,8 +278,7 @@ int ig_jobq_results(PGconn *conn, long long job_id, long limit, long offset,
                     ig_jobq_rows **out, ig_err *err) IG_MUSTCHECK;
 size_t ig_jobq_rows_count(const ig_jobq_rows *rows);
 /* Fill *out with row i (< count); strings borrowed from rows. */
-void ig_jobq_rows_get(const ig_jobq_rows *rows, size_t i,
-                      ig_jobq_result *out);
+void ig_jobq_rows_get(const ig_jobq_rows *rows, size_t i, ig_jobq_result *out);
 void ig_jobq_rows_free(ig_jobq_rows *rows);
 
 /* ---- waking up --------------------------------------------------------- */
@@ -292,7 +291,7 @@ int ig_jobq_listen(PGconn *conn, ig_err *err) IG_MUSTCHECK;
  * draining every pending one. *notified = 1 if at least one arrived, else
  * 0 (timed out). Returns at once when one is already buffered. IG_DB_RETRY
  * when the connection broke. */
-int ig_jobq_wait(PGconn *conn, int timeout_ms, int *notified, ig_err *err)
-    IG_MUSTCHECK;
+int ig_jobq_wait(PGconn *conn, int timeout_ms, int *notified,
+                 ig_err *err) IG_MUSTCHECK;
 
 #endif /* IG_JOBQ_H */

@@ -38,22 +38,22 @@ typedef struct entry {
 
 struct ig_progress {
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* wakes the reconnect thread (stop, fallback) */
-    int sync_ready;         /* mu and cv initialised */
+    pthread_cond_t cv; /* wakes the reconnect thread (stop, fallback) */
+    int sync_ready;    /* mu and cv initialised */
     int thread_started;
     pthread_t thread;
     int stop;
 
-    ig_progress_url url;    /* has the password: never log it */
-    char where[300];        /* "host:port/db" for log lines */
-    int use_redis;          /* a URL was given */
+    ig_progress_url url; /* has the password: never log it */
+    char where[300];     /* "host:port/db" for log lines */
+    int use_redis;       /* a URL was given */
     long expiry;
     int timeout_ms, retry_ms;
     size_t max_jobs;
 
     /* guarded by mu */
     ig_progress_backend backend;
-    redisContext *rc;       /* non-NULL iff backend == REDIS */
+    redisContext *rc; /* non-NULL iff backend == REDIS */
     int outage_logged;
     long long fallbacks, reconnects;
     entry *v;
@@ -167,10 +167,12 @@ int ig_progress_parse_url(const char *url, ig_progress_url *out, ig_err *err)
     if (url == NULL)
         return ig_err_set(err, IG_CONFIG, "REDIS_URL: empty");
     if (strncmp(url, "rediss://", 9) == 0)
-        return ig_err_set(err, IG_CONFIG, "REDIS_URL: TLS (rediss://) is "
+        return ig_err_set(err, IG_CONFIG,
+                          "REDIS_URL: TLS (rediss://) is "
                           "not supported");
     if (strncmp(url, "redis://", 8) != 0)
-        return ig_err_set(err, IG_CONFIG, "REDIS_URL: expected "
+        return ig_err_set(err, IG_CONFIG,
+                          "REDIS_URL: expected "
                           "redis://[[user]:password@]host[:port][/db]");
     p = url + 8;
     auth_end = p + strcspn(p, "/?#");
@@ -182,11 +184,12 @@ int ig_progress_parse_url(const char *url, ig_progress_url *out, ig_err *err)
     if (at != NULL) {
         const char *c = memchr(p, ':', (size_t)(at - p));
         const char *uend = c ? c : at;
-        if (pct_decode(p, (size_t)(uend - p), out->user,
-                       sizeof(out->user)) != 0 ||
+        if (pct_decode(p, (size_t)(uend - p), out->user, sizeof(out->user)) !=
+                0 ||
             (c && pct_decode(c + 1, (size_t)(at - c - 1), out->password,
                              sizeof(out->password)) != 0))
-            return ig_err_set(err, IG_CONFIG, "REDIS_URL: bad user or "
+            return ig_err_set(err, IG_CONFIG,
+                              "REDIS_URL: bad user or "
                               "password encoding");
         hp = at + 1;
     } else {
@@ -238,8 +241,10 @@ int ig_progress_parse_url(const char *url, ig_progress_url *out, ig_err *err)
             num[len] = '\0';
             db = strtol(num, &end, 10);
             if (*end != '\0' || db < 0 || db > 65535)
-                return ig_err_set(err, IG_CONFIG, "REDIS_URL: bad database "
-                                  "number '%s'", num);
+                return ig_err_set(err, IG_CONFIG,
+                                  "REDIS_URL: bad database "
+                                  "number '%s'",
+                                  num);
             out->db = (int)db;
         }
     }
@@ -332,8 +337,7 @@ static redisContext *redis_open(const ig_progress *p, char *why, size_t n)
             r = command(c, 2, argv);
         }
         if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-            snprintf(why, n, "AUTH failed%s%s", r ? ": " : "",
-                     r ? r->str : "");
+            snprintf(why, n, "AUTH failed%s%s", r ? ": " : "", r ? r->str : "");
             goto fail;
         }
         freeReplyObject(r);
@@ -367,9 +371,9 @@ static void hash_fields(const ig_progress_info *in, char vals[][32],
                         const char **argv)
 {
     static const char *const names[HASH_FIELDS] = {
-        "state", "total", "processed", "inserted", "updated", "unchanged",
-        "skipped", "failed", "percent", "rows_per_sec", "eta_seconds",
-        "started_at", "updated_at"};
+        "state",       "total",      "processed", "inserted", "updated",
+        "unchanged",   "skipped",    "failed",    "percent",  "rows_per_sec",
+        "eta_seconds", "started_at", "updated_at"};
     int i = 0;
 
     snprintf(vals[i++], 32, "%s", in->state);
@@ -491,9 +495,10 @@ static void fall_back(ig_progress *p, const char *reason)
         p->fallbacks++;
     p->backend = IG_PROGRESS_MEMORY;
     if (!p->outage_logged) {
-        ig_log(IG_LOG_WARN, "progress: Redis at %s unavailable (%s); keeping "
-               "progress in memory and retrying every %d ms", p->where, why,
-               p->retry_ms);
+        ig_log(IG_LOG_WARN,
+               "progress: Redis at %s unavailable (%s); keeping "
+               "progress in memory and retrying every %d ms",
+               p->where, why, p->retry_ms);
         p->outage_logged = 1;
     }
     pthread_cond_signal(&p->cv);
@@ -586,8 +591,10 @@ static void *reconnect_main(void *arg)
             p->backend = IG_PROGRESS_REDIS;
             p->reconnects++;
             if (p->outage_logged)
-                ig_log(IG_LOG_INFO, "progress: Redis at %s is back; progress "
-                       "is in Redis again", p->where);
+                ig_log(IG_LOG_INFO,
+                       "progress: Redis at %s is back; progress "
+                       "is in Redis again",
+                       p->where);
             p->outage_logged = 0;
             continue;
         }
@@ -629,15 +636,16 @@ ig_progress *ig_progress_new(const ig_progress_opts *opts, ig_err *err)
     if (ig_progress_parse_url(o->redis_url, &p->url, err) != IG_OK)
         goto fail;
     p->use_redis = 1;
-    snprintf(p->where, sizeof(p->where), "%s:%d/%d", p->url.host,
-             p->url.port, p->url.db);
+    snprintf(p->where, sizeof(p->where), "%s:%d/%d", p->url.host, p->url.port,
+             p->url.db);
     p->rc = redis_open(p, why, sizeof(why));
     if (p->rc != NULL)
         p->backend = IG_PROGRESS_REDIS;
     else
         fall_back(p, why);
     if (pthread_create(&p->thread, NULL, reconnect_main, p) != 0) {
-        ig_err_set(err, IG_INTERNAL, "progress: cannot start the Redis "
+        ig_err_set(err, IG_INTERNAL,
+                   "progress: cannot start the Redis "
                    "reconnect thread");
         goto fail;
     }
@@ -749,9 +757,9 @@ int ig_progress_get(ig_progress *p, long long job_id, ig_progress_info *out,
                 info_from_hash(r, out);
             goto out;
         }
-        fall_back(p, r == NULL ? p->rc->errstr
-                               : r->type == REDIS_REPLY_ERROR ? r->str
-                                                              : "bad reply");
+        fall_back(p, r == NULL                      ? p->rc->errstr
+                     : r->type == REDIS_REPLY_ERROR ? r->str
+                                                    : "bad reply");
     }
     purge_expired(p, now_epoch());
     e = find(p, job_id);

@@ -59,15 +59,15 @@ typedef struct ig_progress_opts {
 /* One job's progress. The caller fills state and the counters (and
  * started_at); ig_progress_compute() fills the derived fields. */
 typedef struct ig_progress_info {
-    char state[24];        /* a job state name: "running", "succeeded"... */
-    long long total;       /* rows expected; 0 = unknown */
+    char state[24];  /* a job state name: "running", "succeeded"... */
+    long long total; /* rows expected; 0 = unknown */
     long long processed, inserted, updated, unchanged, skipped, failed;
-    double started_at;     /* epoch seconds; 0 = unknown */
+    double started_at; /* epoch seconds; 0 = unknown */
     /* derived */
-    double percent;        /* 0..100; -1 when total is unknown */
-    double rows_per_sec;   /* processed / elapsed; 0 before any time passed */
-    double eta_seconds;    /* -1 when unknown; 0 when finished */
-    double updated_at;     /* epoch seconds of the update */
+    double percent;      /* 0..100; -1 when total is unknown */
+    double rows_per_sec; /* processed / elapsed; 0 before any time passed */
+    double eta_seconds;  /* -1 when unknown; 0 when finished */
+    double updated_at;   /* epoch seconds of the update */
 } ig_progress_info;
 
 /* Fill the derived fields of *info for time now (epoch seconds): percent
@@ -80,23 +80,23 @@ void ig_progress_compute(ig_progress_info *info, double now);
 /* A parsed redis:// URL. */
 typedef struct ig_progress_url {
     char host[256];
-    int port;              /* 6379 when absent */
-    char user[128];        /* "" = none (password-only AUTH) */
-    char password[256];    /* "" = none */
-    int db;                /* 0 when absent */
+    int port;           /* 6379 when absent */
+    char user[128];     /* "" = none (password-only AUTH) */
+    char password[256]; /* "" = none */
+    int db;             /* 0 when absent */
 } ig_progress_url;
 
 /* Parse a redis:// URL into *out. IG_OK or IG_CONFIG with a message that
  * does not contain the password. */
-int ig_progress_parse_url(const char *url, ig_progress_url *out, ig_err *err)
-    IG_MUSTCHECK;
+int ig_progress_parse_url(const char *url, ig_progress_url *out,
+                          ig_err *err) IG_MUSTCHECK;
 
 /* Create a store. With a redis_url, connects once (waiting at most
  * timeout_ms) and starts the reconnect thread; an unreachable Redis is not
  * an error (the store starts in memory). Returns an owned store (free with
  * ig_progress_free()), or NULL with *err for a bad URL or no memory. */
-ig_progress *ig_progress_new(const ig_progress_opts *opts, ig_err *err)
-    IG_MUSTCHECK;
+ig_progress *ig_progress_new(const ig_progress_opts *opts,
+                             ig_err *err) IG_MUSTCHECK;
 
 /* Stop the reconnect thread, close Redis, free everything. NULL is a
  * no-op. Must not race with other calls on p. */
@@ -122,9 +122,9 @@ ig_progress_backend ig_progress_active(ig_progress *p);
 /* Counters for /metrics. */
 typedef struct ig_progress_stats {
     ig_progress_backend backend;
-    long long fallbacks;   /* switches from Redis to memory */
-    long long reconnects;  /* switches back to Redis */
-    size_t memory_jobs;    /* entries in the memory table */
+    long long fallbacks;  /* switches from Redis to memory */
+    long long reconnects; /* switches back to Redis */
+    size_t memory_jobs;   /* entries in the memory table */
 } ig_progress_stats;
 
 void ig_progress_get_stats(ig_progress *p, ig_progress_stats *out);

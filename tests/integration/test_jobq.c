@@ -182,9 +182,9 @@ static int empty_tables(void **state)
 
 static void test_jobq_enqueue_claim_keeps_source_bytes(void **state)
 {
-    static const unsigned char src[] = {'i', 'd', ',', 'n', '\n', '1', ',',
-                                        0x00, 0xff, 0xfe, 0x80, '\\', 'x',
-                                        0xc3, 0xa9, '\r', '\n', 0x00};
+    static const unsigned char src[] = {'i', 'd',  ',',  'n',  '\n', '1',
+                                        ',', 0x00, 0xff, 0xfe, 0x80, '\\',
+                                        'x', 0xc3, 0xa9, '\r', '\n', 0x00};
     ig_jobq_enqueue_opts o;
     ig_jobq_job *job;
     long long id;
@@ -356,6 +356,7 @@ static void test_jobq_concurrent_claims_take_each_job_once(void **state)
     static claimer cl[CLAIM_THREADS];
     pthread_t th[CLAIM_THREADS];
     long long first = 0;
+    double t0, dt;
     int *seen;
     int total = 0;
     (void)state;
@@ -365,6 +366,7 @@ static void test_jobq_concurrent_claims_take_each_job_once(void **state)
         if (i == 0)
             first = id;
     }
+    t0 = now_s();
     for (int t = 0; t < CLAIM_THREADS; t++) {
         memset(&cl[t], 0, sizeof(cl[t]));
         cl[t].index = t;
@@ -372,6 +374,10 @@ static void test_jobq_concurrent_claims_take_each_job_once(void **state)
     }
     for (int t = 0; t < CLAIM_THREADS; t++)
         pthread_join(th[t], NULL);
+    dt = now_s() - t0;
+    printf("# jobq: %d threads claimed+finished %d jobs in %.3f s = %.0f "
+           "jobs/s (incl. connecting)\n",
+           CLAIM_THREADS, CLAIM_JOBS, dt, CLAIM_JOBS / dt);
 
     seen = calloc(CLAIM_JOBS, sizeof(int));
     for (int t = 0; t < CLAIM_THREADS; t++) {
@@ -388,7 +394,8 @@ static void test_jobq_concurrent_claims_take_each_job_once(void **state)
         assert_int_equal(seen[i], 1);
     free(seen);
     assert_int_equal(sql_ll("SELECT count(*) FROM import_jobs"
-                            " WHERE state = 'succeeded'"), CLAIM_JOBS);
+                            " WHERE state = 'succeeded'"),
+                     CLAIM_JOBS);
 }
 
 /* ---- leases ------------------------------------------------------------ */
@@ -403,8 +410,8 @@ static void test_jobq_heartbeat_extends_lease(void **state)
     enqueue("items", 3);
     assert_int_equal(ig_jobq_claim(fx.conn, "w1", 5, &job, &err), IG_OK);
     assert_non_null(job);
-    assert_int_equal(ig_jobq_heartbeat(fx.conn, &job->lease, 600, &cancel,
-                                       &err), IG_OK);
+    assert_int_equal(
+        ig_jobq_heartbeat(fx.conn, &job->lease, 600, &cancel, &err), IG_OK);
     assert_int_equal(cancel, 0);
     after = get(job->id);
     assert_true(after->lease_expires_at > job->lease_expires_at + 500);
@@ -434,15 +441,18 @@ static void test_jobq_lost_lease_fences_every_write(void **state)
     assert_int_equal(fresh->id, old->id);
     assert_int_equal(fresh->attempt, 2);
 
-    assert_int_equal(ig_jobq_heartbeat(fx.conn, &old->lease, 60, &cancel,
-                                       &err), IG_STATE);
+    assert_int_equal(ig_jobq_heartbeat(fx.conn, &old->lease, 60, &cancel, &err),
+                     IG_STATE);
     assert_non_null(strstr(err.msg, "lost"));
-    assert_int_equal(ig_jobq_checkpoint(fx.conn, &old->lease, &pos, &counts,
-                                        &err), IG_STATE);
+    assert_int_equal(
+        ig_jobq_checkpoint(fx.conn, &old->lease, &pos, &counts, &err),
+        IG_STATE);
     assert_int_equal(ig_jobq_finish(fx.conn, &old->lease, IG_JOBQ_SUCCEEDED,
-                                    &counts, NULL, &err), IG_STATE);
-    assert_int_equal(ig_jobq_fail_or_retry(fx.conn, &old->lease, "x", 1, &st,
-                                           &err), IG_STATE);
+                                    &counts, NULL, &err),
+                     IG_STATE);
+    assert_int_equal(
+        ig_jobq_fail_or_retry(fx.conn, &old->lease, "x", 1, &st, &err),
+        IG_STATE);
     assert_int_equal(ig_jobq_release(fx.conn, &old->lease, &err), IG_STATE);
 
     now = get(old->id);
@@ -454,8 +464,8 @@ static void test_jobq_lost_lease_fences_every_write(void **state)
     ig_jobq_job_free(now);
 
     /* The new holder still works. */
-    assert_int_equal(ig_jobq_checkpoint(fx.conn, &fresh->lease, &pos, &counts,
-                                        &err), IG_OK);
+    assert_int_equal(
+        ig_jobq_checkpoint(fx.conn, &fresh->lease, &pos, &counts, &err), IG_OK);
     ig_jobq_job_free(fresh);
     ig_jobq_job_free(old);
 }
@@ -514,24 +524,27 @@ static void test_jobq_fail_or_retry_transient_then_permanent(void **state)
     /* attempt 1: backoff 2 s +-25% -> run_after 1.5..2.5 s ahead. */
     assert_int_equal(sql_ll("SELECT (run_after > now() + interval '1 s'"
                             " AND run_after < now() + interval '3 s')::int"
-                            " FROM import_jobs"), 1);
+                            " FROM import_jobs"),
+                     1);
     assert_null(claim("w1"));
     j = get(id);
     assert_int_equal(j->state, IG_JOBQ_RETRYABLE);
     assert_string_equal(j->last_error, "connection reset");
     assert_null(j->worker_id);
     assert_int_equal(sql_ll("SELECT jsonb_array_length(errors)"
-                            " FROM import_jobs"), 1);
+                            " FROM import_jobs"),
+                     1);
     assert_int_equal(sql_ll("SELECT (errors->0->>'attempt')::int"
-                            " FROM import_jobs"), 1);
+                            " FROM import_jobs"),
+                     1);
     assert_non_null(strstr(j->errors, "connection reset"));
     ig_jobq_job_free(j);
 
     sql("UPDATE import_jobs SET run_after = now()");
     job = claim("w2");
     assert_int_equal(job->attempt, 2);
-    assert_int_equal(ig_jobq_fail_or_retry(fx.conn, &job->lease,
-                                           "bad pipeline", 0, &st, &err),
+    assert_int_equal(ig_jobq_fail_or_retry(fx.conn, &job->lease, "bad pipeline",
+                                           0, &st, &err),
                      IG_OK);
     assert_int_equal(st, IG_JOBQ_FAILED);
     ig_jobq_job_free(job);
@@ -539,14 +552,16 @@ static void test_jobq_fail_or_retry_transient_then_permanent(void **state)
     assert_int_equal(j->state, IG_JOBQ_FAILED);
     assert_true(j->finished_at > 0);
     assert_int_equal(sql_ll("SELECT jsonb_array_length(errors)"
-                            " FROM import_jobs"), 2);
+                            " FROM import_jobs"),
+                     2);
     ig_jobq_job_free(j);
 
     /* A transient failure on the last attempt fails too. */
     id = enqueue("items", 1);
     job = claim("w1");
-    assert_int_equal(ig_jobq_fail_or_retry(fx.conn, &job->lease, "timeout",
-                                           1, &st, &err), IG_OK);
+    assert_int_equal(
+        ig_jobq_fail_or_retry(fx.conn, &job->lease, "timeout", 1, &st, &err),
+        IG_OK);
     assert_int_equal(st, IG_JOBQ_FAILED);
     assert_int_equal(state_of(id), IG_JOBQ_FAILED);
     ig_jobq_job_free(job);
@@ -563,8 +578,8 @@ static void test_jobq_release_keeps_the_attempt(void **state)
 
     id = enqueue("items", 1);
     job = claim("w1");
-    assert_int_equal(ig_jobq_checkpoint(fx.conn, &job->lease, &pos, &counts,
-                                        &err), IG_OK);
+    assert_int_equal(
+        ig_jobq_checkpoint(fx.conn, &job->lease, &pos, &counts, &err), IG_OK);
     assert_int_equal(ig_jobq_release(fx.conn, &job->lease, &err), IG_OK);
     ig_jobq_job_free(job);
     j = get(id);
@@ -620,7 +635,8 @@ static void test_jobq_checkpoint_rolled_back_keeps_old(void **state)
     /* finish with NULL counts keeps the checkpointed ones. */
     assert_int_equal(ig_jobq_finish(fx.conn, &job->lease,
                                     IG_JOBQ_PARTIALLY_SUCCEEDED, NULL, NULL,
-                                    &err), IG_OK);
+                                    &err),
+                     IG_OK);
     j = get(id);
     assert_int_equal(j->state, IG_JOBQ_PARTIALLY_SUCCEEDED);
     assert_int_equal(j->counts.inserted, 17);
@@ -628,8 +644,9 @@ static void test_jobq_checkpoint_rolled_back_keeps_old(void **state)
     assert_null(j->worker_id);
     ig_jobq_job_free(j);
     /* Not a final state: refused before touching the database. */
-    assert_int_equal(ig_jobq_finish(fx.conn, &job->lease, IG_JOBQ_QUEUED,
-                                    NULL, NULL, &err), IG_INTERNAL);
+    assert_int_equal(
+        ig_jobq_finish(fx.conn, &job->lease, IG_JOBQ_QUEUED, NULL, NULL, &err),
+        IG_INTERNAL);
     ig_jobq_job_free(job);
 }
 
@@ -652,11 +669,12 @@ static void test_jobq_cancel_each_state(void **state)
     assert_int_equal(r, IG_JOBQ_CANCEL_REQUESTED);
     assert_int_equal(st, IG_JOBQ_RUNNING);
     assert_int_equal(state_of(id), IG_JOBQ_RUNNING);
-    assert_int_equal(ig_jobq_heartbeat(fx.conn, &job->lease, 60, &cancel,
-                                       &err), IG_OK);
+    assert_int_equal(ig_jobq_heartbeat(fx.conn, &job->lease, 60, &cancel, &err),
+                     IG_OK);
     assert_int_equal(cancel, 1);
     assert_int_equal(ig_jobq_finish(fx.conn, &job->lease, IG_JOBQ_CANCELLED,
-                                    NULL, NULL, &err), IG_OK);
+                                    NULL, NULL, &err),
+                     IG_OK);
     ig_jobq_job_free(job);
 
     /* finished: reported, nothing changes. */
@@ -666,7 +684,8 @@ static void test_jobq_cancel_each_state(void **state)
     id = enqueue("items", 3);
     job = claim("w1");
     assert_int_equal(ig_jobq_finish(fx.conn, &job->lease, IG_JOBQ_SUCCEEDED,
-                                    NULL, NULL, &err), IG_OK);
+                                    NULL, NULL, &err),
+                     IG_OK);
     ig_jobq_job_free(job);
     assert_int_equal(ig_jobq_cancel(fx.conn, id, &r, &st, &err), IG_OK);
     assert_int_equal(r, IG_JOBQ_CANCEL_FINISHED);
@@ -679,8 +698,8 @@ static void test_jobq_cancel_each_state(void **state)
     /* retryable: cancelled at once. */
     id = enqueue("items", 3);
     job = claim("w1");
-    assert_int_equal(ig_jobq_fail_or_retry(fx.conn, &job->lease, "x", 1, &st,
-                                           &err), IG_OK);
+    assert_int_equal(
+        ig_jobq_fail_or_retry(fx.conn, &job->lease, "x", 1, &st, &err), IG_OK);
     ig_jobq_job_free(job);
     assert_int_equal(ig_jobq_cancel(fx.conn, id, &r, &st, &err), IG_OK);
     assert_int_equal(r, IG_JOBQ_CANCEL_DONE);
@@ -889,8 +908,8 @@ static void test_jobq_prune_removes_only_old_finished(void **state)
     old_queued = enqueue("items", 3);
     for (int i = 0; i < 2; i++) {
         job = claim("w1");
-        assert_int_equal(ig_jobq_finish(fx.conn, &job->lease,
-                                        IG_JOBQ_SUCCEEDED, NULL, NULL, &err),
+        assert_int_equal(ig_jobq_finish(fx.conn, &job->lease, IG_JOBQ_SUCCEEDED,
+                                        NULL, NULL, &err),
                          IG_OK);
         ig_jobq_job_free(job);
     }
@@ -902,11 +921,15 @@ static void test_jobq_prune_removes_only_old_finished(void **state)
                      IG_OK);
     assert_int_equal(ig_jobq_add_results(fx.conn, new_done, &r, 1, &err),
                      IG_OK);
-    snprintf(q, sizeof(q), "UPDATE import_jobs SET finished_at = now() -"
-             " interval '2 days' WHERE id = %lld", old_done);
+    snprintf(q, sizeof(q),
+             "UPDATE import_jobs SET finished_at = now() -"
+             " interval '2 days' WHERE id = %lld",
+             old_done);
     sql(q);
-    snprintf(q, sizeof(q), "UPDATE import_jobs SET created_at = now() -"
-             " interval '9 days' WHERE id = %lld", old_queued);
+    snprintf(q, sizeof(q),
+             "UPDATE import_jobs SET created_at = now() -"
+             " interval '9 days' WHERE id = %lld",
+             old_queued);
     sql(q);
 
     assert_int_equal(ig_jobq_prune(fx.conn, 86400, &n, &err), IG_OK);
@@ -915,8 +938,10 @@ static void test_jobq_prune_removes_only_old_finished(void **state)
     assert_int_equal(state_of(new_done), IG_JOBQ_SUCCEEDED);
     assert_int_equal(state_of(old_queued), IG_JOBQ_QUEUED);
     assert_int_equal(sql_ll("SELECT count(*) FROM import_results"), 1);
-    snprintf(q, sizeof(q), "SELECT count(*) FROM import_results"
-             " WHERE job_id = %lld", new_done);
+    snprintf(q, sizeof(q),
+             "SELECT count(*) FROM import_results"
+             " WHERE job_id = %lld",
+             new_done);
     assert_int_equal(sql_ll(q), 1);
 }
 
@@ -976,8 +1001,7 @@ static void test_jobq_wait_wakes_on_enqueue_and_times_out(void **state)
         assert_int_equal(ig_jobq_wait(listener, 50, &notified, &err), IG_OK);
         assert_int_equal(notified, 0);
         assert_int_equal(ig_jobq_release(fx.conn, &job->lease, &err), IG_OK);
-        assert_int_equal(ig_jobq_wait(listener, 2000, &notified, &err),
-                         IG_OK);
+        assert_int_equal(ig_jobq_wait(listener, 2000, &notified, &err), IG_OK);
         assert_int_equal(notified, 1);
         ig_jobq_job_free(job);
     }
@@ -999,14 +1023,15 @@ static void test_jobq_throughput_enqueue_claim_finish(void **state)
         enqueue("items", 3);
         job = claim("bench");
         assert_non_null(job);
-        assert_int_equal(ig_jobq_finish(fx.conn, &job->lease,
-                                        IG_JOBQ_SUCCEEDED, NULL, NULL, &err),
+        assert_int_equal(ig_jobq_finish(fx.conn, &job->lease, IG_JOBQ_SUCCEEDED,
+                                        NULL, NULL, &err),
                          IG_OK);
         ig_jobq_job_free(job);
     }
     dt = now_s() - t0;
     printf("# jobq throughput: %d enqueue+claim+finish in %.3f s = %.0f "
-           "jobs/s (one connection)\n", N, dt, N / dt);
+           "jobs/s (one connection)\n",
+           N, dt, N / dt);
 }
 
 int main(void)

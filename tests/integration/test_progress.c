@@ -113,8 +113,8 @@ static pid_t redis_start(int port)
         dup2(fd, 1);
         dup2(fd, 2);
         execlp("redis-server", "redis-server", "--port", portbuf, "--bind",
-               "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--requirepass", PASSWORD, (char *)NULL);
+               "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass",
+               PASSWORD, (char *)NULL);
         _exit(127);
     }
     assert_true(pid > 0);
@@ -141,8 +141,8 @@ static void redis_stop(pid_t pid)
 /* HGET field of the job's hash on c, as a long long; -999 when absent. */
 static long long hget_ll(redisContext *c, long long job, const char *field)
 {
-    redisReply *r = redisCommand(c, "HGET " IG_PROGRESS_KEY_PREFIX "%lld %s",
-                                 job, field);
+    redisReply *r =
+        redisCommand(c, "HGET " IG_PROGRESS_KEY_PREFIX "%lld %s", job, field);
     long long v = -999;
 
     assert_non_null(r);
@@ -237,8 +237,8 @@ static void test_progress_values_and_ttl_in_redis(void **state)
     freeReplyObject(r);
 
     /* TTL is refreshed by every update. */
-    freeReplyObject(redisCommand(c, "EXPIRE " IG_PROGRESS_KEY_PREFIX "%lld 5",
-                                 job));
+    freeReplyObject(
+        redisCommand(c, "EXPIRE " IG_PROGRESS_KEY_PREFIX "%lld 5", job));
     in.processed = 500;
     ig_progress_update(p, job, &in);
     r = redisCommand(c, "TTL " IG_PROGRESS_KEY_PREFIX "%lld", job);
@@ -252,8 +252,7 @@ static void test_progress_values_and_ttl_in_redis(void **state)
     assert_true(out.percent > 49.9 && out.percent < 50.1);
     assert_int_equal(ig_progress_get(p, job + 1, &out, &err), IG_NOTFOUND);
 
-    freeReplyObject(redisCommand(c, "DEL " IG_PROGRESS_KEY_PREFIX "%lld",
-                                 job));
+    freeReplyObject(redisCommand(c, "DEL " IG_PROGRESS_KEY_PREFIX "%lld", job));
     redisFree(c);
     ig_progress_free(p);
 }

@@ -21,10 +21,10 @@ static void test_jobq_backoff_grows_and_is_capped(void **state)
     assert_true(fabs(ig_jobq_backoff(5, 0.5) - 32.0) < 1e-9);
     for (int a = 1; a < 8; a++)
         assert_true(ig_jobq_backoff(a + 1, 0.5) > ig_jobq_backoff(a, 0.5));
-    assert_true(fabs(ig_jobq_backoff(9, 0.5) - IG_JOBQ_BACKOFF_CAP_SECONDS)
-                < 1e-9);
-    assert_true(fabs(ig_jobq_backoff(1000, 0.5) - IG_JOBQ_BACKOFF_CAP_SECONDS)
-                < 1e-9);
+    assert_true(fabs(ig_jobq_backoff(9, 0.5) - IG_JOBQ_BACKOFF_CAP_SECONDS) <
+                1e-9);
+    assert_true(fabs(ig_jobq_backoff(1000, 0.5) - IG_JOBQ_BACKOFF_CAP_SECONDS) <
+                1e-9);
     /* attempt 0 or negative is treated as the first. */
     assert_true(fabs(ig_jobq_backoff(0, 0.5) - 2.0) < 1e-9);
 }

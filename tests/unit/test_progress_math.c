@@ -93,23 +93,23 @@ static void test_progress_url_forms(void **state)
     ig_err err;
     (void)state;
 
-    assert_int_equal(ig_progress_parse_url("redis://127.0.0.1:37384/0", &u,
-                                           &err), IG_OK);
+    assert_int_equal(
+        ig_progress_parse_url("redis://127.0.0.1:37384/0", &u, &err), IG_OK);
     assert_string_equal(u.host, "127.0.0.1");
     assert_int_equal(u.port, 37384);
     assert_int_equal(u.db, 0);
     assert_string_equal(u.password, "");
 
-    assert_int_equal(ig_progress_parse_url("redis://:p%40ss:w@cache/3", &u,
-                                           &err), IG_OK);
+    assert_int_equal(
+        ig_progress_parse_url("redis://:p%40ss:w@cache/3", &u, &err), IG_OK);
     assert_string_equal(u.host, "cache");
     assert_int_equal(u.port, 6379);
     assert_string_equal(u.user, "");
     assert_string_equal(u.password, "p@ss:w");
     assert_int_equal(u.db, 3);
 
-    assert_int_equal(ig_progress_parse_url("redis://alice:pw@[::1]:7000", &u,
-                                           &err), IG_OK);
+    assert_int_equal(
+        ig_progress_parse_url("redis://alice:pw@[::1]:7000", &u, &err), IG_OK);
     assert_string_equal(u.host, "::1");
     assert_int_equal(u.port, 7000);
     assert_string_equal(u.user, "alice");
@@ -126,14 +126,13 @@ static void test_progress_url_errors_hide_the_password(void **state)
     (void)state;
 
     assert_int_equal(ig_progress_parse_url("http://h", &u, &err), IG_CONFIG);
-    assert_int_equal(ig_progress_parse_url("rediss://h", &u, &err),
-                     IG_CONFIG);
+    assert_int_equal(ig_progress_parse_url("rediss://h", &u, &err), IG_CONFIG);
     assert_non_null(strstr(err.msg, "TLS"));
-    assert_int_equal(ig_progress_parse_url("redis://:s3cret@h:99999", &u,
-                                           &err), IG_CONFIG);
+    assert_int_equal(ig_progress_parse_url("redis://:s3cret@h:99999", &u, &err),
+                     IG_CONFIG);
     assert_null(strstr(err.msg, "s3cret"));
-    assert_int_equal(ig_progress_parse_url("redis://:s3cret@h:6379/x", &u,
-                                           &err), IG_CONFIG);
+    assert_int_equal(
+        ig_progress_parse_url("redis://:s3cret@h:6379/x", &u, &err), IG_CONFIG);
     assert_null(strstr(err.msg, "s3cret"));
     assert_int_equal(ig_progress_parse_url("redis://:bad%4@h", &u, &err),
                      IG_CONFIG);
