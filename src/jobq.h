@@ -263,7 +263,8 @@ typedef struct ig_jobq_result {
 } ig_jobq_result;
 
 /* In the caller's transaction: append n outcomes for job_id with one
- * COPY import_results FROM STDIN (text format, every field escaped). A
+ * COPY import_results FROM STDIN (text format, every field escaped;
+ * strings must be valid UTF-8, the database encoding). A
  * duplicate (job, row, seq) or bad JSON fails the whole call with IG_DB;
  * the caller rolls back. n == 0 is a no-op. */
 int ig_jobq_add_results(PGconn *conn, long long job_id,

@@ -418,66 +418,88 @@ static int append_write(redisContext *c, long long job_id,
     return 0;
 }
 
-/* Read the four replies of one append_write(); 0 when EXEC ran both
- * commands without error. Reads all four even after a failure so the
- * pipeline stays in step. */
-static int read_write_replies(redisContext *c)
+/* Read the four replies of one append_write(): 0 when EXEC ran both
+ * commands, 1 when Redis answered with an error (WRONGTYPE, OOM...), -1
+ * when the connection broke (the context is dead then). Reads all four
+ * after an error reply so the pipeline stays in step. */
+static int read_write_replies(redisContext *c, char *why, size_t n)
 {
     int ok = 1;
 
     for (int i = 0; i < 4; i++) {
         void *v = NULL;
         redisReply *r;
-        if (redisGetReply(c, &v) != REDIS_OK || v == NULL)
-            return -1; /* connection broke: the context is dead */
+        if (redisGetReply(c, &v) != REDIS_OK || v == NULL) {
+            snprintf(why, n, "%s", c->err ? c->errstr : "no reply");
+            return -1;
+        }
         r = v;
-        if (r->type == REDIS_REPLY_ERROR)
+        if (r->type == REDIS_REPLY_ERROR && ok) {
+            snprintf(why, n, "%s", r->str);
             ok = 0;
+        }
         if (i == 3) {
             if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
                 ok = 0;
-            for (size_t k = 0; ok && k < r->elements; k++)
-                if (r->element[k]->type == REDIS_REPLY_ERROR)
+            for (size_t k = 0; ok && k < r->elements; k++) {
+                if (r->element[k]->type == REDIS_REPLY_ERROR) {
+                    snprintf(why, n, "%s", r->element[k]->str);
                     ok = 0;
+                }
+            }
         }
         freeReplyObject(r);
     }
-    return ok ? 0 : -1;
+    return ok ? 0 : 1;
 }
 
-/* Write the dirty entries (all of them when only == NULL, else just that
- * one) to c in one pipeline; clears their dirty flags on success. Called
- * with mu held. 0 or -1. */
-static int redis_write(ig_progress *p, redisContext *c, entry *only)
+/* Write one entry (only != NULL: an update; any failure is -1 and makes
+ * the caller fall back) or every dirty entry (only == NULL: the flush on
+ * reconnect; only a broken connection is -1, and entries Redis refuses
+ * are dropped from the flush, since retrying them would keep the store
+ * off Redis for good). Clears the dirty flags written. Called with mu
+ * held. 0 or -1. */
+static int redis_write(ig_progress *p, redisContext *c, entry *only, char *why,
+                       size_t n)
 {
     double now = now_epoch();
     size_t sent = 0;
     sigpipe_guard g;
-    int rc = 0;
+    int broken = 0, refused = 0;
 
     for (size_t i = 0; i < p->n; i++) {
         entry *e = only ? only : &p->v[i];
         if (only || e->dirty) {
             if (append_write(c, e->job_id, &e->info,
-                             (long)ceil(e->expires_at - now)) != 0)
+                             (long)ceil(e->expires_at - now)) != 0) {
+                snprintf(why, n, "out of memory");
                 return -1;
+            }
             sent++;
         }
         if (only)
             break;
     }
     sigpipe_block(&g);
-    for (size_t i = 0; i < sent && rc == 0; i++)
-        rc = read_write_replies(c);
-    sigpipe_restore(&g);
-    if (rc == 0) {
-        if (only)
-            only->dirty = 0;
-        else
-            for (size_t i = 0; i < p->n; i++)
-                p->v[i].dirty = 0;
+    for (size_t i = 0; i < sent && !broken; i++) {
+        int r = read_write_replies(c, why, n);
+        broken = r < 0;
+        refused += r > 0;
     }
-    return rc;
+    sigpipe_restore(&g);
+    if (broken || (only && refused))
+        return -1;
+    if (refused)
+        ig_log(IG_LOG_WARN,
+               "progress: Redis at %s refused %d of %zu "
+               "progress hashes on reconnect (%s)",
+               p->where, refused, sent, why);
+    if (only)
+        only->dirty = 0;
+    else
+        for (size_t i = 0; i < p->n; i++)
+            p->v[i].dirty = 0;
+    return 0;
 }
 
 /* Switch to memory after a Redis failure; called with mu held. */
@@ -586,7 +608,8 @@ static void *reconnect_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         c = redis_open(p, why, sizeof(why)); /* without the lock */
         pthread_mutex_lock(&p->mu);
-        if (c != NULL && !p->stop && redis_write(p, c, NULL) == 0) {
+        if (c != NULL && !p->stop &&
+            redis_write(p, c, NULL, why, sizeof(why)) == 0) {
             p->rc = c;
             p->backend = IG_PROGRESS_REDIS;
             p->reconnects++;
@@ -685,6 +708,7 @@ void ig_progress_update(ig_progress *p, long long job_id,
                         const ig_progress_info *info)
 {
     double now = now_epoch();
+    char why[256] = "";
     entry *e;
 
     pthread_mutex_lock(&p->mu);
@@ -694,8 +718,9 @@ void ig_progress_update(ig_progress *p, long long job_id,
     ig_progress_compute(&e->info, now);
     e->expires_at = now + (double)p->expiry;
     e->dirty = 1;
-    if (p->backend == IG_PROGRESS_REDIS && redis_write(p, p->rc, e) != 0)
-        fall_back(p, p->rc->err ? p->rc->errstr : "command failed");
+    if (p->backend == IG_PROGRESS_REDIS &&
+        redis_write(p, p->rc, e, why, sizeof(why)) != 0)
+        fall_back(p, why);
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -110,6 +111,9 @@ static pid_t redis_start(int port)
     pid = fork();
     if (pid == 0) {
         int fd = open("/dev/null", O_WRONLY);
+        /* Dies with the test even when a failed assertion skips
+         * redis_stop(). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fd, 1);
         dup2(fd, 2);
         execlp("redis-server", "redis-server", "--port", portbuf, "--bind",
@@ -446,6 +450,47 @@ static void test_progress_redis_absent_at_start(void **state)
     redis_stop(pid);
 }
 
+/* A key Redis refuses (wrong type) makes that update fall back, but the
+ * reconnect still succeeds and the store does not stay in memory. */
+static void test_progress_refused_key_does_not_pin_memory(void **state)
+{
+    int port = free_port();
+    pid_t pid = redis_start(port);
+    char url[128];
+    ig_progress_opts o;
+    ig_progress_info in, out;
+    ig_progress *p;
+    redisContext *c;
+    capture cap;
+    char *log;
+    ig_err err;
+    (void)state;
+
+    snprintf(url, sizeof(url), "redis://:" PASSWORD "@127.0.0.1:%d", port);
+    memset(&o, 0, sizeof(o));
+    o.redis_url = url;
+    o.retry_ms = 50;
+    p = ig_progress_new(&o, &err);
+    assert_non_null(p);
+    c = test_conn(port, PASSWORD);
+    freeReplyObject(redisCommand(c, "SET " IG_PROGRESS_KEY_PREFIX "5 x"));
+
+    capture_begin(&cap);
+    in = running(10, 1);
+    ig_progress_update(p, 5, &in); /* WRONGTYPE */
+    assert_int_equal(ig_progress_get(p, 5, &out, &err), IG_OK);
+    assert_true(wait_backend(p, IG_PROGRESS_REDIS, 5.0));
+    log = capture_end(&cap);
+    assert_non_null(strstr(log, "WRONGTYPE"));
+    assert_non_null(strstr(log, "refused 1"));
+    free(log);
+    ig_progress_update(p, 6, &in);
+    assert_int_equal(hget_ll(c, 6, "processed"), 1);
+    redisFree(c);
+    ig_progress_free(p);
+    redis_stop(pid);
+}
+
 /* ---- concurrency ------------------------------------------------------- */
 
 #define WRITERS 6
@@ -541,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_progress_memory_only_without_url),
         cmocka_unit_test(test_progress_survives_redis_restart),
         cmocka_unit_test(test_progress_redis_absent_at_start),
+        cmocka_unit_test(test_progress_refused_key_does_not_pin_memory),
         cmocka_unit_test(test_progress_concurrent_updates_across_an_outage),
     };
 
