@@ -27,11 +27,12 @@ sql "INSERT INTO item_master (name) VALUES ('Tee')"
 assert_eq "2" "$(sql "SELECT count(*) FROM item_master WHERE name = 'Tee'")" "soft-deleted row does not block"
 
 # down N reverts the newest N; status shows them pending.
-run_ingot 0 migrate down 2
-assert_contains "$OUT" "reverted 0004_import_jobs" "down 2 reverts newest first"
-assert_contains "$OUT" "reverted 0003_filter_indexes" "down 2 second"
+run_ingot 0 migrate down 3
+assert_contains "$OUT" "reverted 0005_import_jobs_notify" "down 3 reverts newest first"
+assert_contains "$OUT" "reverted 0004_import_jobs" "down 3 second"
+assert_contains "$OUT" "reverted 0003_filter_indexes" "down 3 third"
 run_ingot 0 migrate status
-assert_contains "$OUT" "2 pending" "status after down 2"
+assert_contains "$OUT" "3 pending" "status after down 3"
 assert_eq "" "$(sql "SELECT to_regclass('import_jobs')")" "import_jobs dropped"
 
 # down all leaves nothing but the bookkeeping table
