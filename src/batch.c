@@ -17,6 +17,8 @@ struct ig_batch {
     char *buf; /* COPY lines */
     size_t len, bufcap;
     int col;   /* columns put in the current row */
+    ig_batch_failure *fails; /* failures before the database (heap) */
+    size_t nfails, capfails;
     long long end_offset, last_row, read;
 };
 
@@ -34,6 +36,7 @@ void ig_batch_free(ig_batch *b)
     if (b == NULL)
         return;
     ig_arena_free(b->arena);
+    free(b->fails);
     free(b->rows);
     free(b->buf);
     free(b);
@@ -43,6 +46,7 @@ void ig_batch_reset(ig_batch *b)
 {
     ig_arena_reset(b->arena);
     b->n = 0;
+    b->nfails = 0;
     b->len = 0;
     b->col = 0;
     b->end_offset = b->last_row = b->read = 0;
@@ -119,6 +123,63 @@ void ig_batch_end_row(ig_batch *b)
     b->buf[b->len++] = '\n';
     b->rows[b->n].copy_len = b->len - b->rows[b->n].copy_off;
     b->n++;
+}
+
+void ig_batch_add_failure(ig_batch *b, const ig_record *rec,
+                          const ig_reason *reasons, size_t nreasons)
+{
+    ig_reason *rs = ig_arena_alloc(b->arena, (nreasons ? nreasons : 1) *
+                                                 sizeof(*rs));
+    ig_batch_failure *f;
+
+    for (size_t i = 0; i < nreasons; i++) {
+        rs[i] = reasons[i];
+        rs[i].message = ig_arena_strdup(b->arena, reasons[i].message);
+    }
+    if (b->nfails == b->capfails) {
+        b->capfails = b->capfails ? b->capfails * 2 : 64;
+        b->fails = ig_xrealloc(b->fails, b->capfails * sizeof(*b->fails));
+    }
+    f = &b->fails[b->nfails++];
+    f->row = rec->recno;
+    f->line = rec->line;
+    f->values = rec->fields;
+    f->nvalues = rec->nfields;
+    f->reasons = rs;
+    f->nreasons = nreasons;
+}
+
+static int cmp_failure(const void *a, const void *b)
+{
+    const ig_batch_failure *x = a, *y = b;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+const ig_batch_failure *ig_batch_failures(ig_batch *b, size_t *n)
+{
+    size_t ndb = 0, k = 0;
+    ig_batch_failure *all;
+
+    for (size_t i = 0; i < b->n; i++)
+        ndb += b->rows[i].failed != 0;
+    *n = b->nfails + ndb;
+    all = ig_arena_alloc(b->arena, (*n ? *n : 1) * sizeof(*all));
+    for (size_t i = 0; i < b->nfails; i++)
+        all[k++] = b->fails[i];
+    for (size_t i = 0; i < b->n; i++) {
+        ig_batch_row *r = &b->rows[i];
+        if (!r->failed)
+            continue;
+        all[k].row = r->rec.recno;
+        all[k].line = r->rec.line;
+        all[k].values = r->rec.fields;
+        all[k].nvalues = r->rec.nfields;
+        all[k].reasons = &r->reason;
+        all[k].nreasons = 1;
+        k++;
+    }
+    qsort(all, *n, sizeof(*all), cmp_failure);
+    return all;
 }
 
 size_t ig_batch_nrows(const ig_batch *b)

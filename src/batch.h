@@ -30,6 +30,16 @@ typedef struct ig_batch_row {
     ig_reason reason;    /* why (strings in the batch arena) */
 } ig_batch_row;
 
+/* A row that failed, in the batch arena: before the database (reader,
+ * rules, hooks, duplicate keys) or in it (marked by the executor). */
+typedef struct ig_batch_failure {
+    long long row, line;
+    const ig_value *values;   /* original fields */
+    size_t nvalues;
+    const ig_reason *reasons;
+    size_t nreasons;
+} ig_batch_failure;
+
 ig_batch *ig_batch_new(void);
 void ig_batch_free(ig_batch *b);
 
@@ -45,6 +55,15 @@ void ig_batch_begin_row(ig_batch *b, const ig_record *rec);
 void ig_batch_put_bool(ig_batch *b, int v);
 void ig_batch_put_value(ig_batch *b, ig_value v);
 void ig_batch_end_row(ig_batch *b);
+
+/* Record a row that failed before the database (reasons copied into the
+ * arena; rec's fields must already live there). */
+void ig_batch_add_failure(ig_batch *b, const ig_record *rec,
+                          const ig_reason *reasons, size_t nreasons);
+
+/* Every failure of the batch (added ones and rows the executor marked),
+ * sorted by row number, in the arena: valid until the next reset. */
+const ig_batch_failure *ig_batch_failures(ig_batch *b, size_t *n);
 
 size_t ig_batch_nrows(const ig_batch *b);
 ig_batch_row *ig_batch_row_at(ig_batch *b, size_t i);

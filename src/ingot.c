@@ -321,12 +321,7 @@ static long long pick(const ig_counts *c, int which)
 
 long long ingot_result_count(const ingot_result *r, int which)
 {
-    ig_counts c = r->counts;
-    /* Rows that reached no outcome in the primary target were skipped. */
-    c.skipped = c.read - c.failed - c.inserted - c.updated - c.unchanged;
-    if (c.skipped < 0)
-        c.skipped = 0;
-    return pick(&c, which);
+    return pick(&r->counts, which);
 }
 
 double ingot_result_seconds(const ingot_result *r)

@@ -442,8 +442,7 @@ int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
     return IG_OK;
 
 failed:
-    ig_results_fail_row(m->results, rec->recno, rec->line, rec->fields,
-                        rec->nfields, rs.reasons, rs.n);
+    ig_batch_add_failure(b, rec, rs.reasons, rs.n);
     return IG_OK;
 }
 

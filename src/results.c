@@ -220,6 +220,13 @@ ig_counts ig_results_counts(const ig_results *r)
     pthread_mutex_lock((pthread_mutex_t *)(uintptr_t)&r->mu);
     c = r->all;
     pthread_mutex_unlock((pthread_mutex_t *)(uintptr_t)&r->mu);
+    /* Overall, a row that reached no outcome in the primary target and did
+     * not fail was skipped (skip_when_null, or its key folded into a later
+     * row's). While an import runs, a batch's early failures can make this
+     * briefly negative: clamp. */
+    c.skipped = c.read - c.failed - c.inserted - c.updated - c.unchanged;
+    if (c.skipped < 0)
+        c.skipped = 0;
     return c;
 }
 

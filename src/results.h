@@ -82,7 +82,8 @@ void ig_results_fail_row(ig_results *r, long long row, long long line,
  * counts (t < 0: overall only). */
 void ig_results_add(ig_results *r, int t, const ig_counts *delta);
 
-/* Snapshot of the counts (overall or for target t). */
+/* Snapshot of the counts (overall or for target t). The overall skipped
+ * count is derived: read - failed - inserted - updated - unchanged. */
 ig_counts ig_results_counts(const ig_results *r);
 ig_counts ig_results_target_counts(const ig_results *r, size_t t);
 size_t ig_results_ntargets(const ig_results *r);

@@ -92,6 +92,47 @@ static int xact_committed(dbside *d, const char *xid)
     return yes;
 }
 
+/* The overall counts this batch adds once committed: rows read and
+ * failed, and the primary (last) target's outcomes. */
+static ig_counts batch_delta(const dbside *d, ig_batch *b,
+                             const ig_counts *per_target, size_t nfailed)
+{
+    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
+    ig_counts all = {0, 0, 0, 0, 0, 0};
+
+    all.read = ig_batch_read(b);
+    all.failed = (long long)nfailed;
+    if (nt > 0) {
+        all.inserted = per_target[nt - 1].inserted;
+        all.updated = per_target[nt - 1].updated;
+        all.unchanged = per_target[nt - 1].unchanged;
+    }
+    all.skipped = all.read - all.failed - all.inserted - all.updated -
+                  all.unchanged;
+    return all;
+}
+
+/* Progress as it will be once b is committed. */
+static ig_run_progress progress_after(const dbside *d, ig_batch *b,
+                                      const ig_counts *delta)
+{
+    ig_run_progress p = d->prog;
+
+    p.batches++;
+    p.rows += delta->read;
+    p.last_row = ig_batch_last_row(b);
+    p.end_offset = ig_batch_end_offset(b);
+    p.bytes = ig_batch_end_offset(b);
+    p.elapsed = now_s() - d->t0;
+    p.counts.read += delta->read;
+    p.counts.inserted += delta->inserted;
+    p.counts.updated += delta->updated;
+    p.counts.unchanged += delta->unchanged;
+    p.counts.skipped += delta->skipped;
+    p.counts.failed += delta->failed;
+    return p;
+}
+
 /* One attempt at applying b. Fills per_target. */
 static int apply_once(dbside *d, ig_batch *b, ig_counts *per_target,
                       ig_err *err)
@@ -109,8 +150,10 @@ static int apply_once(dbside *d, ig_batch *b, ig_counts *per_target,
     }
     c = ig_pool_conn_pg(pc);
     if (d->dry == NULL) {
-        rc = ig_db_query(c, "BEGIN; SELECT pg_current_xact_id()::text", 0,
-                         NULL, &res, "starting the batch transaction", err);
+        rc = ig_db_exec(c, "BEGIN", "starting the batch transaction", err);
+        if (rc == IG_OK)
+            rc = ig_db_query(c, "SELECT pg_current_xact_id()::text", 0, NULL,
+                             &res, "starting the batch transaction", err);
         if (rc != IG_OK)
             goto out;
         snprintf(xid, sizeof(xid), "%s", PQgetvalue(res, 0, 0));
@@ -119,11 +162,11 @@ static int apply_once(dbside *d, ig_batch *b, ig_counts *per_target,
     }
     rc = ig_exec_batch(d->ex, c, b, per_target, err);
     if (rc == IG_OK && d->o->on_commit) {
-        ig_run_progress after = d->prog;
-        after.batches++;
-        after.last_row = ig_batch_last_row(b);
-        after.end_offset = ig_batch_end_offset(b);
-        rc = d->o->on_commit(c, &after, d->o->commit_ud, err);
+        size_t nf;
+        const ig_batch_failure *f = ig_batch_failures(b, &nf);
+        ig_counts delta = batch_delta(d, b, per_target, nf);
+        ig_run_progress after = progress_after(d, b, &delta);
+        rc = d->o->on_commit(c, &after, f, nf, d->o->commit_ud, err);
     }
     if (rc == IG_OK && d->dry == NULL) {
         rc = ig_db_exec(c, "COMMIT", "committing the batch", err);
@@ -143,7 +186,7 @@ out:
         ig_pool_release(d->o->pool, pc,
                         rc == IG_DB_RETRY ? IG_POOL_DISCARD : IG_POOL_KEEP);
     } else if (rc == IG_DB_RETRY) {
-        rc = ig_err_prefix(err, "dry run cannot retry (its one transaction "
+        ig_err_prefix(err, "dry run cannot retry (its one transaction "
                            "was lost)");
         if (err)
             err->code = IG_DB;
@@ -156,40 +199,29 @@ out:
 static void account(dbside *d, ig_batch *b, const ig_counts *per_target)
 {
     size_t nt = ig_pipeline_ntargets(d->o->pipeline);
-    ig_counts all = {0, 0, 0, 0, 0, 0};
-    size_t nfailed = 0;
+    size_t nf;
+    const ig_batch_failure *f = ig_batch_failures(b, &nf);
+    ig_counts delta = batch_delta(d, b, per_target, nf);
+    ig_counts add = delta;
 
-    for (size_t i = 0; i < ig_batch_nrows(b); i++) {
-        ig_batch_row *r = ig_batch_row_at(b, i);
-        if (!r->failed)
-            continue;
-        nfailed++;
-        ig_results_fail_row(d->results, r->rec.recno, r->rec.line,
-                            r->rec.fields, r->rec.nfields, &r->reason, 1);
-    }
+    for (size_t i = 0; i < nf; i++)
+        ig_results_fail_row(d->results, f[i].row, f[i].line, f[i].values,
+                            f[i].nvalues, f[i].reasons, f[i].nreasons);
     for (size_t t = 0; t < nt; t++)
         ig_results_add(d->results, (int)t, &per_target[t]);
-    /* Row outcomes follow the last (primary) target. */
-    all.read = ig_batch_read(b);
-    if (nt > 0) {
-        all.inserted = per_target[nt - 1].inserted;
-        all.updated = per_target[nt - 1].updated;
-        all.unchanged = per_target[nt - 1].unchanged;
-    }
-    ig_results_add(d->results, -1, &all);
-    d->prog.batches++;
-    d->prog.rows += all.read;
-    d->prog.last_row = ig_batch_last_row(b);
-    d->prog.end_offset = ig_batch_end_offset(b);
-    d->prog.elapsed = now_s() - d->t0;
+    add.failed = 0;  /* ig_results_fail_row counted them */
+    add.skipped = 0; /* derived from the others when read */
+    ig_results_add(d->results, -1, &add);
+    d->prog = progress_after(d, b, &delta);
     d->prog.counts = ig_results_counts(d->results);
     memset(&d->last, 0, sizeof(d->last));
     d->last.batch = d->prog.batches;
-    d->last.rows = all.read;
-    d->last.inserted = all.inserted;
-    d->last.updated = all.updated;
-    d->last.unchanged = all.unchanged;
-    d->last.failed = (long long)nfailed;
+    d->last.rows = delta.read;
+    d->last.inserted = delta.inserted;
+    d->last.updated = delta.updated;
+    d->last.unchanged = delta.unchanged;
+    d->last.skipped = delta.skipped;
+    d->last.failed = delta.failed;
     d->have_last = 1;
 }
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <libpq-fe.h>
 
+#include "batch.h"
 #include "err.h"
 #include "pipeline.h"
 #include "pool.h"
@@ -51,10 +52,13 @@ typedef struct ig_run_progress {
 
 /* Called inside each batch's transaction, just before COMMIT, on the
  * batch's connection (jobs write their checkpoint and row results there).
- * failed_rows lists the batch's rows that failed in the database.
- * Returning non-IG_OK rolls the batch back and stops the import. */
+ * after holds the progress including this batch; failed lists the batch's
+ * failed rows (before or in the database), sorted by row, borrowed for the
+ * call. Returning non-IG_OK rolls the batch back and stops the import
+ * (IG_DB_RETRY retries the batch like any transient failure). */
 typedef int (*ig_run_commit_fn)(PGconn *conn, const ig_run_progress *after,
-                                void *ud, ig_err *err);
+                                const ig_batch_failure *failed,
+                                size_t nfailed, void *ud, ig_err *err);
 
 typedef struct ig_run_opts {
     const ig_pipeline *pipeline; /* borrowed */
