@@ -89,8 +89,14 @@ ig_hook *ig_hook_new(const ig_hook_opts *opts, ig_err *err) IG_MUSTCHECK;
 
 void ig_hook_free(ig_hook *h);
 
-/* 1 when the module defines fn. */
+/* 1 when the module defines fn. Cannot fail. */
 int ig_hook_has(const ig_hook *h, ig_hook_fn fn);
+
+/* Bytes the state holds now (counted by the capped allocator). */
+size_t ig_hook_memory(const ig_hook *h);
+
+/* How many times the state was rebuilt after a limit. */
+unsigned ig_hook_rebuilds(const ig_hook *h);
 
 /* Call transform or validate on row. IG_OK with *out describing the
  * outcome (rejected or not; for transform, row->vals updated, new bytes in
