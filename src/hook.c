@@ -243,7 +243,11 @@ static int hook_msgh(lua_State *L)
     const char *msg = lua_tostring(L, 1);
 
     if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") &&
+        void *ud;
+        lua_getallocf(L, &ud); /* our ig_hook */
+        /* after the budget hook, hooks are off here: no script code */
+        if (!((ig_hook *)ud)->budget_hit &&
+            luaL_callmeta(L, 1, "__tostring") &&
             lua_type(L, -1) == LUA_TSTRING)
             msg = lua_tostring(L, -1); /* stack: err str */
         else
@@ -583,7 +587,48 @@ static int sb_require(lua_State *L)
     return 1;
 }
 
+/* Message handler wrapped around a script's xpcall handler (upvalues: h,
+ * handler). An error raised by the budget hook reaches the handler while
+ * Lua still has hooks switched off (luaG_errormsg calls it before any
+ * pcall restores allowhook), so a handler that loops would never be
+ * stopped: once the budget is spent the script's handler is skipped and
+ * the error passes through unchanged. */
+static int xpcall_msgh(lua_State *L)
+{
+    ig_hook *h = upvalue_hook(L);
+
+    if (h->budget_hit)
+        return 1; /* stack: err */
+    lua_pushvalue(L, lua_upvalueindex(2)); /* stack: err handler */
+    lua_insert(L, 1);                      /* stack: handler err */
+    lua_call(L, 1, 1);                     /* stack: result */
+    return 1;
+}
+
+/* xpcall(f, msgh, ...) -> true, ... | false, msgh's result. As the base
+ * one, with msgh behind xpcall_msgh. */
+static int sb_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, lua_upvalueindex(1)); /* stack: f msgh args.. h */
+    lua_pushvalue(L, 2);                   /* stack: f msgh args.. h msgh */
+    lua_pushcclosure(L, xpcall_msgh, 2);   /* stack: f msgh args.. wrap */
+    lua_replace(L, 2);                     /* stack: f wrap args.. */
+    lua_pushboolean(L, 1);                 /* stack: f wrap args.. true */
+    lua_pushvalue(L, 1);         /* stack: f wrap args.. true f */
+    lua_rotate(L, 3, 2);         /* stack: f wrap true f args.. */
+    if (lua_pcall(L, n - 2, LUA_MULTRET, 2) != LUA_OK) {
+        lua_pushboolean(L, 0); /* stack: f wrap true err false */
+        lua_pushvalue(L, -2);  /* stack: ... false err */
+        return 2;
+    }
+    return lua_gettop(L) - 2; /* true, results... */
+}
+
 static const luaL_Reg sb_base[] = {{"print", sb_print},
+                                   {"xpcall", sb_xpcall},
                                    {"collectgarbage", sb_collectgarbage},
                                    {"setmetatable", sb_setmetatable},
                                    {"require", sb_require},

@@ -498,6 +498,8 @@ static void test_hook_sandbox_refuses_escapes_and_stops_bombs(void **state)
         {"loop_pcall", "HOOK_LIMIT", "instruction budget of 1000000"},
         {"loop_pcall_many", "HOOK_LIMIT", "instruction budget of 1000000"},
         {"loop_xpcall", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"loop_tostring_error", "HOOK_LIMIT", "instruction budget"},
+        {"loop_close", "HOOK_LIMIT", "instruction budget"},
         {"recurse", NULL, NULL}, /* memory cap or stack overflow */
     };
     ig_err err;

@@ -52,6 +52,14 @@ A.loop_xpcall = function()
   xpcall(function() while true do end end, function() while true do end end)
   return "swallowed"
 end
+A.loop_tostring_error = function()
+  error(setmetatable({}, { __tostring = function() while true do end end }))
+end
+A.loop_close = function()
+  local guard <close> = setmetatable({}, {
+    __close = function() while true do end end })
+  while true do end
+end
 A.recurse = function()
   local function f(n) return 1 + f(n + 1) end
   return f(1)
