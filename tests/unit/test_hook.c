@@ -553,6 +553,87 @@ static void test_hook_sandbox_refuses_escapes_and_stops_bombs(void **state)
     ig_arena_free(a);
 }
 
+/* ---- ingot's Lua library and the shipped items hook ------------------- */
+
+static void test_hook_library_modules_run_in_the_sandbox(void **state)
+{
+    ig_hook *h = open_hook("libs.lua");
+    ig_arena *a = ig_arena_new(0);
+    ig_value v[NCOLS];
+    ig_hook_outcome out;
+    (void)state;
+
+    call(h, IG_HOOK_TRANSFORM, a, v, "Crème Brûlée", "1,234.55", "a@b.example",
+         "https://x.example/", &out);
+    if (out.rejected)
+        fail_msg("%s", out.reasons[0].message);
+    assert_val(&v[NAME], "creme-brulee");
+    assert_val(&v[COLOR], "1234.6");
+    assert_val(&v[QTY], "true/true");
+    assert_val(&v[NOTE], "Ok");
+    ig_hook_free(h);
+    ig_arena_free(a);
+}
+
+static void test_hook_items_hook_normalises_a_row(void **state)
+{
+    static const char *const cols[] = {"item_name", "description", "category",
+                                       "brand",     "color",       "color_code",
+                                       "size",      "sku",         "price",
+                                       "stock"};
+    enum { N = 10 };
+    ig_hook_opts o = {0};
+    ig_err err;
+    ig_hook *h;
+    ig_arena *a = ig_arena_new(0);
+    ig_value v[N];
+    ig_hook_row row = {N, cols, v, 1, 2, "item_master"};
+    ig_hook_outcome out;
+    const char *const in[N] = {"Tee", "", "Shirts", "Acme", " navy ",
+                               "ff0000", "x-large", "TEE-1", "12,50", "3"};
+    const char *const bad[N] = {"Tee", "", "Shirts", "Acme", "red",
+                                "zz", "M", "tee-1", "1,234", "3"};
+    (void)state;
+
+    o.path = TEST_SOURCE_DIR "/lua/hooks/items.lua";
+    o.module = "items";
+    o.lua_path = TEST_SOURCE_DIR "/lua/?.lua";
+    o.pipeline = "items";
+    h = ig_hook_new(&o, &err);
+    if (h == NULL)
+        fail_msg("%s", err.msg);
+    assert_true(ig_hook_has(h, IG_HOOK_VALIDATE));
+
+    for (int i = 0; i < N; i++)
+        v[i] = (ig_value){in[i], strlen(in[i]), 0};
+    assert_int_equal(
+        ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
+    assert_false(out.rejected);
+    assert_val(&v[4], "Navy Blue");
+    assert_val(&v[5], "#FF0000");
+    assert_val(&v[6], "XL");
+    assert_val(&v[8], "12.50");
+    assert_int_equal(
+        ig_hook_call_row(h, IG_HOOK_VALIDATE, &row, a, &out, &err), IG_OK);
+    assert_false(out.rejected);
+
+    for (int i = 0; i < N; i++)
+        v[i] = (ig_value){bad[i], strlen(bad[i]), 0};
+    assert_int_equal(
+        ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
+    assert_outcome(&out, "HOOK", "ambiguous price");
+    assert_string_equal(out.reasons[0].column, "price");
+    assert_int_equal(
+        ig_hook_call_row(h, IG_HOOK_VALIDATE, &row, a, &out, &err), IG_OK);
+    assert_true(out.rejected);
+    assert_int_equal(out.nreasons, 3); /* sku, color_code, price */
+    assert_string_equal(out.reasons[0].column, "sku");
+    assert_string_equal(out.reasons[1].column, "color_code");
+
+    ig_hook_free(h);
+    ig_arena_free(a);
+}
+
 /* ---- batches --------------------------------------------------------- */
 
 static void test_hook_batch_hooks_get_ctx_and_summary(void **state)
@@ -618,6 +699,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hook_row_table_is_reused,
                                         setup_basic, teardown),
         cmocka_unit_test(test_hook_sandbox_refuses_escapes_and_stops_bombs),
+        cmocka_unit_test(test_hook_library_modules_run_in_the_sandbox),
+        cmocka_unit_test(test_hook_items_hook_normalises_a_row),
         cmocka_unit_test(test_hook_batch_hooks_get_ctx_and_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
