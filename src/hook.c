@@ -81,7 +81,7 @@ struct ig_hook {
 
     /* options, copied */
     char *path, *module, *lua_path, *pipeline;
-    char *chunk;    /* "items.lua": the name in messages */
+    char *chunk; /* "items.lua": the name in messages */
     lua_Integer max_instructions;
     long max_memory_kb;
 
@@ -105,9 +105,9 @@ struct ig_hook {
     /* which column names cols/colset describe (hook.h: fixed per import) */
     const char *const *col_names;
     size_t col_n;
-    size_t *canon;      /* canon[i]: first column with the same name */
+    size_t *canon;       /* canon[i]: first column with the same name */
     unsigned char *seen; /* scratch for read-back, col_n entries */
-    ig_value *newvals;  /* transform results before they are committed */
+    ig_value *newvals;   /* transform results before they are committed */
 
     call cur;
     unsigned rebuilds;
@@ -214,9 +214,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 
 static void budget_arm(ig_hook *h)
 {
-    int step = BUDGET_STEP < h->max_instructions
-                   ? BUDGET_STEP
-                   : (int)h->max_instructions;
+    int step = BUDGET_STEP < h->max_instructions ? BUDGET_STEP
+                                                 : (int)h->max_instructions;
 
     h->steps_left = h->max_instructions;
     h->budget_hit = 0;
@@ -246,8 +245,7 @@ static int hook_msgh(lua_State *L)
         void *ud;
         lua_getallocf(L, &ud); /* our ig_hook */
         /* after the budget hook, hooks are off here: no script code */
-        if (!((ig_hook *)ud)->budget_hit &&
-            luaL_callmeta(L, 1, "__tostring") &&
+        if (!((ig_hook *)ud)->budget_hit && luaL_callmeta(L, 1, "__tostring") &&
             lua_type(L, -1) == LUA_TSTRING)
             msg = lua_tostring(L, -1); /* stack: err str */
         else
@@ -279,8 +277,7 @@ static int has_location(const char *msg)
  * hook_msgh. Returns the Lua status; on error msg holds the first line of
  * the message, prefixed with the script's name when it names no place.
  * Leaves the stack empty. */
-static int hook_pcall(ig_hook *h, lua_CFunction body, char *msg,
-                      size_t msgsz)
+static int hook_pcall(ig_hook *h, lua_CFunction body, char *msg, size_t msgsz)
 {
     lua_State *L = h->L;
     int st;
@@ -355,9 +352,9 @@ static int ro_next(lua_State *L)
 /* __pairs of a proxy: pairs(proxy) walks the real table (upvalue 1). */
 static int ro_pairs(lua_State *L)
 {
-    lua_pushcfunction(L, ro_next);          /* stack: proxy next */
+    lua_pushcfunction(L, ro_next);         /* stack: proxy next */
     lua_pushvalue(L, lua_upvalueindex(1)); /* stack: proxy next real */
-    lua_pushnil(L);                         /* stack: proxy next real nil */
+    lua_pushnil(L);                        /* stack: proxy next real nil */
     return 3;
 }
 
@@ -558,8 +555,7 @@ static int sb_require(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->loadedref); /* stack: name loaded */
     if (lua_getfield(L, 2, name) != LUA_TNIL) {      /* stack: .. mod */
         if (lua_touserdata(L, -1) == &loading_marker)
-            return luaL_error(L, "require: module '%s' requires itself",
-                              name);
+            return luaL_error(L, "require: module '%s' requires itself", name);
         return 1;
     }
     lua_pop(L, 1); /* stack: name loaded */
@@ -569,7 +565,7 @@ static int sb_require(lua_State *L)
                           "(the sandbox has no io, os or debug modules)",
                           name);
     lua_pushlightuserdata(L, &loading_marker);
-    lua_setfield(L, 2, name); /* loaded[name] = marker */
+    lua_setfield(L, 2, name);     /* loaded[name] = marker */
     load_file(L, h, file, chunk); /* stack: name loaded chunk */
     lua_pushvalue(L, 1);          /* stack: name loaded chunk name */
     st = lua_pcall(L, 1, 1, 0);   /* stack: name loaded result|err */
@@ -598,7 +594,7 @@ static int xpcall_msgh(lua_State *L)
     ig_hook *h = upvalue_hook(L);
 
     if (h->budget_hit)
-        return 1; /* stack: err */
+        return 1;                          /* stack: err */
     lua_pushvalue(L, lua_upvalueindex(2)); /* stack: err handler */
     lua_insert(L, 1);                      /* stack: handler err */
     lua_call(L, 1, 1);                     /* stack: result */
@@ -617,8 +613,8 @@ static int sb_xpcall(lua_State *L)
     lua_pushcclosure(L, xpcall_msgh, 2);   /* stack: f msgh args.. wrap */
     lua_replace(L, 2);                     /* stack: f wrap args.. */
     lua_pushboolean(L, 1);                 /* stack: f wrap args.. true */
-    lua_pushvalue(L, 1);         /* stack: f wrap args.. true f */
-    lua_rotate(L, 3, 2);         /* stack: f wrap true f args.. */
+    lua_pushvalue(L, 1);                   /* stack: f wrap args.. true f */
+    lua_rotate(L, 3, 2);                   /* stack: f wrap true f args.. */
     if (lua_pcall(L, n - 2, LUA_MULTRET, 2) != LUA_OK) {
         lua_pushboolean(L, 0); /* stack: f wrap true err false */
         lua_pushvalue(L, -2);  /* stack: ... false err */
@@ -636,8 +632,8 @@ static const luaL_Reg sb_base[] = {{"print", sb_print},
 
 /* Removed from the base library: code loading, raw writes that would
  * bypass the read-only proxies, and warn (no sink). */
-static const char *const sb_removed[] = {"load", "loadfile", "dofile",
-                                         "rawset", "warn", NULL};
+static const char *const sb_removed[] = {"load",   "loadfile", "dofile",
+                                         "rawset", "warn",     NULL};
 
 /* ------------------------------------------------------------------------
  * ctx
@@ -688,8 +684,8 @@ static int ctx_reject(lua_State *L)
         return 0; /* enough said: the row is rejected anyway */
     r = &c->out->reasons[c->out->nreasons++];
     r->column = col ? ig_arena_strdup(c->arena, col) : NULL;
-    r->message = ig_arena_strndup(c->arena, msg,
-                                  len > MAX_MESSAGE ? MAX_MESSAGE : len);
+    r->message =
+        ig_arena_strndup(c->arena, msg, len > MAX_MESSAGE ? MAX_MESSAGE : len);
     c->out->rejected = 1;
     c->out->code = "HOOK";
     return 0;
@@ -724,9 +720,9 @@ static int ctx_index(lua_State *L)
     const char *k;
 
     lua_settop(L, 2);
-    lua_pushvalue(L, 2);                /* stack: ctx key key */
+    lua_pushvalue(L, 2); /* stack: ctx key key */
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-        return 1;                       /* stack: ctx key method */
+        return 1; /* stack: ctx key method */
     k = lua_tostring(L, 2);
     if (k == NULL)
         return 1; /* nil */
@@ -738,8 +734,7 @@ static int ctx_index(lua_State *L)
         lua_pushinteger(L, (lua_Integer)c->row->rowno);
     else if (c->kind == CALL_ROW && strcmp(k, "line") == 0)
         lua_pushinteger(L, (lua_Integer)c->row->line);
-    else if (c->kind == CALL_ROW && strcmp(k, "target") == 0 &&
-             c->row->target)
+    else if (c->kind == CALL_ROW && strcmp(k, "target") == 0 && c->row->target)
         lua_pushstring(L, c->row->target);
     else if (c->kind == CALL_BATCH && strcmp(k, "batch") == 0 && c->summary)
         lua_pushinteger(L, (lua_Integer)c->summary->batch);
@@ -759,15 +754,15 @@ static void push_new_ctx(lua_State *L, ig_hook *h)
 {
     ctxud *u;
 
-    luaL_newmetatable(L, CTX_MT);   /* stack: mt */
-    luaL_newlib(L, ctx_methods);    /* stack: mt methods */
+    luaL_newmetatable(L, CTX_MT); /* stack: mt */
+    luaL_newlib(L, ctx_methods);  /* stack: mt methods */
     lua_pushcclosure(L, ctx_index, 1);
     lua_setfield(L, -2, "__index"); /* stack: mt */
     lua_pushcfunction(L, ctx_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1); /* stack: (as before) */
+    lua_pop(L, 1);                          /* stack: (as before) */
     u = lua_newuserdatauv(L, sizeof *u, 0); /* stack: ctx */
     u->h = h;
     luaL_setmetatable(L, CTX_MT);
@@ -801,11 +796,11 @@ static void open_lib(lua_State *L, const char *name, lua_CFunction open)
  * __index is the read-only proxy. */
 static void lock_string_metatable(lua_State *L)
 {
-    lua_pushliteral(L, "");    /* stack: "" */
-    lua_getmetatable(L, -1);   /* stack: "" mt */
-    lua_createtable(L, 0, 1);  /* stack: "" mt fake */
+    lua_pushliteral(L, "");   /* stack: "" */
+    lua_getmetatable(L, -1);  /* stack: "" mt */
+    lua_createtable(L, 0, 1); /* stack: "" mt fake */
     lua_getglobal(L, LUA_STRLIBNAME);
-    lua_setfield(L, -2, "__index"); /* fake.__index = string proxy */
+    lua_setfield(L, -2, "__index");     /* fake.__index = string proxy */
     to_readonly(L, "string metatable"); /* stack: "" mt fakeproxy */
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2); /* stack: (empty) */
@@ -833,9 +828,9 @@ static void open_os_subset(lua_State *L)
  * preloaded for require "ingot". */
 static void open_ingot(lua_State *L, ig_hook *h)
 {
-    lua_createtable(L, 0, 2);                  /* stack: ingot */
-    h->null_p = lua_newuserdatauv(L, 1, 0);    /* stack: ingot null */
-    luaL_newmetatable(L, NULL_MT);             /* stack: ingot null mt */
+    lua_createtable(L, 0, 2);               /* stack: ingot */
+    h->null_p = lua_newuserdatauv(L, 1, 0); /* stack: ingot null */
+    luaL_newmetatable(L, NULL_MT);          /* stack: ingot null mt */
     lua_pushcfunction(L, null_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 0);
@@ -848,10 +843,10 @@ static void open_ingot(lua_State *L, ig_hook *h)
     lua_setfield(L, -2, "version");
     to_readonly(L, "ingot"); /* stack: proxy */
     lua_pushvalue(L, -1);
-    lua_setglobal(L, "ingot");       /* stack: proxy */
-    lua_createtable(L, 0, 4);        /* stack: proxy loaded */
-    lua_insert(L, -2);               /* stack: loaded proxy */
-    lua_setfield(L, -2, "ingot");    /* stack: loaded */
+    lua_setglobal(L, "ingot");    /* stack: proxy */
+    lua_createtable(L, 0, 4);     /* stack: proxy loaded */
+    lua_insert(L, -2);            /* stack: loaded proxy */
+    lua_setfield(L, -2, "ingot"); /* stack: loaded */
     h->loadedref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -884,8 +879,8 @@ static void resolve_hooks(lua_State *L, ig_hook *h)
             continue;
         }
         if (ty != LUA_TFUNCTION)
-            host_error(L, h, "'%s' must be a function, not a %s",
-                       fn_names[i], luaL_typename(L, -1));
+            host_error(L, h, "'%s' must be a function, not a %s", fn_names[i],
+                       luaL_typename(L, -1));
         h->fnref[i] = luaL_ref(L, LUA_REGISTRYINDEX); /* stack: mod */
         any = 1;
     }
@@ -979,8 +974,8 @@ static void ensure_columns(lua_State *L, ig_hook *h, const ig_hook_row *r)
         return;
     h->canon = ig_xrealloc(h->canon, (r->n ? r->n : 1) * sizeof *h->canon);
     h->seen = ig_xrealloc(h->seen, r->n ? r->n : 1);
-    h->newvals = ig_xrealloc(h->newvals,
-                             (r->n ? r->n : 1) * sizeof *h->newvals);
+    h->newvals =
+        ig_xrealloc(h->newvals, (r->n ? r->n : 1) * sizeof *h->newvals);
     lua_createtable(L, (int)r->n, 0); /* stack: cols */
     lua_createtable(L, 0, (int)r->n); /* stack: cols colset */
     for (size_t i = 0; i < r->n; i++) {
@@ -1009,8 +1004,8 @@ static void push_row(lua_State *L, const ig_hook *h, const ig_hook_row *r)
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->rowref); /* stack: row */
     t = lua_gettop(L);
     lua_pushnil(L);
-    lua_setmetatable(L, t); /* whatever the last call set is gone */
-    lua_pushnil(L);         /* stack: row nil */
+    lua_setmetatable(L, t);   /* whatever the last call set is gone */
+    lua_pushnil(L);           /* stack: row nil */
     while (lua_next(L, t)) {  /* stack: row key value */
         lua_pop(L, 1);        /* stack: row key */
         lua_pushvalue(L, -1); /* stack: row key key */
@@ -1096,8 +1091,7 @@ static const char *number_text(lua_State *L, const ig_hook *h, int idx,
 
 /* Convert the Lua value at idx for column i into *v; raises on a value that
  * has no SQL text (table, function, NUL byte, invalid UTF-8, ...). */
-static void to_value(lua_State *L, ig_hook *h, size_t i, int idx,
-                     ig_value *v)
+static void to_value(lua_State *L, ig_hook *h, size_t i, int idx, ig_value *v)
 {
     const ig_hook_row *r = h->cur.row;
     const char *col = r->names[i];
@@ -1161,8 +1155,9 @@ static void read_row(lua_State *L, ig_hook *h, int t)
     while (lua_next(L, t)) { /* stack: .. colset key value */
         size_t i;
         if (lua_type(L, -2) != LUA_TSTRING)
-            host_error(L, h, "transform returned a row with a %s key "
-                             "(column names are strings)",
+            host_error(L, h,
+                       "transform returned a row with a %s key "
+                       "(column names are strings)",
                        luaL_typename(L, -2));
         lua_pushvalue(L, -2); /* stack: .. key value key */
         if (lua_rawget(L, cs) != LUA_TNUMBER)
@@ -1191,8 +1186,7 @@ static void add_reason(lua_State *L, ig_hook *h, int idx)
     o->code = "HOOK";
     if (o->nreasons >= IG_HOOK_MAX_REASONS)
         return;
-    why = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len)
-                                           : NULL;
+    why = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
     if (why == NULL) {
         why = h->cur.fn == IG_HOOK_TRANSFORM ? "rejected by transform"
                                              : "rejected by validate";
@@ -1216,9 +1210,9 @@ static int row_body(lua_State *L)
     lua_settop(L, 0);
     ensure_columns(L, h, c->row);
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->fnref[c->fn]); /* stack: fn */
-    push_row(L, h, c->row);                              /* stack: fn row */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctxref); /* stack: fn row ctx */
-    lua_call(L, 2, LUA_MULTRET);                  /* stack: results... */
+    push_row(L, h, c->row);                             /* stack: fn row */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctxref);       /* stack: fn row ctx */
+    lua_call(L, 2, LUA_MULTRET);                        /* stack: results... */
     nres = lua_gettop(L);
     if (nres == 0)
         return host_error(L, h,
@@ -1314,7 +1308,7 @@ static int batch_body(lua_State *L)
 
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->fnref[h->cur.fn]); /* stack: fn */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctxref); /* stack: fn ctx */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->ctxref);           /* stack: fn ctx */
     if (h->cur.fn == IG_HOOK_AFTER_BATCH) {
         lua_createtable(L, 0, 7); /* stack: fn ctx summary */
         set_count(L, "batch", s ? s->batch : 0);
@@ -1425,8 +1419,8 @@ int ig_hook_call_row(ig_hook *h, ig_hook_fn fn, ig_hook_row *row,
     if (h->fnref[fn] == LUA_NOREF)
         return IG_OK; /* nothing to run: the row passes unchanged */
 
-    h->cur = (call){.kind = CALL_ROW, .fn = fn, .row = row, .arena = arena,
-                    .out = out};
+    h->cur = (call){
+        .kind = CALL_ROW, .fn = fn, .row = row, .arena = arena, .out = out};
     res = run_classified(h, row_body, msg, sizeof msg);
     h->cur = (call){0};
     if (res == 0) {
@@ -1448,8 +1442,7 @@ int ig_hook_call_batch(ig_hook *h, ig_hook_fn fn,
     char msg[MAX_MESSAGE + 300];
     int res;
 
-    if (h == NULL ||
-        (fn != IG_HOOK_BEFORE_BATCH && fn != IG_HOOK_AFTER_BATCH))
+    if (h == NULL || (fn != IG_HOOK_BEFORE_BATCH && fn != IG_HOOK_AFTER_BATCH))
         return ig_err_set(err, IG_STATE,
                           "ig_hook_call_batch: needs a hook and "
                           "before_batch or after_batch");
@@ -1463,8 +1456,9 @@ int ig_hook_call_batch(ig_hook *h, ig_hook_fn fn,
     if (res == 0)
         return IG_OK;
     if (res == 2 && rebuild(h, NULL) != IG_OK)
-        return ig_err_set(err, IG_SCRIPT, "%s; and the state could not be "
-                                          "rebuilt: %s",
+        return ig_err_set(err, IG_SCRIPT,
+                          "%s; and the state could not be "
+                          "rebuilt: %s",
                           msg, h->broken_err.msg);
     return ig_err_set(err, IG_SCRIPT, "%s", msg);
 }

@@ -57,14 +57,14 @@ typedef enum {
 } ig_hook_fn;
 
 typedef struct ig_hook_opts {
-    const char *path;       /* the module's file (copied) */
-    const char *module;     /* its name, for messages (copied) */
-    const char *lua_path;   /* ';'-separated "dir/?.lua" patterns that
-                               require may search (copied); NULL = only
-                               the built-in "ingot" */
-    const char *pipeline;   /* ctx.pipeline (copied) */
-    long max_instructions;  /* per call; 0 = 1000000 */
-    long max_memory_kb;     /* per state; 0 = 32768 */
+    const char *path;      /* the module's file (copied) */
+    const char *module;    /* its name, for messages (copied) */
+    const char *lua_path;  /* ';'-separated "dir/?.lua" patterns that
+                              require may search (copied); NULL = only
+                              the built-in "ingot" */
+    const char *pipeline;  /* ctx.pipeline (copied) */
+    long max_instructions; /* per call; 0 = 1000000 */
+    long max_memory_kb;    /* per state; 0 = 32768 */
 } ig_hook_opts;
 
 /* One row crossing into Lua and back. names and n are fixed for an
@@ -86,7 +86,7 @@ typedef struct ig_hook_reason {
 } ig_hook_reason;
 
 typedef struct ig_hook_outcome {
-    int rejected;   /* 1 = the row is rejected */
+    int rejected;     /* 1 = the row is rejected */
     const char *code; /* static: "HOOK" (nil, why / ctx:reject),
                          "HOOK_ERROR" (runtime error), "HOOK_LIMIT"
                          (instruction budget or memory cap) */
@@ -96,7 +96,7 @@ typedef struct ig_hook_outcome {
 
 /* Counts handed to after_batch as the summary table. */
 typedef struct ig_hook_summary {
-    long long batch;     /* 1-based batch number */
+    long long batch; /* 1-based batch number */
     long long rows, inserted, updated, unchanged, skipped, failed;
 } ig_hook_summary;
 
@@ -126,15 +126,15 @@ unsigned ig_hook_rebuilds(const ig_hook *h);
  * arguments, IG_SCRIPT when the state could not be rebuilt after a limit
  * (sticky: every later call fails the same way). Stop the import. */
 int ig_hook_call_row(ig_hook *h, ig_hook_fn fn, ig_hook_row *row,
-                     ig_arena *arena, ig_hook_outcome *out, ig_err *err)
-    IG_MUSTCHECK;
+                     ig_arena *arena, ig_hook_outcome *out,
+                     ig_err *err) IG_MUSTCHECK;
 
 /* Call before_batch (summary NULL) or after_batch; IG_OK when the module
  * does not define fn. A hook error or limit here is returned as IG_SCRIPT
  * with *err "file:line: message" (after a limit the state is rebuilt); the
  * caller decides (the engine logs it and goes on). IG_STATE for a row fn. */
 int ig_hook_call_batch(ig_hook *h, ig_hook_fn fn,
-                       const ig_hook_summary *summary, ig_err *err)
-    IG_MUSTCHECK;
+                       const ig_hook_summary *summary,
+                       ig_err *err) IG_MUSTCHECK;
 
 #endif /* IG_HOOK_H */

@@ -22,8 +22,7 @@
 #include "hook.h"
 
 #define HOOKS TEST_DATA_DIR "/hooks/"
-#define LUA_PATH                                                          \
-    TEST_SOURCE_DIR "/lua/?.lua;" TEST_DATA_DIR "/hooks/lib/?.lua"
+#define LUA_PATH TEST_SOURCE_DIR "/lua/?.lua;" TEST_DATA_DIR "/hooks/lib/?.lua"
 
 enum { NAME, COLOR, QTY, NOTE, NCOLS };
 static const char *const names[NCOLS] = {"name", "color", "qty", "note"};
@@ -135,13 +134,13 @@ static void test_hook_load_errors_name_file_and_line(void **state)
 {
     (void)state;
     expect_load_error("syntax.lua", "syntax.lua:4:", "near 'end'");
-    expect_load_error("notable.lua", "notable.lua:",
-                      "must return a table, not number");
+    expect_load_error("notable.lua",
+                      "notable.lua:", "must return a table, not number");
     expect_load_error("badfield.lua", "badfield.lua:",
                       "'transform' must be a function, not a string");
     expect_load_error("nohooks.lua", "nohooks.lua:", "defines none of");
-    expect_load_error("loaderror.lua", "loaderror.lua:3:",
-                      "attempt to index a nil value");
+    expect_load_error("loaderror.lua",
+                      "loaderror.lua:3:", "attempt to index a nil value");
     expect_load_error("loadloop.lua", "loadloop.lua:2:",
                       "instruction budget of 100000 exceeded");
     expect_load_error("missing.lua", "cannot read", "missing.lua");
@@ -257,8 +256,7 @@ static int teardown(void **state)
 static void tr(fx *f, const char *name, const char *color, const char *qty,
                const char *note)
 {
-    call(f->h, IG_HOOK_TRANSFORM, f->a, f->v, name, color, qty, note,
-         &f->out);
+    call(f->h, IG_HOOK_TRANSFORM, f->a, f->v, name, color, qty, note, &f->out);
 }
 
 static void test_hook_transform_changes_values(void **state)
@@ -518,9 +516,8 @@ static void test_hook_sandbox_refuses_escapes_and_stops_bombs(void **state)
         const char *const ok[NCOLS] = {"ok", "", "", ""};
 
         set_row(v, in);
-        assert_int_equal(ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out,
-                                          &err),
-                         IG_OK);
+        assert_int_equal(
+            ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
         if (!out.rejected)
             fail_msg("%s was not stopped (out=%s)", cases[i].what,
                      v[1].p ? v[1].p : "NULL");
@@ -539,9 +536,8 @@ static void test_hook_sandbox_refuses_escapes_and_stops_bombs(void **state)
 
         /* the next row works, with an unpoisoned string library */
         set_row(v, ok);
-        assert_int_equal(ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out,
-                                          &err),
-                         IG_OK);
+        assert_int_equal(
+            ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
         if (out.rejected)
             fail_msg("after %s: %s", cases[i].what, out.reasons[0].message);
         assert_val(&v[1], "ababX1");
@@ -577,10 +573,9 @@ static void test_hook_library_modules_run_in_the_sandbox(void **state)
 
 static void test_hook_items_hook_normalises_a_row(void **state)
 {
-    static const char *const cols[] = {"item_name", "description", "category",
-                                       "brand",     "color",       "color_code",
-                                       "size",      "sku",         "price",
-                                       "stock"};
+    static const char *const cols[] = {
+        "item_name",  "description", "category", "brand", "color",
+        "color_code", "size",        "sku",      "price", "stock"};
     enum { N = 10 };
     ig_hook_opts o = {0};
     ig_err err;
@@ -589,10 +584,10 @@ static void test_hook_items_hook_normalises_a_row(void **state)
     ig_value v[N];
     ig_hook_row row = {N, cols, v, 1, 2, "item_master"};
     ig_hook_outcome out;
-    const char *const in[N] = {"Tee", "", "Shirts", "Acme", " navy ",
-                               "ff0000", "x-large", "TEE-1", "12,50", "3"};
-    const char *const bad[N] = {"Tee", "", "Shirts", "Acme", "red",
-                                "zz", "M", "tee-1", "1,234", "3"};
+    const char *const in[N] = {"Tee",    "",        "Shirts", "Acme",  " navy ",
+                               "ff0000", "x-large", "TEE-1",  "12,50", "3"};
+    const char *const bad[N] = {"Tee", "",  "Shirts", "Acme",  "red",
+                                "zz",  "M", "tee-1",  "1,234", "3"};
     (void)state;
 
     o.path = TEST_SOURCE_DIR "/lua/hooks/items.lua";
@@ -613,8 +608,8 @@ static void test_hook_items_hook_normalises_a_row(void **state)
     assert_val(&v[5], "#FF0000");
     assert_val(&v[6], "XL");
     assert_val(&v[8], "12.50");
-    assert_int_equal(
-        ig_hook_call_row(h, IG_HOOK_VALIDATE, &row, a, &out, &err), IG_OK);
+    assert_int_equal(ig_hook_call_row(h, IG_HOOK_VALIDATE, &row, a, &out, &err),
+                     IG_OK);
     assert_false(out.rejected);
 
     for (int i = 0; i < N; i++)
@@ -623,8 +618,8 @@ static void test_hook_items_hook_normalises_a_row(void **state)
         ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
     assert_outcome(&out, "HOOK", "ambiguous price");
     assert_string_equal(out.reasons[0].column, "price");
-    assert_int_equal(
-        ig_hook_call_row(h, IG_HOOK_VALIDATE, &row, a, &out, &err), IG_OK);
+    assert_int_equal(ig_hook_call_row(h, IG_HOOK_VALIDATE, &row, a, &out, &err),
+                     IG_OK);
     assert_true(out.rejected);
     assert_int_equal(out.nreasons, 3); /* sku, color_code, price */
     assert_string_equal(out.reasons[0].column, "sku");
@@ -678,20 +673,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hook_transform_changes_values,
                                         setup_basic, teardown),
         cmocka_unit_test_setup_teardown(
-            test_hook_transform_rejects_with_a_reason, setup_basic,
-            teardown),
+            test_hook_transform_rejects_with_a_reason, setup_basic, teardown),
         cmocka_unit_test_setup_teardown(test_hook_ctx_reject_records_columns,
                                         setup_basic, teardown),
-        cmocka_unit_test_setup_teardown(test_hook_null_round_trip,
-                                        setup_basic, teardown),
+        cmocka_unit_test_setup_teardown(test_hook_null_round_trip, setup_basic,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
-            test_hook_numbers_and_booleans_become_text, setup_basic,
-            teardown),
+            test_hook_numbers_and_booleans_become_text, setup_basic, teardown),
         cmocka_unit_test_setup_teardown(test_hook_bad_results_are_hook_errors,
                                         setup_basic, teardown),
         cmocka_unit_test_setup_teardown(
-            test_hook_runtime_errors_name_file_and_line, setup_basic,
-            teardown),
+            test_hook_runtime_errors_name_file_and_line, setup_basic, teardown),
         cmocka_unit_test_setup_teardown(test_hook_ctx_offers_fields_and_log,
                                         setup_basic, teardown),
         cmocka_unit_test_setup_teardown(test_hook_validate, setup_basic,
