@@ -1,0 +1,87 @@
+-- attack.lua - test hook: each value of row.what tries to break out of or
+-- exhaust the sandbox; any other value does normal work that would notice
+-- a poisoned string library.
+local A = {}
+
+A.io_open = function() return io.open("/etc/passwd") end
+A.os_execute = function() return os.execute("true") end
+A.os_exit = function() os.exit(1) end
+A.os_getenv = function() return os.getenv("HOME") end
+A.os_write = function() os.execute = function() end end
+A.require_os = function() return require "os" end
+A.require_io = function() return require "io" end
+A.require_debug = function() return require "debug" end
+A.require_traverse = function() return require "../../etc/passwd" end
+A.require_dots = function() return require "..secret" end
+A.require_secret = function() return require "secret" end
+A.load_dump = function() return load(string.dump(function() end)) end
+A.load = function() return load("return 1") end
+A.dofile = function() return dofile("/etc/passwd") end
+A.loadfile = function() return loadfile("/etc/passwd") end
+A.setmeta_G = function() setmetatable(_G, nil) end
+A.poison_rep = function() string.rep = function() return "pwned" end end
+A.poison_mt = function() getmetatable("").__index = {} end
+A.poison_mt2 = function()
+  getmetatable("").__index.upper = function() return "pwned" end
+end
+A.unlock_string = function() setmetatable(string, nil) end
+A.rawset_string = function() rawset(string, "rep", print) end
+A.rep_bomb = function() return string.rep("x", 1e9) end
+A.rep_bomb_pcall = function()
+  pcall(string.rep, "x", 1e9)
+  return "survived"
+end
+A.concat_bomb = function()
+  local s = "x"
+  while true do s = s .. s end
+end
+A.table_bomb = function()
+  local t = {}
+  while true do t[#t + 1] = {} end
+end
+A.loop = function() while true do end end
+A.loop_pcall = function()
+  pcall(function() while true do end end)
+  return "swallowed"
+end
+A.loop_pcall_many = function()
+  for _ = 1, 100 do pcall(function() while true do end end) end
+  return "swallowed"
+end
+A.loop_xpcall = function()
+  xpcall(function() while true do end end, function() while true do end end)
+  return "swallowed"
+end
+A.loop_tostring_error = function()
+  error(setmetatable({}, { __tostring = function() while true do end end }))
+end
+A.loop_close = function()
+  local guard <close> = setmetatable({}, {
+    __close = function() while true do end end })
+  while true do end
+end
+A.recurse = function()
+  local function f(n) return 1 + f(n + 1) end
+  return f(1)
+end
+A.gc_stop = function() collectgarbage("stop") end
+A.gc_finalizer = function()
+  setmetatable({}, { __gc = function() while true do end end })
+end
+A.debug_sethook = function() return debug.sethook end
+A.coroutine = function() return coroutine.create(print) end
+A.package = function() return package.loadlib end
+
+local M = {}
+
+function M.transform(row, ctx)
+  local f = A[row.what]
+  if f then
+    row.out = tostring(f())
+    return row
+  end
+  row.out = string.rep("ab", 2) .. ("x"):upper() .. #string.format("%d", 7)
+  return row
+end
+
+return M

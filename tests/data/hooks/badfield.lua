@@ -1,0 +1,2 @@
+-- badfield.lua - transform is not a function.
+return { transform = "upper" }

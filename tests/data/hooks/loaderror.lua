@@ -1,0 +1,3 @@
+-- loaderror.lua - fails while loading.
+local x = nil
+return { transform = x.y }

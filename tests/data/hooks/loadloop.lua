@@ -1,0 +1,3 @@
+-- loadloop.lua - never finishes loading.
+while true do end
+return {}

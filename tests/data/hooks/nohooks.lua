@@ -1,0 +1,2 @@
+-- nohooks.lua - defines no hook at all.
+return { helper = function() end }

@@ -1,0 +1,2 @@
+-- notable.lua - does not return a table.
+return 42
