@@ -20,6 +20,7 @@
 #include "pipeline.h"
 
 #include "arena.h"
+#include "hook.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1768,6 +1769,39 @@ static int resolve_module(ld *L, yaml_node_t *mn, const char *path)
     return rc;
 }
 
+/* Load the module in a sandbox once, so a broken script or a module
+ * without hook functions fails at load time with its own file:line, and
+ * record which hooks it defines. */
+static int check_hook_shape(ld *L, yaml_node_t *mn, const char *kp)
+{
+    ig_hooks_decl *h = &L->p->hooks;
+    ig_hook_opts ho;
+    ig_hook *hook;
+    ig_err err;
+
+    memset(&ho, 0, sizeof(ho));
+    ho.path = h->path;
+    ho.module = h->module;
+    ho.lua_path = h->lua_path;
+    ho.pipeline = L->p->name ? L->p->name : "";
+    ho.max_instructions = h->max_instructions;
+    ho.max_memory_kb = h->max_memory_kb;
+    hook = ig_hook_new(&ho, &err);
+    if (hook == NULL)
+        return lerr(L, mn, kp, "%s", err.msg);
+    h->has_transform = ig_hook_has(hook, IG_HOOK_TRANSFORM);
+    h->has_validate = ig_hook_has(hook, IG_HOOK_VALIDATE);
+    h->has_before_batch = ig_hook_has(hook, IG_HOOK_BEFORE_BATCH);
+    h->has_after_batch = ig_hook_has(hook, IG_HOOK_AFTER_BATCH);
+    ig_hook_free(hook);
+    if (!h->has_transform && !h->has_validate && !h->has_before_batch &&
+        !h->has_after_batch)
+        return lerr(L, mn, kp, "Lua module '%s' (%s) defines none of "
+                    "transform, validate, before_batch, after_batch",
+                    h->module, h->path);
+    return IG_OK;
+}
+
 static int parse_hooks(ld *L, yaml_node_t *n, const char *path)
 {
     yaml_node_t *seen[KMAX];
@@ -1786,15 +1820,8 @@ static int parse_hooks(ld *L, yaml_node_t *n, const char *path)
                     "hooks.items)", L->p->hooks.module);
     if (resolve_module(L, mn, kp) != IG_OK)
         return IG_CONFIG;
-    /* HOOK-CHECK: when L->opts->check_hooks is set, the integrator loads
-     * the module here with ig_hook_new() (src/hook.h: path, module,
-     * lua_path, pipeline name, limits from L->p->hooks), reports a load
-     * error at mn/kp via lerr() (the hook's own message already names the
-     * script's file:line), and sets has_transform / has_validate /
-     * has_before_batch / has_after_batch from the functions the module
-     * returns (an error when it returns none of them); then
-     * ig_hook_free(). Not done in this branch: hook.c is written
-     * elsewhere. */
+    if (L->opts != NULL && L->opts->check_hooks)
+        return check_hook_shape(L, mn, kp);
     return IG_OK;
 }
 
