@@ -26,6 +26,10 @@ typedef struct ig_batch_row {
     ig_record rec;       /* source record; fields in the batch arena */
     size_t copy_off;     /* this row's COPY line in the buffer */
     size_t copy_len;
+    unsigned long long key_hash; /* hash of the first target's key: rows
+                                    with equal keys go to the same writer */
+    const unsigned char *elig;       /* per target: 1 = eligible (arena) */
+    const unsigned long long *khash; /* per target: key hash (arena) */
     int failed;          /* set by the executor */
     ig_reason reason;    /* why (strings in the batch arena) */
 } ig_batch_row;

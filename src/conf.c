@@ -38,6 +38,9 @@ static const ig_conf_key keys[] = {
             "86400", 1, 31536000, "seconds a job's progress stays in Redis"),
     KEY_INT("IMPORT_POOL_SIZE", "pool-size", pool_size, "4", 1, 256,
             "database connections per process"),
+    KEY_INT("IMPORT_WRITERS", "writers", writers, "2", 1, 16,
+            "connections applying a single-table import's batches at once "
+            "(rows split by key)"),
     KEY_INT("IMPORT_STATEMENT_TIMEOUT_MS", "statement-timeout",
             statement_timeout_ms, "60000", 0, 86400000,
             "per-statement timeout in milliseconds (0 = none)"),

@@ -56,6 +56,9 @@ typedef struct lookup_plan {
 
 typedef struct target_plan {
     char *upsert;       /* the INSERT .. ON CONFLICT statement */
+    char *upsert_dedup; /* the same keeping the last row of each key, for
+                           subsets where a key repeats; NULL unless
+                           duplicates: last */
     char *missing;      /* rows whose lookups found no parent, or NULL */
     size_t nlookups;
     lookup_plan *lookups;
@@ -70,6 +73,7 @@ struct ig_exec {
     char *create_stage; /* CREATE TEMP TABLE IF NOT EXISTS ... */
     char *copy;         /* COPY stage FROM STDIN */
     char *truncate;
+    unsigned long long stage_id;
 };
 
 static const char *sql_type(ig_type t)
@@ -213,7 +217,47 @@ static int col_is_key(const ig_target *t, const ig_column *c)
     return 0;
 }
 
-static void build_upsert(ig_exec *ex, size_t ti)
+/* "s._row, <expr> AS "col", ..." for target ti (with_row: lead with
+ * s._row). */
+static void add_select_list(sb *b, const ig_exec *ex, size_t ti,
+                            int with_row)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+
+    if (with_row)
+        sb_add(b, "s._row, ");
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        char *q = ig_db_quote_ident(t->cols[ci].name);
+        sb_add(b, "%s", ci ? ", " : "");
+        add_col_expr(b, ex, ti, ci);
+        sb_add(b, " AS %s", q);
+        free(q);
+    }
+}
+
+/* FROM the stage and parents, WHERE the row is eligible for target ti and
+ * every non-NULL lookup found its parent. */
+static void add_from_where(sb *b, const ig_exec *ex, size_t ti)
+{
+    const target_plan *tp = &ex->t[ti];
+
+    add_from_joins(b, ex, ti);
+    sb_add(b, " WHERE s._e%zu", ti);
+    for (size_t i = 0; i < tp->nlookups; i++) {
+        char *sc = stage_col(ti, (size_t)tp->lookups[i].col);
+        sb_add(b, " AND (p%zu.id IS NOT NULL OR s.%s IS NULL)", i, sc);
+        free(sc);
+    }
+}
+
+static void add_select(sb *b, const ig_exec *ex, size_t ti, int with_row)
+{
+    sb_add(b, "SELECT ");
+    add_select_list(b, ex, ti, with_row);
+    add_from_where(b, ex, ti);
+}
+
+static void build_upsert(ig_exec *ex, size_t ti, int dedup)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
     target_plan *tp = &ex->t[ti];
@@ -233,31 +277,31 @@ static void build_upsert(ig_exec *ex, size_t ti)
         free(q);
     }
 
-    /* src: one row per eligible stage row, with parents resolved. */
-    sb_add(&b, "WITH src AS (SELECT s._row");
-    for (size_t ci = 0; ci < t->n_cols; ci++) {
-        char *q = ig_db_quote_ident(t->cols[ci].name);
-        sb_add(&b, ", ");
-        add_col_expr(&b, ex, ti, ci);
-        sb_add(&b, " AS %s", q);
-        free(q);
+    if (t->on_conflict == IG_ON_CONFLICT_ERROR) {
+        /* src / dedup are read twice below, so they stay CTEs. */
+        sb_add(&b, "WITH src AS (");
+        add_select(&b, ex, ti, 1);
+        sb_add(&b, "), dedup AS (SELECT * FROM src), ins AS (INSERT INTO %s "
+                   "AS t (%s) SELECT %s FROM dedup ORDER BY %s",
+               qt, cols.s, cols.s, keys.s);
+    } else if (dedup) {
+        /* Keep the last row of each key (duplicates: last). */
+        sb_add(&b, "WITH ins AS (INSERT INTO %s AS t (%s) SELECT %s FROM "
+                   "(SELECT DISTINCT ON (%s) ",
+               qt, cols.s, cols.s, keys.s);
+        add_select_list(&b, ex, ti, 0);
+        add_from_where(&b, ex, ti);
+        sb_add(&b, " ORDER BY %s, s._row DESC) d ORDER BY %s", keys.s,
+               keys.s);
+    } else {
+        /* No CTE between the stage and the INSERT: nothing materialised. */
+        sb_add(&b, "WITH ins AS (INSERT INTO %s AS t (%s) SELECT ", qt,
+               cols.s);
+        add_select_list(&b, ex, ti, 0);
+        add_from_where(&b, ex, ti);
+        sb_add(&b, " ORDER BY %s", keys.s);
     }
-    add_from_joins(&b, ex, ti);
-    sb_add(&b, " WHERE s._e%zu", ti);
-    for (size_t i = 0; i < tp->nlookups; i++) {
-        char *sc = stage_col(ti, (size_t)tp->lookups[i].col);
-        sb_add(&b, " AND (p%zu.id IS NOT NULL OR s.%s IS NULL)", i, sc);
-        free(sc);
-    }
-    sb_add(&b, "), dedup AS (");
-    if (t->duplicates == IG_DUPLICATES_LAST)
-        sb_add(&b, "SELECT DISTINCT ON (%s) * FROM src ORDER BY %s, _row DESC",
-               keys.s, keys.s);
-    else
-        sb_add(&b, "SELECT * FROM src");
-    sb_add(&b, "), ins AS (INSERT INTO %s AS t (%s) SELECT %s FROM dedup "
-               "ORDER BY %s ON CONFLICT (%s)",
-           qt, cols.s, cols.s, keys.s, keys.s);
+    sb_add(&b, " ON CONFLICT (%s)", keys.s);
     if (t->key_predicate)
         sb_add(&b, " WHERE %s", t->key_predicate);
 
@@ -318,13 +362,16 @@ static void build_upsert(ig_exec *ex, size_t ti)
         sb_add(&b, ")))");
         tp->conflict_error = 1;
     } else {
+        /* How many rows were eligible and how many keys they had is known
+         * in C (exec counts them per subset): only the outcome is asked. */
         sb_add(&b, " RETURNING (t.xmax = 0) AS inserted) "
-                   "SELECT (SELECT count(*) FROM src), "
-                   "(SELECT count(*) FROM dedup), "
-                   "count(*) FILTER (WHERE inserted), "
+                   "SELECT count(*) FILTER (WHERE inserted), "
                    "count(*) FILTER (WHERE NOT inserted) FROM ins");
     }
-    tp->upsert = b.s;
+    if (dedup)
+        tp->upsert_dedup = b.s;
+    else
+        tp->upsert = b.s;
     free(keys.s);
     free(cols.s);
     free(old.s);
@@ -376,6 +423,7 @@ static void build_stage(ig_exec *ex)
     /* The name carries a hash of the layout, so pipelines sharing a pooled
      * connection never see each other's stage. */
     h = XXH64(cols.s, cols.len, 0);
+    ex->stage_id = h ? h : 1; /* 0 means "no stage" in a pool tag */
     ex->stage = ig_xasprintf("\"ingot_stage_%016llx\"", (unsigned long long)h);
     ex->create_stage = ig_xasprintf(
         "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
@@ -423,7 +471,10 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
             ig_exec_free(ex);
             return NULL;
         }
-        build_upsert(ex, ti);
+        build_upsert(ex, ti, 0);
+        if (ig_pipeline_target(p, ti)->duplicates == IG_DUPLICATES_LAST &&
+            ig_pipeline_target(p, ti)->on_conflict != IG_ON_CONFLICT_ERROR)
+            build_upsert(ex, ti, 1);
         build_missing(ex, ti);
         ig_log(IG_LOG_DEBUG, "exec: target %zu upsert: %s", ti,
                ex->t[ti].upsert);
@@ -440,6 +491,7 @@ void ig_exec_free(ig_exec *ex)
             free(ex->t[ti].lookups[i].key_type);
         free(ex->t[ti].lookups);
         free(ex->t[ti].upsert);
+        free(ex->t[ti].upsert_dedup);
         free(ex->t[ti].missing);
     }
     free(ex->t);
@@ -448,6 +500,11 @@ void ig_exec_free(ig_exec *ex)
     free(ex->copy);
     free(ex->truncate);
     free(ex);
+}
+
+unsigned long long ig_exec_stage_id(const ig_exec *ex)
+{
+    return ex->stage_id;
 }
 
 size_t ig_exec_ntargets(const ig_exec *ex)
@@ -468,10 +525,12 @@ typedef struct run_ctx {
     const ig_exec *ex;
     PGconn *conn;
     ig_batch *b;
+    ig_arena *arena; /* for reason strings */
     ig_counts *per_target;
     ig_err *err;
     char *buf; /* COPY data of the current subset */
     size_t cap;
+    int dirty; /* the stage may hold rows: clear it before a COPY */
     /* The last statement failure, for the row it is pinned on. */
     char state[8], constraint[64], column[64], message[480];
 } run_ctx;
@@ -481,7 +540,7 @@ static void mark_failed(run_ctx *rc, size_t row, const char *target,
                         const char *constraint, const char *msg)
 {
     ig_batch_row *r = ig_batch_row_at(rc->b, row);
-    ig_arena *a = ig_batch_arena(rc->b);
+    ig_arena *a = rc->arena;
 
     if (r == NULL || r->failed)
         return;
@@ -585,11 +644,44 @@ static size_t mark_missing(run_ctx *rc, size_t ti, PGresult *res)
 
 /* Run one target's statements for the current subset. *refail is set
  * when rows were marked failed and the subset must be run again. */
-static int run_target(run_ctx *rc, size_t ti, ig_counts *delta, int *refail)
+/* Rows of rows[0..n) eligible for target ti, and how many distinct keys
+ * they carry (by the mapper's key hashes). */
+static void count_keys(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
+                       long long *nsrc, long long *nkeys)
+{
+    size_t cap = 16;
+    unsigned long long *set;
+
+    while (cap < 2 * n)
+        cap *= 2;
+    set = ig_xcalloc(cap, sizeof(*set));
+    *nsrc = *nkeys = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ig_batch_row *r = ig_batch_row_at(rc->b, rows[i]);
+        unsigned long long h;
+        size_t j;
+        if (!r->elig[ti])
+            continue;
+        (*nsrc)++;
+        h = r->khash[ti] ? r->khash[ti] : 1; /* 0 marks an empty slot */
+        for (j = h & (cap - 1); set[j] && set[j] != h; j = (j + 1) & (cap - 1))
+            ;
+        if (set[j] == 0) {
+            set[j] = h;
+            (*nkeys)++;
+        }
+    }
+    free(set);
+}
+
+static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
+                      ig_counts *delta, int *refail)
 {
     const target_plan *tp = &rc->ex->t[ti];
     const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
     PGresult *res;
+    long long nsrc = 0, nkeys = 0;
+    const char *sql = tp->upsert;
     int code = IG_OK;
 
     *refail = 0;
@@ -606,14 +698,21 @@ static int run_target(run_ctx *rc, size_t ti, ig_counts *delta, int *refail)
         if (*refail)
             return IG_OK;
     }
-    res = PQexec(rc->conn, tp->upsert);
+    if (!tp->conflict_error) {
+        count_keys(rc, ti, rows, n, &nsrc, &nkeys);
+        if (nkeys < nsrc && tp->upsert_dedup)
+            sql = tp->upsert_dedup; /* a key repeats in this subset */
+    }
+    res = PQexec(rc->conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         code = stmt_failed(rc, res, t->name);
         PQclear(res);
         return code;
     }
-    delta->inserted = atoll(PQgetvalue(res, 0, 2));
     if (tp->conflict_error) {
+        nsrc = atoll(PQgetvalue(res, 0, 0));
+        nkeys = atoll(PQgetvalue(res, 0, 1));
+        delta->inserted = atoll(PQgetvalue(res, 0, 2));
         /* Column 4 lists the rows whose key already existed. */
         const char *p = PQgetvalue(res, 0, 3);
         char msg[200];
@@ -630,14 +729,13 @@ static int run_target(run_ctx *rc, size_t ti, ig_counts *delta, int *refail)
                 break;
         }
     } else {
-        delta->updated = atoll(PQgetvalue(res, 0, 3));
+        delta->inserted = atoll(PQgetvalue(res, 0, 0));
+        delta->updated = atoll(PQgetvalue(res, 0, 1));
     }
-    {
-        long long nsrc = atoll(PQgetvalue(res, 0, 0));
-        long long ndedup = atoll(PQgetvalue(res, 0, 1));
-        delta->unchanged = ndedup - delta->inserted - delta->updated;
-        delta->skipped = nsrc - ndedup;
-    }
+    delta->unchanged = nkeys - delta->inserted - delta->updated;
+    delta->skipped = nsrc - nkeys;
+    if (delta->unchanged < 0) /* keys equal in C but not in SQL */
+        delta->unchanged = 0;
     PQclear(res);
     return IG_OK;
 }
@@ -671,12 +769,15 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
     int code, refail = 0;
 
     code = sp(rc, "SAVEPOINT ig_run");
-    if (code == IG_OK)
+    /* The stage empties itself at COMMIT (ON COMMIT DELETE ROWS) and a
+     * rolled-back subset takes its rows with it; only rows a kept subset
+     * left behind in this transaction need clearing. */
+    if (code == IG_OK && rc->dirty)
         code = sp(rc, rc->ex->truncate);
     if (code == IG_OK)
         code = copy_rows(rc, rows, n);
     for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
-        code = run_target(rc, ti, &delta[ti], &refail);
+        code = run_target(rc, ti, rows, n, &delta[ti], &refail);
         if (code != IG_OK)
             failed_target = ig_pipeline_target(rc->ex->p, ti)->name;
         if (refail)
@@ -684,6 +785,7 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
     }
     if (code == IG_OK && !refail) {
         code = sp(rc, "RELEASE SAVEPOINT ig_run");
+        rc->dirty = 1;
         for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
             rc->per_target[ti].inserted += delta[ti].inserted;
             rc->per_target[ti].updated += delta[ti].updated;
@@ -722,30 +824,37 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
 }
 
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
+                  const size_t *rows, size_t n, ig_arena *arena, int flags,
                   ig_counts *per_target, ig_err *err)
 {
     run_ctx rc;
-    size_t n = ig_batch_nrows(b);
-    size_t *rows;
+    size_t *sub;
     int code;
 
     memset(&rc, 0, sizeof(rc));
     rc.ex = ex;
     rc.conn = conn;
     rc.b = b;
+    rc.arena = arena;
     rc.per_target = per_target;
     rc.err = err;
+    rc.dirty = (flags & IG_EXEC_STAGE_DIRTY) != 0;
+    if (rows == NULL)
+        n = ig_batch_nrows(b);
     if (n == 0)
         return IG_OK;
-    code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
-                      err);
-    if (code != IG_OK)
-        return code;
-    rows = ig_xmalloc(n * sizeof(*rows));
+    if (!(flags & IG_EXEC_STAGE_EXISTS)) {
+        code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
+                          err);
+        if (code != IG_OK)
+            return code;
+    }
+    /* run_subset reorders its list while isolating rows: work on a copy. */
+    sub = ig_xmalloc(n * sizeof(*sub));
     for (size_t i = 0; i < n; i++)
-        rows[i] = i;
-    code = run_subset(&rc, rows, n);
-    free(rows);
+        sub[i] = rows ? rows[i] : i;
+    code = run_subset(&rc, sub, n);
+    free(sub);
     free(rc.buf);
     return code;
 }

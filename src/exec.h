@@ -49,12 +49,29 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
 
 void ig_exec_free(ig_exec *ex);
 
-/* Apply batch b on conn, which must be inside a transaction. Adds each
- * target's inserted / updated / unchanged / skipped to per_target[t].
+/* Flags for ig_exec_batch: what the caller knows of conn's stage table. */
+enum {
+    IG_EXEC_STAGE_EXISTS = 1, /* created by an earlier committed batch on
+                                 this connection (skip CREATE) */
+    IG_EXEC_STAGE_DIRTY = 2   /* may hold rows of an earlier batch of the
+                                 same transaction (dry run): clear it */
+};
+
+/* Identifies the stage layout: a connection whose tag equals it already
+ * has the stage table (see ig_pool_conn_tag). */
+unsigned long long ig_exec_stage_id(const ig_exec *ex);
+
+/* Apply rows[0..n) of batch b (rows == NULL: all of them) on conn, which
+ * must be inside a transaction. Failed rows are marked in b, their reason
+ * strings allocated in arena (so writers applying disjoint row sets of one
+ * batch from several threads never share an allocator). flags: the
+ * IG_EXEC_STAGE_* bits. Adds each target's inserted / updated /
+ * unchanged / skipped to per_target[t].
  * IG_OK: the caller may commit (failed rows are marked in b). IG_DB_RETRY:
  * a transient failure (connection lost, deadlock, ...): roll back and
  * retry the whole batch. IG_DB: the batch could not be run at all. */
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
+                  const size_t *rows, size_t n, ig_arena *arena, int flags,
                   ig_counts *per_target, ig_err *err) IG_MUSTCHECK;
 
 /* Number of targets, and the SQL of target t's upsert (for docs, tests

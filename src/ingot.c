@@ -59,6 +59,7 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
     s->timeout_seconds = c.timeout_seconds;
     s->statement_timeout_ms = c.statement_timeout_ms;
     s->pool_size = (int)c.pool_size;
+    s->writers = (int)c.writers;
     ig_conf_fini(&c);
     return 0;
 }
@@ -83,9 +84,11 @@ ingot *ingot_open(const ingot_settings *s, char *errbuf, size_t errlen)
     in->reject_file = ig_strdup(s->reject_file);
     memset(&po, 0, sizeof(po));
     po.conninfo = in->database_url;
-    /* One connection applies batches; one more can ask a lost COMMIT's
+    /* Each writer holds a connection; one more can ask a lost COMMIT's
      * fate. */
-    po.size = s->pool_size > 2 ? s->pool_size : 2;
+    po.size = s->pool_size;
+    if (po.size < (s->writers > 1 ? s->writers : 1) + 1)
+        po.size = (s->writers > 1 ? s->writers : 1) + 1;
     po.statement_timeout_ms = s->statement_timeout_ms;
     in->pool = ig_pool_new(&po, &err);
     if (in->pool == NULL) {
@@ -209,6 +212,7 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     o.progress = progress_cb;
     o.progress_ud = in;
     o.cancel = cancel;
+    o.writers = in->s.writers;
     memset(&fin, 0, sizeof(fin));
     rc = ig_run(&o, res->results, &st, &fin, &err);
     res->seconds = fin.elapsed;

@@ -48,6 +48,8 @@ typedef struct ingot_settings {
     long timeout_seconds;     /* IMPORT_TIMEOUT_SECONDS */
     long statement_timeout_ms;
     int pool_size;            /* IMPORT_POOL_SIZE */
+    int writers;              /* IMPORT_WRITERS: parallel writers for
+                                 single-table pipelines (0 = 1) */
     int dry_run;              /* roll everything back at the end */
     const char *reject_file;  /* write failed rows here; NULL = none */
     /* Called after each committed batch (may be NULL). */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #define MAX_REASONS 32
 
@@ -402,6 +403,27 @@ static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs)
     }
 }
 
+/* Give the batch row just added its per-target eligibility and key
+ * hashes: the executor counts rows and distinct keys from them, and the
+ * first target's hash picks the row's writer. */
+static void note_keys(ig_mapper *m, ig_batch *b)
+{
+    size_t nt = ig_pipeline_ntargets(m->p);
+    ig_batch_row *r = ig_batch_row_at(b, ig_batch_nrows(b) - 1);
+    unsigned char *elig = ig_arena_alloc(ig_batch_arena(b), nt ? nt : 1);
+    unsigned long long *kh =
+        ig_arena_alloc(ig_batch_arena(b), (nt ? nt : 1) * sizeof(*kh));
+
+    for (size_t ti = 0; ti < nt; ti++) {
+        size_t len = key_bytes(m, ti);
+        elig[ti] = (unsigned char)m->eligible[ti];
+        kh[ti] = XXH3_64bits(m->keybuf, len);
+    }
+    r->elig = elig;
+    r->khash = kh;
+    r->key_hash = nt ? kh[0] : 0;
+}
+
 int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
                   ig_err *err)
 {
@@ -439,6 +461,7 @@ int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
     for (size_t i = 0; i < m->nvals; i++)
         ig_batch_put_value(b, m->vals[i]);
     ig_batch_end_row(b);
+    note_keys(m, b);
     return IG_OK;
 
 failed:

@@ -24,6 +24,8 @@
 
 #define RETRY_ATTEMPTS 8
 
+struct lane;
+
 const char *ig_run_status_name(ig_run_status s)
 {
     switch (s) {
@@ -68,6 +70,8 @@ typedef struct dbside {
     double t0;
     ig_hook_summary last; /* counts of the last applied batch */
     int have_last;
+    int nlanes;          /* writers applying each batch at once */
+    struct lane *lanes;
 } dbside;
 
 /* After COMMIT failed with the connection gone, ask a new connection
@@ -133,15 +137,16 @@ static ig_run_progress progress_after(const dbside *d, ig_batch *b,
     return p;
 }
 
-/* One attempt at applying b. Fills per_target. */
-static int apply_once(dbside *d, ig_batch *b, ig_counts *per_target,
-                      ig_err *err)
+/* One attempt at applying rows[0..n) of b (rows NULL: all), reasons in
+ * arena. Fills per_target. */
+static int apply_once(dbside *d, ig_batch *b, const size_t *rows, size_t n,
+                      ig_arena *arena, ig_counts *per_target, ig_err *err)
 {
     ig_pool_conn *pc = d->dry;
     PGconn *c;
     PGresult *res = NULL;
     char xid[32] = "";
-    int rc;
+    int rc, flags;
 
     if (pc == NULL) {
         rc = ig_pool_acquire(d->o->pool, &pc, err);
@@ -160,7 +165,12 @@ static int apply_once(dbside *d, ig_batch *b, ig_counts *per_target,
         PQclear(res);
         res = NULL;
     }
-    rc = ig_exec_batch(d->ex, c, b, per_target, err);
+    flags = ig_pool_conn_tag(pc) == ig_exec_stage_id(d->ex)
+                ? IG_EXEC_STAGE_EXISTS
+                : 0;
+    if (d->dry != NULL && d->prog.batches > 0)
+        flags |= IG_EXEC_STAGE_DIRTY;
+    rc = ig_exec_batch(d->ex, c, b, rows, n, arena, flags, per_target, err);
     if (rc == IG_OK && d->o->on_commit) {
         size_t nf;
         const ig_batch_failure *f = ig_batch_failures(b, &nf);
@@ -170,11 +180,15 @@ static int apply_once(dbside *d, ig_batch *b, ig_counts *per_target,
     }
     if (rc == IG_OK && d->dry == NULL) {
         rc = ig_db_exec(c, "COMMIT", "committing the batch", err);
+        if (rc == IG_OK) /* the stage table now outlives transactions */
+            ig_pool_conn_set_tag(pc, ig_exec_stage_id(d->ex));
         if (rc == IG_DB_RETRY && xid[0] && xact_committed(d, xid)) {
             ig_log(IG_LOG_WARN, "the connection died during COMMIT, but "
                                 "the batch was committed");
             rc = IG_OK;
         }
+    } else if (rc == IG_OK) {
+        ig_pool_conn_set_tag(pc, ig_exec_stage_id(d->ex));
     }
 out:
     PQclear(res);
@@ -225,18 +239,19 @@ static void account(dbside *d, ig_batch *b, const ig_counts *per_target)
     d->have_last = 1;
 }
 
-static int apply_batch(dbside *d, ig_batch *b, ig_err *err)
+/* Apply rows[0..n) of b with retries on transient failures. */
+static int apply_rows(dbside *d, ig_batch *b, const size_t *rows, size_t n,
+                      ig_arena *arena, ig_counts *per, ig_err *err)
 {
     size_t nt = ig_pipeline_ntargets(d->o->pipeline);
-    ig_counts *per = ig_xcalloc(nt ? nt : 1, sizeof(*per));
     long delay = 200;
     int rc = IG_OK;
 
     for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
         memset(per, 0, (nt ? nt : 1) * sizeof(*per));
-        for (size_t i = 0; i < ig_batch_nrows(b); i++)
-            ig_batch_row_at(b, i)->failed = 0;
-        rc = apply_once(d, b, per, err);
+        for (size_t i = 0; i < (rows ? n : ig_batch_nrows(b)); i++)
+            ig_batch_row_at(b, rows ? rows[i] : i)->failed = 0;
+        rc = apply_once(d, b, rows, n, arena, per, err);
         if (rc != IG_DB_RETRY)
             break;
         ig_log(IG_LOG_WARN, "batch %lld, attempt %d: %s; retrying in %ld ms",
@@ -244,6 +259,98 @@ static int apply_batch(dbside *d, ig_batch *b, ig_err *err)
         sleep_ms(delay);
         delay = delay * 2 > 5000 ? 5000 : delay * 2;
     }
+    return rc;
+}
+
+/* One writer's share of a batch when several apply it at once. */
+typedef struct lane {
+    dbside *d;
+    ig_batch *b;
+    size_t *rows;
+    size_t n, cap;
+    ig_arena *arena; /* reason strings of this writer's failed rows */
+    ig_counts *per;
+    int rc;
+    ig_err err;
+} lane;
+
+static void *lane_main(void *arg)
+{
+    lane *l = arg;
+    l->rc = l->n ? apply_rows(l->d, l->b, l->rows, l->n, l->arena, l->per,
+                              &l->err)
+                 : IG_OK;
+    return NULL;
+}
+
+/* Split b by key hash over the writers and apply the shares at once, each
+ * in its own transaction on its own connection. Rows with equal keys share
+ * a writer, so their order is kept; different writers never touch the same
+ * key, so they never wait on each other's row locks. */
+static int apply_lanes(dbside *d, ig_batch *b, ig_counts *per, ig_err *err)
+{
+    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
+    size_t nl = (size_t)d->nlanes, nrows = ig_batch_nrows(b);
+    pthread_t th[IG_RUN_MAX_WRITERS];
+    int started[IG_RUN_MAX_WRITERS] = {0};
+    int rc = IG_OK;
+
+    for (size_t l = 0; l < nl; l++) {
+        lane *ln = &d->lanes[l];
+        ln->d = d;
+        ln->b = b;
+        ln->n = 0;
+        ln->rc = IG_OK;
+        ig_err_clear(&ln->err);
+        if (ln->cap < nrows) {
+            ln->cap = nrows;
+            ln->rows = ig_xrealloc(ln->rows, nrows * sizeof(*ln->rows));
+        }
+        if (ln->per == NULL)
+            ln->per = ig_xcalloc(nt ? nt : 1, sizeof(*ln->per));
+        ig_arena_reset(ln->arena);
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        lane *ln = &d->lanes[ig_batch_row_at(b, i)->key_hash % nl];
+        ln->rows[ln->n++] = i;
+    }
+    for (size_t l = 1; l < nl; l++)
+        started[l] = pthread_create(&th[l], NULL, lane_main,
+                                    &d->lanes[l]) == 0;
+    lane_main(&d->lanes[0]);
+    for (size_t l = 1; l < nl; l++)
+        if (started[l])
+            pthread_join(th[l], NULL);
+        else
+            lane_main(&d->lanes[l]); /* no thread: do its share here */
+    memset(per, 0, (nt ? nt : 1) * sizeof(*per));
+    for (size_t l = 0; l < nl; l++) {
+        lane *ln = &d->lanes[l];
+        if (ln->rc != IG_OK && rc == IG_OK) {
+            rc = ln->rc;
+            if (err)
+                *err = ln->err;
+        }
+        for (size_t t = 0; t < nt; t++) {
+            per[t].inserted += ln->per[t].inserted;
+            per[t].updated += ln->per[t].updated;
+            per[t].unchanged += ln->per[t].unchanged;
+            per[t].skipped += ln->per[t].skipped;
+        }
+    }
+    return rc;
+}
+
+static int apply_batch(dbside *d, ig_batch *b, ig_err *err)
+{
+    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
+    ig_counts *per = ig_xcalloc(nt ? nt : 1, sizeof(*per));
+    int rc;
+
+    if (d->nlanes > 1)
+        rc = apply_lanes(d, b, per, err);
+    else
+        rc = apply_rows(d, b, NULL, 0, ig_batch_arena(b), per, err);
     if (rc == IG_OK)
         account(d, b, per);
     free(per);
@@ -454,6 +561,7 @@ static void end_dry(dbside *d)
         return;
     r = PQexec(ig_pool_conn_pg(d->dry), "ROLLBACK");
     PQclear(r);
+    ig_pool_conn_set_tag(d->dry, 0); /* the rollback dropped the stage */
     ig_pool_release(d->o->pool, d->dry, IG_POOL_KEEP);
     d->dry = NULL;
 }
@@ -519,6 +627,14 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     d.t0 = now_s();
     d.prog.total_rows = -1;
     d.prog.bytes_total = o->bytes_total;
+    d.nlanes = 1;
+    if (o->writers > 1 && ig_pipeline_ntargets(o->pipeline) == 1 &&
+        !o->dry_run && o->on_commit == NULL)
+        d.nlanes = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
+                                                   : o->writers;
+    d.lanes = ig_xcalloc((size_t)d.nlanes, sizeof(*d.lanes));
+    for (int l = 0; l < d.nlanes; l++)
+        d.lanes[l].arena = ig_arena_new(4096);
     *status = IG_RUN_FAILED;
     pthread_mutex_init(&d.mu, NULL);
     pthread_cond_init(&d.cv, NULL);
@@ -615,6 +731,12 @@ out:
     ig_hook_free(hook);
     ig_reader_free(r);
     free(hdr);
+    for (int l = 0; l < d.nlanes; l++) {
+        ig_arena_free(d.lanes[l].arena);
+        free(d.lanes[l].rows);
+        free(d.lanes[l].per);
+    }
+    free(d.lanes);
     pthread_cond_destroy(&d.cv);
     pthread_mutex_destroy(&d.mu);
     if (*status != IG_RUN_FAILED && rc != IG_OK)

@@ -15,6 +15,12 @@
  * applied twice and never lost. Cancel and timeout stop at the next batch
  * boundary. --dry-run runs everything in one transaction that is rolled
  * back at the end.
+ *
+ * A single-target pipeline may be applied by several writers at once
+ * (opts.writers): each batch is split by a hash of the conflict key, so
+ * equal keys keep their order on one writer and writers never contend for
+ * a row. Multi-target pipelines keep one writer: a child row needs its
+ * parents from earlier batches committed first.
  */
 #ifndef IG_RUNNER_H
 #define IG_RUNNER_H
@@ -82,7 +88,15 @@ typedef struct ig_run_opts {
     ig_run_commit_fn on_commit;
     void *commit_ud;
     volatile int *cancel;        /* borrowed; nonzero = stop */
+    int writers;                 /* connections applying each batch at once
+                                    (1..IG_RUN_MAX_WRITERS); used only for
+                                    single-target pipelines without
+                                    on_commit or dry_run, where rows can be
+                                    split by key; 0 or 1 = one writer. The
+                                    pool needs writers + 1 connections. */
 } ig_run_opts;
+
+#define IG_RUN_MAX_WRITERS 16
 
 /* Run the import into results (borrowed; created by the caller with the
  * pipeline's target names). Returns IG_OK with *status set for every
