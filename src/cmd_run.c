@@ -82,10 +82,14 @@ static void print_json(const ingot_result *r, const char *input,
         json_object_set_new(counts, count_names[i],
                             json_integer(ingot_result_count(r, i)));
     json_object_set_new(o, "counts", counts);
-    json_object_set_new(o, "success_rate",
-                        json_real(read ? 100.0 * (double)(read -
-                                  ingot_result_count(r, INGOT_FAILED_ROWS)) /
-                                  (double)read : 100.0));
+    /* Percent with two decimals: 66.67, not 66.666666666666671. */
+    json_object_set_new(
+        o, "success_rate",
+        json_real(read ? (double)(long long)(10000.0 *
+                                             (double)(read - ingot_result_count(
+                                                                 r, INGOT_FAILED_ROWS)) /
+                                             (double)read + 0.5) / 100.0
+                       : 100.0));
     json_object_set_new(o, "duration_s", json_real(secs));
     json_object_set_new(o, "rows_per_s",
                         json_real(secs > 0 ? (double)read / secs : 0));

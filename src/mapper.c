@@ -382,11 +382,16 @@ static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs)
         if (t->duplicates == IG_DUPLICATES_FIRST) {
             m->eligible[ti] = 0; /* keep the first occurrence */
         } else {
-            char msg[160];
+            char msg[320], keys[200] = "";
+            for (size_t k = 0; k < t->n_key; k++)
+                snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys),
+                         "%s%s", k ? ", " : "", t->key[k]);
             snprintf(msg, sizeof(msg),
-                     "duplicate key in this import: row %llu has the same "
-                     "key", (unsigned long long)m->key_seen[ti]);
-            add_reason(rs, t->name, t->key[0], "DUPLICATE_KEY", msg);
+                     "duplicate key (%s) in this import: row %llu has the "
+                     "same key", keys, (unsigned long long)m->key_seen[ti]);
+            /* One column only when the key is one column. */
+            add_reason(rs, t->name, t->n_key == 1 ? t->key[0] : NULL,
+                       "DUPLICATE_KEY", msg);
         }
     }
     if (rs->n > 0)

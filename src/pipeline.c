@@ -759,6 +759,13 @@ static int set_from_node(ld *L, const ig_pipeline_key *k, yaml_node_t *n,
         return set_list(L, k, n, path, obj);
     if (n->type != YAML_SCALAR_NODE)
         return lerr(L, n, path, "expected a scalar, got %s", node_kind(n));
+    if (is_null(n) && k->type == IG_PKEY_ENUM && k->values != NULL) {
+        /* An enum with a value spelt "null" (missing_columns: null) takes
+         * the plain YAML null as that value, not as "keep the default". */
+        for (size_t i = 0; k->values[i] != NULL; i++)
+            if (strcmp(k->values[i], "null") == 0)
+                return set_scalar(L, k, n, path, "null", obj);
+    }
     if (is_null(n)) {
         if (k->type == IG_PKEY_STRING || k->type == IG_PKEY_IDENT ||
             k->type == IG_PKEY_TABLE || k->type == IG_PKEY_SQL)
@@ -1690,7 +1697,9 @@ static char *ingot_lua_dir(const ig_pipeline_opts *o)
 {
     if (o->lua_dir != NULL)
         return ig_xstrdup(o->lua_dir);
-    if (is_dir("lua")) {
+    /* ./lua is ingot's library only when it holds ingot's modules: a
+     * project's own lua/ (hooks only) must not hide the installed one. */
+    if (is_dir("lua/ingot")) {
         char *real = realpath("lua", NULL);
         return real ? real : ig_xstrdup("lua");
     }

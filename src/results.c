@@ -26,6 +26,7 @@ struct ig_results {
     size_t nkept, cap, max_kept;
     FILE *reject;
     char delim, quote;
+    size_t reject_ncols; /* input columns: every reject line has as many */
     int reject_failed;
 };
 
@@ -94,6 +95,7 @@ int ig_results_set_reject(ig_results *r, FILE *f, const char *const *header,
                                         "ingot_error"};
 
     r->reject = f;
+    r->reject_ncols = ncols;
     r->delim = delimiter ? delimiter : ',';
     r->quote = quote ? quote : '"';
     for (size_t i = 0; i < ncols; i++)
@@ -123,12 +125,17 @@ static void write_reject(ig_results *r, long long row, long long line,
     char num[32];
     size_t len = 0, cap = 256;
     char *msg = ig_xmalloc(cap);
+    size_t ncols = r->reject_ncols ? r->reject_ncols : nvalues;
 
-    for (size_t i = 0; i < nvalues; i++)
-        put_field(r, values[i].is_null ? "" : values[i].p,
-                  values[i].is_null ? 0 : values[i].len, i == 0);
+    /* A ragged row is cut or padded to the header's width, so the ingot_*
+     * columns stay in place; fields beyond it go into the message. */
+    for (size_t i = 0; i < ncols; i++) {
+        int have = i < nvalues && !values[i].is_null;
+        put_field(r, have ? values[i].p : "", have ? values[i].len : 0,
+                  i == 0);
+    }
     snprintf(num, sizeof(num), "%lld", row);
-    put_field(r, num, strlen(num), nvalues == 0);
+    put_field(r, num, strlen(num), ncols == 0);
     snprintf(num, sizeof(num), "%lld", line);
     put_field(r, num, strlen(num), 0);
     msg[0] = '\0';
@@ -148,6 +155,19 @@ static void write_reject(ig_results *r, long long row, long long line,
                                 e->column ? e->column : "",
                                 e->target || e->column ? ": " : "", e->code,
                                 e->message);
+    }
+    for (size_t i = ncols; i < nvalues; i++) {
+        const char *v = values[i].is_null ? "" : values[i].p;
+        size_t need = values[i].is_null ? 0 : values[i].len;
+        if (len + need + 32 >= cap) {
+            cap = (len + need + 32) * 2;
+            msg = ig_xrealloc(msg, cap);
+        }
+        len += (size_t)snprintf(msg + len, cap - len, "%s", i == ncols ?
+                                "; extra fields: " : " | ");
+        memcpy(msg + len, v, need);
+        len += need;
+        msg[len] = '\0';
     }
     put_field(r, msg, len, 0);
     if (fputc('\n', r->reject) == EOF)

@@ -1342,10 +1342,11 @@ static void enum_list(const ig_rules *r, char *buf, size_t size)
     int n;
 
     buf[0] = '\0';
+    /* Keep room for ", ..." so a cut list always says it was cut. */
     for (i = 0; i < r->n_enum && o < size; i++) {
         n = snprintf(buf + o, size - o, "%s%s", i ? ", " : "",
                      r->enum_values[i]);
-        if (n < 0 || (size_t)n >= size - o) {
+        if (n < 0 || (size_t)n >= size - o - 6) {
             snprintf(buf + o, size - o, "%s...", i ? ", " : "");
             return;
         }

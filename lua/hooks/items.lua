@@ -5,8 +5,8 @@
 -- transform normalises what people type differently: colour names
 -- ("  navy " -> "Navy Blue", "grey" -> "Gray"), size labels ("small" ->
 -- "S", "x-large" -> "XL"), colour codes ("ff0000" -> "#FF0000") and prices
--- with a decimal comma ("12,50" -> "12.50"). validate then refuses what
--- normalising cannot fix, one reason per column, with ctx:reject.
+-- with a decimal comma ("12,50" -> "12.50"). validate then refuses a SKU
+-- the YAML rules cannot judge, with ctx:reject on its column.
 -- SQL NULLs (ingot.null) pass through untouched.
 local text = require "ingot.text"
 local decimal = require "ingot.decimal"
@@ -95,23 +95,14 @@ function M.transform(row, ctx)
   return row
 end
 
+-- validate runs after the pipeline's own rules (items.yaml already checks
+-- the colour code pattern, the price's type and minimum), so it only adds
+-- what YAML cannot say: a SKU must start with an upper-case letter or a
+-- digit (the pattern rule allows lower case for other pipelines' SKUs).
 function M.validate(row, ctx)
   local sku = row.sku
   if type(sku) == "string" and not sku:match("^[%u%d]") then
     ctx:reject("sku", "must start with an upper-case letter or a digit")
-  end
-  local code = row.color_code
-  if type(code) == "string" and code ~= ""
-      and not (code:match("^#%x%x%x%x%x%x$") or code:match("^#%x%x%x$")) then
-    ctx:reject("color_code", "expected #RGB or #RRGGBB")
-  end
-  local price = row.price
-  if type(price) == "string" and price ~= "" then
-    if not decimal.parse(price) then
-      ctx:reject("price", "not a decimal number")
-    elseif decimal.compare(price, "0") < 0 then
-      ctx:reject("price", "must not be negative")
-    end
   end
   return true
 end

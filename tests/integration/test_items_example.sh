@@ -38,7 +38,7 @@ assert_contains "$OUT" "9 inserted, 1 updated, 0 unchanged, 0 skipped, 5 failed"
 assert_contains "$OUT" 'row 4 (line 5): item_variant.price [min] "-5.00" is less than the minimum 0' "negative price"
 assert_contains "$OUT" 'row 7 (line 8): color_master.color_code [pattern] "#SANDY1" does not match' "bad colour code"
 assert_contains "$OUT" 'row 10 (line 11): size_master.size_name [required] a value is required' "missing size"
-assert_contains "$OUT" 'row 11 (line 12): item_variant.item_id [DUPLICATE_KEY] duplicate key in this import: row 2 has the same key' \
+assert_contains "$OUT" 'row 11 (line 12): item_variant [DUPLICATE_KEY] duplicate key (item_id, color_id, size_id) in this import: row 2 has the same key' \
   "duplicate variant (Navy/XL after navy/x-large) names the first row"
 assert_contains "$OUT" 'row 14 (line 15): [CSV_RAGGED]' "ragged row"
 assert_contains "$OUT" '11 fields, expected 10' "ragged row's reason"

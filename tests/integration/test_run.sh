@@ -111,6 +111,8 @@ run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m2.csv" --json --no-reject-file
 assert_contains "$OUT" '"code": "CSV_RAGGED"' "ragged row reported"
 assert_contains "$OUT" '"line": 3' "ragged row's line"
 assert_eq "2" "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('A2','C2')")" "rows around the ragged one imported"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m2.csv" --reject-file "$IT_TMP/m2.rej"
+assert_eq '"B2","#000002","2","3","[CSV_RAGGED] '"$IT_TMP"'/m2.csv:3: 3 fields, expected 2 (record at byte offset 21); extra fields: extra"' "$(sed -n 2p "$IT_TMP/m2.rej")" "ragged row keeps the header's width, extras in the message"
 printf 'name,code\nA3,#000001\nB\xff3,#000002\nC3,#000003\n' > "$IT_TMP/m3.csv"
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m3.csv" --json --no-reject-file
 assert_contains "$OUT" '"code": "CSV_UTF8"' "invalid UTF-8 reported"

@@ -461,6 +461,25 @@ static void test_pipeline_diag_reports_every_problem(void **state)
     assert_non_null(strstr(err.msg, ":1:1: descriptoin: unknown key"));
 }
 
+/* "missing_columns: null" unquoted is the enum value null, not YAML's
+ * "no value" (which would silently keep the default, error). */
+static void test_pipeline_unquoted_null_enum_value(void **state)
+{
+    const char *path = tmp_yaml("source:\n"
+                                "  missing_columns: null\n"
+                                "targets:\n"
+                                "  - table: t\n"
+                                "    key: [a]\n"
+                                "    columns:\n"
+                                "      a: x\n");
+    ig_pipeline *p = load_ok(path);
+    (void)state;
+    assert_int_equal(ig_pipeline_source(p)->missing_columns,
+                     IG_MISSING_COLUMNS_NULL);
+    ig_pipeline_free(p);
+    unlink(path);
+}
+
 static void test_pipeline_missing_file_is_not_found(void **state)
 {
     ig_err err;
@@ -587,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_defaults_and_features),
         cmocka_unit_test(test_pipeline_broken_fixtures_name_the_place),
         cmocka_unit_test(test_pipeline_diag_reports_every_problem),
+        cmocka_unit_test(test_pipeline_unquoted_null_enum_value),
         cmocka_unit_test(test_pipeline_missing_file_is_not_found),
         cmocka_unit_test(test_pipeline_name_tables),
         cmocka_unit_test(test_pipeline_docs_match_key_tables),
