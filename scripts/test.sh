@@ -33,8 +33,9 @@ ctest --test-dir build-asan --output-on-failure -j2 || status=1
 
 echo "== valgrind: unit tests (release build)"
 vpass=0; vfail=0
-for t in build/tests/test_*; do
-  [ -x "$t" ] || continue
+for src in tests/unit/test_*.c; do
+  t=build/tests/$(basename "$src" .c)
+  [ -x "$t" ] || { echo "valgrind: $t was not built"; vfail=$((vfail + 1)); status=1; continue; }
   if INGOT_SOURCE_DIR=$ROOT valgrind -q --error-exitcode=99 --leak-check=full \
       --errors-for-leak-kinds=definite --suppressions="$ROOT/tests/valgrind.supp" \
       "$t" >"build/$(basename "$t").valgrind.log" 2>&1; then
