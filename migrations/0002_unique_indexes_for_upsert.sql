@@ -6,9 +6,12 @@
 -- index" names only one of them. So each index is preceded by a check that
 -- lists every duplicated key among live rows (up to 50, with their ids) and
 -- says how to fix it, and the whole migration rolls back if any is found.
+-- The check is a function, ingot_assert_unique(table, columns, index name),
+-- that stays in the database so later migrations adding a master table can
+-- call it before their own unique indexes (examples/new-master-table).
 
 -- ingot:up
-CREATE FUNCTION pg_temp.ingot_assert_unique(tbl regclass, cols text[], idx text)
+CREATE FUNCTION ingot_assert_unique(tbl regclass, cols text[], idx text)
 RETURNS void LANGUAGE plpgsql AS $fn$
 DECLARE
     collist text := (SELECT string_agg(format('%I', c), ', ') FROM unnest(cols) c);
@@ -34,27 +37,25 @@ BEGIN
 END
 $fn$;
 
-SELECT pg_temp.ingot_assert_unique('item_master', ARRAY['name'], 'item_master_name_live_key');
+SELECT ingot_assert_unique('item_master', ARRAY['name'], 'item_master_name_live_key');
 CREATE UNIQUE INDEX item_master_name_live_key
     ON item_master (name) WHERE deleted_at IS NULL;
 
-SELECT pg_temp.ingot_assert_unique('color_master', ARRAY['color_name'], 'color_master_color_name_live_key');
+SELECT ingot_assert_unique('color_master', ARRAY['color_name'], 'color_master_color_name_live_key');
 CREATE UNIQUE INDEX color_master_color_name_live_key
     ON color_master (color_name) WHERE deleted_at IS NULL;
 
-SELECT pg_temp.ingot_assert_unique('size_master', ARRAY['size_name'], 'size_master_size_name_live_key');
+SELECT ingot_assert_unique('size_master', ARRAY['size_name'], 'size_master_size_name_live_key');
 CREATE UNIQUE INDEX size_master_size_name_live_key
     ON size_master (size_name) WHERE deleted_at IS NULL;
 
-SELECT pg_temp.ingot_assert_unique('item_variant', ARRAY['item_id', 'color_id', 'size_id'], 'item_variant_natural_live_key');
+SELECT ingot_assert_unique('item_variant', ARRAY['item_id', 'color_id', 'size_id'], 'item_variant_natural_live_key');
 CREATE UNIQUE INDEX item_variant_natural_live_key
     ON item_variant (item_id, color_id, size_id) WHERE deleted_at IS NULL;
 
-SELECT pg_temp.ingot_assert_unique('item_variant', ARRAY['sku'], 'item_variant_sku_live_key');
+SELECT ingot_assert_unique('item_variant', ARRAY['sku'], 'item_variant_sku_live_key');
 CREATE UNIQUE INDEX item_variant_sku_live_key
     ON item_variant (sku) WHERE deleted_at IS NULL;
-
-DROP FUNCTION pg_temp.ingot_assert_unique(regclass, text[], text);
 
 -- ingot:down
 DROP INDEX item_variant_sku_live_key;
@@ -62,3 +63,4 @@ DROP INDEX item_variant_natural_live_key;
 DROP INDEX size_master_size_name_live_key;
 DROP INDEX color_master_color_name_live_key;
 DROP INDEX item_master_name_live_key;
+DROP FUNCTION ingot_assert_unique(regclass, text[], text);

@@ -39,6 +39,7 @@ assert_eq "" "$(sql "SELECT to_regclass('import_jobs')")" "import_jobs dropped"
 run_ingot 0 migrate down all
 assert_eq "schema_migrations" "$(sql "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'")" "down all reverses every table"
 assert_eq "0" "$(sql "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")" "no index left"
+assert_eq "0" "$(sql "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'")" "no function left"
 
 # up N applies exactly N; then the duplicate pre-check names every duplicate.
 run_ingot 0 migrate up 1

@@ -11,7 +11,8 @@
 -- "INSERT .. ON CONFLICT (name) WHERE deleted_at IS NULL" needs, and a
 -- soft-deleted brand does not block importing it again.
 --
--- Each index is preceded by the duplicate pre-check of 0002. The table is
+-- Each index is preceded by the duplicate pre-check that 0002 installs
+-- (ingot_assert_unique). The table is
 -- new and empty here, so the check cannot fire; it is kept because this
 -- file is a template: when you add a unique index to a table that already
 -- holds data, the check lists every duplicated key (not just the first one
@@ -31,41 +32,13 @@ CREATE TABLE brand_master (
     deleted_at  timestamptz
 );
 
-CREATE FUNCTION pg_temp.ingot_assert_unique(tbl regclass, cols text[], idx text)
-RETURNS void LANGUAGE plpgsql AS $fn$
-DECLARE
-    collist text := (SELECT string_agg(format('%I', c), ', ') FROM unnest(cols) c);
-    dups    text;
-    ndup    bigint;
-BEGIN
-    EXECUTE format(
-        'SELECT count(*), string_agg(line, E''\n'') FROM ('
-        '  SELECT format(''  (%%s) x%%s: ids %%s'', concat_ws('', '', %1$s), n, ids) AS line'
-        '  FROM (SELECT %1$s, count(*) AS n, string_agg(id::text, '','' ORDER BY id) AS ids'
-        '        FROM %2$s WHERE deleted_at IS NULL GROUP BY %1$s HAVING count(*) > 1'
-        '        ORDER BY %1$s) d'
-        '  LIMIT 50) l', collist, tbl)
-    INTO ndup, dups;
-    IF ndup > 0 THEN
-        RAISE EXCEPTION 'cannot create unique index %: % has duplicate live rows on (%)',
-            idx, tbl, collist
-            USING DETAIL = E'duplicates (key, count, ids):\n' || dups,
-                  HINT = 'merge the duplicates or soft-delete all but one '
-                         '(UPDATE ... SET deleted_at = now()), then run '
-                         '"ingot migrate up" again';
-    END IF;
-END
-$fn$;
-
-SELECT pg_temp.ingot_assert_unique('brand_master', ARRAY['name'], 'brand_master_name_live_key');
+SELECT ingot_assert_unique('brand_master', ARRAY['name'], 'brand_master_name_live_key');
 CREATE UNIQUE INDEX brand_master_name_live_key
     ON brand_master (name) WHERE deleted_at IS NULL;
 
-SELECT pg_temp.ingot_assert_unique('brand_master', ARRAY['slug'], 'brand_master_slug_live_key');
+SELECT ingot_assert_unique('brand_master', ARRAY['slug'], 'brand_master_slug_live_key');
 CREATE UNIQUE INDEX brand_master_slug_live_key
     ON brand_master (slug) WHERE deleted_at IS NULL;
-
-DROP FUNCTION pg_temp.ingot_assert_unique(regclass, text[], text);
 
 -- ingot:down
 DROP INDEX brand_master_slug_live_key;
