@@ -15,7 +15,9 @@
 #   items     ingot run pipelines/items.yaml (four tables, one row per
 #             variant; its own plain COPY of the same file into a
 #             one-table copy is the reference for that line)
-# and prints ingot's peak RSS. Output: bench/out/results.txt (and stdout).
+# and prints ingot's peak RSS; then batch sizes 5000 and 10000 and a single
+# writer (IMPORT_WRITERS=1) for comparison. Output: bench/out/results.txt
+# (and stdout).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -117,9 +119,16 @@ for n in "${SIZES[@]}"; do
   report "ingot item_master (half populated)" "$t_ingot_h" "$n" "$t_copy"
 
   reset_tables
-  q -c "CREATE TABLE IF NOT EXISTS bench_variants_copy (item_name text, description text, category text, brand text, color text, color_code text, size text, sku text, price numeric(12,2), stock int)" -c "TRUNCATE bench_variants_copy" >/dev/null
-  time_cmd t_vcopy q -c "\\copy bench_variants_copy FROM '$v' CSV HEADER"
   time_cmd t_items "$INGOT" run pipelines/items.yaml "$v" --quiet --no-reject-file
-  report "ingot items.yaml (4 tables)" "$t_items" "$n" "$t_vcopy" "  peak RSS $((RSS / 1024)) MB (ratio vs COPY of the same file into one table)"
+  report "ingot items.yaml (4 tables)" "$t_items" "$n" "$t_copy" "  peak RSS $((RSS / 1024)) MB"
+
+  for bs in 5000 10000; do
+    reset_tables
+    time_cmd t_bs "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file --batch-size "$bs"
+    report "ingot item_master batch $bs (empty)" "$t_bs" "$n" "$t_copy"
+  done
+  reset_tables
+  time_cmd t_w1 "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file --writers 1
+  report "ingot item_master 1 writer (empty)" "$t_w1" "$n" "$t_copy"
   echo "   single-table ingot vs staged upsert: empty $(printf '%.2f' "$(echo "$t_staged / $t_ingot" | bc -l)")x, half populated $(printf '%.2f' "$(echo "$t_staged_h / $t_ingot_h" | bc -l)")x faster; peak RSS $((rss_single / 1024)) MB" | tee -a "$OUTDIR/results.txt"
 done
