@@ -86,3 +86,64 @@ assert_eq "0" "$(sql "SELECT count(*) FROM item_master WHERE name LIKE 'Item %' 
 assert_eq "0" "$(sql "SELECT count(*) FROM item_master WHERE name LIKE 'Item %' AND description = 'writer first'")" "rows the writer inserted first were updated by the import"
 assert_eq "250|1000" "$(sql "SELECT count(*) FILTER (WHERE name LIKE 'Writer %'), count(*) FILTER (WHERE name LIKE 'Other %') FROM item_master")" "the writer's rows and the untouched ones all there"
 assert_eq "0" "$(deadlocks)" "no deadlock"
+
+# run_bg NAME args... : start ingot in the background; wait_bg NAME checks it
+declare -A BG
+run_bg() { local n=$1; shift; "$INGOT_BIN" "$@" > "$IT_TMP/$n.out" 2> "$IT_TMP/$n.err" & BG[$n]=$!; }
+wait_bg() {
+  local rc=0; wait "${BG[$1]}" || rc=$?
+  [ $rc -eq 0 ] || { cat "$IT_TMP/$1.out"; cat "$IT_TMP/$1.err" >&2; fail "import $1: exit $rc"; }
+  if grep -q deadlock "$IT_TMP/$1.err"; then grep deadlock "$IT_TMP/$1.err" >&2; fail "import $1 hit a deadlock"; fi
+}
+
+# --- two imports with the same 50k keys at once --------------------------
+sql "DELETE FROM item_master"
+M=50000
+awk -v n=$M 'BEGIN { print "name,description,category,brand,is_active";
+  for (i = 1; i <= n; i++) printf "Key %05d,from A %d,Cat A,Brand A,true\n", i, i }' > "$IT_TMP/a.csv"
+{ echo "name,description,category,brand,is_active"
+  awk -v n=$M 'BEGIN { for (i = 1; i <= n; i++) printf "Key %05d,from B %d,Cat B,Brand B,false\n", i, i }' | shuf --random-source=<(yes); } > "$IT_TMP/b.csv"
+d0=$(deadlocks)
+run_bg a run pipelines/item_master.yaml "$IT_TMP/a.csv" --max-rows $M --batch-size 500 --json --no-reject-file
+run_bg b run pipelines/item_master.yaml "$IT_TMP/b.csv" --max-rows $M --batch-size 500 --json --no-reject-file
+wait_bg a; wait_bg b
+assert_eq "$d0" "$(deadlocks)" "no deadlock between the overlapping imports"
+assert_eq "$M|$M" "$(sql "SELECT count(*), count(DISTINCT name) FROM item_master WHERE deleted_at IS NULL")" "every key present once"
+assert_eq "0" "$(sql "SELECT count(*) FROM item_master
+  WHERE (description, category, brand, is_active) IS DISTINCT FROM ('from A ' || ltrim(substr(name, 5), '0'), 'Cat A', 'Brand A', true)
+    AND (description, category, brand, is_active) IS DISTINCT FROM ('from B ' || ltrim(substr(name, 5), '0'), 'Cat B', 'Brand B', false)")" \
+  "each row's values come entirely from one file"
+echo "# overlapping imports: $(sql "SELECT count(*) FILTER (WHERE brand = 'Brand A') || ' rows from A, ' || count(*) FILTER (WHERE brand = 'Brand B') || ' from B' FROM item_master")"
+
+# --- items.yaml (four tables, lookups) twice at once, overlapping ---------
+# Items 1..1500 in one file and 1000..2500 in the other (501 shared), each
+# with 4 colours x 3 sizes; shared variants have other prices and stock.
+gen_items() { # FIRST LAST PRICE_BASE
+  echo "item_name,description,category,brand,color,color_code,size,sku,price,stock"
+  awk -v a="$1" -v b="$2" -v p="$3" 'BEGIN {
+    split("red blue green black", c, " "); split("#FF0000 #0000FF #00FF00 #000000", cc, " ")
+    split("S M L", s, " ")
+    for (i = a; i <= b; i++) for (j = 1; j <= 4; j++) for (k = 1; k <= 3; k++)
+      printf "Prod %04d,desc %d,Cat,Brand,%s,%s,%s,P%04d-%s-%s,%d.%02d,%d\n", i, i, c[j], cc[j], s[k], i, c[j], s[k], p + i % 100, k, p }'
+}
+sql "DELETE FROM item_master"
+gen_items 1 1500 10 > "$IT_TMP/i1.csv"
+gen_items 1000 2500 20 | shuf --random-source=<(yes) > "$IT_TMP/i2.body"
+{ head -1 "$IT_TMP/i1.csv"; grep -v '^item_name' "$IT_TMP/i2.body"; } > "$IT_TMP/i2.csv"
+d0=$(deadlocks)
+run_bg i1 run items "$IT_TMP/i1.csv" --max-rows 100000 --batch-size 500 --json --no-reject-file
+run_bg i2 run items "$IT_TMP/i2.csv" --max-rows 100000 --batch-size 500 --json --no-reject-file
+wait_bg i1; wait_bg i2
+assert_eq "$d0" "$(deadlocks)" "no deadlock between the two items imports"
+assert_eq "2500|4|3" "$(sql "SELECT (SELECT count(*) FROM item_master), (SELECT count(*) FROM color_master), (SELECT count(*) FROM size_master)")" "parents: each once"
+assert_eq "30000|30000" "$(sql "SELECT count(*), count(DISTINCT (item_id, color_id, size_id)) FROM item_variant")" "variants: each once"
+assert_eq "0" "$(sql "SELECT count(*) FROM item_variant v JOIN item_master i ON i.id = v.item_id
+  JOIN color_master c ON c.id = v.color_id JOIN size_master s ON s.id = v.size_id
+  WHERE v.sku <> format('P%s-%s-%s', substr(i.name, 6), lower(c.color_name), s.size_name)")" "every variant joined to its own parents"
+assert_eq "0" "$(sql "SELECT count(*) FROM item_variant v JOIN item_master i ON i.id = v.item_id
+  JOIN size_master s ON s.id = v.size_id
+  WHERE v.price <> v.stock + substr(i.name, 6)::int % 100 + 0.01 * array_position(ARRAY['S','M','L'], s.size_name)
+     OR v.stock NOT IN (10, 20)
+     OR (substr(i.name, 6)::int < 1000 AND v.stock <> 10)
+     OR (substr(i.name, 6)::int > 1500 AND v.stock <> 20)")" "each variant's price and stock come from one file"
+echo "# items.yaml twice at once: $(sql "SELECT count(*) FILTER (WHERE stock = 10) || ' variants from file 1, ' || count(*) FILTER (WHERE stock = 20) || ' from file 2' FROM item_variant")"
