@@ -82,8 +82,16 @@ int ig_db_err(ig_err *err, PGconn *conn, const PGresult *res,
 
 int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
 {
-    const char *kw[] = {"dbname", "application_name", "fallback_application_name", NULL};
-    const char *vals[] = {conninfo ? conninfo : "", "ingot", "ingot", NULL};
+    /* Keepalives and a TCP user timeout notice a peer that vanished (host
+     * down, network cut) instead of waiting on the socket forever. The
+     * conninfo's own settings win: dbname (the expanded URL or conninfo)
+     * comes last, and later parameters override earlier ones. */
+    const char *kw[] = {"fallback_application_name", "keepalives",
+                        "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout", "dbname",
+                        NULL};
+    const char *vals[] = {"ingot", "1", "30", "10", "3", "60000",
+                          conninfo ? conninfo : "", NULL};
     PGconn *c;
 
     *out = NULL;

@@ -18,7 +18,8 @@
 #include "err.h"
 
 /* Open a connection (NULL conninfo = libpq defaults) with
- * application_name=ingot. IG_OK and *out set (owned, PQfinish()), or
+ * fallback_application_name=ingot and TCP keepalives (the
+ * conninfo's own settings win). IG_OK and *out set (owned, PQfinish()), or
  * IG_DB_RETRY with *err naming the failure; *out is NULL then. */
 int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
     IG_MUSTCHECK;

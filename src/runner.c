@@ -74,26 +74,48 @@ typedef struct dbside {
     struct lane *lanes;
 } dbside;
 
-/* After COMMIT failed with the connection gone, ask a new connection
- * whether the transaction committed. 1 yes, 0 no / unknown. */
-static int xact_committed(dbside *d, const char *xid)
-{
-    ig_pool_conn *pc = NULL;
-    PGresult *res = NULL;
-    const char *params[1] = {xid};
-    ig_err err;
-    int yes = 0;
+/* What a fresh connection says about a transaction whose COMMIT lost its
+ * connection. */
+typedef enum { XACT_COMMITTED, XACT_ABORTED, XACT_UNKNOWN } xact_fate;
 
-    if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
-        return 0;
-    if (ig_db_query(ig_pool_conn_pg(pc),
-                    "SELECT pg_xact_status($1::xid8) = 'committed'", 1,
-                    params, &res, "asking for a transaction's fate",
-                    &err) == IG_OK)
-        yes = PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    ig_pool_release(d->o->pool, pc, IG_POOL_KEEP);
-    return yes;
+/* Ask (for up to ~10 s while the server still calls it in progress)
+ * whether transaction xid committed. XACT_UNKNOWN when no connection could
+ * be had or the server no longer knows (xid too old). */
+static xact_fate xact_status(dbside *d, const char *xid)
+{
+    const char *params[1] = {xid};
+    xact_fate fate = XACT_UNKNOWN;
+
+    for (int attempt = 0; attempt < 50; attempt++) {
+        ig_pool_conn *pc = NULL;
+        PGresult *res = NULL;
+        ig_err err;
+        int again = 0, rc;
+
+        if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
+            return XACT_UNKNOWN; /* the pool already retried for 30 s */
+        rc = ig_db_query(ig_pool_conn_pg(pc), "SELECT pg_xact_status($1::xid8)",
+                         1, params, &res, "asking for a transaction's fate",
+                         &err);
+        if (rc != IG_OK) {
+            again = rc == IG_DB_RETRY; /* this connection died too: ask anew */
+        } else if (PQgetisnull(res, 0, 0)) {
+            fate = XACT_UNKNOWN; /* too old: the server no longer knows */
+        } else if (strcmp(PQgetvalue(res, 0, 0), "committed") == 0) {
+            fate = XACT_COMMITTED;
+        } else if (strcmp(PQgetvalue(res, 0, 0), "aborted") == 0) {
+            fate = XACT_ABORTED;
+        } else {
+            again = 1; /* in progress: the old backend is still finishing */
+        }
+        PQclear(res);
+        ig_pool_release(d->o->pool, pc,
+                        rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
+        if (!again)
+            break;
+        sleep_ms(200);
+    }
+    return fate;
 }
 
 /* The overall counts this batch adds once committed: rows read and
@@ -182,17 +204,37 @@ static int apply_once(dbside *d, ig_batch *b, const size_t *rows, size_t n,
         rc = ig_db_exec(c, "COMMIT", "committing the batch", err);
         if (rc == IG_OK) /* the stage table now outlives transactions */
             ig_pool_conn_set_tag(pc, ig_exec_stage_id(d->ex));
-        if (rc == IG_DB_RETRY && xid[0] && xact_committed(d, xid)) {
-            ig_log(IG_LOG_WARN, "the connection died during COMMIT, but "
-                                "the batch was committed");
-            rc = IG_OK;
+        if (rc == IG_DB_RETRY && xid[0]) {
+            /* Give the dead connection back first: with a pool of one, the
+             * question below needs its slot. */
+            xact_fate fate;
+            ig_pool_release(d->o->pool, pc, IG_POOL_DISCARD);
+            pc = NULL;
+            fate = xact_status(d, xid);
+            if (fate == XACT_COMMITTED) {
+                ig_log(IG_LOG_WARN, "the connection died during COMMIT, but "
+                                    "the batch was committed");
+                rc = IG_OK;
+            } else if (fate == XACT_UNKNOWN) {
+                /* Retrying could apply the batch twice: stop instead. */
+                rc = ig_err_set(err, IG_DB,
+                                "the connection died during the COMMIT of "
+                                "batch %lld and the server could not say "
+                                "whether it committed; rows up to %lld are "
+                                "committed, re-running the import is safe "
+                                "(upserts) but may count that batch's rows "
+                                "as unchanged",
+                                d->prog.batches + 1, d->prog.last_row);
+            }
         }
     } else if (rc == IG_OK) {
         ig_pool_conn_set_tag(pc, ig_exec_stage_id(d->ex));
     }
 out:
     PQclear(res);
-    if (d->dry == NULL) {
+    if (d->dry == NULL && pc == NULL) {
+        /* released above (COMMIT lost its connection) */
+    } else if (d->dry == NULL) {
         if (rc != IG_OK && PQstatus(c) == CONNECTION_OK) {
             PGresult *r = PQexec(c, "ROLLBACK");
             PQclear(r);

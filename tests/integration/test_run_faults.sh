@@ -135,7 +135,7 @@ tsql "SELECT pg_reload_conf()" >/dev/null
 N3=2000
 gen_colors "$IT_TMP/commit.csv" $N3
 "$INGOT_BIN" run "$D/colors.yaml" "$IT_TMP/commit.csv" --database-url "$T_URL" \
-  --batch-size 500 --max-rows $N3 --json --no-reject-file >"$IT_TMP/commit.out" 2>"$IT_TMP/commit.err" &
+  --batch-size 500 --writers 1 --max-rows $N3 --json --no-reject-file >"$IT_TMP/commit.out" 2>"$IT_TMP/commit.err" &
 pid=$!
 killed=0
 for _ in $(seq 1 600); do
