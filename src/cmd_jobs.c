@@ -128,12 +128,11 @@ static int run_submit(ig_cli *cli)
         if (*prio == '\0' || *end != '\0' || errno != 0 || pr < -32768 ||
             pr > 32767)
             return ig_cli_usage_error(cli, "--priority needs a whole number "
-                                      "from -32768 to 32767");
+                                           "from -32768 to 32767");
     }
     memset(&po, 0, sizeof(po));
     po.check_hooks = 1;
-    p = ig_pipeline_load_named(ig_cli_data_dir(conf->pipeline_dir,
-                                               "pipelines"),
+    p = ig_pipeline_load_named(ig_cli_data_dir(conf->pipeline_dir, "pipelines"),
                                pname, &po, &err);
     if (p == NULL) {
         rc = ig_cli_fail(cli, "%s", err.msg);
@@ -155,8 +154,10 @@ static int run_submit(ig_cli *cli)
         goto out;
     }
     if (rows > conf->max_rows) {
-        rc = ig_cli_fail(cli, "%s has %lld data rows, more than "
-                         "IMPORT_MAX_ROWS=%ld", path, rows, conf->max_rows);
+        rc = ig_cli_fail(cli,
+                         "%s has %lld data rows, more than "
+                         "IMPORT_MAX_ROWS=%ld",
+                         path, rows, conf->max_rows);
         goto out;
     }
     rc = connect_db(cli, &conn);
@@ -223,10 +224,10 @@ static int run_progress(ig_cli *cli)
     popts.expiry_seconds = conf->progress_expiry;
     store = ig_progress_new(&popts, &err);
     have = store != NULL && ig_progress_get(store, id, &info, &err) == IG_OK;
-    o = ig_report_progress(job, have ? &info : NULL,
-                           store ? ig_progress_backend_name(
-                                       ig_progress_active(store))
-                                 : "database");
+    o = ig_report_progress(
+        job, have ? &info : NULL,
+        store ? ig_progress_backend_name(ig_progress_active(store))
+              : "database");
     if (json) {
         print_json(o);
     } else {
@@ -287,7 +288,7 @@ static int run_results(ig_cli *cli)
         return rc;
     if (limit < 1 || offset < 0)
         return ig_cli_usage_error(cli, "--limit must be 1..10000 and "
-                                  "--offset >= 0");
+                                       "--offset >= 0");
     rc = connect_db(cli, &conn);
     if (rc != IG_EXIT_OK)
         goto out;
@@ -369,8 +370,7 @@ static int run_cancel(ig_cli *cli)
     }
     if (json) {
         json_t *o = json_pack("{s:I,s:s,s:s}", "job_id", (json_int_t)id,
-                              "result", what, "state",
-                              ig_jobq_state_name(st));
+                              "result", what, "state", ig_jobq_state_name(st));
         print_json(o);
         json_decref(o);
     } else if (res == IG_JOBQ_CANCEL_FINISHED) {
@@ -402,7 +402,8 @@ static int parse_states(const char *s, unsigned *mask, ig_err *err)
          tok = strtok_r(NULL, ",", &save)) {
         ig_jobq_state st;
         if (ig_jobq_state_parse(tok, &st) != IG_OK)
-            return ig_err_set(err, IG_NOTFOUND, "unknown state '%s' "
+            return ig_err_set(err, IG_NOTFOUND,
+                              "unknown state '%s' "
                               "(queued, running, retryable, succeeded, "
                               "partially_succeeded, failed, cancelled)",
                               tok);
@@ -430,7 +431,7 @@ static int run_jobs(ig_cli *cli)
     f.offset = os ? (long)parse_pos(os, 1000000000) : 0;
     if (f.limit < 1 || f.offset < 0)
         return ig_cli_usage_error(cli, "--limit must be 1..1000 and "
-                                  "--offset >= 0");
+                                       "--offset >= 0");
     if (ss && parse_states(ss, &f.states, &err) != IG_OK)
         return ig_cli_usage_error(cli, "%s", err.msg);
     rc = connect_db(cli, &conn);
@@ -462,8 +463,8 @@ static int run_jobs(ig_cli *cli)
         else
             snprintf(rows, sizeof(rows), "%lld", j->counts.processed);
         printf("%8lld  %-20s %-20s %3d/%-3d %12s %8lld\n", j->id, j->pipeline,
-               ig_jobq_state_name(j->state), j->attempt, j->max_attempts,
-               rows, j->counts.failed);
+               ig_jobq_state_name(j->state), j->attempt, j->max_attempts, rows,
+               j->counts.failed);
     }
 out:
     ig_jobq_jobs_free(jobs, n);

@@ -25,8 +25,9 @@
 #include <unistd.h>
 
 static const ig_cli_opt worker_opts[] = {
-    {"no-http", NULL, "run the import threads only (no HTTP API, no token "
-                      "needed)"},
+    {"no-http", NULL,
+     "run the import threads only (no HTTP API, no token "
+     "needed)"},
     {NULL, NULL, NULL},
 };
 
@@ -47,7 +48,8 @@ static int run_worker(ig_cli *cli)
     int sig = 0, rc = IG_EXIT_OK;
 
     if (!no_http && conf->api_token == NULL)
-        return ig_cli_fail(cli, "INGOT_API_TOKEN is not set: the HTTP API "
+        return ig_cli_fail(cli,
+                           "INGOT_API_TOKEN is not set: the HTTP API "
                            "will not start without a token. Set it in the "
                            "environment or .env (it has no flag, so it never "
                            "shows in ps), or run with --no-http.");
@@ -99,8 +101,10 @@ static int run_worker(ig_cli *cli)
             goto out;
         }
     }
-    ig_log(IG_LOG_INFO, "worker %s: %ld import thread(s), pipelines in %s, "
-           "progress in %s%s%s", id, conf->worker_threads, pdir,
+    ig_log(IG_LOG_INFO,
+           "worker %s: %ld import thread(s), pipelines in %s, "
+           "progress in %s%s%s",
+           id, conf->worker_threads, pdir,
            ig_progress_backend_name(ig_progress_active(progress)),
            http ? ", HTTP API on " : ", no HTTP API",
            http ? conf->http_listen : "");
@@ -109,9 +113,10 @@ static int run_worker(ig_cli *cli)
     while (sig != SIGTERM && sig != SIGINT)
         if (sigwait(&set, &sig) != 0)
             break;
-    ig_log(IG_LOG_INFO, "worker %s: %s received; stopping (running imports "
-           "stop at their next batch boundary and go back to the queue)", id,
-           sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ig_log(IG_LOG_INFO,
+           "worker %s: %s received; stopping (running imports "
+           "stop at their next batch boundary and go back to the queue)",
+           id, sig == SIGINT ? "SIGINT" : "SIGTERM");
 
 out:
     ig_worker_stop(w);

@@ -145,12 +145,10 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return send_json_h(c, status,
-                       json_pack("{s:{s:s,s:s}}", "error", "code", code,
-                                 "message", msg),
-                       status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate"
-                                                       : NULL,
-                       "Bearer");
+    return send_json_h(
+        c, status,
+        json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg),
+        status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
 }
 
 /* A database failure: 503 when the database is unreachable (transient),
@@ -161,8 +159,8 @@ static enum MHD_Result send_db_error(struct MHD_Connection *c, int rc,
     if (rc == IG_DB_RETRY)
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                           "database_unavailable", "%s", err->msg);
-    return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "database_error",
-                      "%s", err->msg);
+    return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "database_error", "%s",
+                      err->msg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -374,47 +372,56 @@ static int json_rows_to_csv(json_t *rows, char **out, size_t *outlen,
 
     *out = NULL;
     if (!json_is_array(rows)) {
-        rc = ig_err_set(err, IG_DATA, "the body must be a JSON array of "
+        rc = ig_err_set(err, IG_DATA,
+                        "the body must be a JSON array of "
                         "objects, one per row");
         goto out;
     }
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         if (!json_is_object(row)) {
             rc = ig_err_set(err, IG_DATA, "row %zu: expected an object", i + 1);
             goto out;
         }
-        json_object_foreach(row, key, v) {
+        json_object_foreach(row, key, v)
+        {
             if (json_object_get(cols, key) == NULL)
-                json_object_set_new(cols, key,
-                                    json_integer((json_int_t)json_object_size(
-                                        cols)));
+                json_object_set_new(
+                    cols, key,
+                    json_integer((json_int_t)json_object_size(cols)));
         }
     }
     ncols = json_object_size(cols);
     if (ncols == 0) {
-        rc = ig_err_set(err, IG_DATA, "no rows (or only empty objects): "
+        rc = ig_err_set(err, IG_DATA,
+                        "no rows (or only empty objects): "
                         "nothing to import");
         goto out;
     }
     {
         size_t k = 0;
-        json_object_foreach(cols, key, v) {
+        json_object_foreach(cols, key, v)
+        {
             if (k++ > 0)
                 sb_put(&b, ",", 1);
             sb_field(&b, key, strlen(key));
         }
         sb_put(&b, "\n", 1);
     }
-    json_array_foreach(rows, i, row) {
+    json_array_foreach(rows, i, row)
+    {
         size_t k = 0;
-        json_object_foreach(cols, key, v) {
+        json_object_foreach(cols, key, v)
+        {
             json_t *val = json_object_get(row, key);
             if (k++ > 0)
                 sb_put(&b, ",", 1);
             if (val != NULL && put_scalar(&b, val) != IG_OK) {
-                rc = ig_err_set(err, IG_DATA, "row %zu, key \"%s\": nested "
+                rc = ig_err_set(err, IG_DATA,
+                                "row %zu, key \"%s\": nested "
                                 "objects and arrays are not supported; send "
-                                "flat objects", i + 1, key);
+                                "flat objects",
+                                i + 1, key);
                 goto out;
             }
         }
@@ -468,7 +475,7 @@ static enum MHD_Result enqueue(ig_http *h, struct MHD_Connection *c,
     eo.pipeline = r->pipeline;
     eo.source = csv;
     eo.source_len = len;
-    eo.source_name = query(c, "name") ? query(c, "name")
+    eo.source_name = query(c, "name")     ? query(c, "name")
                      : r->fmt == FMT_JSON ? "upload.json"
                                           : "upload.csv";
     eo.format = "csv"; /* JSON rows were converted on the way in */
@@ -478,8 +485,10 @@ static enum MHD_Result enqueue(ig_http *h, struct MHD_Connection *c,
                     rc == IG_DB_RETRY ? IG_POOL_DISCARD : IG_POOL_KEEP);
     if (rc != IG_OK)
         return send_db_error(c, rc, &err);
-    ig_log_job(id, r->pipeline, IG_LOG_INFO, "queued over HTTP: %lld rows, "
-               "%zu bytes", rows, len);
+    ig_log_job(id, r->pipeline, IG_LOG_INFO,
+               "queued over HTTP: %lld rows, "
+               "%zu bytes",
+               rows, len);
     o = json_object();
     json_object_set_new(o, "job_id", json_integer(id));
     json_object_set_new(o, "state", json_string("queued"));
@@ -487,8 +496,7 @@ static enum MHD_Result enqueue(ig_http *h, struct MHD_Connection *c,
     json_object_set_new(o, "total_rows", json_integer(rows));
     json_object_set_new(o, "links", ig_report_links(id));
     snprintf(loc, sizeof(loc), "/api/imports/%lld/progress", id);
-    return send_json_h(c, MHD_HTTP_ACCEPTED, o, MHD_HTTP_HEADER_LOCATION,
-                       loc);
+    return send_json_h(c, MHD_HTTP_ACCEPTED, o, MHD_HTTP_HEADER_LOCATION, loc);
 }
 
 static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
@@ -540,9 +548,10 @@ static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
         ig_jobq_state fs =
             ig_report_final_state(st, counts.read, counts.failed);
         count_sync(h, fs, &counts, fin.elapsed);
-        ig_log(IG_LOG_INFO, "pipeline=%s: synchronous import over HTTP: %s, "
-               "%lld rows, %lld failed, %.2f s", r->pipeline,
-               ig_jobq_state_name(fs), counts.read, counts.failed,
+        ig_log(IG_LOG_INFO,
+               "pipeline=%s: synchronous import over HTTP: %s, "
+               "%lld rows, %lld failed, %.2f s",
+               r->pipeline, ig_jobq_state_name(fs), counts.read, counts.failed,
                fin.elapsed);
         ret = send_json(c, MHD_HTTP_OK,
                         ig_report_run(r->pipeline, o.input_name, st, err.msg,
@@ -576,8 +585,8 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
         rows_json = json_loadb(data, len, 0, &jerr);
         if (rows_json == NULL) {
             ret = send_error(c, MHD_HTTP_BAD_REQUEST, "malformed_json",
-                             "line %d, column %d: %s", jerr.line,
-                             jerr.column, jerr.text);
+                             "line %d, column %d: %s", jerr.line, jerr.column,
+                             jerr.text);
             goto out;
         }
         if (json_is_array(rows_json) &&
@@ -589,8 +598,8 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
             goto out;
         }
         if (json_rows_to_csv(rows_json, &csv, &len, &err) != IG_OK) {
-            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                             "unprocessable", "%s", err.msg);
+            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "unprocessable",
+                             "%s", err.msg);
             goto out;
         }
         data = csv;
@@ -599,8 +608,8 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
     po.check_hooks = 1;
     p = ig_pipeline_load_named(h->pipeline_dir, r->pipeline, &po, &err);
     if (p == NULL) {
-        ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                         "pipeline_invalid", "%s", err.msg);
+        ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "pipeline_invalid",
+                         "%s", err.msg);
         goto out;
     }
     memset(&ro, 0, sizeof(ro));
@@ -617,7 +626,8 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
     if (rows > conf->max_rows) {
         ret = send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_rows",
                          "the body has %lld rows, more than "
-                         "IMPORT_MAX_ROWS=%ld", rows, conf->max_rows);
+                         "IMPORT_MAX_ROWS=%ld",
+                         rows, conf->max_rows);
         goto out;
     }
     if (background || rows >= conf->background_threshold)
@@ -637,8 +647,7 @@ out:
 /* Borrow a connection and read job r->id; answers 404 / 503 itself.
  * IG_OK with *pc and *job set (release / free them). */
 static int get_job(ig_http *h, struct MHD_Connection *c, const req *r,
-                   ig_pool_conn **pc, ig_jobq_job **job,
-                   enum MHD_Result *ret)
+                   ig_pool_conn **pc, ig_jobq_job **job, enum MHD_Result *ret)
 {
     ig_err err;
     int rc;
@@ -705,8 +714,8 @@ static enum MHD_Result handle_results(ig_http *h, struct MHD_Connection *c,
                           "limit must be 1..10000 and offset >= 0");
     if (get_job(h, c, r, &pc, &job, &ret) != IG_OK)
         return ret;
-    rc = ig_jobq_results(ig_pool_conn_pg(pc), r->id, (long)limit,
-                         (long)offset, &rows, &err);
+    rc = ig_jobq_results(ig_pool_conn_pg(pc), r->id, (long)limit, (long)offset,
+                         &rows, &err);
     ig_pool_release(h->pool, pc,
                     rc == IG_DB_RETRY ? IG_POOL_DISCARD : IG_POOL_KEEP);
     if (rc != IG_OK) {
@@ -844,7 +853,7 @@ static const char *redis_state(const ig_http *h)
     if (h->conf->redis_url == NULL)
         return "disabled";
     return ig_progress_active(h->progress) == IG_PROGRESS_REDIS ? "ok"
-                                                               : "fallback";
+                                                                : "fallback";
 }
 
 static enum MHD_Result handle_health(ig_http *h, struct MHD_Connection *c)
@@ -856,10 +865,9 @@ static enum MHD_Result handle_health(ig_http *h, struct MHD_Connection *c)
     rc = db_ping(h, &err);
     if (rc != IG_OK)
         return send_json(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         json_pack("{s:s,s:s,s:s,s:s}", "status",
-                                   "unavailable", "database", "down",
-                                   "redis", redis_state(h), "error",
-                                   err.msg));
+                         json_pack("{s:s,s:s,s:s,s:s}", "status", "unavailable",
+                                   "database", "down", "redis", redis_state(h),
+                                   "error", err.msg));
     return send_json(c, MHD_HTTP_OK,
                      json_pack("{s:s,s:s,s:s}", "status", "ok", "database",
                                "ok", "redis", redis_state(h)));
@@ -877,15 +885,15 @@ static void metric(strbuf *b, const char *fmt, ...)
     n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (n > 0)
-        sb_put(b, line, (size_t)n < sizeof(line) ? (size_t)n
-                                                 : sizeof(line) - 1);
+        sb_put(b, line,
+               (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static const ig_jobq_state final_states[] = {
-    IG_JOBQ_SUCCEEDED, IG_JOBQ_PARTIALLY_SUCCEEDED, IG_JOBQ_FAILED,
-    IG_JOBQ_CANCELLED};
+static const ig_jobq_state final_states[] = {IG_JOBQ_SUCCEEDED,
+                                             IG_JOBQ_PARTIALLY_SUCCEEDED,
+                                             IG_JOBQ_FAILED, IG_JOBQ_CANCELLED};
 static const char *const row_outcomes[] = {"processed", "inserted", "updated",
-                                           "unchanged", "skipped", "failed"};
+                                           "unchanged", "skipped",  "failed"};
 
 static void metrics_imports(ig_http *h, strbuf *b, const ig_worker_stats *ws)
 {
@@ -897,17 +905,24 @@ static void metrics_imports(ig_http *h, strbuf *b, const ig_worker_stats *ws)
         metric(b, "ingot_imports_total{mode=\"sync\",outcome=\"%s\"} %lld\n",
                ig_jobq_state_name(s), h->sync_finished[s]);
         if (ws)
-            metric(b, "ingot_imports_total{mode=\"background\",outcome="
-                      "\"%s\"} %lld\n",
+            metric(b,
+                   "ingot_imports_total{mode=\"background\",outcome="
+                   "\"%s\"} %lld\n",
                    ig_jobq_state_name(s), ws->finished[s]);
     }
     if (ws) {
-        metric(b, "ingot_imports_total{mode=\"background\",outcome="
-                  "\"retried\"} %lld\n", ws->retried);
-        metric(b, "ingot_imports_total{mode=\"background\",outcome="
-                  "\"released\"} %lld\n", ws->released);
-        metric(b, "ingot_imports_total{mode=\"background\",outcome="
-                  "\"lease_lost\"} %lld\n", ws->lease_lost);
+        metric(b,
+               "ingot_imports_total{mode=\"background\",outcome="
+               "\"retried\"} %lld\n",
+               ws->retried);
+        metric(b,
+               "ingot_imports_total{mode=\"background\",outcome="
+               "\"released\"} %lld\n",
+               ws->released);
+        metric(b,
+               "ingot_imports_total{mode=\"background\",outcome="
+               "\"lease_lost\"} %lld\n",
+               ws->lease_lost);
     }
     metric(b, "# HELP ingot_rows_total Rows imported by this process, by "
               "mode and outcome.\n# TYPE ingot_rows_total counter\n");
@@ -920,8 +935,10 @@ static void metrics_imports(ig_http *h, strbuf *b, const ig_worker_stats *ws)
             bgv[3] = ws->rows_unchanged;
             bgv[4] = ws->rows_skipped;
             bgv[5] = ws->rows_failed;
-            metric(b, "ingot_rows_total{mode=\"background\",outcome=\"%s\"} "
-                      "%lld\n", row_outcomes[i], bgv[i]);
+            metric(b,
+                   "ingot_rows_total{mode=\"background\",outcome=\"%s\"} "
+                   "%lld\n",
+                   row_outcomes[i], bgv[i]);
         }
         metric(b, "ingot_rows_total{mode=\"sync\",outcome=\"%s\"} %lld\n",
                row_outcomes[i], h->sync_rows[i]);
@@ -929,14 +946,16 @@ static void metrics_imports(ig_http *h, strbuf *b, const ig_worker_stats *ws)
     metric(b, "# HELP ingot_import_duration_seconds Wall time of ended "
               "imports (attempts, for background jobs).\n"
               "# TYPE ingot_import_duration_seconds summary\n");
-    metric(b, "ingot_import_duration_seconds_sum{mode=\"sync\"} %.6f\n"
-              "ingot_import_duration_seconds_count{mode=\"sync\"} %lld\n",
+    metric(b,
+           "ingot_import_duration_seconds_sum{mode=\"sync\"} %.6f\n"
+           "ingot_import_duration_seconds_count{mode=\"sync\"} %lld\n",
            h->sync_duration_sum, h->sync_duration_count);
     pthread_mutex_unlock(&h->mu);
     if (ws)
-        metric(b, "ingot_import_duration_seconds_sum{mode=\"background\"} "
-                  "%.6f\ningot_import_duration_seconds_count{mode="
-                  "\"background\"} %lld\n",
+        metric(b,
+               "ingot_import_duration_seconds_sum{mode=\"background\"} "
+               "%.6f\ningot_import_duration_seconds_count{mode="
+               "\"background\"} %lld\n",
                ws->duration_sum, ws->duration_count);
 }
 
@@ -961,9 +980,11 @@ static enum MHD_Result handle_metrics(ig_http *h, struct MHD_Connection *c)
         ig_pool_release(h->pool, pc,
                         rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
     }
-    metric(&b, "# HELP ingot_database_up 1 when the job queue could be "
-               "read for this scrape.\n# TYPE ingot_database_up gauge\n"
-               "ingot_database_up %d\n", rc == IG_OK);
+    metric(&b,
+           "# HELP ingot_database_up 1 when the job queue could be "
+           "read for this scrape.\n# TYPE ingot_database_up gauge\n"
+           "ingot_database_up %d\n",
+           rc == IG_OK);
     if (rc == IG_OK) {
         metric(&b, "# HELP ingot_queue_jobs Jobs in import_jobs, by state."
                    "\n# TYPE ingot_queue_jobs gauge\n");
@@ -972,25 +993,27 @@ static enum MHD_Result handle_metrics(ig_http *h, struct MHD_Connection *c)
                    ig_jobq_state_name((ig_jobq_state)s), depth[s]);
     }
     ig_progress_get_stats(h->progress, &ps);
-    metric(&b, "# HELP ingot_progress_redis 1 when progress goes to Redis, "
-               "0 when it fell back to memory.\n# TYPE ingot_progress_redis "
-               "gauge\ningot_progress_redis %d\n"
-               "# TYPE ingot_progress_fallbacks_total counter\n"
-               "ingot_progress_fallbacks_total %lld\n"
-               "# TYPE ingot_progress_reconnects_total counter\n"
-               "ingot_progress_reconnects_total %lld\n",
+    metric(&b,
+           "# HELP ingot_progress_redis 1 when progress goes to Redis, "
+           "0 when it fell back to memory.\n# TYPE ingot_progress_redis "
+           "gauge\ningot_progress_redis %d\n"
+           "# TYPE ingot_progress_fallbacks_total counter\n"
+           "ingot_progress_fallbacks_total %lld\n"
+           "# TYPE ingot_progress_reconnects_total counter\n"
+           "ingot_progress_reconnects_total %lld\n",
            ps.backend == IG_PROGRESS_REDIS, ps.fallbacks, ps.reconnects);
     if (h->worker)
-        metric(&b, "# HELP ingot_worker_threads Import threads of this "
-                   "worker.\n# TYPE ingot_worker_threads gauge\n"
-                   "ingot_worker_threads %d\n"
-                   "# HELP ingot_worker_threads_busy Import threads running "
-                   "a job now.\n# TYPE ingot_worker_threads_busy gauge\n"
-                   "ingot_worker_threads_busy %d\n"
-                   "# TYPE ingot_jobs_rescued_total counter\n"
-                   "ingot_jobs_rescued_total %lld\n"
-                   "# TYPE ingot_jobs_pruned_total counter\n"
-                   "ingot_jobs_pruned_total %lld\n",
+        metric(&b,
+               "# HELP ingot_worker_threads Import threads of this "
+               "worker.\n# TYPE ingot_worker_threads gauge\n"
+               "ingot_worker_threads %d\n"
+               "# HELP ingot_worker_threads_busy Import threads running "
+               "a job now.\n# TYPE ingot_worker_threads_busy gauge\n"
+               "ingot_worker_threads_busy %d\n"
+               "# TYPE ingot_jobs_rescued_total counter\n"
+               "ingot_jobs_rescued_total %lld\n"
+               "# TYPE ingot_jobs_pruned_total counter\n"
+               "ingot_jobs_pruned_total %lld\n",
                ws.threads, ws.busy, ws.rescued, ws.pruned);
     return send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", b.p, b.len,
                      NULL, NULL);
@@ -1016,8 +1039,7 @@ static void media_type(const char *ct, char *buf, size_t n)
  * cannot succeed before their body is read. Returns MHD_YES to go on
  * (r->answered says whether a response is queued already). */
 static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
-                                  const char *url, const char *method,
-                                  req *r)
+                                  const char *url, const char *method, req *r)
 {
     const char *want;
     const char *cl;
@@ -1032,16 +1054,15 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
     }
     if (r->r == ROUTE_NONE) {
         r->answered = 1;
-        return send_error(c, MHD_HTTP_NOT_FOUND, "not_found",
-                          "no route %s %s", method, url);
+        return send_error(c, MHD_HTTP_NOT_FOUND, "not_found", "no route %s %s",
+                          method, url);
     }
     want = route_method(r->r);
     if (strcmp(method, want) != 0 &&
         !(strcmp(method, "HEAD") == 0 && strcmp(want, "GET") == 0)) {
         r->answered = 1;
-        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
-                          "method_not_allowed", "%s %s: use %s", method, url,
-                          want);
+        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+                          "%s %s: use %s", method, url, want);
     }
     if (r->r != ROUTE_IMPORT)
         return MHD_YES;
@@ -1063,7 +1084,8 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
         return send_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                           "unsupported_media_type",
                           "Content-Type '%s' is not supported: send text/csv "
-                          "or application/json", mt);
+                          "or application/json",
+                          mt);
     }
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -1131,8 +1153,7 @@ static enum MHD_Result dispatch(ig_http *h, struct MHD_Connection *c, req *r)
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
-                                  const char *version,
-                                  const char *upload_data,
+                                  const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     ig_http *h = cls;
@@ -1185,8 +1206,10 @@ static int resolve_listen(const char *listen, struct addrinfo **out,
     int g;
 
     if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) >= sizeof(port))
-        return ig_err_set(err, IG_USAGE, "INGOT_HTTP_LISTEN=%s: expected "
-                          "HOST:PORT", listen ? listen : "");
+        return ig_err_set(err, IG_USAGE,
+                          "INGOT_HTTP_LISTEN=%s: expected "
+                          "HOST:PORT",
+                          listen ? listen : "");
     hl = (size_t)(colon - listen);
     if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
         listen++;
@@ -1210,14 +1233,15 @@ ig_http *ig_http_start(const ig_http_opts *opts, ig_err *err)
     ig_http *h = NULL;
     struct addrinfo *ai = NULL;
     ig_pool_opts po;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_THREAD_PER_CONNECTION;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     const union MHD_DaemonInfo *info;
 
     if (opts == NULL || opts->conf == NULL || opts->token == NULL ||
         opts->token[0] == '\0' || opts->pipeline_dir == NULL ||
         opts->progress == NULL) {
-        ig_err_set(err, IG_USAGE, "http: an API token, a pipeline dir and a "
+        ig_err_set(err, IG_USAGE,
+                   "http: an API token, a pipeline dir and a "
                    "progress store are required");
         return NULL;
     }
@@ -1243,14 +1267,15 @@ ig_http *ig_http_start(const ig_http_opts *opts, ig_err *err)
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-        ai->ai_addr, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)IG_HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)IG_HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (h->d == NULL) {
-        ig_err_set(err, IG_IO, "cannot listen on %s (address in use or not "
-                   "local?)", opts->listen);
+        ig_err_set(err, IG_IO,
+                   "cannot listen on %s (address in use or not "
+                   "local?)",
+                   opts->listen);
         goto fail;
     }
     info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

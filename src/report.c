@@ -35,9 +35,8 @@ static json_t *counts_json(const ig_jobq_counts *c)
 {
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "processed",
                      (json_int_t)c->processed, "inserted",
-                     (json_int_t)c->inserted, "updated",
-                     (json_int_t)c->updated, "unchanged",
-                     (json_int_t)c->unchanged, "skipped",
+                     (json_int_t)c->inserted, "updated", (json_int_t)c->updated,
+                     "unchanged", (json_int_t)c->unchanged, "skipped",
                      (json_int_t)c->skipped, "failed", (json_int_t)c->failed);
 }
 
@@ -47,8 +46,7 @@ json_t *ig_report_links(long long id)
     snprintf(p, sizeof(p), "/api/imports/%lld/progress", id);
     snprintf(r, sizeof(r), "/api/imports/%lld/results", id);
     snprintf(c, sizeof(c), "/api/imports/%lld/cancel", id);
-    return json_pack("{s:s,s:s,s:s}", "progress", p, "results", r, "cancel",
-                     c);
+    return json_pack("{s:s,s:s,s:s}", "progress", p, "results", r, "cancel", c);
 }
 
 json_t *ig_report_job(const ig_jobq_job *job)
@@ -63,8 +61,8 @@ json_t *ig_report_job(const ig_jobq_job *job)
     json_object_set_new(o, "source_name", str_or_null(job->source_name));
     json_object_set_new(o, "format", str_or_null(job->format));
     json_object_set_new(o, "source_bytes", json_integer(job->source_bytes));
-    json_object_set_new(o, "total_rows", job->total_rows >= 0
-                                             ? json_integer(job->total_rows)
+    json_object_set_new(o, "total_rows",
+                        job->total_rows >= 0 ? json_integer(job->total_rows)
                                              : json_null());
     json_object_set_new(o, "counts", counts_json(&job->counts));
     json_object_set_new(o, "checkpoint",
@@ -94,8 +92,8 @@ static json_t *num_or_null(double v)
     return v < 0 || !isfinite(v) ? json_null() : json_real(v);
 }
 
-json_t *ig_report_progress(const ig_jobq_job *job,
-                           const ig_progress_info *info, const char *source)
+json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
+                           const char *source)
 {
     json_t *o = json_object();
     ig_progress_info pi;
@@ -157,9 +155,9 @@ json_t *ig_report_rows(const ig_jobq_rows *rows)
             vals = json_loads(r.source_values, 0, NULL);
         json_object_set_new(o, "row", json_integer(r.source_row));
         json_object_set_new(o, "seq", json_integer(r.seq));
-        json_object_set_new(o, "line", r.source_line > 0
-                                           ? json_integer(r.source_line)
-                                           : json_null());
+        json_object_set_new(o, "line",
+                            r.source_line > 0 ? json_integer(r.source_line)
+                                              : json_null());
         json_object_set_new(o, "outcome",
                             json_string(r.outcome == IG_JOBQ_OUTCOME_SKIPPED
                                             ? "skipped"
@@ -202,13 +200,13 @@ static json_t *failed_row_json(const ig_failed_row *f)
     json_object_set_new(fj, "line", json_integer(f->line));
     for (size_t j = 0; j < f->nreasons; j++) {
         const ig_reason *e = &f->reasons[j];
-        json_array_append_new(
-            reasons,
-            json_pack("{s:o,s:o,s:s,s:o,s:s}", "target",
-                      str_or_null(e->target), "column", str_or_null(e->column),
-                      "code", e->code ? e->code : "", "constraint",
-                      str_or_null(e->constraint), "message",
-                      e->message ? e->message : ""));
+        json_array_append_new(reasons,
+                              json_pack("{s:o,s:o,s:s,s:o,s:s}", "target",
+                                        str_or_null(e->target), "column",
+                                        str_or_null(e->column), "code",
+                                        e->code ? e->code : "", "constraint",
+                                        str_or_null(e->constraint), "message",
+                                        e->message ? e->message : ""));
     }
     for (size_t k = 0; k < f->nvalues; k++) {
         json_t *v = f->values[k] ? json_string(f->values[k]) : json_null();
@@ -219,9 +217,8 @@ static json_t *failed_row_json(const ig_failed_row *f)
     return fj;
 }
 
-static const char *const count_names[] = {"read",      "inserted",
-                                          "updated",   "unchanged",
-                                          "skipped",   "failed"};
+static const char *const count_names[] = {"read",      "inserted", "updated",
+                                          "unchanged", "skipped",  "failed"};
 
 static long long pick(const ig_counts *c, int i)
 {
@@ -244,19 +241,18 @@ json_t *ig_report_run(const char *pipeline, const char *input,
     json_object_set_new(o, "pipeline", json_string(pipeline));
     json_object_set_new(o, "input", json_string(input));
     json_object_set_new(o, "status", json_string(ig_run_status_name(status)));
-    json_object_set_new(
-        o, "state",
-        json_string(ig_jobq_state_name(
-            ig_report_final_state(status, c.read, c.failed))));
+    json_object_set_new(o, "state",
+                        json_string(ig_jobq_state_name(
+                            ig_report_final_state(status, c.read, c.failed))));
     if (status != IG_RUN_DONE)
         json_object_set_new(o, "error", json_string(error ? error : ""));
     for (int i = 0; i < 6; i++)
         json_object_set_new(counts, count_names[i], json_integer(pick(&c, i)));
     json_object_set_new(o, "counts", counts);
-    json_object_set_new(o, "success_rate",
-                        json_real(c.read ? 100.0 * (double)(c.read - c.failed) /
-                                               (double)c.read
-                                         : 100.0));
+    json_object_set_new(
+        o, "success_rate",
+        json_real(c.read ? 100.0 * (double)(c.read - c.failed) / (double)c.read
+                         : 100.0));
     json_object_set_new(o, "duration_s", json_real(seconds));
     json_object_set_new(o, "rows_per_s",
                         json_real(seconds > 0 ? (double)c.read / seconds : 0));
@@ -266,14 +262,13 @@ json_t *ig_report_run(const char *pipeline, const char *input,
         json_object_set_new(tj, "name",
                             json_string(ig_results_target_name(results, t)));
         for (int i = 1; i <= 4; i++)
-            json_object_set_new(tj, count_names[i],
-                                json_integer(pick(&tc, i)));
+            json_object_set_new(tj, count_names[i], json_integer(pick(&tc, i)));
         json_array_append_new(targets, tj);
     }
     json_object_set_new(o, "targets", targets);
     for (size_t i = 0; results && i < ig_results_nfailed_kept(results); i++)
-        json_array_append_new(failed, failed_row_json(
-                                          ig_results_failed_row(results, i)));
+        json_array_append_new(
+            failed, failed_row_json(ig_results_failed_row(results, i)));
     json_object_set_new(o, "failed_rows", failed);
     return o;
 }

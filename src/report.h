@@ -32,8 +32,8 @@ json_t *ig_report_links(long long id);
  * counters and rates from info when non-NULL and the job is not final,
  * else the job's durable counters; "source" says which ("redis",
  * "memory" or "database"). */
-json_t *ig_report_progress(const ig_jobq_job *job,
-                           const ig_progress_info *info, const char *source);
+json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
+                           const char *source);
 
 /* One page of import_results as an array of {row, seq, line, outcome,
  * target, column, code, constraint, message, values}. */

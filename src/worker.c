@@ -31,17 +31,17 @@
 #include <string.h>
 #include <time.h>
 
-#define IDLE_POLL_MS 1000     /* an idle thread polls the queue this often */
-#define RECONNECT_MS 1000     /* pause before reconnecting a broken conn */
-#define PRUNE_EVERY_S 3600.0  /* prune finished jobs hourly */
-#define FINISH_TRIES 3        /* attempts at writing a job's end */
+#define IDLE_POLL_MS 1000    /* an idle thread polls the queue this often */
+#define RECONNECT_MS 1000    /* pause before reconnecting a broken conn */
+#define PRUNE_EVERY_S 3600.0 /* prune finished jobs hourly */
+#define FINISH_TRIES 3       /* attempts at writing a job's end */
 
 /* Why a running import was asked to stop. */
 typedef enum {
     STOP_NONE,
-    STOP_CANCEL,     /* someone requested a cancel: finish cancelled */
-    STOP_SHUTDOWN,   /* the worker stops: release the job */
-    STOP_LEASE_LOST  /* another worker owns the job: touch nothing */
+    STOP_CANCEL,    /* someone requested a cancel: finish cancelled */
+    STOP_SHUTDOWN,  /* the worker stops: release the job */
+    STOP_LEASE_LOST /* another worker owns the job: touch nothing */
 } stop_reason;
 
 typedef struct slot {
@@ -50,9 +50,9 @@ typedef struct slot {
     char worker_id[IG_JOBQ_WORKER_ID_MAX + 1];
     pthread_t th;
     int started;
-    PGconn *qconn;     /* queue + LISTEN; owned by the slot thread */
-    PGconn *hbconn;    /* heartbeat; lent to the heartbeat thread */
-    ig_pool *pool;     /* the runner's */
+    PGconn *qconn;       /* queue + LISTEN; owned by the slot thread */
+    PGconn *hbconn;      /* heartbeat; lent to the heartbeat thread */
+    ig_pool *pool;       /* the runner's */
     volatile int cancel; /* runner's cancel input; see the file comment */
     stop_reason reason;  /* guarded by w->mu */
     int busy;            /* guarded by w->mu */
@@ -64,11 +64,11 @@ struct ig_worker {
     char *pipeline_dir;
     int nslots;
     slot *slots;
-    pthread_t hk;      /* housekeeper */
+    pthread_t hk; /* housekeeper */
     int hk_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* broadcast on stop */
-    int stopping;      /* guarded by mu */
+    pthread_cond_t cv;     /* broadcast on stop */
+    int stopping;          /* guarded by mu */
     ig_worker_stats stats; /* guarded by mu */
 };
 
@@ -76,9 +76,9 @@ struct ig_worker {
 typedef struct jobctx {
     slot *s;
     const ig_jobq_job *job;
-    ig_jobq_counts base;  /* counters of earlier attempts (checkpoint) */
+    ig_jobq_counts base; /* counters of earlier attempts (checkpoint) */
     long long base_batch;
-    double started_at;    /* epoch of this attempt */
+    double started_at; /* epoch of this attempt */
     /* heartbeat thread */
     pthread_t hb;
     int hb_started;
@@ -179,8 +179,7 @@ static stop_reason get_reason(slot *s)
 /* ------------------------------------------------------------------ */
 /* Inside the batch transaction: checkpoint + row results              */
 
-static ig_jobq_counts add_counts(const ig_jobq_counts *base,
-                                 const ig_counts *c)
+static ig_jobq_counts add_counts(const ig_jobq_counts *base, const ig_counts *c)
 {
     ig_jobq_counts t = *base;
     t.processed += c->read;
@@ -258,8 +257,8 @@ static int store_failures(PGconn *conn, long long job_id,
 /* ig_run_commit_fn: runs on the runner's database thread, inside the
  * batch's transaction, just before COMMIT. */
 static int on_commit(PGconn *conn, const ig_run_progress *after,
-                     const ig_batch_failure *failed, size_t nfailed,
-                     void *ud, ig_err *err)
+                     const ig_batch_failure *failed, size_t nfailed, void *ud,
+                     ig_err *err)
 {
     jobctx *c = ud;
     ig_jobq_position pos;
@@ -305,9 +304,9 @@ static void on_progress(const ig_run_progress *p, void *ud)
     /* The rate of this attempt only: rows resumed past are not counted. */
     pi.started_at = c->started_at;
     if (c->base.processed > 0 && p->elapsed > 0) {
-        pi.started_at = now_epoch() -
-                        p->elapsed * (double)t.processed /
-                            (double)(p->counts.read > 0 ? p->counts.read : 1);
+        pi.started_at =
+            now_epoch() - p->elapsed * (double)t.processed /
+                              (double)(p->counts.read > 0 ? p->counts.read : 1);
     }
     ig_progress_update(c->s->w->progress, c->job->id, &pi);
 }
@@ -338,8 +337,7 @@ static void *heartbeat_main(void *arg)
         }
         pthread_mutex_lock(&w->mu);
         while (!c->hb_quit &&
-               pthread_cond_timedwait(&c->hb_cv, &w->mu, &until) !=
-                   ETIMEDOUT)
+               pthread_cond_timedwait(&c->hb_cv, &w->mu, &until) != ETIMEDOUT)
             ;
         quit = c->hb_quit;
         pthread_mutex_unlock(&w->mu);
@@ -354,7 +352,8 @@ static void *heartbeat_main(void *arg)
         if (rc == IG_STATE) {
             ig_log_job(c->job->id, c->job->pipeline, IG_LOG_WARN,
                        "lease lost (another worker took the job over); "
-                       "stopping at the next batch boundary%s", "");
+                       "stopping at the next batch boundary%s",
+                       "");
             request_stop(s, STOP_LEASE_LOST);
             break;
         }
@@ -366,7 +365,8 @@ static void *heartbeat_main(void *arg)
         if (cancel_req) {
             ig_log_job(c->job->id, c->job->pipeline, IG_LOG_INFO,
                        "cancel requested; stopping at the next batch "
-                       "boundary%s", "");
+                       "boundary%s",
+                       "");
             request_stop(s, STOP_CANCEL);
         }
     }
@@ -381,7 +381,8 @@ static void heartbeat_start(jobctx *c)
     if (!c->hb_started)
         ig_log_job(c->job->id, c->job->pipeline, IG_LOG_ERROR,
                    "cannot start the heartbeat thread; the lease may "
-                   "expire%s", "");
+                   "expire%s",
+                   "");
 }
 
 static void heartbeat_stop(jobctx *c)
@@ -417,8 +418,7 @@ static int write_end(slot *s, const ig_jobq_job *job, end_op op,
             continue;
         switch (op) {
         case END_FINISH:
-            rc = ig_jobq_finish(s->qconn, &job->lease, final, counts, msg,
-                                err);
+            rc = ig_jobq_finish(s->qconn, &job->lease, final, counts, msg, err);
             *new_state = final;
             break;
         case END_RETRY:
@@ -471,9 +471,8 @@ static void count_end(ig_worker *w, end_op op, ig_jobq_state st,
 
 /* Decide how the import ended and record it on the job. rc/err/status are
  * ig_run's; fin its final progress (this attempt's counts). */
-static void end_job(jobctx *c, int rc, const ig_err *rerr,
-                    ig_run_status status, const ig_run_progress *fin,
-                    double secs)
+static void end_job(jobctx *c, int rc, const ig_err *rerr, ig_run_status status,
+                    const ig_run_progress *fin, double secs)
 {
     slot *s = c->s;
     const ig_jobq_job *job = c->job;
@@ -491,7 +490,8 @@ static void end_job(jobctx *c, int rc, const ig_err *rerr,
         ig_log_job(job->id, job->pipeline, IG_LOG_WARN,
                    "lease lost after %lld rows of this attempt; the "
                    "uncommitted batch was rolled back and the job is left "
-                   "to its new owner", fin->counts.read);
+                   "to its new owner",
+                   fin->counts.read);
         pthread_mutex_lock(&s->w->mu);
         s->w->stats.lease_lost++;
         pthread_mutex_unlock(&s->w->mu);
@@ -504,8 +504,8 @@ static void end_job(jobctx *c, int rc, const ig_err *rerr,
     } else {
         switch (status) {
         case IG_RUN_DONE:
-            final = ig_report_final_state(status, total.processed,
-                                          total.failed);
+            final =
+                ig_report_final_state(status, total.processed, total.failed);
             break;
         case IG_RUN_CANCELED:
             if (why == STOP_SHUTDOWN)
@@ -544,7 +544,8 @@ static void end_job(jobctx *c, int rc, const ig_err *rerr,
     case END_RELEASE:
         ig_log_job(job->id, job->pipeline, IG_LOG_INFO,
                    "released to the queue at shutdown after row %lld "
-                   "(attempt not counted)", fin->last_row);
+                   "(attempt not counted)",
+                   fin->last_row);
         break;
     case END_RETRY:
         ig_log_job(job->id, job->pipeline,
@@ -593,8 +594,7 @@ static void fail_at_once(slot *s, const ig_jobq_job *job, const char *msg)
     int rc;
 
     ig_err_clear(&err);
-    rc = write_end(s, job, END_RETRY, IG_JOBQ_FAILED, NULL, msg, 0, &got,
-                   &err);
+    rc = write_end(s, job, END_RETRY, IG_JOBQ_FAILED, NULL, msg, 0, &got, &err);
     if (rc == IG_OK)
         count_end(s->w, END_RETRY, got, NULL, 0);
     ig_log_job(job->id, job->pipeline, IG_LOG_ERROR,
@@ -635,7 +635,8 @@ static void run_job(slot *s, const ig_jobq_job *job)
     pthread_mutex_unlock(&w->mu);
     ig_log_job(job->id, job->pipeline, IG_LOG_INFO,
                "claimed by %s, attempt %d/%d, %lld bytes, resuming after "
-               "row %lld", s->worker_id, job->attempt, job->max_attempts,
+               "row %lld",
+               s->worker_id, job->attempt, job->max_attempts,
                (long long)job->source_len, job->checkpoint.row);
 
     memset(&po, 0, sizeof(po));
@@ -706,8 +707,10 @@ static void *slot_main(void *arg)
                                (int)w->conf->lease_seconds, &job, &err);
         if (rc != IG_OK) {
             if (!was_down)
-                ig_log(IG_LOG_WARN, "worker %s: cannot reach the job queue: "
-                       "%s; retrying", s->worker_id, err.msg);
+                ig_log(IG_LOG_WARN,
+                       "worker %s: cannot reach the job queue: "
+                       "%s; retrying",
+                       s->worker_id, err.msg);
             was_down = 1;
             PQfinish(s->qconn);
             s->qconn = NULL;
@@ -751,8 +754,10 @@ static void *housekeeper_main(void *arg)
         if (ig_jobq_rescue(conn, &n, &err) != IG_OK) {
             ig_log(IG_LOG_WARN, "rescue: %s", err.msg);
         } else if (n > 0) {
-            ig_log(IG_LOG_WARN, "rescued %lld job(s) whose worker stopped "
-                   "heartbeating; they resume from their checkpoint", n);
+            ig_log(IG_LOG_WARN,
+                   "rescued %lld job(s) whose worker stopped "
+                   "heartbeating; they resume from their checkpoint",
+                   n);
             pthread_mutex_lock(&w->mu);
             w->stats.rescued += n;
             pthread_mutex_unlock(&w->mu);
@@ -764,9 +769,10 @@ static void *housekeeper_main(void *arg)
             } else {
                 last_prune = now_mono();
                 if (n > 0)
-                    ig_log(IG_LOG_INFO, "pruned %lld finished job(s) older "
-                           "than %ld days", n,
-                           w->conf->results_retention_days);
+                    ig_log(IG_LOG_INFO,
+                           "pruned %lld finished job(s) older "
+                           "than %ld days",
+                           n, w->conf->results_retention_days);
                 pthread_mutex_lock(&w->mu);
                 w->stats.pruned += n;
                 pthread_mutex_unlock(&w->mu);
@@ -789,7 +795,8 @@ ig_worker *ig_worker_start(const ig_worker_opts *opts, ig_err *err)
     if (opts == NULL || opts->conf == NULL || opts->threads < 1 ||
         opts->worker_id == NULL || opts->worker_id[0] == '\0' ||
         strlen(opts->worker_id) > 100 || opts->pipeline_dir == NULL) {
-        ig_err_set(err, IG_USAGE, "worker: bad options (threads >= 1, "
+        ig_err_set(err, IG_USAGE,
+                   "worker: bad options (threads >= 1, "
                    "worker id of 1..100 bytes, a pipeline dir)");
         return NULL;
     }
@@ -810,15 +817,15 @@ ig_worker *ig_worker_start(const ig_worker_opts *opts, ig_err *err)
         slot *s = &w->slots[i];
         s->w = w;
         s->index = i;
-        snprintf(s->worker_id, sizeof(s->worker_id), "%s/%d",
-                 opts->worker_id, i + 1);
+        snprintf(s->worker_id, sizeof(s->worker_id), "%s/%d", opts->worker_id,
+                 i + 1);
         s->pool = ig_pool_new(&po, err);
         if (s->pool == NULL)
             goto fail;
     }
     for (int i = 0; i < w->nslots; i++) {
-        if (pthread_create(&w->slots[i].th, NULL, slot_main,
-                           &w->slots[i]) != 0) {
+        if (pthread_create(&w->slots[i].th, NULL, slot_main, &w->slots[i]) !=
+            0) {
             ig_err_set(err, IG_INTERNAL, "worker: cannot start thread %d",
                        i + 1);
             goto fail;
