@@ -20,6 +20,7 @@ worker_cleanup() {
       echo "--- $f (last 30 lines)" >&2; tail -30 "$f" >&2
     done
   fi
+  set +e  # (exit 1) must not end the trap under set -e
   (exit $rc)
   it_cleanup
 }
