@@ -4,8 +4,10 @@
 #include "cli.h"
 
 #include "cmd_check.h"
+#include "cmd_jobs.h"
 #include "cmd_migrate.h"
 #include "cmd_run.h"
+#include "cmd_worker.h"
 #include "log.h"
 
 #include <stdarg.h>
@@ -19,6 +21,13 @@ static const ig_cli_cmd *const commands[] = {
     &ig_cmd_check,
     &ig_cmd_migrate,
     &ig_cmd_run,
+    &ig_cmd_worker,
+    &ig_cmd_submit,
+    &ig_cmd_progress,
+    &ig_cmd_results,
+    &ig_cmd_cancel,
+    &ig_cmd_jobs,
+    &ig_cmd_prune,
     NULL,
 };
 
@@ -94,8 +103,9 @@ static void print_settings_help(FILE *f)
 {
     fprintf(f, "\nSettings (environment or .env, overridden by the flag):\n");
     for (const ig_conf_key *k = ig_conf_keys(); k->name; k++)
-        fprintf(f, "  --%-22s %-28s %s%s%s%s\n", k->flag, k->name, k->doc,
-                k->def ? " [" : "", k->def ? k->def : "", k->def ? "]" : "");
+        fprintf(f, "  %s%-22s %-28s %s%s%s%s\n", k->flag ? "--" : "  ",
+                k->flag ? k->flag : "", k->name, k->doc, k->def ? " [" : "",
+                k->def ? k->def : "", k->def ? "]" : "");
     fprintf(f, "  --%-22s %-28s %s\n", "env-file FILE", "",
             "read settings from FILE instead of ./.env");
 }

@@ -17,6 +17,8 @@
     {name, flag, IG_CONF_INT, offsetof(ig_conf, field), def, min, max, 0, doc}
 #define KEY_STR(name, flag, field, secret, doc)                             \
     {name, flag, IG_CONF_STR, offsetof(ig_conf, field), NULL, 0, 0, secret, doc}
+#define KEY_STRD(name, flag, field, def, doc)                               \
+    {name, flag, IG_CONF_STR, offsetof(ig_conf, field), def, 0, 0, 0, doc}
 
 static const ig_conf_key keys[] = {
     KEY_STR("DATABASE_URL", "database-url", database_url, 1,
@@ -53,6 +55,27 @@ static const ig_conf_key keys[] = {
     KEY_STR("INGOT_PIPELINE_DIR", "pipeline-dir", pipeline_dir, 0,
             "directory of pipeline YAML files (default: ./pipelines, then "
             "the installed ones)"),
+    KEY_INT("INGOT_WORKER_THREADS", "threads", worker_threads, "2", 1, 64,
+            "ingot worker: import threads draining the job queue"),
+    KEY_STRD("INGOT_HTTP_LISTEN", "listen", http_listen, "127.0.0.1:8080",
+             "ingot worker: HTTP API address, HOST:PORT"),
+    /* No flag: a token on the command line shows in `ps`. */
+    KEY_STR("INGOT_API_TOKEN", NULL, api_token, 1,
+            "ingot worker: bearer token the HTTP API requires (environment "
+            "or .env only; never logged)"),
+    KEY_INT("INGOT_MAX_BODY_BYTES", "max-body-bytes", max_body_bytes,
+            "67108864", 1, 2147483647,
+            "largest HTTP request body accepted (413 above)"),
+    KEY_INT("INGOT_LEASE_SECONDS", "lease-seconds", lease_seconds, "30", 2,
+            3600, "job lease: heartbeats every third of it; a job whose "
+                  "worker is silent this long is rescued"),
+    KEY_INT("INGOT_RESULTS_RETENTION_DAYS", "retention-days",
+            results_retention_days, "30", 1, 36500,
+            "finished jobs and their row results are pruned after this "
+            "many days"),
+    KEY_STR("INGOT_WORKER_ID", "worker-id", worker_id, 0,
+            "ingot worker: the id written into claimed jobs (default "
+            "hostname:pid)"),
     {NULL, NULL, IG_CONF_INT, 0, NULL, 0, 0, 0, NULL},
 };
 

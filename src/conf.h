@@ -35,6 +35,13 @@ typedef struct ig_conf {
     long log_level;          /* INGOT_LOG_LEVEL, an ig_log_level */
     char *migrations_dir;    /* INGOT_MIGRATIONS_DIR; NULL = search */
     char *pipeline_dir;      /* INGOT_PIPELINE_DIR; NULL = search */
+    long worker_threads;     /* INGOT_WORKER_THREADS */
+    char *http_listen;       /* INGOT_HTTP_LISTEN, "host:port" */
+    char *api_token;         /* INGOT_API_TOKEN; secret, never logged */
+    long max_body_bytes;     /* INGOT_MAX_BODY_BYTES */
+    long lease_seconds;      /* INGOT_LEASE_SECONDS */
+    long results_retention_days; /* INGOT_RESULTS_RETENTION_DAYS */
+    char *worker_id;         /* INGOT_WORKER_ID; NULL = hostname:pid */
 } ig_conf;
 
 typedef enum { IG_CONF_INT, IG_CONF_STR, IG_CONF_LOGLEVEL } ig_conf_type;
@@ -42,7 +49,9 @@ typedef enum { IG_CONF_INT, IG_CONF_STR, IG_CONF_LOGLEVEL } ig_conf_type;
 /* One row of the key table; drives parsing, --help and docs. */
 typedef struct ig_conf_key {
     const char *name;     /* environment name, e.g. "IMPORT_BATCH_SIZE" */
-    const char *flag;     /* long flag without "--", or NULL */
+    const char *flag;     /* long flag without "--", or NULL (environment
+                             or .env only: used for secrets, which must
+                             not show in `ps`) */
     ig_conf_type type;
     size_t offset;        /* offsetof(ig_conf, field) */
     const char *def;      /* default as text, NULL = unset */

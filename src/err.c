@@ -136,3 +136,9 @@ char *ig_xasprintf(const char *fmt, ...)
     va_end(ap);
     return s;
 }
+
+void ig_assert_fail(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "ingot: %s:%d: invariant failed: %s\n", file, line, what);
+    abort();
+}

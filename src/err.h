@@ -72,6 +72,13 @@ const char *ig_code_name(ig_code code);
 /* Default message for a code ("transient database error"); static. */
 const char *ig_code_text(ig_code code);
 
+/* Invariants only (STYLE rule 10): input is validated, never asserted.
+ * Aborts with the place on failure, in every build type. */
+#define ig_assert(cond)                                                   \
+    ((cond) ? (void)0 : ig_assert_fail(#cond, __FILE__, __LINE__))
+void ig_assert_fail(const char *what, const char *file, int line)
+    __attribute__((noreturn));
+
 /* Pure helpers every module needs once and nobody should write twice. */
 
 /* Copy of s (NULL gives NULL); owned, free(). */

@@ -852,6 +852,27 @@ int ig_jobq_prune(PGconn *conn, double older_than_seconds, long long *count,
     return rc;
 }
 
+int ig_jobq_count_by_state(PGconn *conn,
+                           long long counts[IG_JOBQ__STATE_COUNT], ig_err *err)
+{
+    static const char sql[] =
+        "SELECT state, count(*) FROM import_jobs GROUP BY state";
+    PGresult *res = NULL;
+    int rc;
+
+    for (int i = 0; i < IG_JOBQ__STATE_COUNT; i++)
+        counts[i] = 0;
+    rc = run(conn, sql, 0, NULL, NULL, NULL, 0, &res, "count jobs by state",
+             err);
+    for (int i = 0; rc == IG_OK && i < PQntuples(res); i++) {
+        ig_jobq_state st;
+        if (ig_jobq_state_parse(PQgetvalue(res, i, 0), &st) == IG_OK)
+            counts[st] = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------
  * Row outcomes
  */

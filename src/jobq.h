@@ -239,6 +239,12 @@ void ig_jobq_jobs_free(ig_jobq_job **jobs, size_t n);
 int ig_jobq_prune(PGconn *conn, double older_than_seconds, long long *count,
                   ig_err *err) IG_MUSTCHECK;
 
+/* Number of jobs in each state (for /metrics): counts[s] for every
+ * ig_jobq_state s, zero when none. One statement. */
+int ig_jobq_count_by_state(PGconn *conn,
+                           long long counts[IG_JOBQ__STATE_COUNT],
+                           ig_err *err) IG_MUSTCHECK;
+
 /* ---- row outcomes (import_results) ------------------------------------- */
 
 typedef enum {

@@ -511,6 +511,51 @@ static int count_rows(const ig_run_opts *o, long long *n, ig_err *err)
     return rc;
 }
 
+int ig_run_preflight(const ig_run_opts *o, long long *rows, ig_err *err)
+{
+    ig_reader_opts ro;
+    ig_reader *r = NULL;
+    ig_results *res = NULL;
+    ig_mapper *m = NULL;
+    const char **hdr = NULL;
+    size_t ncols;
+    int rc;
+
+    *rows = 0;
+    reader_opts(o, &ro);
+    ro.file = NULL;
+    r = ig_reader_new(&ro, err);
+    if (r == NULL) {
+        rc = err ? err->code : IG_DATA;
+        goto out;
+    }
+    ncols = ig_reader_ncolumns(r);
+    hdr = ig_xcalloc(ncols ? ncols : 1, sizeof(*hdr));
+    for (size_t i = 0; i < ncols; i++)
+        hdr[i] = ig_reader_column(r, i);
+    {
+        size_t nt = ig_pipeline_ntargets(o->pipeline);
+        const char **names = ig_xcalloc(nt ? nt : 1, sizeof(char *));
+        ig_results_opts rop = {nt, names, 1};
+        for (size_t t = 0; t < nt; t++)
+            names[t] = ig_pipeline_target(o->pipeline, t)->name;
+        res = ig_results_new(&rop);
+        free(names);
+    }
+    m = ig_mapper_new(o->pipeline, hdr, ncols, NULL, res, err);
+    if (m == NULL) {
+        rc = err ? err->code : IG_CONFIG;
+        goto out;
+    }
+    rc = count_rows(o, rows, err);
+out:
+    ig_mapper_free(m);
+    ig_results_free(res);
+    free(hdr);
+    ig_reader_free(r);
+    return rc;
+}
+
 static ig_hook *open_hook(const ig_pipeline *p, ig_err *err, int *rc)
 {
     const ig_hooks_decl *h = ig_pipeline_hooks(p);

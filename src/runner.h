@@ -105,4 +105,14 @@ typedef struct ig_run_opts {
 int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
            ig_run_progress *final, ig_err *err) IG_MUSTCHECK;
 
+/* Check an in-memory input against o->pipeline without touching the
+ * database or running hooks: read the header (IG_DATA for an empty input,
+ * no header or a malformed one), map it to the pipeline's columns
+ * (IG_CONFIG when the input lacks a column the pipeline reads or has one
+ * it refuses), and count the data records into *rows. Only o->pipeline,
+ * o->buf, o->buf_len and o->input_name are used. The HTTP API calls it to
+ * answer 422 / 413 before it runs or queues anything. */
+int ig_run_preflight(const ig_run_opts *o, long long *rows,
+                     ig_err *err) IG_MUSTCHECK;
+
 #endif /* IG_RUNNER_H */

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# test_worker_api.sh - the HTTP API with curl against a real worker, its
+# own Redis and PostgreSQL: every route's success and error statuses, auth,
+# limits, CSV and JSON bodies, the sync/background threshold, progress in
+# Redis (values, TTL), Redis stopped mid-import and started again, and 503
+# with the database unreachable.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/worker_lib.sh"
+run_ingot 0 migrate up
+export INGOT_PIPELINE_DIR=$(pipeline_dir)
+export INGOT_LEASE_SECONDS=3 IMPORT_BACKGROUND_THRESHOLD=5 REDIS_PROGRESS_EXPIRY=600
+export INGOT_API_TOKEN=test-token-$$
+install_slow_trigger
+
+RPORT=$(free_port)
+start_redis() {
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+    >"$IT_TMP/redis.log" 2>&1 &
+  REDIS_PIDS+=("$!"); RPID=$!
+  wait_until 10 'redis-cli -p $RPORT ping >/dev/null 2>&1'
+}
+start_redis
+export REDIS_URL="redis://127.0.0.1:$RPORT/0"
+
+# the token is required unless --no-http
+INGOT_API_TOKEN= run_ingot 2 worker
+assert_contains "$ERR" "INGOT_API_TOKEN is not set" "refuses to serve without a token"
+
+PORT=$(free_port)
+U="http://127.0.0.1:$PORT"
+start_worker api --threads 1 --batch-size 100 --listen "127.0.0.1:$PORT" --max-rows 5000 --max-body-bytes 200000
+wpid=$W_PID
+wait_until 20 'curl -s "$U/healthz" >/dev/null'
+assert_not_contains "$(cat "$IT_TMP/api.log")" "$INGOT_API_TOKEN" "token never logged"
+
+# http METHOD PATH [curl args...] -> $CODE and $BODY
+http() {
+  local m=$1 p=$2; shift 2
+  CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' -X "$m" \
+         -H "Authorization: Bearer $INGOT_API_TOKEN" "$@" "$U$p")
+  BODY=$(cat "$IT_TMP/body")
+}
+expect() { # CODE what
+  [ "$CODE" = "$1" ] || fail "$2: expected HTTP $1, got $CODE: $BODY"
+}
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1" <<<"$BODY"; }
+
+# --- health, auth, routing ------------------------------------------------
+CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/healthz"); BODY=$(cat "$IT_TMP/body")
+expect 200 "healthz needs no token"
+assert_eq "ok|ok|ok" "$(jget '["status"]')|$(jget '["database"]')|$(jget '["redis"]')" "healthz body"
+CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/api/imports/jobs"); BODY=$(cat "$IT_TMP/body")
+expect 401 "no token"
+assert_eq "unauthorized" "$(jget '["error"]["code"]')" "error body shape"
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer nope" "$U/api/imports/jobs")
+expect 401 "wrong token"
+http GET /api/nothing; expect 404 "unknown route"
+http GET /api/imports/999999/progress; expect 404 "unknown job progress"
+http GET /api/imports/999999/results; expect 404 "unknown job results"
+http POST /api/imports/999999/cancel; expect 404 "unknown job cancel"
+http DELETE /api/imports/jobs; expect 405 "wrong method"
+
+# --- uploads: errors --------------------------------------------------------
+printf 'name,code\nA1,#000001\nA2,#000002\nA3,bad\n' > "$IT_TMP/a.csv"
+http POST /api/imports/nope -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
+expect 404 "unknown pipeline"; assert_eq "pipeline_not_found" "$(jget '["error"]["code"]')" "code"
+http POST '/api/imports/..%2Fetc' -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
+expect 404 "pipeline name outside [A-Za-z0-9_-]"
+http POST /api/imports/colors -H 'Content-Type: text/plain' --data-binary @"$IT_TMP/a.csv"
+expect 415 "unsupported Content-Type"
+head -c 300000 /dev/zero | tr '\0' 'x' > "$IT_TMP/big.csv"
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/big.csv"
+expect 413 "body over INGOT_MAX_BODY_BYTES"; assert_contains "$BODY" "200000" "limit named"
+gen_colors 6000 m "$IT_TMP/m.csv"
+head -c 190000 "$IT_TMP/m.csv" | head -n 5001 > "$IT_TMP/m2.csv"; printf 'x1,#000001\n' >> "$IT_TMP/m2.csv"
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/m2.csv"
+expect 413 "rows over IMPORT_MAX_ROWS"; assert_contains "$BODY" "5001 rows" "row count named"; assert_contains "$BODY" "5000" "limit named"
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary ''
+expect 422 "empty body"
+printf 'x,y\n1,2\n' > "$IT_TMP/bad.csv"
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/bad.csv"
+expect 422 "columns do not fit the pipeline"; assert_contains "$BODY" "lacks column" "message"
+http POST /api/imports/colors -H 'Content-Type: application/json' --data-binary '[{"name": "x",'
+expect 400 "malformed JSON"
+http POST /api/imports/colors -H 'Content-Type: application/json' --data-binary '{"name": "x"}'
+expect 422 "JSON not an array"
+http POST /api/imports/colors -H 'Content-Type: application/json' --data-binary '[{"name": "x", "code": {"a": 1}}]'
+expect 422 "nested JSON"; assert_contains "$BODY" "nested" "message"
+
+# --- synchronous imports (below the threshold of 5 rows) -------------------
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
+expect 200 "sync CSV import"
+assert_eq "done|partially_succeeded|2|1" "$(jget '["status"]')|$(jget '["state"]')|$(jget '["counts"]["inserted"]')|$(jget '["counts"]["failed"]')" "sync results"
+assert_eq "3|pattern" "$(jget '["failed_rows"][0]["row"]')|$(jget '["failed_rows"][0]["reasons"][0]["code"]')" "failed row named"
+http POST /api/imports/colors -H 'Content-Type: application/json; charset=utf-8' \
+  --data-binary '[{"name": "J1", "code": "#00000A"}, {"code": null, "name": "J2"}, {"name": "J3", "extra": 3.5}]'
+expect 200 "sync JSON import"
+assert_eq "3|0" "$(jget '["counts"]["inserted"]')|$(jget '["counts"]["failed"]')" "JSON rows imported"
+assert_eq "J1=#00000A,J2=,J3=" "$(sql "SELECT string_agg(color_name || '=' || coalesce(color_code, ''), ',' ORDER BY color_name) FROM color_master WHERE color_name LIKE 'J%'")" "JSON null -> NULL"
+
+# --- background imports -----------------------------------------------------
+gen_colors 20 b "$IT_TMP/b.csv"; printf 'bbad,zz\n' >> "$IT_TMP/b.csv"
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/b.csv"
+expect 202 "at the threshold: queued"
+jb=$(jget '["job_id"]')
+assert_eq "queued|/api/imports/$jb/progress" "$(jget '["state"]')|$(jget '["links"]["progress"]')" "202 body"
+wait_until 30 'http GET /api/imports/'$jb'/progress; [ "$(jget "[\"state\"]")" = partially_succeeded ]'
+assert_eq "21|21|20|1|100.0" "$(jget '["total"]')|$(jget '["processed"]')|$(jget '["inserted"]')|$(jget '["failed"]')|$(jget '["percent"]')" "progress of a finished job"
+http GET "/api/imports/$jb/results?limit=10"
+expect 200 "results"
+assert_eq "partially_succeeded|21|pattern|['bbad', 'zz']" "$(jget '["job"]["state"]')|$(jget '["results"][0]["row"]')|$(jget '["results"][0]["code"]')|$(jget '["results"][0]["values"]')" "row outcomes with values"
+http GET "/api/imports/$jb/results?limit=0"; expect 400 "bad limit"
+http POST "/api/imports/colors?background=1" -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
+expect 202 "?background=1 forces queueing"
+jf=$(jget '["job_id"]')
+wait_until 30 '[ "$(job_state '$jf')" = partially_succeeded ]'
+http GET "/api/imports/jobs?state=partially_succeeded&limit=1"
+expect 200 "jobs list"
+assert_eq "1|$jf" "$(jget '["jobs"].__len__()')|$(jget '["jobs"][0]["job_id"]')" "newest first, limited"
+http GET "/api/imports/jobs?pipeline=colors"; expect 200 "by pipeline"
+assert_eq "2" "$(jget '["jobs"].__len__()')" "two colors jobs"
+http GET "/api/imports/jobs?state=bogus"; expect 400 "unknown state"
+
+# --- cancel: queued 200, running 202, finished 409 --------------------------
+jq=$(sql "INSERT INTO import_jobs (pipeline, source, source_bytes, run_after) VALUES ('colors', convert_to(E'name,code\nQ,#000001\n', 'UTF8'), 20, now() + interval '1 hour') RETURNING id")
+http POST "/api/imports/$jq/cancel"; expect 200 "cancel queued"
+assert_eq "cancelled" "$(jget '["result"]')" "cancelled at once"
+http POST "/api/imports/$jb/cancel"; expect 409 "cancel finished"
+gen_colors 3000 r "$IT_TMP/r.csv"
+set_sleep 0.3 # 30 batches of 0.3 s: still running when the cancel lands
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/r.csv"
+expect 202 "slow job queued"; jr=$(jget '["job_id"]')
+wait_until 30 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jr'")" -ge 200 ]'
+
+# --- progress in Redis while running: values and TTL ------------------------
+h=$(redis-cli -p "$RPORT" HGET "ingot:progress:$jr" state)
+assert_eq "running" "$h" "progress hash in Redis"
+ttl=$(redis-cli -p "$RPORT" TTL "ingot:progress:$jr")
+[ "$ttl" -gt 500 ] && [ "$ttl" -le 600 ] || fail "TTL is REDIS_PROGRESS_EXPIRY (got $ttl)"
+assert_eq "3000" "$(redis-cli -p "$RPORT" HGET "ingot:progress:$jr" total)" "total in Redis"
+http GET "/api/imports/$jr/progress"
+assert_eq "running|redis" "$(jget '["state"]')|$(jget '["source"]')" "API reads Redis"
+http POST "/api/imports/$jr/cancel"; expect 202 "cancel running"
+assert_eq "cancel_requested" "$(jget '["result"]')" "cancel requested"
+wait_until 20 '[ "$(job_state '$jr')" = cancelled ]'
+
+# --- Redis stopped mid-import: the import finishes, progress still served ---
+gen_colors 3000 d "$IT_TMP/d.csv"
+set_sleep 0.2
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/d.csv"
+expect 202 "job queued"; jd=$(jget '["job_id"]')
+wait_until 30 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jd'")" -ge 200 ]'
+redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
+wait "$RPID" 2>/dev/null || true
+wait_until 10 'http GET /api/imports/'$jd'/progress; [ "$(jget "[\"source\"]")" = memory ]'
+assert_eq "running" "$(jget '["state"]')" "progress readable from memory while Redis is down"
+set_sleep 0
+wait_until 30 '[ "$(job_state '$jd')" = succeeded ]'
+http GET "/api/imports/$jd/progress"; expect 200 "progress after Redis died"
+assert_eq "succeeded|3000" "$(jget '["state"]')|$(jget '["processed"]')" "final progress"
+CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/healthz"); BODY=$(cat "$IT_TMP/body")
+assert_eq "200|fallback" "$CODE|$(jget '["redis"]')" "healthz reports the fallback"
+start_redis
+wait_until 15 'curl -s "$U/healthz" | grep -q "\"redis\": \"ok\""'
+wait_until 10 '[ "$(redis-cli -p $RPORT HGET ingot:progress:'$jd' state)" = succeeded ]'
+http GET /metrics
+assert_contains "$BODY" "ingot_progress_redis 1" "store back on Redis"
+assert_contains "$BODY" "ingot_progress_reconnects_total 1" "reconnect counted"
+
+# --- metrics ------------------------------------------------------------------
+http GET /metrics; expect 200 "metrics"
+assert_contains "$BODY" 'ingot_imports_total{mode="background",outcome="succeeded"} 1' "background outcomes"
+assert_contains "$BODY" 'ingot_imports_total{mode="sync",outcome="partially_succeeded"} 1' "sync outcomes"
+assert_contains "$BODY" 'ingot_queue_jobs{state="cancelled"} 2' "queue depth by state"
+assert_contains "$BODY" 'ingot_worker_threads 1' "threads"
+assert_contains "$BODY" 'ingot_progress_fallbacks_total 1' "fallback counted"
+assert_contains "$BODY" 'ingot_import_duration_seconds_count{mode="sync"} 2' "durations"
+stop_worker "$wpid"; assert_eq 0 "$W_RC" "worker exits 0"
+
+# --- 503: database unreachable --------------------------------------------------
+P2=$(free_port)
+DATABASE_URL="postgresql://nobody@127.0.0.1:$(free_port)/none?connect_timeout=1" \
+  start_worker down --threads 1 --listen "127.0.0.1:$P2"
+U="http://127.0.0.1:$P2"
+wait_until 20 'curl -s "$U/healthz" >/dev/null'
+CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/healthz"); BODY=$(cat "$IT_TMP/body")
+expect 503 "healthz with the database down"
+http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
+expect 503 "sync import with the database down"
+http GET /api/imports/jobs; expect 503 "jobs with the database down"
+assert_eq "database_unavailable" "$(jget '["error"]["code"]')" "503 error code"

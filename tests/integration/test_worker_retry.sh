@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# test_worker_retry.sh - how the worker ends jobs that fail: a transient
+# database fault (SQLSTATE 40001 injected by a trigger, deterministically,
+# for the first 8 statements: the runner's own 8 retries) makes the
+# attempt retryable with backoff and the next attempt succeeds; permanent
+# failures (unknown pipeline, a header that does not fit) fail at once.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/worker_lib.sh"
+run_ingot 0 migrate up
+export INGOT_PIPELINE_DIR=$(pipeline_dir)
+export INGOT_LEASE_SECONDS=3
+unset REDIS_URL
+
+# --- permanent failures: no retry -----------------------------------------
+jp=$(sql "INSERT INTO import_jobs (pipeline, source, source_bytes) VALUES ('nope', convert_to(E'a,b\n1,2\n', 'UTF8'), 8) RETURNING id")
+jh=$(sql "INSERT INTO import_jobs (pipeline, source, source_bytes) VALUES ('colors', convert_to(E'x,y\n1,2\n', 'UTF8'), 8) RETURNING id")
+start_worker w1 --no-http --threads 1; w1=$W_PID
+wait_until 30 '[ "$(job_state '$jp')" = failed ] && [ "$(job_state '$jh')" = failed ]'
+assert_eq "1" "$(sql "SELECT attempt FROM import_jobs WHERE id = $jp")" "unknown pipeline: one attempt"
+assert_contains "$(sql "SELECT last_error FROM import_jobs WHERE id = $jp")" "nope" "error names the pipeline"
+assert_eq "1" "$(sql "SELECT attempt FROM import_jobs WHERE id = $jh")" "bad header: one attempt"
+assert_contains "$(sql "SELECT last_error FROM import_jobs WHERE id = $jh")" "lacks column" "error explains the header"
+
+# --- transient failure: retryable with backoff, then success --------------
+sql "CREATE SEQUENCE test_fail_seq;
+     CREATE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN
+       IF nextval('test_fail_seq') <= 8 THEN
+         RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001';
+       END IF;
+       RETURN NULL;
+     END \$\$;
+     CREATE TRIGGER test_fail BEFORE INSERT ON color_master
+       FOR EACH STATEMENT EXECUTE FUNCTION test_fail();" >/dev/null
+printf 'name,code\nRetry1,#000001\nRetry2,#000002\n' > "$IT_TMP/r.csv"
+run_ingot 0 submit colors "$IT_TMP/r.csv"; jr=$OUT
+wait_until 60 '[ "$(job_state '$jr')" = retryable ] || [ "$(job_state '$jr')" = succeeded ]'
+assert_eq "retryable" "$(job_state "$jr")" "transient failure makes the job retryable"
+backoff=$(sql "SELECT round(extract(epoch FROM run_after - updated_at)::numeric, 1) FROM import_jobs WHERE id = $jr")
+awk -v b="$backoff" 'BEGIN { exit !(b >= 1.4 && b <= 2.6) }' || fail "backoff after attempt 1 is 2 s +-25%, got $backoff"
+wait_until 30 '[ "$(job_state '$jr')" = succeeded ]'
+assert_eq "2|2|1" "$(sql "SELECT attempt, rows_inserted, jsonb_array_length(errors) FROM import_jobs WHERE id = $jr")" "second attempt succeeded; one error recorded"
+assert_contains "$(sql "SELECT errors::text FROM import_jobs WHERE id = $jr")" "injected serialization failure" "the transient error is in the history"
+assert_contains "$(cat "$IT_TMP/w1.log")" "attempt 1 failed (transient)" "retry logged"
+stop_worker "$w1"; assert_eq 0 "$W_RC" "worker exits 0"
