@@ -153,6 +153,37 @@ static void test_conf_secret_not_echoed_in_errors(void **st)
     ig_conf_fini(&c);
 }
 
+/* README's settings table names every key of the table (docs can't drift). */
+static void test_conf_every_setting_is_in_the_readme(void **st)
+{
+    char path[1024], want[128];
+    FILE *f;
+    char *text;
+    long n;
+    (void)st;
+
+    snprintf(path, sizeof(path), "%s/README.md", TEST_SOURCE_DIR);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    text = calloc(1, (size_t)n + 1);
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    for (const ig_conf_key *k = ig_conf_keys(); k->name; k++) {
+        snprintf(want, sizeof(want), "| `%s` |", k->name);
+        if (strstr(text, want) == NULL)
+            fail_msg("README.md's settings table lacks %s", k->name);
+        if (k->flag) {
+            snprintf(want, sizeof(want), "`--%s`", k->flag);
+            if (strstr(text, want) == NULL)
+                fail_msg("README.md lacks the flag --%s", k->flag);
+        }
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_conf_dotenv_error_names_file_and_line),
         cmocka_unit_test(test_conf_redact_hides_passwords),
         cmocka_unit_test(test_conf_secret_not_echoed_in_errors),
+        cmocka_unit_test(test_conf_every_setting_is_in_the_readme),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
