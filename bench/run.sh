@@ -15,7 +15,7 @@
 #   items     ingot run pipelines/items.yaml (four tables, one row per
 #             variant; its own plain COPY of the same file into a
 #             one-table copy is the reference for that line)
-# and prints ingot's peak RSS; then batch sizes 5000 and 10000 and a single
+# and prints ingot's peak RSS; then batch sizes 1000 (the seed's) and 10000 and a single
 # writer (IMPORT_WRITERS=1) for comparison. Output: bench/out/results.txt
 # (and stdout).
 set -euo pipefail
@@ -85,7 +85,7 @@ report() { # label seconds rows copy_seconds
 }
 
 : > "$OUTDIR/results.txt"
-echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-1000}" | tee -a "$OUTDIR/results.txt"
+echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}" | tee -a "$OUTDIR/results.txt"
 for n in "${SIZES[@]}"; do
   f=$OUTDIR/items_$n.csv; h=$OUTDIR/items_half_$n.csv; v=$OUTDIR/variants_$n.csv
   [ -f "$f" ] || python3 bench/gen.py items "$n" "$f"
@@ -122,7 +122,7 @@ for n in "${SIZES[@]}"; do
   time_cmd t_items "$INGOT" run pipelines/items.yaml "$v" --quiet --no-reject-file
   report "ingot items.yaml (4 tables)" "$t_items" "$n" "$t_copy" "  peak RSS $((RSS / 1024)) MB"
 
-  for bs in 5000 10000; do
+  for bs in 1000 10000; do
     reset_tables
     time_cmd t_bs "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file --batch-size "$bs"
     report "ingot item_master batch $bs (empty)" "$t_bs" "$n" "$t_copy"

@@ -25,7 +25,7 @@ static const ig_conf_key keys[] = {
             "PostgreSQL connection URL or conninfo (libpq defaults if unset)"),
     KEY_STR("REDIS_URL", "redis-url", redis_url, 1,
             "Redis URL for the progress store (memory store if unset)"),
-    KEY_INT("IMPORT_BATCH_SIZE", "batch-size", batch_size, "1000", 1, 100000,
+    KEY_INT("IMPORT_BATCH_SIZE", "batch-size", batch_size, "5000", 1, 100000,
             "rows per batch (one short transaction each)"),
     KEY_INT("IMPORT_MAX_ROWS", "max-rows", max_rows, "50000", 1, 1000000000,
             "largest number of data rows one import may hold"),

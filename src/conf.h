@@ -7,7 +7,8 @@
  * command-line flags. Every value is checked against the key table: a bad
  * value is an IG_CONFIG error that names the setting and where it came from,
  * never a silent default. Names and defaults are the seed system's
- * (IMPORT_BATCH_SIZE=1000, ...).
+ * (IMPORT_MAX_ROWS=50000, ...), except IMPORT_BATCH_SIZE: 5000, not the
+ * seed's 1000, because the benchmark shows it 20% faster (docs/performance.md).
  *
  * An ig_conf is built once (main, ingot_open) and then only read: pass it
  * as const ig_conf * and share it between threads freely. Its strings are
