@@ -13,10 +13,9 @@
 #   ingot     ingot run pipelines/item_master.yaml
 #   ingot+lua the same with a trivial Lua transform hook
 #   items     ingot run pipelines/items.yaml (four tables, one row per
-#             variant; its own plain COPY of the same file into a
-#             one-table copy is the reference for that line)
-# and prints ingot's peak RSS; then batch sizes 1000 (the seed's) and 10000 and a single
-# writer (IMPORT_WRITERS=1) for comparison. Output: bench/out/results.txt
+#             variant; ratio against the item table's plain COPY rate)
+# and prints ingot's peak RSS; then batch sizes 1000 (the seed's) and 10000,
+# and two writers (IMPORT_WRITERS=2), for comparison. Output: bench/out/results.txt
 # (and stdout).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -128,7 +127,7 @@ for n in "${SIZES[@]}"; do
     report "ingot item_master batch $bs (empty)" "$t_bs" "$n" "$t_copy"
   done
   reset_tables
-  time_cmd t_w1 "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file --writers 1
-  report "ingot item_master 1 writer (empty)" "$t_w1" "$n" "$t_copy"
+  time_cmd t_w2 "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file --writers 2
+  report "ingot item_master 2 writers (empty)" "$t_w2" "$n" "$t_copy"
   echo "   single-table ingot vs staged upsert: empty $(printf '%.2f' "$(echo "$t_staged / $t_ingot" | bc -l)")x, half populated $(printf '%.2f' "$(echo "$t_staged_h / $t_ingot_h" | bc -l)")x faster; peak RSS $((rss_single / 1024)) MB" | tee -a "$OUTDIR/results.txt"
 done

@@ -40,7 +40,7 @@ static const ig_conf_key keys[] = {
             "86400", 1, 31536000, "seconds a job's progress stays in Redis"),
     KEY_INT("IMPORT_POOL_SIZE", "pool-size", pool_size, "4", 1, 256,
             "database connections per process"),
-    KEY_INT("IMPORT_WRITERS", "writers", writers, "2", 1, 16,
+    KEY_INT("IMPORT_WRITERS", "writers", writers, "1", 1, 16,
             "connections applying a single-table import's batches at once "
             "(rows split by key)"),
     KEY_INT("IMPORT_STATEMENT_TIMEOUT_MS", "statement-timeout",
