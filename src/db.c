@@ -17,6 +17,8 @@ int ig_db_sqlstate_transient(const char *s)
         "57P01", /* admin_shutdown */
         "57P02", /* crash_shutdown */
         "57P03", /* cannot_connect_now */
+        "57014", /* query_canceled: statement_timeout, e.g. an application
+                    holding row locks longer; never a row's fault */
         "55P03", /* lock_not_available (lock_timeout) */
         NULL,
     };
@@ -92,18 +94,35 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
                         NULL};
     const char *vals[] = {"ingot", "1", "30", "10", "3", "60000",
                           conninfo ? conninfo : "", NULL};
+    PQconninfoOption *parsed;
+    char *perr = NULL;
     PGconn *c;
 
     *out = NULL;
+    /* A malformed URL is a setting error, not a transient one, and libpq's
+     * message may quote a piece of it (a password): say it without it. */
+    if (conninfo != NULL && conninfo[0] != '\0') {
+        parsed = PQconninfoParse(conninfo, &perr);
+        PQfreemem(perr);
+        if (parsed == NULL)
+            return ig_err_set(err, IG_CONFIG,
+                              "DATABASE_URL is not a valid PostgreSQL URL "
+                              "or conninfo string (check its quoting and "
+                              "%%-escapes)");
+        PQconninfoFree(parsed);
+    }
     /* expand_dbname=1 lets dbname carry a full URL or conninfo string. */
     c = PQconnectdbParams(kw, vals, 1);
     if (c == NULL)
         return ig_err_set(err, IG_NOMEM, "cannot allocate a connection");
     if (PQstatus(c) != CONNECTION_OK) {
         char msg[600];
+        /* A refused password will not get better by retrying. */
+        int permanent = PQconnectionUsedPassword(c) &&
+                        strstr(PQerrorMessage(c), "password") != NULL;
         chomp_into(msg, sizeof(msg), PQerrorMessage(c));
         PQfinish(c);
-        return ig_err_set(err, IG_DB_RETRY,
+        return ig_err_set(err, permanent ? IG_DB : IG_DB_RETRY,
                           "cannot connect to PostgreSQL: %s", msg);
     }
     *out = c;

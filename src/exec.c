@@ -114,7 +114,8 @@ static void lookup_parent(const ig_pipeline *p, const ig_lookup *lk,
 static int column_type(PGconn *conn, const char *table, const char *column,
                        char **out, ig_err *err)
 {
-    const char *params[2] = {table, column};
+    char *quoted = ig_sql_qualified(table); /* to_regclass folds bare names */
+    const char *params[2] = {quoted, column};
     PGresult *res = NULL;
     int rc;
 
@@ -125,6 +126,7 @@ static int column_type(PGconn *conn, const char *table, const char *column,
                      "WHERE a.attrelid = to_regclass($1) AND a.attname = $2 "
                      "AND a.attnum > 0 AND NOT a.attisdropped",
                      2, params, &res, "looking up a column type", err);
+    free(quoted);
     if (rc != IG_OK)
         return rc;
     if (PQntuples(res) != 1) {
@@ -281,8 +283,14 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
         /* src / dedup are read twice below, so they stay CTEs. */
         sb_add(&b, "WITH src AS (");
         add_select(&b, ex, ti, 1);
-        sb_add(&b, "), dedup AS (SELECT * FROM src), ins AS (INSERT INTO %s "
-                   "AS t (%s) SELECT %s FROM dedup ORDER BY %s",
+        if (t->duplicates == IG_DUPLICATES_LAST)
+            sb_add(&b, "), dedup AS (SELECT DISTINCT ON (%s) * FROM src "
+                       "ORDER BY %s, _row DESC",
+                   keys.s, keys.s);
+        else
+            sb_add(&b, "), dedup AS (SELECT * FROM src");
+        sb_add(&b, "), ins AS (INSERT INTO %s AS t (%s) SELECT %s FROM dedup "
+                   "ORDER BY %s",
                qt, cols.s, cols.s, keys.s);
     } else if (dedup) {
         /* Keep the last row of each key (duplicates: last). */
@@ -552,6 +560,8 @@ static void mark_failed(run_ctx *rc, size_t row, const char *target,
     r->reason.message = ig_arena_strdup(a, msg);
 }
 
+static int stmt_failed(run_ctx *rc, PGresult *res, const char *what);
+
 static int copy_rows(run_ctx *rc, const size_t *rows, size_t n)
 {
     PGresult *res;
@@ -562,7 +572,7 @@ static int copy_rows(run_ctx *rc, const size_t *rows, size_t n)
         ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
     res = PQexec(rc->conn, rc->ex->copy);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        rc2 = ig_db_err(rc->err, rc->conn, res, "COPY into the stage table");
+        rc2 = stmt_failed(rc, res, "COPY into the stage table");
         PQclear(res);
         return rc2;
     }
@@ -572,8 +582,7 @@ static int copy_rows(run_ctx *rc, const size_t *rows, size_t n)
         return ig_db_err(rc->err, rc->conn, NULL, "sending COPY data");
     while ((res = PQgetResult(rc->conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && rc2 == IG_OK)
-            rc2 = ig_db_err(rc->err, rc->conn, res, "COPY into the stage "
-                            "table");
+            rc2 = stmt_failed(rc, res, "COPY into the stage table");
         PQclear(res);
     }
     return rc2;
@@ -804,7 +813,8 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
      * (syntax, undefined column, no matching unique index: class 42,
      * feature not supported: 0A) is the pipeline's fault, not a row's:
      * stop instead of blaming every row. */
-    if (code != IG_OK && (strncmp(rc->state, "42", 2) == 0 ||
+    if (code != IG_OK && (rc->state[0] == '\0' ||
+                          strncmp(rc->state, "42", 2) == 0 ||
                           strncmp(rc->state, "0A", 2) == 0)) {
         PGresult *r = PQexec(rc->conn, "ROLLBACK TO SAVEPOINT ig_run");
         PQclear(r);
@@ -841,14 +851,16 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     rc.dirty = (flags & IG_EXEC_STAGE_DIRTY) != 0;
     if (rows == NULL)
         n = ig_batch_nrows(b);
-    if (n == 0)
-        return IG_OK;
+    /* Create the stage even for a batch of only failed rows: the caller
+     * marks the connection as having it once the transaction commits. */
     if (!(flags & IG_EXEC_STAGE_EXISTS)) {
         code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
                           err);
         if (code != IG_OK)
             return code;
     }
+    if (n == 0)
+        return IG_OK;
     /* run_subset reorders its list while isolating rows: work on a copy. */
     sub = ig_xmalloc(n * sizeof(*sub));
     for (size_t i = 0; i < n; i++)

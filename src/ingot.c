@@ -33,6 +33,11 @@ struct ingot_result {
     ig_counts counts;
 };
 
+/* ingot_settings_init's strings (documented as valid until its next call;
+ * like getenv's results, not for concurrent callers). */
+static char g_database_url[4097];
+static char g_pipeline_dir[4097];
+
 const char *ingot_version(void)
 {
     return INGOT_VERSION;
@@ -51,9 +56,14 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
         ig_conf_fini(&c);
         return -1;
     }
-    /* The strings stay valid: they come from the environment. */
-    s->database_url = getenv("DATABASE_URL");
-    s->pipeline_dir = getenv("INGOT_PIPELINE_DIR");
+    /* .env values are not in the environment: keep copies that outlive
+     * the conf (ingot.h: valid until the next ingot_settings_init). */
+    snprintf(g_database_url, sizeof(g_database_url), "%s",
+             c.database_url ? c.database_url : "");
+    snprintf(g_pipeline_dir, sizeof(g_pipeline_dir), "%s",
+             c.pipeline_dir ? c.pipeline_dir : "");
+    s->database_url = c.database_url ? g_database_url : NULL;
+    s->pipeline_dir = c.pipeline_dir ? g_pipeline_dir : NULL;
     s->batch_size = c.batch_size;
     s->max_rows = c.max_rows;
     s->timeout_seconds = c.timeout_seconds;

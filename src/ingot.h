@@ -80,9 +80,10 @@ enum {
 /* The library version, "MAJOR.MINOR.PATCH". Static string; cannot fail. */
 INGOT_API const char *ingot_version(void);
 
-/* Fill *s with the seed's defaults overridden by the environment and
- * ./.env (DATABASE_URL, IMPORT_BATCH_SIZE, ...). Returns 0, or -1 with a
- * message in errbuf when a setting is invalid. */
+/* Fill *s with the defaults overridden by ./.env and the environment
+ * (DATABASE_URL, IMPORT_BATCH_SIZE, ...). Returns 0, or -1 with a message
+ * in errbuf when a setting is invalid. The strings it sets are borrowed:
+ * valid until the next call (like getenv's; call it from one thread). */
 INGOT_API int ingot_settings_init(ingot_settings *s, char *errbuf,
                                   size_t errlen);
 

@@ -47,3 +47,8 @@ assert_contains "$ERR" "unknown option '--frob'" "unknown global option"
 run_ingot 2 migrate status --no-such-flag
 assert_contains "$ERR" "unknown option '--no-such-flag'" "unknown command option"
 run_ingot 2
+
+# A malformed URL is a setting error, quickly, and its pieces are not echoed.
+DATABASE_URL='postgresql://ingot:s3cr%ZZet@127.0.0.1:1/x' run_ingot 2 migrate status
+assert_contains "$ERR" "not a valid PostgreSQL URL" "malformed URL named"
+assert_not_contains "$ERR" "s3cr" "no piece of the password in the message"

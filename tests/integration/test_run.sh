@@ -143,3 +143,17 @@ run_ingot 2 run "$D/colors.yaml" "$IT_TMP/missing.csv"
 assert_contains "$ERR" "cannot open" "missing input named"
 run_ingot 2 run "$D/colors.yaml"
 assert_contains "$ERR" "missing argument" "run needs a file"
+
+# --- a batch holding only failed rows must not break the next batches -----
+printf 'name,code\n,#FFFFFF\n,#000000\nBatchRed,#FF0000\nBatchBlue,#0000FF\n' > "$IT_TMP/b.csv"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/b.csv" --batch-size 2 --json --no-reject-file
+assert_contains "$OUT" '"inserted": 2' "rows after an all-failed batch are imported"
+assert_contains "$OUT" '"failed": 2' "only the two bad rows failed"
+
+# --- on_conflict: error with duplicates: last keeps the last row ----------
+sed 's/duplicates: last/duplicates: last\n    on_conflict: error/' "$D/colors.yaml" > "$IT_TMP/colors_err.yaml"
+printf 'name,code\nDupA,#000001\nDupA,#000002\nDupC,#000003\n' > "$IT_TMP/e.csv"
+run_ingot 0 run "$IT_TMP/colors_err.yaml" "$IT_TMP/e.csv" --json --no-reject-file
+assert_eq "DupA|#000002" "$(sql "SELECT color_name, color_code FROM color_master WHERE color_name = 'DupA'")" "on_conflict error + last keeps the last row"
+run_ingot 2 run "$IT_TMP/colors_err.yaml" "$IT_TMP/e.csv" --json --no-reject-file
+assert_contains "$OUT" '"code": "ALREADY_EXISTS"' "existing keys are row errors under on_conflict: error"
