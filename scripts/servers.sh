@@ -50,7 +50,7 @@ free_port() {
 }
 
 pg_running() { [ -f "$STATE/pg/data/postmaster.pid" ] && as_pg "$(pg_bindir)/pg_ctl" -D "$STATE/pg/data" status >/dev/null 2>&1; }
-redis_running() { [ -f "$STATE/redis/redis.pid" ] && kill -0 "$(cat "$STATE/redis/redis.pid")" 2>/dev/null; }
+redis_running() { [ -f "$STATE/redis/redis.pid" ] && kill -0 "$(cat "$STATE/redis/redis.pid" 2>/dev/null)" 2>/dev/null; }
 
 start_pg() {
   local bin port pw
@@ -166,7 +166,7 @@ case "$cmd" in
       as_pg "$(pg_bindir)/pg_ctl" -D "$STATE/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
     fi
     if redis_running; then
-      kill "$(cat "$STATE/redis/redis.pid")" 2>/dev/null || true
+      kill "$(cat "$STATE/redis/redis.pid" 2>/dev/null)" 2>/dev/null || true
       for _ in $(seq 1 50); do redis_running || break; sleep 0.1; done
     fi
     rm -rf "$STATE/pg" "$STATE/redis" "$ENVFILE"
