@@ -391,27 +391,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* jobs                                                                */
 
-/* "queued,running" -> bitmask; IG_OK or IG_NOTFOUND naming the bad one. */
-static int parse_states(const char *s, unsigned *mask, ig_err *err)
-{
-    char buf[256], *save = NULL, *tok;
-
-    *mask = 0;
-    snprintf(buf, sizeof(buf), "%s", s);
-    for (tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        ig_jobq_state st;
-        if (ig_jobq_state_parse(tok, &st) != IG_OK)
-            return ig_err_set(err, IG_NOTFOUND,
-                              "unknown state '%s' "
-                              "(queued, running, retryable, succeeded, "
-                              "partially_succeeded, failed, cancelled)",
-                              tok);
-        *mask |= 1u << st;
-    }
-    return IG_OK;
-}
-
 static int run_jobs(ig_cli *cli)
 {
     int json = ig_cli_opt_value(cli, "json") != NULL;
@@ -432,7 +411,7 @@ static int run_jobs(ig_cli *cli)
     if (f.limit < 1 || f.offset < 0)
         return ig_cli_usage_error(cli, "--limit must be 1..1000 and "
                                        "--offset >= 0");
-    if (ss && parse_states(ss, &f.states, &err) != IG_OK)
+    if (ss && ig_jobq_states_parse(ss, &f.states, &err) != IG_OK)
         return ig_cli_usage_error(cli, "%s", err.msg);
     rc = connect_db(cli, &conn);
     if (rc != IG_EXIT_OK)

@@ -800,16 +800,10 @@ static enum MHD_Result handle_jobs(ig_http *h, struct MHD_Connection *c)
     f.offset = (long)offset;
     f.pipeline = query(c, "pipeline");
     if (states != NULL && *states != '\0') {
-        char buf[256], *save = NULL, *tok;
-        snprintf(buf, sizeof(buf), "%s", states);
-        for (tok = strtok_r(buf, ",", &save); tok;
-             tok = strtok_r(NULL, ",", &save)) {
-            ig_jobq_state st;
-            if (ig_jobq_state_parse(tok, &st) != IG_OK)
-                return send_error(c, MHD_HTTP_BAD_REQUEST, "bad_query",
-                                  "unknown state '%s'", tok);
-            f.states |= 1u << st;
-        }
+        ig_err perr;
+        if (ig_jobq_states_parse(states, &f.states, &perr) != IG_OK)
+            return send_error(c, MHD_HTTP_BAD_REQUEST, "bad_query", "%s",
+                              perr.msg);
     }
     ig_err_clear(&err);
     rc = ig_pool_acquire(h->pool, &pc, &err);

@@ -52,6 +52,26 @@ int ig_jobq_state_parse(const char *s, ig_jobq_state *out)
     return IG_NOTFOUND;
 }
 
+int ig_jobq_states_parse(const char *list, unsigned *mask, ig_err *err)
+{
+    char buf[256], *save = NULL, *tok;
+
+    *mask = 0;
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        ig_jobq_state st;
+        if (ig_jobq_state_parse(tok, &st) != IG_OK)
+            return ig_err_set(err, IG_NOTFOUND,
+                              "unknown state '%s' (queued, running, "
+                              "retryable, succeeded, partially_succeeded, "
+                              "failed, cancelled)",
+                              tok);
+        *mask |= 1u << st;
+    }
+    return IG_OK;
+}
+
 int ig_jobq_state_is_final(ig_jobq_state s)
 {
     switch (s) {

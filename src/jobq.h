@@ -63,6 +63,11 @@ const char *ig_jobq_state_name(ig_jobq_state s);
 int ig_jobq_state_parse(const char *s, ig_jobq_state *out) IG_MUSTCHECK;
 /* 1 for succeeded, partially_succeeded, failed and cancelled. */
 int ig_jobq_state_is_final(ig_jobq_state s);
+/* Parse a comma-separated list of state names ("queued,running") into a
+ * bitmask of (1u << state). IG_OK, or IG_NOTFOUND naming the unknown one
+ * and listing the valid names. */
+int ig_jobq_states_parse(const char *list, unsigned *mask, ig_err *err)
+    IG_MUSTCHECK;
 
 /* Row counters, as stored in import_jobs.rows_*. The database checks that
  * inserted + updated + unchanged + skipped + failed <= processed. */

@@ -1788,13 +1788,7 @@ static int check_hook_shape(ld *L, yaml_node_t *mn, const char *kp)
     ig_hook *hook;
     ig_err err;
 
-    memset(&ho, 0, sizeof(ho));
-    ho.path = h->path;
-    ho.module = h->module;
-    ho.lua_path = h->lua_path;
-    ho.pipeline = L->p->name ? L->p->name : "";
-    ho.max_instructions = h->max_instructions;
-    ho.max_memory_kb = h->max_memory_kb;
+    (void)ig_pipeline_hook_opts(L->p, &ho);
     hook = ig_hook_new(&ho, &err);
     if (hook == NULL)
         return lerr(L, mn, kp, "%s", err.msg);
@@ -2003,6 +1997,22 @@ void ig_pipeline_free(ig_pipeline *p)
 /* Accessors                                                           */
 
 const char *ig_pipeline_name(const ig_pipeline *p) { return p->name; }
+
+int ig_pipeline_hook_opts(const ig_pipeline *p, ig_hook_opts *out)
+{
+    const ig_hooks_decl *h = &p->hooks;
+
+    memset(out, 0, sizeof(*out));
+    if (h->module == NULL)
+        return 0;
+    out->path = h->path;
+    out->module = h->module;
+    out->lua_path = h->lua_path;
+    out->pipeline = p->name ? p->name : "";
+    out->max_instructions = h->max_instructions;
+    out->max_memory_kb = h->max_memory_kb;
+    return 1;
+}
 const char *ig_pipeline_file(const ig_pipeline *p) { return p->file; }
 const char *ig_pipeline_description(const ig_pipeline *p)
 {

@@ -264,6 +264,12 @@ size_t ig_pipeline_ntargets(const ig_pipeline *p);
 const ig_target *ig_pipeline_target(const ig_pipeline *p, size_t i);
 const ig_hooks_decl *ig_pipeline_hooks(const ig_pipeline *p);
 
+/* Options to build this pipeline's Lua host (hook.h's ig_hook_opts) from
+ * its hooks declaration: path, module, lua_path, pipeline name, limits.
+ * *out borrows p's strings. Returns 0 when the pipeline has no hooks. */
+struct ig_hook_opts;
+int ig_pipeline_hook_opts(const ig_pipeline *p, struct ig_hook_opts *out);
+
 /* Names of the input columns the pipeline reads by name (from: and
  * lookup from:), deduplicated, in first-use order. */
 size_t ig_pipeline_ninputs(const ig_pipeline *p);

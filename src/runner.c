@@ -602,20 +602,12 @@ out:
 
 static ig_hook *open_hook(const ig_pipeline *p, ig_err *err, int *rc)
 {
-    const ig_hooks_decl *h = ig_pipeline_hooks(p);
     ig_hook_opts ho;
     ig_hook *hook;
 
     *rc = IG_OK;
-    if (h == NULL || h->module == NULL)
+    if (!ig_pipeline_hook_opts(p, &ho))
         return NULL;
-    memset(&ho, 0, sizeof(ho));
-    ho.path = h->path;
-    ho.module = h->module;
-    ho.lua_path = h->lua_path;
-    ho.pipeline = ig_pipeline_name(p);
-    ho.max_instructions = h->max_instructions;
-    ho.max_memory_kb = h->max_memory_kb;
     hook = ig_hook_new(&ho, err);
     if (hook == NULL)
         *rc = err ? err->code : IG_SCRIPT;
