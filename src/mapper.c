@@ -358,7 +358,8 @@ static size_t key_bytes(ig_mapper *m, size_t ti)
 
 /* Decide eligibility per target and apply duplicates: error / first.
  * Keys are only remembered once the row is known to pass. */
-static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs)
+static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs,
+                          int count_skips)
 {
     size_t nt = ig_pipeline_ntargets(m->p);
 
@@ -403,7 +404,7 @@ static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs)
             ig_keyset_add(m->keysets[ti], m->keybuf, len,
                           (uint32_t)rec->recno);
         }
-        if (!m->eligible[ti])
+        if (!m->eligible[ti] && count_skips)
             ig_results_add(m->results, (int)ti, &skip);
     }
 }
@@ -429,8 +430,10 @@ static void note_keys(ig_mapper *m, ig_batch *b)
     r->key_hash = nt ? kh[0] : 0;
 }
 
-int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
-                  ig_err *err)
+/* Map one record. write = 1: append it to b (or record its failure);
+ * write = 0: only let its keys enter the duplicate key sets. */
+static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
+                   int write, ig_err *err)
 {
     row_state rs;
     ig_value *row;
@@ -456,9 +459,11 @@ int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
             return rc;
     }
     if (rs.n == 0)
-        check_targets(m, rec, &rs);
+        check_targets(m, rec, &rs, write);
     if (rs.n > 0)
         goto failed;
+    if (!write)
+        return IG_OK;
 
     ig_batch_begin_row(b, rec);
     for (size_t ti = 0; ti < ig_pipeline_ntargets(m->p); ti++)
@@ -470,8 +475,21 @@ int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
     return IG_OK;
 
 failed:
-    ig_batch_add_failure(b, rec, rs.reasons, rs.n);
+    if (write)
+        ig_batch_add_failure(b, rec, rs.reasons, rs.n);
     return IG_OK;
+}
+
+int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
+                  ig_err *err)
+{
+    return map_one(m, rec, b, 1, err);
+}
+
+int ig_mapper_remember(ig_mapper *m, const ig_record *rec, ig_batch *b,
+                       ig_err *err)
+{
+    return map_one(m, rec, b, 0, err);
 }
 
 void ig_mapper_before_batch(ig_mapper *m, long long batch_no)

@@ -44,6 +44,13 @@ void ig_mapper_free(ig_mapper *m);
 int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
                   ig_err *err) IG_MUSTCHECK;
 
+/* Map a record that an earlier attempt already committed (a resumed job)
+ * only so its keys enter the duplicates: error / first key sets: nothing is
+ * appended to b and no failure is recorded (its arena is used for
+ * scratch). IG_OK, or another code when the hook host broke. */
+int ig_mapper_remember(ig_mapper *m, const ig_record *rec, ig_batch *b,
+                       ig_err *err) IG_MUSTCHECK;
+
 /* Call the before_batch / after_batch hooks when defined; a hook error is
  * logged, not fatal. */
 void ig_mapper_before_batch(ig_mapper *m, long long batch_no);

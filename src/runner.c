@@ -655,8 +655,17 @@ static int fill_batch(const ig_run_opts *o, ig_reader *r, ig_mapper *m,
             *eof = 1;
             break;
         }
-        if (rec.recno <= o->skip_rows)
+        if (rec.recno <= o->skip_rows) {
+            /* Committed by an earlier attempt: its keys must still count
+             * for duplicates: error / first. Skipped rows come first, so
+             * the batch is empty and its arena can be reused. */
+            rc = ig_mapper_remember(m, &rec, b, err);
+            if (rc != IG_OK)
+                return rc;
+            if (ig_batch_read(b) == 0 && rec.recno % 1024 == 0)
+                ig_batch_reset(b);
             continue;
+        }
         n++;
         ig_batch_note_read(b, 1);
         ig_batch_set_end(b, ig_reader_bytes(r), rec.recno);

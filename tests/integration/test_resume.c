@@ -1,0 +1,196 @@
+/*
+ * test_resume.c - an import resumed after a checkpoint (ig_run with
+ * skip_rows, as the worker does after a rescue) still applies the
+ * duplicates: error / first policies to keys of the rows it skips.
+ *
+ * Creates its own database from DATABASE_URL, applies migrations/, and
+ * drops it at the end. Fails when DATABASE_URL is unset.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "migrate.h"
+#include "pipeline.h"
+#include "pool.h"
+#include "results.h"
+#include "runner.h"
+
+static struct {
+    char dbname[64];
+    char *url;     /* DATABASE_URL pointing at the test database */
+    PGconn *admin; /* on the DATABASE_URL database: create/drop */
+    PGconn *conn;  /* on the test database */
+} fx;
+
+static PGconn *connect_db(const char *dbname)
+{
+    const char *kw[] = {"dbname", "dbname", NULL};
+    const char *vals[] = {getenv("DATABASE_URL"), dbname, NULL};
+    PGconn *c = PQconnectdbParams(kw, vals, 1);
+
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "connect: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int group_setup(void **state)
+{
+    char q[160];
+    ig_migset *set;
+    ig_err err;
+    (void)state;
+
+    if (getenv("DATABASE_URL") == NULL) {
+        fprintf(stderr, "DATABASE_URL is not set: scripts/test.sh starts "
+                        "the servers\n");
+        return -1;
+    }
+    snprintf(fx.dbname, sizeof(fx.dbname), "it_resume_%ld", (long)getpid());
+    fx.admin = connect_db(NULL);
+    if (fx.admin == NULL)
+        return -1;
+    snprintf(q, sizeof(q), "CREATE DATABASE %s", fx.dbname);
+    if (ig_db_exec(fx.admin, q, "create", &err) != IG_OK)
+        return -1;
+    fx.conn = connect_db(fx.dbname);
+    if (fx.conn == NULL)
+        return -1;
+    /* The pool connects like fx.conn: same server, role, password. */
+    fx.url = ig_xasprintf("host=%s port=%s user=%s password=%s dbname=%s",
+                          PQhost(fx.conn), PQport(fx.conn), PQuser(fx.conn),
+                          PQpass(fx.conn), fx.dbname);
+    set = ig_migset_load(TEST_SOURCE_DIR "/migrations", &err);
+    if (set == NULL || ig_migrate_up(fx.conn, set, -1, NULL, &err) != IG_OK) {
+        fprintf(stderr, "migrate: %s\n", err.msg);
+        ig_migset_free(set);
+        return -1;
+    }
+    ig_migset_free(set);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    char q[160];
+    ig_err err;
+    (void)state;
+
+    PQfinish(fx.conn);
+    free(fx.url);
+    if (fx.admin != NULL) {
+        snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+                 fx.dbname);
+        if (ig_db_exec(fx.admin, q, "drop", &err) != IG_OK)
+            fprintf(stderr, "%s\n", err.msg);
+        PQfinish(fx.admin);
+    }
+    return 0;
+}
+
+/* Import csv through the pipeline file, skipping its first skip rows;
+ * returns the results (owned). */
+static ig_results *import(const char *pipeline_file, const char *csv,
+                          long long skip)
+{
+    ig_pipeline_opts po;
+    ig_pipeline *p;
+    ig_pool_opts pool_opts;
+    ig_pool *pool;
+    ig_results *res;
+    ig_run_opts o;
+    ig_run_status st;
+    ig_err err;
+    const char *names[1];
+    ig_results_opts ro = {1, names, 100};
+
+    memset(&po, 0, sizeof(po));
+    p = ig_pipeline_load(pipeline_file, &po, &err);
+    if (p == NULL)
+        fail_msg("%s", err.msg);
+    names[0] = ig_pipeline_target(p, 0)->name;
+    res = ig_results_new(&ro);
+    memset(&pool_opts, 0, sizeof(pool_opts));
+    pool_opts.conninfo = fx.url;
+    pool_opts.size = 2;
+    pool = ig_pool_new(&pool_opts, &err);
+    assert_non_null(pool);
+    memset(&o, 0, sizeof(o));
+    o.pipeline = p;
+    o.pool = pool;
+    o.buf = csv;
+    o.buf_len = strlen(csv);
+    o.input_name = "test";
+    o.batch_size = 100;
+    o.max_rows = 1000;
+    o.seekable = 1;
+    o.skip_rows = skip;
+    if (ig_run(&o, res, &st, NULL, &err) != IG_OK)
+        fail_msg("run: %s", err.msg);
+    assert_int_equal(st, IG_RUN_DONE);
+    ig_pool_free(pool);
+    ig_pipeline_free(p);
+    return res;
+}
+
+static void test_resume_duplicates_error_sees_skipped_keys(void **state)
+{
+    /* The first attempt committed rows 1-2; row 3 repeats row 1's key. */
+    const char *csv = "size,sort\nS,1\nM,2\nS,3\nL,4\n";
+    ig_results *res;
+    const ig_failed_row *f;
+    (void)state;
+
+    PQclear(PQexec(fx.conn, "TRUNCATE size_master CASCADE"));
+    res = import(TEST_DATA_DIR "/run/sizes_error.yaml", csv, 2);
+    assert_int_equal(ig_results_counts(res).failed, 1);
+    f = ig_results_failed_row(res, 0);
+    assert_int_equal(f->row, 3);
+    assert_string_equal(f->reasons[0].code, "DUPLICATE_KEY");
+    assert_non_null(strstr(f->reasons[0].message, "row 1"));
+    assert_int_equal(ig_results_counts(res).inserted, 1); /* only L */
+    ig_results_free(res);
+}
+
+static void test_resume_duplicates_first_skips_repeat_of_skipped(void **st)
+{
+    const char *csv = "size,sort\nS,1\nM,2\nS,3\nL,4\n";
+    ig_results *res;
+    PGresult *r;
+    (void)st;
+
+    r = PQexec(fx.conn, "TRUNCATE size_master CASCADE");
+    PQclear(r);
+    r = PQexec(fx.conn, "INSERT INTO size_master (size_name, sort_order) "
+                        "VALUES ('S', 1), ('M', 2)"); /* attempt 1 */
+    PQclear(r);
+    res = import(TEST_DATA_DIR "/run/sizes_first.yaml", csv, 2);
+    assert_int_equal(ig_results_counts(res).failed, 0);
+    assert_int_equal(ig_results_counts(res).inserted, 1);
+    ig_results_free(res);
+    r = PQexec(fx.conn, "SELECT sort_order FROM size_master "
+                        "WHERE size_name = 'S'");
+    assert_string_equal(PQgetvalue(r, 0, 0), "1"); /* the first kept */
+    PQclear(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_duplicates_error_sees_skipped_keys),
+        cmocka_unit_test(test_resume_duplicates_first_skips_repeat_of_skipped),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
