@@ -3,7 +3,8 @@
 # missing, build the normal and the sanitizer (ASan + UBSan) variants, start
 # the private PostgreSQL and Redis (unless DATABASE_URL and REDIS_URL are
 # already set), then run every test (unit, Lua, integration) on the
-# sanitizer build and the unit tests once more under valgrind.
+# sanitizer build, then the unit tests and real imports by the program
+# under valgrind.
 #
 # Exit code 0 only when every test passed. .ci/run calls exactly this.
 set -euo pipefail
@@ -45,5 +46,28 @@ for src in tests/unit/test_*.c; do
     echo "valgrind: $(basename "$t") FAILED"; tail -n 40 "build/$(basename "$t").valgrind.log"
   fi
 done
+# The program itself under valgrind, on real imports into a fresh database:
+# exit 99 is a valgrind finding; 0/1 are the import's own outcomes.
+vgdb=ingot_valgrind_$$
+base=${DATABASE_URL%%\?*}
+PGOPTIONS="-c client_min_messages=warning" psql "${base%/*}/ingot" -qAtX -c "DROP DATABASE IF EXISTS $vgdb" -c "CREATE DATABASE $vgdb" >/dev/null
+vgurl="${base%/*}/$vgdb"
+./build/ingot migrate up --database-url "$vgurl" >/dev/null
+for args in "check items" "run items examples/items.csv --no-reject-file" \
+            "run items examples/items_with_errors.csv --no-reject-file --json" \
+            "run items examples/items.csv --dry-run --no-reject-file"; do
+  rc=0
+  # shellcheck disable=SC2086
+  valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --suppressions="$ROOT/tests/valgrind.supp" ./build/ingot $args --database-url "$vgurl" \
+    >"build/valgrind-ingot.log" 2>&1 || rc=$?
+  if [ $rc -eq 99 ] || [ $rc -gt 2 ]; then
+    vfail=$((vfail + 1)); status=1
+    echo "valgrind: ingot $args FAILED (exit $rc)"; tail -n 40 build/valgrind-ingot.log
+  else
+    vpass=$((vpass + 1))
+  fi
+done
+psql "${base%/*}/ingot" -qAtX -c "DROP DATABASE IF EXISTS $vgdb WITH (FORCE)" >/dev/null
 echo "valgrind: $vpass passed, $vfail failed"
 exit $status
