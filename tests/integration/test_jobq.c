@@ -23,31 +23,13 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "itdb.h"
 #include "jobq.h"
 #include "migrate.h"
 
-static struct {
-    char dbname[64];
-    PGconn *admin; /* on the DATABASE_URL database: create/drop */
-    PGconn *conn;  /* on the test database */
-} fx;
+static itdb fx; /* fx.conn: the test database; fx.name its name */
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static PGconn *connect_db(const char *dbname)
-{
-    const char *kw[] = {"dbname", "dbname", "application_name", NULL};
-    const char *vals[] = {getenv("DATABASE_URL"), dbname, "ingot-test", NULL};
-    PGconn *c = PQconnectdbParams(kw, vals, 1);
-
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "connect %s: %s", dbname ? dbname : "(default)",
-                PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
 
 static double now_s(void)
 {
@@ -125,49 +107,14 @@ static ig_jobq_state state_of(long long id)
 
 static int group_setup(void **state)
 {
-    char q[160];
-    ig_migset *set = NULL;
-    ig_err err;
     (void)state;
-
-    snprintf(fx.dbname, sizeof(fx.dbname), "it_jobq_%ld_%ld", (long)getpid(),
-             (long)time(NULL));
-    fx.admin = connect_db(NULL);
-    if (fx.admin == NULL)
-        return -1;
-    snprintf(q, sizeof(q), "CREATE DATABASE %s", fx.dbname);
-    if (ig_db_exec(fx.admin, q, "create test database", &err) != IG_OK) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
-    }
-    fx.conn = connect_db(fx.dbname);
-    if (fx.conn == NULL)
-        return -1;
-    set = ig_migset_load(TEST_SOURCE_DIR "/migrations", &err);
-    if (set == NULL || ig_migrate_up(fx.conn, set, -1, NULL, &err) != IG_OK) {
-        fprintf(stderr, "migrate: %s\n", err.msg);
-        ig_migset_free(set);
-        return -1;
-    }
-    ig_migset_free(set);
-    return 0;
+    return itdb_create(&fx, "it_jobq");
 }
 
 static int group_teardown(void **state)
 {
-    char q[160];
-    ig_err err;
     (void)state;
-
-    PQfinish(fx.conn);
-    fx.conn = NULL;
-    if (fx.admin != NULL) {
-        snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-                 fx.dbname);
-        if (ig_db_exec(fx.admin, q, "drop test database", &err) != IG_OK)
-            fprintf(stderr, "%s\n", err.msg);
-        PQfinish(fx.admin);
-    }
+    itdb_drop(&fx);
     return 0;
 }
 
@@ -318,7 +265,7 @@ typedef struct claimer {
 static void *claimer_main(void *arg)
 {
     claimer *c = arg;
-    PGconn *conn = connect_db(fx.dbname);
+    PGconn *conn = itdb_connect(fx.name);
     char worker[32];
 
     snprintf(worker, sizeof(worker), "thread-%d", c->index);
@@ -949,7 +896,7 @@ static void test_jobq_prune_removes_only_old_finished(void **state)
 
 static void *late_enqueuer(void *arg)
 {
-    PGconn *c = connect_db(fx.dbname);
+    PGconn *c = itdb_connect(fx.name);
     ig_jobq_enqueue_opts o;
     long long id;
     ig_err err;
@@ -966,7 +913,7 @@ static void *late_enqueuer(void *arg)
 
 static void test_jobq_wait_wakes_on_enqueue_and_times_out(void **state)
 {
-    PGconn *listener = connect_db(fx.dbname);
+    PGconn *listener = itdb_connect(fx.name);
     pthread_t th;
     double t0, dt;
     int notified = -1;
@@ -1061,10 +1008,5 @@ int main(void)
 #undef T
     };
 
-    if (getenv("DATABASE_URL") == NULL || getenv("DATABASE_URL")[0] == '\0') {
-        fprintf(stderr, "DATABASE_URL is not set: start the servers with "
-                        "scripts/servers.sh (scripts/test.sh does)\n");
-        return 1;
-    }
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -19,84 +19,33 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "itdb.h"
 #include "migrate.h"
 #include "pipeline.h"
 #include "pool.h"
 #include "results.h"
 #include "runner.h"
 
-static struct {
-    char dbname[64];
-    char *url;     /* DATABASE_URL pointing at the test database */
-    PGconn *admin; /* on the DATABASE_URL database: create/drop */
-    PGconn *conn;  /* on the test database */
-} fx;
-
-static PGconn *connect_db(const char *dbname)
-{
-    const char *kw[] = {"dbname", "dbname", NULL};
-    const char *vals[] = {getenv("DATABASE_URL"), dbname, NULL};
-    PGconn *c = PQconnectdbParams(kw, vals, 1);
-
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "connect: %s", PQerrorMessage(c));
-        PQfinish(c);
-        return NULL;
-    }
-    return c;
-}
+static itdb db;         /* the test database */
+static char *pool_url;  /* conninfo for the runner's pool, same database */
 
 static int group_setup(void **state)
 {
-    char q[160];
-    ig_migset *set;
-    ig_err err;
     (void)state;
-
-    if (getenv("DATABASE_URL") == NULL) {
-        fprintf(stderr, "DATABASE_URL is not set: scripts/test.sh starts "
-                        "the servers\n");
+    if (itdb_create(&db, "it_resume") != 0)
         return -1;
-    }
-    snprintf(fx.dbname, sizeof(fx.dbname), "it_resume_%ld", (long)getpid());
-    fx.admin = connect_db(NULL);
-    if (fx.admin == NULL)
-        return -1;
-    snprintf(q, sizeof(q), "CREATE DATABASE %s", fx.dbname);
-    if (ig_db_exec(fx.admin, q, "create", &err) != IG_OK)
-        return -1;
-    fx.conn = connect_db(fx.dbname);
-    if (fx.conn == NULL)
-        return -1;
-    /* The pool connects like fx.conn: same server, role, password. */
-    fx.url = ig_xasprintf("host=%s port=%s user=%s password=%s dbname=%s",
-                          PQhost(fx.conn), PQport(fx.conn), PQuser(fx.conn),
-                          PQpass(fx.conn), fx.dbname);
-    set = ig_migset_load(TEST_SOURCE_DIR "/migrations", &err);
-    if (set == NULL || ig_migrate_up(fx.conn, set, -1, NULL, &err) != IG_OK) {
-        fprintf(stderr, "migrate: %s\n", err.msg);
-        ig_migset_free(set);
-        return -1;
-    }
-    ig_migset_free(set);
+    /* The pool connects like db.conn: same server, role and password. */
+    pool_url = ig_xasprintf("host=%s port=%s user=%s password=%s dbname=%s",
+                            PQhost(db.conn), PQport(db.conn),
+                            PQuser(db.conn), PQpass(db.conn), db.name);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    char q[160];
-    ig_err err;
     (void)state;
-
-    PQfinish(fx.conn);
-    free(fx.url);
-    if (fx.admin != NULL) {
-        snprintf(q, sizeof(q), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
-                 fx.dbname);
-        if (ig_db_exec(fx.admin, q, "drop", &err) != IG_OK)
-            fprintf(stderr, "%s\n", err.msg);
-        PQfinish(fx.admin);
-    }
+    free(pool_url);
+    itdb_drop(&db);
     return 0;
 }
 
@@ -123,7 +72,7 @@ static ig_results *import(const char *pipeline_file, const char *csv,
     names[0] = ig_pipeline_target(p, 0)->name;
     res = ig_results_new(&ro);
     memset(&pool_opts, 0, sizeof(pool_opts));
-    pool_opts.conninfo = fx.url;
+    pool_opts.conninfo = pool_url;
     pool_opts.size = 2;
     pool = ig_pool_new(&pool_opts, &err);
     assert_non_null(pool);
@@ -153,7 +102,7 @@ static void test_resume_duplicates_error_sees_skipped_keys(void **state)
     const ig_failed_row *f;
     (void)state;
 
-    PQclear(PQexec(fx.conn, "TRUNCATE size_master CASCADE"));
+    PQclear(PQexec(db.conn, "TRUNCATE size_master CASCADE"));
     res = import(TEST_DATA_DIR "/run/sizes_error.yaml", csv, 2);
     assert_int_equal(ig_results_counts(res).failed, 1);
     f = ig_results_failed_row(res, 0);
@@ -171,16 +120,16 @@ static void test_resume_duplicates_first_skips_repeat_of_skipped(void **st)
     PGresult *r;
     (void)st;
 
-    r = PQexec(fx.conn, "TRUNCATE size_master CASCADE");
+    r = PQexec(db.conn, "TRUNCATE size_master CASCADE");
     PQclear(r);
-    r = PQexec(fx.conn, "INSERT INTO size_master (size_name, sort_order) "
+    r = PQexec(db.conn, "INSERT INTO size_master (size_name, sort_order) "
                         "VALUES ('S', 1), ('M', 2)"); /* attempt 1 */
     PQclear(r);
     res = import(TEST_DATA_DIR "/run/sizes_first.yaml", csv, 2);
     assert_int_equal(ig_results_counts(res).failed, 0);
     assert_int_equal(ig_results_counts(res).inserted, 1);
     ig_results_free(res);
-    r = PQexec(fx.conn, "SELECT sort_order FROM size_master "
+    r = PQexec(db.conn, "SELECT sort_order FROM size_master "
                         "WHERE size_name = 'S'");
     assert_string_equal(PQgetvalue(r, 0, 0), "1"); /* the first kept */
     PQclear(r);
