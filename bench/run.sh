@@ -4,24 +4,29 @@
 # is noisy: only ratios within one run mean anything).
 #
 #   bash bench/run.sh [SIZES...]      default sizes: 10000 100000 1000000
+#   BENCH_ROUNDS=N                    rounds per size (default 3)
 #
 # For each size it times, on an empty and on a half-populated item_master:
 #   copy      plain COPY of the rows (the physical reference; empty only)
 #   staged    hand-written staged upsert: COPY to a temp table, then one
 #             INSERT .. SELECT .. ORDER BY key ON CONFLICT .. DO UPDATE
 #             .. WHERE IS DISTINCT FROM, via psql, in one transaction
-#   ingot     ingot run pipelines/item_master.yaml
+#   ingot     ingot run pipelines/item_master.yaml (insert-first on, the
+#             default), and the same with --insert-first 0 (upsert only)
 #   ingot+lua the same with a trivial Lua transform hook
 #   items     ingot run pipelines/items.yaml (four tables, one row per
 #             variant; ratio against the item table's plain COPY rate)
 # and prints ingot's peak RSS; then batch sizes 1000 (the seed's) and 10000,
-# and two writers (IMPORT_WRITERS=2), for comparison. Output: bench/out/results.txt
-# (and stdout).
+# and two writers (IMPORT_WRITERS=2), for comparison. Every case runs once
+# per round, the rounds interleaved, and the median is reported (this
+# machine's speed drifts by 25% over minutes). Output:
+# bench/out/results.txt (and stdout).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 100000 1000000)
+ROUNDS=${BENCH_ROUNDS:-3}
 OUTDIR=$ROOT/bench/out
 mkdir -p "$OUTDIR"
 INGOT=$ROOT/build/ingot
@@ -76,58 +81,66 @@ COMMIT;
 SQL
 }
 
-report() { # label seconds rows copy_seconds
+report() { # label seconds rows copy_seconds [suffix]
   local rate ratio
   rate=$(echo "$3 / $2" | bc -l)
   ratio=$(echo "$4 / $2" | bc -l)
-  printf '%-34s %9d rows %8.2f s %10.0f rows/s %6.2fx COPY%s\n' "$1" "$3" "$2" "$rate" "$ratio" "${5:-}" | tee -a "$OUTDIR/results.txt"
+  printf '%-40s %9d rows %8.2f s %10.0f rows/s %6.2fx COPY%s\n' "$1" "$3" "$2" "$rate" "$ratio" "${5:-}" | tee -a "$OUTDIR/results.txt"
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+half_populate() { reset_tables; q -c "\\copy item_master (name, description, category, brand, is_active) FROM '$1' CSV HEADER" -c "VACUUM ANALYZE item_master" >/dev/null; }
+
+# The cases, measured in this order in every round. Each: label|setup|command
+# (setup: empty or half; command run through time_cmd; $f $h $v are the
+# files of the size at hand).
+CASES=(
+  "copy (empty table)|empty|q -c \"\\\\copy item_master (name, description, category, brand, is_active) FROM '\$f' CSV HEADER\""
+  "staged upsert (empty)|empty|q -f <(staged_sql \"\$f\")"
+  "ingot item_master (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file"
+  "ingot upsert only (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --insert-first 0"
+  "ingot item_master + Lua hook|empty|\$INGOT run bench/pipelines/item_master_hook.yaml \"\$f\" --quiet --no-reject-file"
+  "staged upsert (half populated)|half|q -f <(staged_sql \"\$f\")"
+  "ingot item_master (half populated)|half|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file"
+  "ingot upsert only (half populated)|half|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --insert-first 0"
+  "ingot items.yaml (4 tables)|empty|\$INGOT run pipelines/items.yaml \"\$v\" --quiet --no-reject-file"
+  "ingot item_master batch 1000 (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --batch-size 1000"
+  "ingot item_master batch 10000 (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --batch-size 10000"
+  "ingot item_master 2 writers (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --writers 2"
+)
 
 : > "$OUTDIR/results.txt"
-echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}" | tee -a "$OUTDIR/results.txt"
+echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}, median of $ROUNDS round(s)" | tee -a "$OUTDIR/results.txt"
 for n in "${SIZES[@]}"; do
   f=$OUTDIR/items_$n.csv; h=$OUTDIR/items_half_$n.csv; v=$OUTDIR/variants_$n.csv
   [ -f "$f" ] || python3 bench/gen.py items "$n" "$f"
   [ -f "$h" ] || python3 bench/gen.py items-half "$n" "$h"
   [ -f "$v" ] || python3 bench/gen.py variants "$n" "$v"
   echo "-- $n rows" | tee -a "$OUTDIR/results.txt"
-
-  reset_tables
-  time_cmd t_copy q -c "\\copy item_master (name, description, category, brand, is_active) FROM '$f' CSV HEADER"
-  report "copy (empty table)" "$t_copy" "$n" "$t_copy"
-
-  reset_tables
-  time_cmd t_staged q -f <(staged_sql "$f")
-  report "staged upsert (empty)" "$t_staged" "$n" "$t_copy"
-
-  reset_tables
-  time_cmd t_ingot "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file
-  report "ingot item_master (empty)" "$t_ingot" "$n" "$t_copy" "  peak RSS $((RSS / 1024)) MB"
-  rss_single=$RSS
-
-  reset_tables
-  time_cmd t_lua "$INGOT" run bench/pipelines/item_master_hook.yaml "$f" --quiet --no-reject-file
-  report "ingot item_master + Lua hook" "$t_lua" "$n" "$t_copy" "  peak RSS $((RSS / 1024)) MB, hook cost $(printf '%.0f' "$(echo "($t_lua / $t_ingot - 1) * 100" | bc -l)")%"
-
-  reset_tables; q -c "\\copy item_master (name, description, category, brand, is_active) FROM '$h' CSV HEADER" -c "VACUUM ANALYZE item_master" >/dev/null
-  time_cmd t_staged_h q -f <(staged_sql "$f")
-  report "staged upsert (half populated)" "$t_staged_h" "$n" "$t_copy"
-
-  reset_tables; q -c "\\copy item_master (name, description, category, brand, is_active) FROM '$h' CSV HEADER" -c "VACUUM ANALYZE item_master" >/dev/null
-  time_cmd t_ingot_h "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file
-  report "ingot item_master (half populated)" "$t_ingot_h" "$n" "$t_copy"
-
-  reset_tables
-  time_cmd t_items "$INGOT" run pipelines/items.yaml "$v" --quiet --no-reject-file
-  report "ingot items.yaml (4 tables)" "$t_items" "$n" "$t_copy" "  peak RSS $((RSS / 1024)) MB"
-
-  for bs in 1000 10000; do
-    reset_tables
-    time_cmd t_bs "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file --batch-size "$bs"
-    report "ingot item_master batch $bs (empty)" "$t_bs" "$n" "$t_copy"
+  declare -A T=() PEAK=()
+  for r in $(seq 1 "$ROUNDS"); do
+    for i in "${!CASES[@]}"; do
+      IFS='|' read -r label setup cmd <<<"${CASES[$i]}"
+      if [ "$setup" = half ]; then half_populate "$h"; else reset_tables; fi
+      RSS=0
+      eval "time_cmd secs $cmd"
+      T[$i]="${T[$i]:-} $secs"
+      [ "$RSS" -gt "${PEAK[$i]:-0}" ] && PEAK[$i]=$RSS
+    done
   done
-  reset_tables
-  time_cmd t_w2 "$INGOT" run pipelines/item_master.yaml "$f" --quiet --no-reject-file --writers 2
-  report "ingot item_master 2 writers (empty)" "$t_w2" "$n" "$t_copy"
-  echo "   single-table ingot vs staged upsert: empty $(printf '%.2f' "$(echo "$t_staged / $t_ingot" | bc -l)")x, half populated $(printf '%.2f' "$(echo "$t_staged_h / $t_ingot_h" | bc -l)")x faster; peak RSS $((rss_single / 1024)) MB" | tee -a "$OUTDIR/results.txt"
+  declare -A M=()
+  for i in "${!CASES[@]}"; do
+    # shellcheck disable=SC2086
+    M[$i]=$(median ${T[$i]})
+  done
+  t_copy=${M[0]}
+  for i in "${!CASES[@]}"; do
+    label=${CASES[$i]%%|*}
+    extra=""
+    [ "${PEAK[$i]:-0}" -gt 0 ] && extra="  peak RSS $(( PEAK[$i] / 1024 )) MB"
+    [ "$i" = 4 ] && extra="$extra, hook cost $(printf '%.0f' "$(echo "(${M[4]} / ${M[2]} - 1) * 100" | bc -l)")%"
+    [ "$ROUNDS" -gt 1 ] && extra="$extra  (rounds:${T[$i]})"
+    report "$label" "${M[$i]}" "$n" "$t_copy" "$extra"
+  done
+  echo "   single-table ingot vs staged upsert: empty $(printf '%.2f' "$(echo "${M[1]} / ${M[2]}" | bc -l)")x, half populated $(printf '%.2f' "$(echo "${M[5]} / ${M[6]}" | bc -l)")x faster; insert-first vs upsert only: $(printf '%.2f' "$(echo "${M[3]} / ${M[2]}" | bc -l)")x (empty), $(printf '%.2f' "$(echo "${M[7]} / ${M[6]}" | bc -l)")x (half populated)" | tee -a "$OUTDIR/results.txt"
+  unset T PEAK M
 done

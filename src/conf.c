@@ -26,7 +26,8 @@ static const ig_conf_key keys[] = {
     KEY_STR("REDIS_URL", "redis-url", redis_url, 1,
             "Redis URL for the progress store (memory store if unset)"),
     KEY_INT("IMPORT_BATCH_SIZE", "batch-size", batch_size, "5000", 1, 100000,
-            "rows per batch (one short transaction each)"),
+            "rows per batch (one short transaction each; twice that while "
+            "batches only insert, see IMPORT_INSERT_FIRST)"),
     KEY_INT("IMPORT_MAX_ROWS", "max-rows", max_rows, "50000", 1, 1000000000,
             "largest number of data rows one import may hold"),
     KEY_INT("IMPORT_TIMEOUT_SECONDS", "timeout", timeout_seconds, "600", 1,
@@ -43,6 +44,10 @@ static const ig_conf_key keys[] = {
     KEY_INT("IMPORT_WRITERS", "writers", writers, "1", 1, 16,
             "connections applying a single-table import's batches at once "
             "(rows split by key)"),
+    KEY_INT("IMPORT_INSERT_FIRST", "insert-first", insert_first, "1", 0, 1,
+            "1: while batches only insert, COPY the next one straight into "
+            "the table and upsert only if that fails (one-table pipelines "
+            "without lookups); 0: always upsert"),
     KEY_INT("IMPORT_STATEMENT_TIMEOUT_MS", "statement-timeout",
             statement_timeout_ms, "60000", 0, 86400000,
             "per-statement timeout in milliseconds (0 = none)"),

@@ -534,6 +534,7 @@ static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
     o.batch_size = conf->batch_size;
     o.max_rows = conf->max_rows;
     o.timeout_seconds = conf->timeout_seconds;
+    o.no_insert_first = !conf->insert_first;
     o.seekable = 1;
     rc = ig_run(&o, results, &st, &fin, &err);
     counts = ig_results_counts(results);

@@ -70,6 +70,7 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
     s->statement_timeout_ms = c.statement_timeout_ms;
     s->pool_size = (int)c.pool_size;
     s->writers = (int)c.writers;
+    s->insert_first = (int)c.insert_first;
     ig_conf_fini(&c);
     return 0;
 }
@@ -223,6 +224,7 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     o.progress_ud = in;
     o.cancel = cancel;
     o.writers = in->s.writers;
+    o.no_insert_first = !in->s.insert_first;
     memset(&fin, 0, sizeof(fin));
     rc = ig_run(&o, res->results, &st, &fin, &err);
     res->seconds = fin.elapsed;

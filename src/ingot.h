@@ -56,6 +56,9 @@ typedef struct ingot_settings {
     void (*progress)(long long rows, long long total_rows, long long bytes,
                      long long bytes_total, double elapsed, void *ud);
     void *progress_ud;
+    int insert_first;         /* IMPORT_INSERT_FIRST: 1 = while batches
+                                 only insert, COPY the next one straight
+                                 into the table (see docs/performance.md) */
 } ingot_settings;
 
 /* Outcome of an import. */

@@ -47,7 +47,9 @@ const char *ig_run_status_name(ig_run_status s); /* "done", ... static */
 typedef struct ig_run_progress {
     long long batches;     /* committed */
     long long rows;        /* rows read and applied so far */
-    long long total_rows;  /* -1 when unknown (stdin) */
+    long long total_rows;  /* -1 when not counted: stdin, or an input
+                              whose line count alone proved it within
+                              max_rows (use bytes for a percentage) */
     long long bytes;       /* source bytes consumed */
     long long bytes_total; /* 0 when unknown */
     long long last_row;    /* last data row of the last committed batch */
@@ -74,12 +76,15 @@ typedef struct ig_run_opts {
     size_t buf_len;
     const char *input_name;      /* for messages */
     long long bytes_total;       /* input size when known, else 0 */
-    long batch_size;             /* >= 1 */
+    long batch_size;             /* >= 1; twice that while batches only
+                                    insert (see exec.h, insert-first) */
     long long max_rows;          /* >= 1 */
     long timeout_seconds;        /* 0 = none */
     int dry_run;
-    int seekable;                /* input can be read twice: count rows
-                                    first and refuse over max_rows before
+    int seekable;                /* input can be read twice: count lines
+                                    (and rows, if the lines are over
+                                    max_rows) first and refuse over
+                                    max_rows before
                                     writing anything */
     long long skip_rows;         /* resume: data rows already committed */
     FILE *reject;                /* borrowed reject file, or NULL */
@@ -94,6 +99,9 @@ typedef struct ig_run_opts {
                                     on_commit or dry_run, where rows can be
                                     split by key; 0 or 1 = one writer. The
                                     pool needs writers + 1 connections. */
+    int no_insert_first;         /* never try the executor's insert-first
+                                    path (IMPORT_INSERT_FIRST=0); default
+                                    0 = try it while batches only insert */
 } ig_run_opts;
 
 #define IG_RUN_MAX_WRITERS 16

@@ -122,6 +122,15 @@ assert_contains "$OUT" '"code": "CSV_UTF8"' "invalid UTF-8 reported"
 run_ingot 2 run "$D/colors.yaml" "$IT_TMP/l.csv" --max-rows 20
 assert_contains "$ERR" "30 data rows, more than IMPORT_MAX_ROWS=20" "over-limit file refused with both numbers"
 assert_eq "0" "$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE 'L%'")" "nothing written when refused"
+# Lines only bound the rows: 20 rows on 41 lines (quoted line breaks, CRLF,
+# a blank line) are within --max-rows 20, and 21 such rows are not.
+ml() { printf 'name,code\r\n'; for i in $(seq 1 "$1"); do printf '"M%d\r\nx",#0000AA\r\n' "$i"; done; printf '\r\n'; }
+ml 20 > "$IT_TMP/ml.csv"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/ml.csv" --max-rows 20 --no-reject-file --json
+assert_contains "$OUT" '"read": 20' "20 multi-line rows are within --max-rows 20"
+ml 21 > "$IT_TMP/ml.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/ml.csv" --max-rows 20 --no-reject-file
+assert_contains "$ERR" "21 data rows, more than IMPORT_MAX_ROWS=20" "21 multi-line rows refused, counted exactly"
 # (through a pipe: stdin redirected from a file is seekable and pre-counted)
 rc=0; cat "$IT_TMP/l.csv" | "$INGOT_BIN" run "$D/colors.yaml" - --max-rows 20 > "$IT_TMP/o" 2> "$IT_TMP/e" || rc=$?
 assert_eq 2 "$rc" "stdin over the limit exits 2"
