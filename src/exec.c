@@ -489,7 +489,10 @@ static int same_input(const char *want, const char *have)
 /* The insert-first path: a batch whose keys are all new can be COPYed
  * straight into the table. It applies to a one-target pipeline without
  * lookups into a table (plain or partitioned, not a view) whose every
- * column has the type the pipeline declares. */
+ * column has the type the pipeline declares, without rules (the upsert
+ * refuses them, COPY would bypass them) and without deferrable unique
+ * indexes (the upsert refuses them as arbiters; COPY would defer their
+ * check to COMMIT). */
 static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
 {
     const ig_target *t;
@@ -508,7 +511,10 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
                      "SELECT a.attname, format_type(a.atttypid, NULL) "
                      "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
                      "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
-                     "AND NOT a.attisdropped AND c.relkind IN ('r', 'p')",
+                     "AND NOT a.attisdropped AND c.relkind IN ('r', 'p') "
+                     "AND NOT c.relhasrules AND NOT EXISTS (SELECT 1 FROM "
+                     "pg_index i WHERE i.indrelid = c.oid AND NOT "
+                     "i.indimmediate)",
                      1, params, &res, "looking up column types", err);
     free(quoted);
     if (rc != IG_OK)
@@ -844,7 +850,7 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
  * whether the rows were written. */
 #define INSERT_FIRST_LOCK_TIMEOUT "50ms"
 
-static int try_direct(run_ctx *rc, const size_t *rows, size_t n,
+static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
                       int *applied)
 {
     const ig_exec *ex = rc->ex;
@@ -852,7 +858,7 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n,
     size_t len = 0, skip = 1 + ex->ntargets; /* _row and the _e flags */
     PGresult *res;
     char *old = NULL, *lit, *sql;
-    int code = IG_OK, copying = 0;
+    int code = IG_OK, copying = 0, tuples = 0;
 
     *applied = 0;
     count_keys(rc, 0, rows, n, &nsrc, &nkeys);
@@ -870,14 +876,15 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n,
         len -= p - at;
     }
 
-    /* One round trip: savepoint, lock_timeout (the old value kept to
-     * restore), and the COPY. Each round trip costs about as much as
-     * COPYing 100 rows here, so they are counted. */
-    sql = ig_xasprintf("SAVEPOINT ig_direct; "
+    /* One round trip: savepoint, the proof that the upsert can run (see
+     * IG_EXEC_PROVE), lock_timeout (the old value kept to restore), and
+     * the COPY. */
+    sql = ig_xasprintf("SAVEPOINT ig_direct; %s%s%s"
                        "SELECT current_setting('lock_timeout'), "
                        "set_config('lock_timeout', '"
                        INSERT_FIRST_LOCK_TIMEOUT "', true); %s",
-                       ex->direct);
+                       prove ? "EXPLAIN " : "", prove ? ex->t[0].upsert : "",
+                       prove ? "; " : "", ex->direct);
     if (!PQsendQuery(rc->conn, sql)) {
         free(sql);
         return ig_db_err(rc->err, rc->conn, NULL, "starting an insert-first "
@@ -889,9 +896,10 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n,
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COPY_IN)
             copying = 1;
-        else if (st == PGRES_TUPLES_OK && old == NULL)
-            old = ig_xstrdup(PQgetvalue(res, 0, 0));
-        else if (st != PGRES_COMMAND_OK && code == IG_OK)
+        else if (st == PGRES_TUPLES_OK) {
+            if (tuples++ == prove) /* EXPLAIN's come first */
+                old = ig_xstrdup(PQgetvalue(res, 0, 0));
+        } else if (st != PGRES_COMMAND_OK && code == IG_OK)
             code = stmt_failed(rc, res, "COPY into the table");
         PQclear(res);
     }
@@ -913,6 +921,7 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n,
         }
     }
     if (code != IG_OK) {
+        char state[sizeof(rc->state)], message[sizeof(rc->message)];
         int rb;
         free(old);
         if (PQstatus(rc->conn) != CONNECTION_OK)
@@ -920,14 +929,21 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n,
         /* The rollback also restores lock_timeout. */
         rb = sp(rc, "ROLLBACK TO SAVEPOINT ig_direct; "
                     "RELEASE SAVEPOINT ig_direct");
+        snprintf(state, sizeof(state), "%s", rc->state);
+        /* The upsert starts with a clean slate: its own failures only. */
+        rc->state[0] = rc->constraint[0] = rc->column[0] = '\0';
+        snprintf(message, sizeof(message), "%s", rc->message);
+        rc->message[0] = '\0';
         /* A transient failure (serialization, deadlock, shutdown) is the
          * batch's, as it would be in the upsert: retry it whole. Only the
          * lock wait this attempt cut short itself is a reason to upsert. */
-        if (code == IG_DB_RETRY && strcmp(rc->state, "55P03") != 0)
+        if (code == IG_DB_RETRY && strcmp(state, "55P03") != 0)
             return rb == IG_OK ? IG_DB_RETRY : rb;
         ig_log(IG_LOG_DEBUG, "exec: insert-first attempt of %lld rows "
                              "rolled back (%s: %s); upserting them",
-               nsrc, rc->state, rc->message);
+               nsrc, state, message);
+        if (rb == IG_OK)
+            ig_err_clear(rc->err);
         return rb;
     }
     lit = PQescapeLiteral(rc->conn, old, strlen(old));
@@ -1073,7 +1089,8 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
         sub[i] = rows ? rows[i] : i;
     if ((flags & IG_EXEC_INSERT_FIRST) && ex->direct) {
         int applied = 0;
-        code = try_direct(&rc, sub, n, &applied);
+        code = try_direct(&rc, sub, n, (flags & IG_EXEC_PROVE) != 0,
+                          &applied);
         if (code != IG_OK || applied) {
             free(sub);
             free(rc.buf);

@@ -63,8 +63,13 @@ enum {
                                  this connection (skip CREATE) */
     IG_EXEC_STAGE_DIRTY = 2,  /* may hold rows of an earlier batch of the
                                  same transaction (dry run): clear it */
-    IG_EXEC_INSERT_FIRST = 4  /* the rows' keys are probably new: try the
+    IG_EXEC_INSERT_FIRST = 4, /* the rows' keys are probably new: try the
                                  insert-first path (see below) */
+    IG_EXEC_PROVE = 8         /* this import has not run its upsert yet:
+                                 plan it (EXPLAIN) before an insert-first
+                                 COPY, so a table without a unique index
+                                 matching the key fails as the upsert
+                                 would instead of taking every row */
 };
 
 /* Identifies the stage layout: a connection whose tag equals it already

@@ -79,6 +79,8 @@ typedef struct dbside {
     int *is_parent;
     int insert_first;    /* the last batch only inserted: expect new keys
                             (IG_EXEC_INSERT_FIRST) */
+    int proven;          /* a batch with rows was applied: the upsert can
+                            run (else IG_EXEC_PROVE) */
 } dbside;
 
 /* What a fresh connection says about a transaction whose COMMIT lost its
@@ -201,6 +203,8 @@ static int apply_once(dbside *d, ig_batch *b, const size_t *rows, size_t n,
         flags |= IG_EXEC_STAGE_DIRTY;
     if (d->insert_first)
         flags |= IG_EXEC_INSERT_FIRST;
+    if (!d->proven)
+        flags |= IG_EXEC_PROVE;
     rc = ig_exec_batch(d->ex, c, b, rows, n, arena, flags, per_target, err);
     if (rc == IG_OK && d->o->on_commit) {
         size_t nf;
@@ -467,6 +471,8 @@ static int apply_batch(dbside *d, ig_batch *b, ig_err *err)
         if (d->dry == NULL)
             refresh_parent_stats(d);
         note_outcome(d, b, per);
+        if (ig_batch_nrows(b) > 0)
+            d->proven = 1; /* its upsert was planned or run */
     }
     free(per);
     return rc;
