@@ -652,30 +652,84 @@ static void mark_failed(run_ctx *rc, size_t row, const char *target,
 
 static int stmt_failed(run_ctx *rc, PGresult *res, const char *what);
 
-static int copy_rows(run_ctx *rc, const size_t *rows, size_t n)
+/* Read the results of a query string sent with PQsendQuery, up to a
+ * COPY_IN (*copy_in set: the caller sends the data, then reads again) or
+ * the end. The first TUPLES_OK result goes to *tuples (owned; when not
+ * NULL), the row count of the first COMMAND_OK to *ncmd (when not NULL
+ * and still -1). The first failure is classified by stmt_failed; the
+ * statements after it did not run. Several statements in one string cost
+ * one round trip, and a round trip costs about as much as COPYing 100
+ * rows here, so the executor sends them together. */
+static int read_results(run_ctx *rc, const char *what, int *copy_in,
+                        PGresult **tuples, long long *ncmd)
 {
     PGresult *res;
-    size_t len = 0;
-    int rc2 = IG_OK;
+    int code = IG_OK;
 
-    for (size_t i = 0; i < n; i++)
-        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
-    res = PQexec(rc->conn, rc->ex->copy);
-    if (PQresultStatus(res) != PGRES_COPY_IN) {
-        rc2 = stmt_failed(rc, res, "COPY into the stage table");
+    if (copy_in)
+        *copy_in = 0;
+    while ((res = PQgetResult(rc->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COPY_IN && copy_in) {
+            *copy_in = 1;
+            PQclear(res);
+            break;
+        }
+        if (st == PGRES_TUPLES_OK && tuples && *tuples == NULL) {
+            *tuples = res;
+            continue;
+        }
+        if (st == PGRES_COMMAND_OK && ncmd && *ncmd < 0)
+            *ncmd = atoll(PQcmdTuples(res));
+        else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                 code == IG_OK)
+            code = stmt_failed(rc, res, what);
         PQclear(res);
-        return rc2;
     }
-    PQclear(res);
+    return code;
+}
+
+/* Send sql (no parameters, one statement or several) and read its
+ * results as read_results does. */
+static int send_query(run_ctx *rc, const char *sql, const char *what,
+                      int *copy_in, PGresult **tuples, long long *ncmd)
+{
+    if (!PQsendQuery(rc->conn, sql))
+        return ig_db_err(rc->err, rc->conn, NULL, "%s", what);
+    return read_results(rc, what, copy_in, tuples, ncmd);
+}
+
+/* Send the COPY data in rc->buf[0..len) to a COPY_IN and read the rest of
+ * the query string's results. */
+static int copy_data(run_ctx *rc, size_t len, const char *what,
+                     PGresult **tuples, long long *ncmd)
+{
     if (PQputCopyData(rc->conn, rc->buf, (int)len) != 1 ||
         PQputCopyEnd(rc->conn, NULL) != 1)
         return ig_db_err(rc->err, rc->conn, NULL, "sending COPY data");
-    while ((res = PQgetResult(rc->conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc2 == IG_OK)
-            rc2 = stmt_failed(rc, res, "COPY into the stage table");
-        PQclear(res);
-    }
-    return rc2;
+    return read_results(rc, what, NULL, tuples, ncmd);
+}
+
+/* prefix (statements run first, in the same round trip), then COPY rows
+ * into the stage. */
+static int copy_rows(run_ctx *rc, const size_t *rows, size_t n,
+                     const char *prefix)
+{
+    size_t len = 0;
+    int code, copying;
+    char *sql;
+
+    for (size_t i = 0; i < n; i++)
+        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
+    sql = ig_xasprintf("%s%s", prefix, rc->ex->copy);
+    code = send_query(rc, sql, "COPY into the stage table", &copying, NULL,
+                      NULL);
+    free(sql);
+    if (!copying)
+        return code != IG_OK ? code
+                             : ig_db_err(rc->err, rc->conn, NULL,
+                                         "COPY into the stage table");
+    return copy_data(rc, len, "COPY into the stage table", NULL, NULL);
 }
 
 /* Classify a failed statement: transient (abort the batch), or a data
@@ -741,8 +795,6 @@ static size_t mark_missing(run_ctx *rc, size_t ti, PGresult *res)
     return n;
 }
 
-/* Run one target's statements for the current subset. *refail is set
- * when rows were marked failed and the subset must be run again. */
 /* Rows of rows[0..n) eligible for target ti, and how many distinct keys
  * they carry (by the mapper's key hashes). */
 static void count_keys(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
@@ -773,14 +825,21 @@ static void count_keys(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
     free(set);
 }
 
+/* Run one target's statements for the current subset. *refail is set
+ * when rows were marked failed and the subset must be run again. With
+ * release (the last target), a kept subset's savepoint is released in the
+ * upsert's round trip where the upsert cannot ask for a re-run; *released
+ * says so. */
 static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
-                      ig_counts *delta, int *refail)
+                      int release, ig_counts *delta, int *refail,
+                      int *released)
 {
     const target_plan *tp = &rc->ex->t[ti];
     const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
-    PGresult *res;
+    PGresult *res = NULL;
     long long nsrc = 0, nkeys = 0;
     const char *sql = tp->upsert;
+    char *both = NULL;
     int code = IG_OK;
 
     *refail = 0;
@@ -794,6 +853,7 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
         if (mark_missing(rc, ti, res) > 0)
             *refail = 1;
         PQclear(res);
+        res = NULL;
         if (*refail)
             return IG_OK;
     }
@@ -802,12 +862,17 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
         if (nkeys < nsrc && tp->upsert_dedup)
             sql = tp->upsert_dedup; /* a key repeats in this subset */
     }
-    res = PQexec(rc->conn, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        code = stmt_failed(rc, res, t->name);
+    if (release && !tp->conflict_error)
+        sql = both = ig_xasprintf("%s; RELEASE SAVEPOINT ig_run", sql);
+    code = send_query(rc, sql, t->name, NULL, &res, NULL);
+    free(both);
+    if (code == IG_OK && res == NULL)
+        code = ig_db_err(rc->err, rc->conn, NULL, "%s: no result", t->name);
+    if (code != IG_OK) {
         PQclear(res);
         return code;
     }
+    *released = both != NULL;
     if (tp->conflict_error) {
         nsrc = atoll(PQgetvalue(res, 0, 0));
         nkeys = atoll(PQgetvalue(res, 0, 1));
@@ -854,11 +919,10 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
                       int *applied)
 {
     const ig_exec *ex = rc->ex;
-    long long nsrc, nkeys, inserted;
+    long long nsrc, nkeys, inserted = -1;
     size_t len = 0, skip = 1 + ex->ntargets; /* _row and the _e flags */
-    PGresult *res;
-    char *old = NULL, *lit, *sql;
-    int code = IG_OK, copying = 0, tuples = 0;
+    char *sql;
+    int code, copying = 0;
 
     *applied = 0;
     count_keys(rc, 0, rows, n, &nsrc, &nkeys);
@@ -876,63 +940,39 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
         len -= p - at;
     }
 
-    /* One round trip: savepoint, the proof that the upsert can run (see
-     * IG_EXEC_PROVE), lock_timeout (the old value kept to restore), and
-     * the COPY. */
-    sql = ig_xasprintf("SAVEPOINT ig_direct; %s%s%s"
-                       "SELECT current_setting('lock_timeout'), "
-                       "set_config('lock_timeout', '"
-                       INSERT_FIRST_LOCK_TIMEOUT "', true); %s",
-                       prove ? "EXPLAIN " : "", prove ? ex->t[0].upsert : "",
-                       prove ? "; " : "", ex->direct);
-    if (!PQsendQuery(rc->conn, sql)) {
-        free(sql);
-        return ig_db_err(rc->err, rc->conn, NULL, "starting an insert-first "
-                                                  "attempt");
-    }
+    /* One query string, two round trips (the statements, then the COPY
+     * data): savepoint; the proof that the upsert can run (see
+     * IG_EXEC_PROVE); lock_timeout, the old value kept in the
+     * transaction; the COPY; and, if it succeeds, release and restore.
+     * After a failure PostgreSQL skips the rest, and the rollback to the
+     * savepoint restores lock_timeout. */
+    sql = ig_xasprintf(
+        "SAVEPOINT ig_direct; %s%s%s"
+        "SELECT set_config('ingot.lock_timeout', "
+        "current_setting('lock_timeout'), true), "
+        "set_config('lock_timeout', '" INSERT_FIRST_LOCK_TIMEOUT "', true); "
+        "%s; RELEASE SAVEPOINT ig_direct; "
+        "SELECT set_config('lock_timeout', "
+        "current_setting('ingot.lock_timeout'), true)",
+        prove ? "EXPLAIN " : "", prove ? ex->t[0].upsert : "",
+        prove ? "; " : "", ex->direct);
+    code = send_query(rc, sql, "COPY into the table", &copying, NULL, NULL);
     free(sql);
-    /* Results up to COPY_IN; after an error, up to the end. */
-    while (!copying && (res = PQgetResult(rc->conn)) != NULL) {
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_COPY_IN)
-            copying = 1;
-        else if (st == PGRES_TUPLES_OK) {
-            if (tuples++ == prove) /* EXPLAIN's come first */
-                old = ig_xstrdup(PQgetvalue(res, 0, 0));
-        } else if (st != PGRES_COMMAND_OK && code == IG_OK)
-            code = stmt_failed(rc, res, "COPY into the table");
-        PQclear(res);
-    }
-    if (code == IG_OK && !copying)
+    if (copying)
+        code = copy_data(rc, len, "COPY into the table", NULL, &inserted);
+    else if (code == IG_OK)
         code = ig_db_err(rc->err, rc->conn, NULL, "COPY into the table");
-    inserted = 0;
-    if (copying) {
-        if (PQputCopyData(rc->conn, rc->buf, (int)len) != 1 ||
-            PQputCopyEnd(rc->conn, NULL) != 1) {
-            free(old);
-            return ig_db_err(rc->err, rc->conn, NULL, "sending COPY data");
-        }
-        while ((res = PQgetResult(rc->conn)) != NULL) {
-            if (PQresultStatus(res) == PGRES_COMMAND_OK)
-                inserted = atoll(PQcmdTuples(res));
-            else if (code == IG_OK)
-                code = stmt_failed(rc, res, "COPY into the table");
-            PQclear(res);
-        }
-    }
     if (code != IG_OK) {
         char state[sizeof(rc->state)], message[sizeof(rc->message)];
         int rb;
-        free(old);
         if (PQstatus(rc->conn) != CONNECTION_OK)
             return IG_DB_RETRY;
-        /* The rollback also restores lock_timeout. */
         rb = sp(rc, "ROLLBACK TO SAVEPOINT ig_direct; "
                     "RELEASE SAVEPOINT ig_direct");
         snprintf(state, sizeof(state), "%s", rc->state);
+        snprintf(message, sizeof(message), "%s", rc->message);
         /* The upsert starts with a clean slate: its own failures only. */
         rc->state[0] = rc->constraint[0] = rc->column[0] = '\0';
-        snprintf(message, sizeof(message), "%s", rc->message);
         rc->message[0] = '\0';
         /* A transient failure (serialization, deadlock, shutdown) is the
          * batch's, as it would be in the upsert: retry it whole. Only the
@@ -946,21 +986,8 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
             ig_err_clear(rc->err);
         return rb;
     }
-    lit = PQescapeLiteral(rc->conn, old, strlen(old));
-    free(old);
-    if (lit == NULL)
-        return ig_db_err(rc->err, rc->conn, NULL, "quoting a setting");
-    sql = ig_xasprintf("RELEASE SAVEPOINT ig_direct; "
-                       "SELECT set_config('lock_timeout', %s, true)", lit);
-    PQfreemem(lit);
-    res = PQexec(rc->conn, sql);
-    free(sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        code = stmt_failed(rc, res, "ending an insert-first attempt");
-        PQclear(res);
-        return code;
-    }
-    PQclear(res);
+    if (inserted < 0)
+        inserted = 0;
     /* As the upsert counts them: a key not inserted (a trigger skipped
      * the row) is unchanged. */
     rc->per_target[0].inserted += inserted;
@@ -997,25 +1024,28 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
 {
     ig_counts *delta = ig_xcalloc(rc->ex->ntargets, sizeof(*delta));
     const char *failed_target = NULL;
-    int code, refail = 0;
+    int code, refail = 0, released = 0;
+    char *prefix;
 
-    code = sp(rc, "SAVEPOINT ig_run");
     /* The stage empties itself at COMMIT (ON COMMIT DELETE ROWS) and a
      * rolled-back subset takes its rows with it; only rows a kept subset
      * left behind in this transaction need clearing. */
-    if (code == IG_OK && rc->dirty)
-        code = sp(rc, rc->ex->truncate);
-    if (code == IG_OK)
-        code = copy_rows(rc, rows, n);
+    prefix = ig_xasprintf("SAVEPOINT ig_run; %s%s",
+                          rc->dirty ? rc->ex->truncate : "",
+                          rc->dirty ? "; " : "");
+    code = copy_rows(rc, rows, n, prefix);
+    free(prefix);
     for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
-        code = run_target(rc, ti, rows, n, &delta[ti], &refail);
+        code = run_target(rc, ti, rows, n, ti + 1 == rc->ex->ntargets,
+                          &delta[ti], &refail, &released);
         if (code != IG_OK)
             failed_target = ig_pipeline_target(rc->ex->p, ti)->name;
         if (refail)
             break;
     }
     if (code == IG_OK && !refail) {
-        code = sp(rc, "RELEASE SAVEPOINT ig_run");
+        if (!released)
+            code = sp(rc, "RELEASE SAVEPOINT ig_run");
         rc->dirty = 1;
         for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
             rc->per_target[ti].inserted += delta[ti].inserted;

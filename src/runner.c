@@ -3,9 +3,10 @@
  *
  * Threads: the caller's thread owns the reader, the mapper and the Lua
  * hook; the database thread owns the connection it borrows from the pool.
- * They meet in a one-slot hand-over (mutex + condition variable): the
- * caller fills a batch, waits until the database thread is idle, hands the
- * batch over and fills the other one.
+ * They share two batch buffers (mutex + condition variable): the caller
+ * fills one while the database thread applies the other, and queues it as
+ * soon as it is full, so the database thread goes from one batch to the
+ * next without waiting for the caller's thread to be scheduled.
  */
 #include "runner.h"
 
@@ -55,22 +56,29 @@ static void sleep_ms(long ms)
 /* ------------------------------------------------------------------ */
 /* The database thread                                                 */
 
+/* One of the two batch buffers, and the hook summary of its last run
+ * (written by the database thread, read by the map thread once the
+ * buffer is free again). */
+typedef struct slot {
+    ig_batch *b;
+    ig_hook_summary last;
+    int have_last;
+} slot;
+
 typedef struct dbside {
     const ig_run_opts *o;
     const ig_exec *ex;
     ig_results *results;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    ig_batch *pending;   /* handed over, not yet applied */
-    int busy;            /* applying a batch */
+    slot *pending;       /* handed over, not yet applied */
+    slot *applying;      /* being applied */
     int quit;
     int failed;          /* a batch could not be applied: stop */
     ig_err err;
     ig_pool_conn *dry;   /* dry run: the one connection and transaction */
     ig_run_progress prog;
     double t0;
-    ig_hook_summary last; /* counts of the last applied batch */
-    int have_last;
     int nlanes;          /* writers applying each batch at once */
     struct lane *lanes;
     /* Per target: rows this import inserted, and that count when the
@@ -265,8 +273,9 @@ out:
 }
 
 /* Record the batch's outcome in the results (after it committed). */
-static void account(dbside *d, ig_batch *b, const ig_counts *per_target)
+static void account(dbside *d, slot *sl, const ig_counts *per_target)
 {
+    ig_batch *b = sl->b;
     size_t nt = ig_pipeline_ntargets(d->o->pipeline);
     size_t nf;
     const ig_batch_failure *f = ig_batch_failures(b, &nf);
@@ -285,15 +294,15 @@ static void account(dbside *d, ig_batch *b, const ig_counts *per_target)
     ig_results_add(d->results, -1, &add);
     d->prog = progress_after(d, b, &delta);
     d->prog.counts = ig_results_counts(d->results);
-    memset(&d->last, 0, sizeof(d->last));
-    d->last.batch = d->prog.batches;
-    d->last.rows = delta.read;
-    d->last.inserted = delta.inserted;
-    d->last.updated = delta.updated;
-    d->last.unchanged = delta.unchanged;
-    d->last.skipped = delta.skipped;
-    d->last.failed = delta.failed;
-    d->have_last = 1;
+    memset(&sl->last, 0, sizeof(sl->last));
+    sl->last.batch = d->prog.batches;
+    sl->last.rows = delta.read;
+    sl->last.inserted = delta.inserted;
+    sl->last.updated = delta.updated;
+    sl->last.unchanged = delta.unchanged;
+    sl->last.skipped = delta.skipped;
+    sl->last.failed = delta.failed;
+    sl->have_last = 1;
 }
 
 /* Keep the planner's picture of parent tables true while this import
@@ -456,8 +465,9 @@ static void note_outcome(dbside *d, ig_batch *b, const ig_counts *per)
     }
 }
 
-static int apply_batch(dbside *d, ig_batch *b, ig_err *err)
+static int apply_batch(dbside *d, slot *sl, ig_err *err)
 {
+    ig_batch *b = sl->b;
     size_t nt = ig_pipeline_ntargets(d->o->pipeline);
     ig_counts *per = ig_xcalloc(nt ? nt : 1, sizeof(*per));
     int rc;
@@ -467,7 +477,7 @@ static int apply_batch(dbside *d, ig_batch *b, ig_err *err)
     else
         rc = apply_rows(d, b, NULL, 0, ig_batch_arena(b), per, err);
     if (rc == IG_OK) {
-        account(d, b, per);
+        account(d, sl, per);
         if (d->dry == NULL)
             refresh_parent_stats(d);
         note_outcome(d, b, per);
@@ -484,42 +494,43 @@ static void *db_main(void *arg)
 
     pthread_mutex_lock(&d->mu);
     for (;;) {
-        ig_batch *b;
+        slot *sl;
         int rc;
         while (d->pending == NULL && !d->quit)
             pthread_cond_wait(&d->cv, &d->mu);
         if (d->pending == NULL && d->quit)
             break;
-        b = d->pending;
+        sl = d->applying = d->pending;
         d->pending = NULL;
-        d->busy = 1;
+        pthread_cond_broadcast(&d->cv); /* the slot is free for the next */
         pthread_mutex_unlock(&d->mu);
 
-        rc = d->failed ? IG_OK : apply_batch(d, b, &d->err);
+        rc = d->failed ? IG_OK : apply_batch(d, sl, &d->err);
 
         pthread_mutex_lock(&d->mu);
         if (rc != IG_OK)
             d->failed = 1;
-        d->busy = 0;
+        d->applying = NULL;
         pthread_cond_broadcast(&d->cv);
     }
     pthread_mutex_unlock(&d->mu);
     return NULL;
 }
 
-/* Wait until the database thread is idle; report a finished batch. */
-static int wait_idle(dbside *d, ig_mapper *m)
+/* Wait until sl is neither waiting nor being applied, and report its
+ * last batch (hooks' after_batch, progress). IG_DB once a batch failed. */
+static int wait_free(dbside *d, ig_mapper *m, slot *sl)
 {
     ig_hook_summary last;
     ig_run_progress prog;
     int have, failed;
 
     pthread_mutex_lock(&d->mu);
-    while (d->pending != NULL || d->busy)
+    while (d->pending == sl || d->applying == sl)
         pthread_cond_wait(&d->cv, &d->mu);
-    have = d->have_last;
-    d->have_last = 0;
-    last = d->last;
+    have = sl->have_last;
+    sl->have_last = 0;
+    last = sl->last;
     prog = d->prog;
     failed = d->failed;
     pthread_mutex_unlock(&d->mu);
@@ -531,10 +542,15 @@ static int wait_idle(dbside *d, ig_mapper *m)
     return failed ? IG_DB : IG_OK;
 }
 
-static void hand_over(dbside *d, ig_batch *b)
+/* Queue sl for the database thread. The slot is free: with two buffers,
+ * the other one is being applied at most, so the database thread takes
+ * this one the moment it is done, without waiting for this thread. */
+static void hand_over(dbside *d, slot *sl)
 {
     pthread_mutex_lock(&d->mu);
-    d->pending = b;
+    while (d->pending != NULL)
+        pthread_cond_wait(&d->cv, &d->mu);
+    d->pending = sl;
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -794,12 +810,21 @@ static long next_batch_size(dbside *d)
 static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
                      ig_mapper *m, ig_run_status *status, ig_err *err)
 {
-    ig_batch *bufs[2] = {ig_batch_new(), ig_batch_new()};
+    slot slots[2];
     int eof = 0, cur = 0, rc = IG_OK;
     long long batch_no = 0;
 
+    memset(slots, 0, sizeof(slots));
+    slots[0].b = ig_batch_new();
+    slots[1].b = ig_batch_new();
+    /* Fill one buffer while the database thread applies the other; the
+     * next batch is queued before the current one is done, so the
+     * database never waits for this thread to wake up. */
     while (!eof && rc == IG_OK) {
-        ig_batch *b = bufs[cur];
+        slot *sl = &slots[cur];
+        rc = wait_free(d, m, sl);
+        if (rc != IG_OK)
+            break;
         if (o->cancel && *o->cancel) {
             *status = IG_RUN_CANCELED;
             break;
@@ -812,22 +837,22 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
                        "boundary", o->timeout_seconds);
             break;
         }
-        ig_batch_reset(b); /* the DB thread finished with it (waited) */
+        ig_batch_reset(sl->b);
         ig_mapper_before_batch(m, ++batch_no);
-        rc = fill_batch(o, next_batch_size(d), r, m, b, &eof, status, err);
+        rc = fill_batch(o, next_batch_size(d), r, m, sl->b, &eof, status,
+                        err);
         if (rc != IG_OK)
             break;
-        rc = wait_idle(d, m);
-        if (rc != IG_OK)
-            break;
-        if (ig_batch_read(b) > 0)
-            hand_over(d, b);
+        if (ig_batch_read(sl->b) > 0)
+            hand_over(d, sl);
         cur ^= 1;
     }
-    if (wait_idle(d, m) != IG_OK && rc == IG_OK)
-        rc = IG_DB;
-    ig_batch_free(bufs[0]);
-    ig_batch_free(bufs[1]);
+    /* The older batch first, so hooks see them in order. */
+    for (int i = 0; i < 2; i++)
+        if (wait_free(d, m, &slots[cur ^ i]) != IG_OK && rc == IG_OK)
+            rc = IG_DB;
+    ig_batch_free(slots[0].b);
+    ig_batch_free(slots[1].b);
     return rc;
 }
 
