@@ -25,7 +25,7 @@ json_count() { sed -n "s/^ *\"$1\": \([0-9]*\),\{0,1\}$/\1/p" <<<"$OUT" | head -
 
 # --- backends terminated mid-import (shared server) ----------------------
 CLEAN_DB="${IT_DB}_clean"
-N=100000
+N=200000
 gen_colors "$IT_TMP/big.csv" $N
 want_md5=$(file_md5 "$IT_TMP/big.csv")
 
@@ -53,7 +53,7 @@ while kill -0 $pid 2>/dev/null && [ $polls -lt 400 ]; do
             AND EXISTS (SELECT 1 FROM color_master)" 2>/dev/null || echo 0)
   killed=$((killed + n))
   [ $killed -ge 8 ] && break
-  sleep 0.$((RANDOM % 3 + 2))
+  sleep 0.$((RANDOM % 2 + 1))
 done
 rc=0; wait $pid || rc=$?
 OUT=$(cat "$IT_TMP/kill.out"); ERR=$(cat "$IT_TMP/kill.err")
