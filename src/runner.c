@@ -292,8 +292,13 @@ static void account(dbside *d, slot *sl, const ig_counts *per_target)
     add.failed = 0;  /* ig_results_fail_row counted them */
     add.skipped = 0; /* derived from the others when read */
     ig_results_add(d->results, -1, &add);
-    d->prog = progress_after(d, b, &delta);
-    d->prog.counts = ig_results_counts(d->results);
+    {
+        ig_run_progress p = progress_after(d, b, &delta);
+        p.counts = ig_results_counts(d->results);
+        pthread_mutex_lock(&d->mu); /* the map thread reads it meanwhile */
+        d->prog = p;
+        pthread_mutex_unlock(&d->mu);
+    }
     memset(&sl->last, 0, sizeof(sl->last));
     sl->last.batch = d->prog.batches;
     sl->last.rows = delta.read;

@@ -127,7 +127,7 @@ http POST "/api/imports/$jq/cancel"; expect 200 "cancel queued"
 assert_eq "cancelled" "$(jget '["result"]')" "cancelled at once"
 http POST "/api/imports/$jb/cancel"; expect 409 "cancel finished"
 gen_colors 3000 r "$IT_TMP/r.csv"
-set_sleep 0.3 # 30 batches of 0.3 s: still running when the cancel lands
+set_sleep 0.6 # 15 batches (of 200 rows: new keys double --batch-size 100) of 0.6 s: still running when the cancel lands
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/r.csv"
 expect 202 "slow job queued"; jr=$(jget '["job_id"]')
 wait_until 30 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jr'")" -ge 200 ]'
@@ -146,7 +146,7 @@ wait_until 20 '[ "$(job_state '$jr')" = cancelled ]'
 
 # --- Redis stopped mid-import: the import finishes, progress still served ---
 gen_colors 3000 d "$IT_TMP/d.csv"
-set_sleep 0.2
+set_sleep 0.4 # 15 batches of 200 rows: still running while Redis goes away
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/d.csv"
 expect 202 "job queued"; jd=$(jget '["job_id"]')
 wait_until 30 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jd'")" -ge 200 ]'

@@ -31,7 +31,7 @@ stop_worker "$w2"; assert_eq 0 "$W_RC" "w2 exits 0 on SIGTERM"
 
 # --- kill -9 mid-job: rescued, resumed from the checkpoint ---------------
 gen_colors 3000 k "$IT_TMP/k.csv"
-set_sleep 0.05
+set_sleep 0.1 # per batch: 15 batches of 200 rows (new keys double --batch-size 100)
 run_ingot 0 submit colors "$IT_TMP/k.csv"; jk=$OUT
 start_worker w3 --no-http --threads 1 --batch-size 100; w3=$W_PID
 wait_until 60 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jk'")" -ge 500 ]'
@@ -55,7 +55,7 @@ stop_worker "$w4"; assert_eq 0 "$W_RC" "w4 exits 0"
 
 # --- a stolen lease: the old worker stops writing -------------------------
 gen_colors 3000 s "$IT_TMP/s.csv"
-set_sleep 0.1
+set_sleep 0.2
 run_ingot 0 submit colors "$IT_TMP/s.csv"; js=$OUT
 start_worker w5 --no-http --threads 1 --batch-size 100; w5=$W_PID
 wait_until 60 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$js'")" -ge 200 ]'
@@ -80,7 +80,7 @@ run_ingot 0 cancel "$jq" --json
 assert_contains "$OUT" '"result": "cancelled"' "queued job cancelled at once"
 assert_eq "cancelled" "$(job_state "$jq")" "queued job state"
 gen_colors 3000 c "$IT_TMP/c.csv"
-set_sleep 0.1
+set_sleep 0.2
 run_ingot 0 submit colors "$IT_TMP/c.csv"; jc=$OUT
 start_worker w6 --no-http --threads 1 --batch-size 100; w6=$W_PID
 wait_until 60 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jc'")" -ge 200 ]'
@@ -97,7 +97,7 @@ stop_worker "$w6"; assert_eq 0 "$W_RC" "w6 exits 0"
 
 # --- timeout: IMPORT_TIMEOUT_SECONDS=1 fails a slow job, no retry ---------
 gen_colors 3000 t "$IT_TMP/t.csv"
-set_sleep 0.2
+set_sleep 0.4
 run_ingot 0 submit colors "$IT_TMP/t.csv"; jt=$OUT
 start_worker w7 --no-http --threads 1 --batch-size 100 --timeout 1; w7=$W_PID
 wait_until 30 '[ "$(job_state '$jt')" = failed ]'
@@ -107,7 +107,7 @@ stop_worker "$w7"; assert_eq 0 "$W_RC" "w7 exits 0"
 
 # --- graceful shutdown: SIGTERM mid-job releases it, attempt not burned --
 gen_colors 3000 g "$IT_TMP/g.csv"
-set_sleep 0.1
+set_sleep 0.2
 run_ingot 0 submit colors "$IT_TMP/g.csv"; jg=$OUT
 start_worker w8 --no-http --threads 1 --batch-size 100; w8=$W_PID
 wait_until 60 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jg'")" -ge 200 ]'
