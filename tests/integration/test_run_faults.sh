@@ -21,7 +21,7 @@ file_md5() { tail -n +2 "$1" | LC_ALL=C sort | md5sum | cut -d' ' -f1; }
 TABLE_MD5="SELECT md5(string_agg(color_name || ',' || color_code, E'\n'
              ORDER BY color_name COLLATE \"C\") || E'\n') FROM color_master"
 # json_count NAME: a top-level count from $OUT (the --json summary)
-json_count() { sed -n "s/^ *\"$1\": \([0-9]*\),\{0,1\}$/\1/p" <<<"$OUT" | head -1; }
+json_count() { sed -n "s/^ *\"$1\": \([0-9]*\),\{0,1\}$/\1/p" <<<"$OUT" | awk 'NR == 1'; }
 
 # --- backends terminated mid-import (shared server) ----------------------
 CLEAN_DB="${IT_DB}_clean"
