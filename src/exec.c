@@ -262,6 +262,17 @@ static void add_select(sb *b, const ig_exec *ex, size_t ti, int with_row)
     add_from_where(b, ex, ti);
 }
 
+/* "a", "b", .. : the target's columns, quoted, in pipeline order (the
+ * order of the staged values). Appended to *b. */
+static void add_col_list(sb *b, const ig_target *t)
+{
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        char *q = ig_db_quote_ident(t->cols[ci].name);
+        sb_add(b, "%s%s", ci ? ", " : "", q);
+        free(q);
+    }
+}
+
 static void build_upsert(ig_exec *ex, size_t ti, int dedup)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
@@ -276,11 +287,7 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
         sb_add(&keys, "%s%s", k ? ", " : "", q);
         free(q);
     }
-    for (size_t ci = 0; ci < t->n_cols; ci++) {
-        char *q = ig_db_quote_ident(t->cols[ci].name);
-        sb_add(&cols, "%s%s", ci ? ", " : "", q);
-        free(q);
-    }
+    add_col_list(&cols, t);
 
     if (t->on_conflict == IG_ON_CONFLICT_ERROR) {
         /* src / dedup are read twice below, so they stay CTEs. */
@@ -532,11 +539,7 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
     PQclear(res);
     if (ok && t->n_cols > 0) {
         char *qt = ig_sql_qualified(t->table);
-        for (size_t ci = 0; ci < t->n_cols; ci++) {
-            char *q = ig_db_quote_ident(t->cols[ci].name);
-            sb_add(&cols, "%s%s", ci ? ", " : "", q);
-            free(q);
-        }
+        add_col_list(&cols, t);
         ex->direct = ig_xasprintf("COPY %s (%s) FROM STDIN", qt, cols.s);
         free(qt);
         free(cols.s);
@@ -906,8 +909,8 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
 
 /* The insert-first path: when the caller expects new keys (the last batch
  * inserted every row), COPY the rows straight into the table -- COPY's
- * multi-row inserts run about twice as fast as INSERT .. ON CONFLICT's
- * speculative ones. It is an optimistic attempt in a savepoint: any
+ * multi-row inserts ran about 1.6x as fast as INSERT .. ON CONFLICT's
+ * speculative ones at 1M rows (docs/performance.md). It is an optimistic attempt in a savepoint: any
  * failure (an existing key: unique_violation; a bad row; a lock wait
  * over INSERT_FIRST_LOCK_TIMEOUT, so it never joins a deadlock cycle)
  * rolls it back and leaves the batch to the upsert, which gives exactly
