@@ -632,6 +632,10 @@ typedef struct run_ctx {
     char *buf; /* COPY data of the current subset */
     size_t cap;
     int dirty; /* the stage may hold rows: clear it before a COPY */
+    const char *begin; /* statements starting the batch's transaction,
+                          still to be sent (IG_EXEC_BEGIN), or NULL */
+    char *xid;         /* where the started transaction's id goes */
+    int want_xid;      /* begin was sent: the next tuples are the xid */
     /* The last statement failure, for the row it is pinned on. */
     char state[8], constraint[64], column[64], message[480];
 } run_ctx;
@@ -678,6 +682,13 @@ static int read_results(run_ctx *rc, const char *what, int *copy_in,
             PQclear(res);
             break;
         }
+        if (st == PGRES_TUPLES_OK && rc->want_xid) {
+            /* BEGIN went first in this string: the xid query's answer. */
+            snprintf(rc->xid, IG_EXEC_XID_LEN, "%s", PQgetvalue(res, 0, 0));
+            rc->want_xid = 0;
+            PQclear(res);
+            continue;
+        }
         if (st == PGRES_TUPLES_OK && tuples && *tuples == NULL) {
             *tuples = res;
             continue;
@@ -713,26 +724,53 @@ static int copy_data(run_ctx *rc, size_t len, const char *what,
     return read_results(rc, what, NULL, tuples, ncmd);
 }
 
+/* The statements that start the batch's transaction when they are still
+ * to be sent (IG_EXEC_BEGIN), else "": the caller puts them first in its
+ * query string, and read_results takes the xid from its results. */
+static const char *take_begin(run_ctx *rc)
+{
+    const char *b = rc->begin;
+
+    if (b == NULL)
+        return "";
+    rc->begin = NULL;
+    rc->want_xid = 1;
+    return b;
+}
+
 /* prefix (statements run first, in the same round trip), then COPY rows
- * into the stage. */
+ * into the stage, then suffix (when not NULL: statements run right after
+ * the COPY, in the round trip of its data). The suffix's first tuples go
+ * to *tuples; *copied says whether the COPY itself succeeded, so a
+ * failure can be pinned on it or on the suffix. */
 static int copy_rows(run_ctx *rc, const size_t *rows, size_t n,
-                     const char *prefix)
+                     const char *prefix, const char *suffix,
+                     PGresult **tuples, int *copied)
 {
     size_t len = 0;
+    long long ncopy = -1;
     int code, copying;
     char *sql;
 
+    *copied = 0;
+    sql = ig_xasprintf("%s%s%s%s%s", take_begin(rc), prefix, rc->ex->copy,
+                       suffix ? "; " : "", suffix ? suffix : "");
+    if (!PQsendQuery(rc->conn, sql)) {
+        free(sql);
+        return ig_db_err(rc->err, rc->conn, NULL, "COPY into the stage table");
+    }
+    free(sql);
+    /* Render the rows while the server runs the statements before COPY. */
     for (size_t i = 0; i < n; i++)
         ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
-    sql = ig_xasprintf("%s%s", prefix, rc->ex->copy);
-    code = send_query(rc, sql, "COPY into the stage table", &copying, NULL,
-                      NULL);
-    free(sql);
+    code = read_results(rc, "COPY into the stage table", &copying, NULL, NULL);
     if (!copying)
         return code != IG_OK ? code
                              : ig_db_err(rc->err, rc->conn, NULL,
                                          "COPY into the stage table");
-    return copy_data(rc, len, "COPY into the stage table", NULL, NULL);
+    code = copy_data(rc, len, "COPY into the stage table", tuples, &ncopy);
+    *copied = ncopy >= 0;
+    return code;
 }
 
 /* Classify a failed statement: transient (abort the batch), or a data
@@ -828,54 +866,41 @@ static void count_keys(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
     free(set);
 }
 
-/* Run one target's statements for the current subset. *refail is set
- * when rows were marked failed and the subset must be run again. With
- * release (the last target), a kept subset's savepoint is released in the
- * upsert's round trip where the upsert cannot ask for a re-run; *released
- * says so. */
-static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
-                      int release, ig_counts *delta, int *refail,
-                      int *released)
+/* The upsert of target ti for rows[0..n) (owned): the DISTINCT ON form
+ * where a key repeats, followed by the release of the subset's savepoint
+ * when release is set and the upsert cannot ask for a re-run (*released
+ * says so). *nsrc / *nkeys: eligible rows and their distinct keys. */
+static char *target_sql(run_ctx *rc, size_t ti, const size_t *rows,
+                        size_t n, int release, long long *nsrc,
+                        long long *nkeys, int *released)
+{
+    const target_plan *tp = &rc->ex->t[ti];
+    const char *sql = tp->upsert;
+
+    *nsrc = *nkeys = 0;
+    *released = 0;
+    if (!tp->conflict_error) {
+        count_keys(rc, ti, rows, n, nsrc, nkeys);
+        if (*nkeys < *nsrc && tp->upsert_dedup)
+            sql = tp->upsert_dedup; /* a key repeats in this subset */
+        if (release) {
+            *released = 1;
+            return ig_xasprintf("%s; RELEASE SAVEPOINT ig_run", sql);
+        }
+    }
+    return ig_xstrdup(sql);
+}
+
+/* Read target ti's counts (and, under on_conflict: error, its rejected
+ * rows) from the upsert's result res (borrowed). *refail: rows were
+ * marked failed and the subset must be run again. */
+static void target_result(run_ctx *rc, size_t ti, PGresult *res,
+                          long long nsrc, long long nkeys, ig_counts *delta,
+                          int *refail)
 {
     const target_plan *tp = &rc->ex->t[ti];
     const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
-    PGresult *res = NULL;
-    long long nsrc = 0, nkeys = 0;
-    const char *sql = tp->upsert;
-    char *both = NULL;
-    int code = IG_OK;
 
-    *refail = 0;
-    if (tp->missing) {
-        res = PQexec(rc->conn, tp->missing);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            code = stmt_failed(rc, res, t->name);
-            PQclear(res);
-            return code;
-        }
-        if (mark_missing(rc, ti, res) > 0)
-            *refail = 1;
-        PQclear(res);
-        res = NULL;
-        if (*refail)
-            return IG_OK;
-    }
-    if (!tp->conflict_error) {
-        count_keys(rc, ti, rows, n, &nsrc, &nkeys);
-        if (nkeys < nsrc && tp->upsert_dedup)
-            sql = tp->upsert_dedup; /* a key repeats in this subset */
-    }
-    if (release && !tp->conflict_error)
-        sql = both = ig_xasprintf("%s; RELEASE SAVEPOINT ig_run", sql);
-    code = send_query(rc, sql, t->name, NULL, &res, NULL);
-    free(both);
-    if (code == IG_OK && res == NULL)
-        code = ig_db_err(rc->err, rc->conn, NULL, "%s: no result", t->name);
-    if (code != IG_OK) {
-        PQclear(res);
-        return code;
-    }
-    *released = both != NULL;
     if (tp->conflict_error) {
         nsrc = atoll(PQgetvalue(res, 0, 0));
         nkeys = atoll(PQgetvalue(res, 0, 1));
@@ -903,8 +928,50 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
     delta->skipped = nsrc - nkeys;
     if (delta->unchanged < 0) /* keys equal in C but not in SQL */
         delta->unchanged = 0;
+}
+
+/* Run one target's statements for the current subset. *refail is set
+ * when rows were marked failed and the subset must be run again. With
+ * release (the last target), a kept subset's savepoint is released in the
+ * upsert's round trip where the upsert cannot ask for a re-run; *released
+ * says so. */
+static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
+                      int release, ig_counts *delta, int *refail,
+                      int *released)
+{
+    const target_plan *tp = &rc->ex->t[ti];
+    const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
+    PGresult *res = NULL;
+    long long nsrc, nkeys;
+    char *sql;
+    int code = IG_OK, rel;
+
+    *refail = 0;
+    if (tp->missing) {
+        res = PQexec(rc->conn, tp->missing);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            code = stmt_failed(rc, res, t->name);
+            PQclear(res);
+            return code;
+        }
+        if (mark_missing(rc, ti, res) > 0)
+            *refail = 1;
+        PQclear(res);
+        res = NULL;
+        if (*refail)
+            return IG_OK;
+    }
+    sql = target_sql(rc, ti, rows, n, release, &nsrc, &nkeys, &rel);
+    code = send_query(rc, sql, t->name, NULL, &res, NULL);
+    free(sql);
+    if (code == IG_OK && res == NULL)
+        code = ig_db_err(rc->err, rc->conn, NULL, "%s: no result", t->name);
+    if (code == IG_OK) {
+        *released = rel;
+        target_result(rc, ti, res, nsrc, nkeys, delta, refail);
+    }
     PQclear(res);
-    return IG_OK;
+    return code;
 }
 
 /* The insert-first path: when the caller expects new keys (the last batch
@@ -931,6 +998,31 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
     count_keys(rc, 0, rows, n, &nsrc, &nkeys);
     if (nsrc == 0 || nkeys < nsrc)
         return IG_OK;
+
+    /* One query string, two round trips (the statements, then the COPY
+     * data): savepoint; the proof that the upsert can run (see
+     * IG_EXEC_PROVE); lock_timeout, the old value kept in the
+     * transaction; the COPY; and, if it succeeds, release and restore.
+     * After a failure PostgreSQL skips the rest, and the rollback to the
+     * savepoint restores lock_timeout. */
+    sql = ig_xasprintf(
+        "%sSAVEPOINT ig_direct; %s%s%s"
+        "SELECT set_config('ingot.lock_timeout', "
+        "current_setting('lock_timeout'), true), "
+        "set_config('lock_timeout', '" INSERT_FIRST_LOCK_TIMEOUT "', true); "
+        "%s; RELEASE SAVEPOINT ig_direct; "
+        "SELECT set_config('lock_timeout', "
+        "current_setting('ingot.lock_timeout'), true)",
+        take_begin(rc), prove ? "EXPLAIN " : "",
+        prove ? ex->t[0].upsert : "",
+        prove ? "; " : "", ex->direct);
+    if (!PQsendQuery(rc->conn, sql)) {
+        free(sql);
+        return ig_db_err(rc->err, rc->conn, NULL, "COPY into the table");
+    }
+    free(sql);
+    /* The rows without the stage's _row and _e columns, rendered while
+     * the server runs the statements before COPY. */
     for (size_t i = 0; i < n; i++) {
         size_t at = len, f = 0, p;
         if (!ig_batch_row_at(rc->b, rows[i])->elig[0])
@@ -942,25 +1034,7 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
         memmove(rc->buf + at, rc->buf + p, len - p);
         len -= p - at;
     }
-
-    /* One query string, two round trips (the statements, then the COPY
-     * data): savepoint; the proof that the upsert can run (see
-     * IG_EXEC_PROVE); lock_timeout, the old value kept in the
-     * transaction; the COPY; and, if it succeeds, release and restore.
-     * After a failure PostgreSQL skips the rest, and the rollback to the
-     * savepoint restores lock_timeout. */
-    sql = ig_xasprintf(
-        "SAVEPOINT ig_direct; %s%s%s"
-        "SELECT set_config('ingot.lock_timeout', "
-        "current_setting('lock_timeout'), true), "
-        "set_config('lock_timeout', '" INSERT_FIRST_LOCK_TIMEOUT "', true); "
-        "%s; RELEASE SAVEPOINT ig_direct; "
-        "SELECT set_config('lock_timeout', "
-        "current_setting('ingot.lock_timeout'), true)",
-        prove ? "EXPLAIN " : "", prove ? ex->t[0].upsert : "",
-        prove ? "; " : "", ex->direct);
-    code = send_query(rc, sql, "COPY into the table", &copying, NULL, NULL);
-    free(sql);
+    code = read_results(rc, "COPY into the table", &copying, NULL, NULL);
     if (copying)
         code = copy_data(rc, len, "COPY into the table", NULL, &inserted);
     else if (code == IG_OK)
@@ -1027,8 +1101,11 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
 {
     ig_counts *delta = ig_xcalloc(rc->ex->ntargets, sizeof(*delta));
     const char *failed_target = NULL;
-    int code, refail = 0, released = 0;
-    char *prefix;
+    int code, refail = 0, released = 0, copied = 0;
+    size_t ti = 0;
+    char *prefix, *first = NULL;
+    long long nsrc = 0, nkeys = 0;
+    PGresult *res = NULL;
 
     /* The stage empties itself at COMMIT (ON COMMIT DELETE ROWS) and a
      * rolled-back subset takes its rows with it; only rows a kept subset
@@ -1036,21 +1113,38 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
     prefix = ig_xasprintf("SAVEPOINT ig_run; %s%s",
                           rc->dirty ? rc->ex->truncate : "",
                           rc->dirty ? "; " : "");
-    code = copy_rows(rc, rows, n, prefix);
+    /* The first target's upsert rides with the COPY data when nothing
+     * must be asked before it (a lookup's missing parents). */
+    if (rc->ex->t[0].missing == NULL)
+        first = target_sql(rc, 0, rows, n, rc->ex->ntargets == 1, &nsrc,
+                           &nkeys, &released);
+    code = copy_rows(rc, rows, n, prefix, first, &res, &copied);
     free(prefix);
-    for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
+    if (first) {
+        if (code == IG_OK && res == NULL)
+            code = ig_db_err(rc->err, rc->conn, NULL, "%s: no result",
+                             ig_pipeline_target(rc->ex->p, 0)->name);
+        if (code == IG_OK)
+            target_result(rc, 0, res, nsrc, nkeys, &delta[0], &refail);
+        else
+            released = 0;
+        if (code != IG_OK && copied)
+            failed_target = ig_pipeline_target(rc->ex->p, 0)->name;
+        free(first);
+        ti = 1;
+    }
+    PQclear(res);
+    for (; code == IG_OK && !refail && ti < rc->ex->ntargets; ti++) {
         code = run_target(rc, ti, rows, n, ti + 1 == rc->ex->ntargets,
                           &delta[ti], &refail, &released);
         if (code != IG_OK)
             failed_target = ig_pipeline_target(rc->ex->p, ti)->name;
-        if (refail)
-            break;
     }
     if (code == IG_OK && !refail) {
         if (!released)
             code = sp(rc, "RELEASE SAVEPOINT ig_run");
         rc->dirty = 1;
-        for (size_t ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
+        for (ti = 0; code == IG_OK && ti < rc->ex->ntargets; ti++) {
             rc->per_target[ti].inserted += delta[ti].inserted;
             rc->per_target[ti].updated += delta[ti].updated;
             rc->per_target[ti].unchanged += delta[ti].unchanged;
@@ -1090,10 +1184,11 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
 
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
                   const size_t *rows, size_t n, ig_arena *arena, int flags,
-                  ig_counts *per_target, ig_err *err)
+                  char *xid, ig_counts *per_target, ig_err *err)
 {
     run_ctx rc;
     size_t *sub;
+    char *begin = NULL;
     int code;
 
     memset(&rc, 0, sizeof(rc));
@@ -1107,8 +1202,24 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     if (rows == NULL)
         n = ig_batch_nrows(b);
     /* Create the stage even for a batch of only failed rows: the caller
-     * marks the connection as having it once the transaction commits. */
-    if (!(flags & IG_EXEC_STAGE_EXISTS)) {
+     * marks the connection as having it once the transaction commits.
+     * Inside that transaction (its commit is the batch's), and in the
+     * round trip of BEGIN when this call starts it. */
+    if (flags & IG_EXEC_BEGIN) {
+        int exists = (flags & IG_EXEC_STAGE_EXISTS) != 0;
+        rc.begin = begin = ig_xasprintf(
+            "BEGIN; SELECT pg_current_xact_id()::text; %s%s",
+            exists ? "" : ex->create_stage, exists ? "" : "; ");
+        rc.xid = xid;
+        xid[0] = '\0';
+        if (n == 0) { /* nothing else to send: start it alone */
+            code = send_query(&rc, take_begin(&rc),
+                              "starting the batch transaction", NULL, NULL,
+                              NULL);
+            free(begin);
+            return code;
+        }
+    } else if (!(flags & IG_EXEC_STAGE_EXISTS)) {
         code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
                           err);
         if (code != IG_OK)
@@ -1127,11 +1238,13 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
         if (code != IG_OK || applied) {
             free(sub);
             free(rc.buf);
+            free(begin);
             return code;
         }
     }
     code = run_subset(&rc, sub, n);
     free(sub);
     free(rc.buf);
+    free(begin);
     return code;
 }

@@ -65,19 +65,29 @@ enum {
                                  same transaction (dry run): clear it */
     IG_EXEC_INSERT_FIRST = 4, /* the rows' keys are probably new: try the
                                  insert-first path (see below) */
-    IG_EXEC_PROVE = 8         /* this import has not run its upsert yet:
+    IG_EXEC_PROVE = 8,        /* this import has not run its upsert yet:
                                  plan it (EXPLAIN) before an insert-first
                                  COPY, so a table without a unique index
                                  matching the key fails as the upsert
                                  would instead of taking every row */
+    IG_EXEC_BEGIN = 16        /* conn is not in a transaction: start the
+                                 batch's own in the first query string
+                                 (one round trip less) and report its xid */
 };
+
+/* Room for the xid ig_exec_batch reports under IG_EXEC_BEGIN. */
+#define IG_EXEC_XID_LEN 32
 
 /* Identifies the stage layout: a connection whose tag equals it already
  * has the stage table (see ig_pool_conn_tag). */
 unsigned long long ig_exec_stage_id(const ig_exec *ex);
 
 /* Apply rows[0..n) of batch b (rows == NULL: all of them) on conn, which
- * must be inside a transaction. Failed rows are marked in b, their reason
+ * must be inside a transaction unless flags has IG_EXEC_BEGIN: then the
+ * call starts one (BEGIN rides with its first statements) and writes its
+ * xid to xid[IG_EXEC_XID_LEN]; xid stays "" when no transaction was
+ * started (nothing to send, or the call failed before BEGIN ran), and the
+ * caller commits or rolls back as usual. Failed rows are marked in b, their reason
  * strings allocated in arena (so writers applying disjoint row sets of one
  * batch from several threads never share an allocator). flags: the
  * IG_EXEC_STAGE_* bits. Adds each target's inserted / updated /
@@ -87,7 +97,7 @@ unsigned long long ig_exec_stage_id(const ig_exec *ex);
  * retry the whole batch. IG_DB: the batch could not be run at all. */
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
                   const size_t *rows, size_t n, ig_arena *arena, int flags,
-                  ig_counts *per_target, ig_err *err) IG_MUSTCHECK;
+                  char *xid, ig_counts *per_target, ig_err *err) IG_MUSTCHECK;
 
 /* Whether the insert-first path applies to this pipeline at all. */
 int ig_exec_can_insert_first(const ig_exec *ex);
