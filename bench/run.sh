@@ -11,15 +11,16 @@
 #   staged    hand-written staged upsert: COPY to a temp table, then one
 #             INSERT .. SELECT .. ORDER BY key ON CONFLICT .. DO UPDATE
 #             .. WHERE IS DISTINCT FROM, via psql, in one transaction
-#   ingot     ingot run pipelines/item_master.yaml (insert-first on, the
-#             default), and the same with --insert-first 0 (upsert only)
+#   ingot     ingot run pipelines/item_master.yaml (the defaults: insert-
+#             first on, two writers), and the same with --insert-first 0
+#             (upsert only) and with --writers 1
 #   ingot+lua the same with a trivial Lua transform hook
 #   items     ingot run pipelines/items.yaml (four tables, one row per
 #             variant; ratio against the item table's plain COPY rate)
 # and prints ingot's peak RSS; then batch sizes 1000 (the seed's) and 10000,
-# and two writers (IMPORT_WRITERS=2), for comparison. Every case runs once
-# per round, the rounds interleaved, and the median is reported (this
-# machine's speed drifts by 25% over minutes). Output:
+# and one writer (IMPORT_WRITERS=1) on both table states, for comparison.
+# Every case runs once per round, the rounds interleaved, and the median
+# is reported (this machine's speed drifts by 25% over minutes). Output:
 # bench/out/results.txt (and stdout).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -105,7 +106,8 @@ CASES=(
   "ingot items.yaml (4 tables)|empty|\$INGOT run pipelines/items.yaml \"\$v\" --quiet --no-reject-file"
   "ingot item_master batch 1000 (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --batch-size 1000"
   "ingot item_master batch 10000 (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --batch-size 10000"
-  "ingot item_master 2 writers (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --writers 2"
+  "ingot item_master 1 writer (empty)|empty|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --writers 1"
+  "ingot item_master 1 writer (half populated)|half|\$INGOT run pipelines/item_master.yaml \"\$f\" --quiet --no-reject-file --writers 1"
 )
 
 : > "$OUTDIR/results.txt"
@@ -141,6 +143,6 @@ for n in "${SIZES[@]}"; do
     [ "$ROUNDS" -gt 1 ] && extra="$extra  (rounds:${T[$i]})"
     report "$label" "${M[$i]}" "$n" "$t_copy" "$extra"
   done
-  echo "   single-table ingot vs staged upsert: empty $(printf '%.2f' "$(echo "${M[1]} / ${M[2]}" | bc -l)")x, half populated $(printf '%.2f' "$(echo "${M[5]} / ${M[6]}" | bc -l)")x faster; insert-first vs upsert only: $(printf '%.2f' "$(echo "${M[3]} / ${M[2]}" | bc -l)")x (empty), $(printf '%.2f' "$(echo "${M[7]} / ${M[6]}" | bc -l)")x (half populated)" | tee -a "$OUTDIR/results.txt"
+  echo "   single-table ingot vs staged upsert: empty $(printf '%.2f' "$(echo "${M[1]} / ${M[2]}" | bc -l)")x, half populated $(printf '%.2f' "$(echo "${M[5]} / ${M[6]}" | bc -l)")x faster; insert-first vs upsert only: $(printf '%.2f' "$(echo "${M[3]} / ${M[2]}" | bc -l)")x (empty), $(printf '%.2f' "$(echo "${M[7]} / ${M[6]}" | bc -l)")x (half populated); two writers vs one: $(printf '%.2f' "$(echo "${M[11]} / ${M[2]}" | bc -l)")x (empty), $(printf '%.2f' "$(echo "${M[12]} / ${M[6]}" | bc -l)")x (half populated)" | tee -a "$OUTDIR/results.txt"
   unset T PEAK M
 done

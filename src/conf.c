@@ -41,9 +41,10 @@ static const ig_conf_key keys[] = {
             "86400", 1, 31536000, "seconds a job's progress stays in Redis"),
     KEY_INT("IMPORT_POOL_SIZE", "pool-size", pool_size, "4", 1, 256,
             "database connections per process"),
-    KEY_INT("IMPORT_WRITERS", "writers", writers, "1", 1, 16,
-            "connections applying a single-table import's batches at once "
-            "(rows split by key)"),
+    KEY_INT("IMPORT_WRITERS", "writers", writers, "2", 1, 16,
+            "batches of a single-table import without lookups applied at "
+            "once, each on its own connection, when no key is in two of "
+            "them (1: one after another)"),
     KEY_INT("IMPORT_INSERT_FIRST", "insert-first", insert_first, "1", 0, 1,
             "1: while batches only insert, COPY the next one straight into "
             "the table and upsert only if that fails (one-table pipelines "

@@ -48,8 +48,10 @@ typedef struct ingot_settings {
     long timeout_seconds;     /* IMPORT_TIMEOUT_SECONDS */
     long statement_timeout_ms;
     int pool_size;            /* IMPORT_POOL_SIZE */
-    int writers;              /* IMPORT_WRITERS: parallel writers for
-                                 single-table pipelines (0 = 1) */
+    int writers;              /* IMPORT_WRITERS: batches of a single-table
+                                 pipeline in flight at once, each on its
+                                 own connection, when their keys are
+                                 disjoint (0 = 1) */
     int dry_run;              /* roll everything back at the end */
     const char *reject_file;  /* write failed rows here; NULL = none */
     /* Called after each committed batch (may be NULL). */

@@ -2,11 +2,14 @@
  * runner.c - one import from source to database; see runner.h.
  *
  * Threads: the caller's thread owns the reader, the mapper and the Lua
- * hook; the database thread owns the connection it borrows from the pool.
- * They share two batch buffers (mutex + condition variable): the caller
- * fills one while the database thread applies the other, and queues it as
- * soon as it is full, so the database thread goes from one batch to the
- * next without waiting for the caller's thread to be scheduled.
+ * hook; each writer thread (one, or IMPORT_WRITERS) owns the connection
+ * it borrows from the pool for a batch. They share writers + 1 batch
+ * buffers (mutex + condition variable): the caller fills one while the
+ * writers apply the others, and queues it as soon as it is full, so a
+ * writer goes from one batch to the next without waiting for the caller's
+ * thread to be scheduled. Writers take batches in order and account them
+ * in order; two batches are in flight at once only when no conflict key
+ * is in both (see writer_main).
  */
 #include "runner.h"
 
@@ -14,6 +17,7 @@
 #include "db.h"
 #include "exec.h"
 #include "hook.h"
+#include "keyset.h"
 #include "log.h"
 #include "mapper.h"
 #include "reader.h"
@@ -25,8 +29,6 @@
 #include <time.h>
 
 #define RETRY_ATTEMPTS 8
-
-struct lane;
 
 const char *ig_run_status_name(ig_run_status s)
 {
@@ -56,11 +58,19 @@ static void sleep_ms(long ms)
 /* ------------------------------------------------------------------ */
 /* The database thread                                                 */
 
-/* One of the two batch buffers, and the hook summary of its last run
- * (written by the database thread, read by the map thread once the
- * buffer is free again). */
+/* Where a batch buffer is in its round: filled by the map thread,
+ * queued, applied by a writer, accounted in order, free again. */
+typedef enum { SLOT_FREE, SLOT_QUEUED, SLOT_APPLYING } slot_state;
+
+/* One of the batch buffers, and the hook summary of its last run
+ * (written by a writer, read by the map thread once the buffer is free
+ * again). */
 typedef struct slot {
     ig_batch *b;
+    long long seq;     /* the batch's number, from 1 */
+    slot_state state;
+    ig_keyset *keys;   /* its key hashes, while several writers may run
+                          (NULL otherwise) */
     ig_hook_summary last;
     int have_last;
 } slot;
@@ -71,16 +81,18 @@ typedef struct dbside {
     ig_results *results;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    slot *pending;       /* handed over, not yet applied */
-    slot *applying;      /* being applied */
+    slot *slots;         /* nslots = nwriters + 1; batch seq is in slot
+                            (seq - 1) % nslots */
+    int nslots;
+    long long next_take;    /* seq of the next batch for a writer */
+    long long next_account; /* seq of the next batch to account */
     int quit;
     int failed;          /* a batch could not be applied: stop */
     ig_err err;
     ig_pool_conn *dry;   /* dry run: the one connection and transaction */
     ig_run_progress prog;
     double t0;
-    int nlanes;          /* writers applying each batch at once */
-    struct lane *lanes;
+    int nwriters;        /* batches in flight at most */
     /* Per target: rows this import inserted, and that count when the
      * table was last analyzed (parents only, see refresh_parent_stats). */
     long long *grown, *analyzed_at;
@@ -176,15 +188,14 @@ static ig_run_progress progress_after(const dbside *d, ig_batch *b,
     return p;
 }
 
-/* One attempt at applying rows[0..n) of b (rows NULL: all), reasons in
- * arena. Fills per_target. */
-static int apply_once(dbside *d, ig_batch *b, const size_t *rows, size_t n,
-                      ig_arena *arena, ig_counts *per_target, ig_err *err)
+/* One attempt at applying batch seq, b. Fills per_target. */
+static int apply_once(dbside *d, ig_batch *b, long long seq,
+                      ig_counts *per_target, ig_err *err)
 {
     ig_pool_conn *pc = d->dry;
     PGconn *c;
     char xid[IG_EXEC_XID_LEN] = "";
-    int rc, flags;
+    int rc, flags, insert_first, proven;
 
     if (pc == NULL) {
         rc = ig_pool_acquire(d->o->pool, &pc, err);
@@ -195,16 +206,20 @@ static int apply_once(dbside *d, ig_batch *b, const size_t *rows, size_t n,
     flags = ig_pool_conn_tag(pc) == ig_exec_stage_id(d->ex)
                 ? IG_EXEC_STAGE_EXISTS
                 : 0;
-    if (d->dry != NULL && d->prog.batches > 0)
+    if (d->dry != NULL && seq > 1)
         flags |= IG_EXEC_STAGE_DIRTY;
-    if (d->insert_first)
+    pthread_mutex_lock(&d->mu); /* other writers set them */
+    insert_first = d->insert_first;
+    proven = d->proven;
+    pthread_mutex_unlock(&d->mu);
+    if (insert_first)
         flags |= IG_EXEC_INSERT_FIRST;
-    if (!d->proven)
+    if (!proven)
         flags |= IG_EXEC_PROVE;
     if (d->dry == NULL)
         flags |= IG_EXEC_BEGIN; /* BEGIN rides with the first statements */
-    rc = ig_exec_batch(d->ex, c, b, rows, n, arena, flags, xid, per_target,
-                       err);
+    rc = ig_exec_batch(d->ex, c, b, NULL, 0, ig_batch_arena(b), flags, xid,
+                       per_target, err);
     if (rc == IG_OK && d->o->on_commit) {
         size_t nf;
         const ig_batch_failure *f = ig_batch_failures(b, &nf);
@@ -232,11 +247,11 @@ static int apply_once(dbside *d, ig_batch *b, const size_t *rows, size_t n,
                 rc = ig_err_set(err, IG_DB,
                                 "the connection died during the COMMIT of "
                                 "batch %lld and the server could not say "
-                                "whether it committed; rows up to %lld are "
-                                "committed, re-running the import is safe "
-                                "(upserts) but may count that batch's rows "
-                                "as unchanged",
-                                d->prog.batches + 1, d->prog.last_row);
+                                "whether it committed; the batches counted "
+                                "are committed, re-running the import is "
+                                "safe (upserts) but may count that batch's "
+                                "rows as unchanged",
+                                seq);
             }
         }
     } else if (rc == IG_OK) {
@@ -333,9 +348,9 @@ static void refresh_parent_stats(dbside *d)
     }
 }
 
-/* Apply rows[0..n) of b with retries on transient failures. */
-static int apply_rows(dbside *d, ig_batch *b, const size_t *rows, size_t n,
-                      ig_arena *arena, ig_counts *per, ig_err *err)
+/* Apply batch seq, b, with retries on transient failures. */
+static int apply_rows(dbside *d, ig_batch *b, long long seq, ig_counts *per,
+                      ig_err *err)
 {
     size_t nt = ig_pipeline_ntargets(d->o->pipeline);
     long delay = 200;
@@ -343,94 +358,15 @@ static int apply_rows(dbside *d, ig_batch *b, const size_t *rows, size_t n,
 
     for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
         memset(per, 0, (nt ? nt : 1) * sizeof(*per));
-        for (size_t i = 0; i < (rows ? n : ig_batch_nrows(b)); i++)
-            ig_batch_row_at(b, rows ? rows[i] : i)->failed = 0;
-        rc = apply_once(d, b, rows, n, arena, per, err);
+        for (size_t i = 0; i < ig_batch_nrows(b); i++)
+            ig_batch_row_at(b, i)->failed = 0;
+        rc = apply_once(d, b, seq, per, err);
         if (rc != IG_DB_RETRY)
             break;
         ig_log(IG_LOG_WARN, "batch %lld, attempt %d: %s; retrying in %ld ms",
-               d->prog.batches + 1, attempt, err ? err->msg : "", delay);
+               seq, attempt, err ? err->msg : "", delay);
         sleep_ms(delay);
         delay = delay * 2 > 5000 ? 5000 : delay * 2;
-    }
-    return rc;
-}
-
-/* One writer's share of a batch when several apply it at once. */
-typedef struct lane {
-    dbside *d;
-    ig_batch *b;
-    size_t *rows;
-    size_t n, cap;
-    ig_arena *arena; /* reason strings of this writer's failed rows */
-    ig_counts *per;
-    int rc;
-    ig_err err;
-} lane;
-
-static void *lane_main(void *arg)
-{
-    lane *l = arg;
-    l->rc = l->n ? apply_rows(l->d, l->b, l->rows, l->n, l->arena, l->per,
-                              &l->err)
-                 : IG_OK;
-    return NULL;
-}
-
-/* Split b by key hash over the writers and apply the shares at once, each
- * in its own transaction on its own connection. Rows with equal keys share
- * a writer, so their order is kept; different writers never touch the same
- * key, so they never wait on each other's row locks. */
-static int apply_lanes(dbside *d, ig_batch *b, ig_counts *per, ig_err *err)
-{
-    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
-    size_t nl = (size_t)d->nlanes, nrows = ig_batch_nrows(b);
-    pthread_t th[IG_RUN_MAX_WRITERS];
-    int started[IG_RUN_MAX_WRITERS] = {0};
-    int rc = IG_OK;
-
-    for (size_t l = 0; l < nl; l++) {
-        lane *ln = &d->lanes[l];
-        ln->d = d;
-        ln->b = b;
-        ln->n = 0;
-        ln->rc = IG_OK;
-        ig_err_clear(&ln->err);
-        if (ln->cap < nrows) {
-            ln->cap = nrows;
-            ln->rows = ig_xrealloc(ln->rows, nrows * sizeof(*ln->rows));
-        }
-        if (ln->per == NULL)
-            ln->per = ig_xcalloc(nt ? nt : 1, sizeof(*ln->per));
-        ig_arena_reset(ln->arena);
-    }
-    for (size_t i = 0; i < nrows; i++) {
-        lane *ln = &d->lanes[ig_batch_row_at(b, i)->key_hash % nl];
-        ln->rows[ln->n++] = i;
-    }
-    for (size_t l = 1; l < nl; l++)
-        started[l] = pthread_create(&th[l], NULL, lane_main,
-                                    &d->lanes[l]) == 0;
-    lane_main(&d->lanes[0]);
-    for (size_t l = 1; l < nl; l++)
-        if (started[l])
-            pthread_join(th[l], NULL);
-        else
-            lane_main(&d->lanes[l]); /* no thread: do its share here */
-    memset(per, 0, (nt ? nt : 1) * sizeof(*per));
-    for (size_t l = 0; l < nl; l++) {
-        lane *ln = &d->lanes[l];
-        if (ln->rc != IG_OK && rc == IG_OK) {
-            rc = ln->rc;
-            if (err)
-                *err = ln->err;
-        }
-        for (size_t t = 0; t < nt; t++) {
-            per[t].inserted += ln->per[t].inserted;
-            per[t].updated += ln->per[t].updated;
-            per[t].unchanged += ln->per[t].unchanged;
-            per[t].skipped += ln->per[t].skipped;
-        }
     }
     return rc;
 }
@@ -459,60 +395,104 @@ static void note_outcome(dbside *d, ig_batch *b, const ig_counts *per)
     }
 }
 
-static int apply_batch(dbside *d, slot *sl, ig_err *err)
+/* Whether batch sl shares a conflict key (by hash) with a batch being
+ * applied. A shared hash that is not a shared key only costs waiting. */
+static int clashes(const dbside *d, const slot *sl)
 {
-    ig_batch *b = sl->b;
-    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
-    ig_counts *per = ig_xcalloc(nt ? nt : 1, sizeof(*per));
-    int rc;
+    size_t n = ig_batch_nrows(sl->b);
 
-    if (d->nlanes > 1)
-        rc = apply_lanes(d, b, per, err);
-    else
-        rc = apply_rows(d, b, NULL, 0, ig_batch_arena(b), per, err);
-    if (rc == IG_OK) {
-        account(d, sl, per);
-        if (d->dry == NULL)
-            refresh_parent_stats(d);
-        note_outcome(d, b, per);
-        if (ig_batch_nrows(b) > 0)
-            d->proven = 1; /* its upsert was planned or run */
+    if (sl->keys == NULL)
+        return 0;
+    for (int i = 0; i < d->nslots; i++) {
+        const slot *o = &d->slots[i];
+        if (o == sl || o->state != SLOT_APPLYING || o->keys == NULL)
+            continue;
+        for (size_t r = 0; r < n; r++) {
+            const ig_batch_row *row = ig_batch_row_at(sl->b, r);
+            if (row->elig[0] &&
+                ig_keyset_find(o->keys, &row->khash[0], sizeof(row->khash[0])))
+                return 1;
+        }
     }
-    free(per);
-    return rc;
+    return 0;
 }
 
-static void *db_main(void *arg)
+/* A writer. Takes the batches in order; a batch goes into flight beside
+ * the others only when no conflict key of it is in theirs, so two
+ * versions of one key are never written at once and the later one always
+ * lands last. Each batch is its own transaction on its own connection;
+ * concurrent batches touch disjoint rows, so they never wait on each
+ * other's row locks. Outcomes are accounted in batch order (counts,
+ * failed rows, the reject file, progress), whatever order the commits
+ * came in. With one writer this is the plain sequence. */
+static void *writer_main(void *arg)
 {
     dbside *d = arg;
+    size_t nt = ig_pipeline_ntargets(d->o->pipeline);
+    ig_counts *per = ig_xcalloc(nt ? nt : 1, sizeof(*per));
+    long long said = 0; /* the last batch whose wait was logged */
 
     pthread_mutex_lock(&d->mu);
     for (;;) {
-        slot *sl;
-        int rc;
-        while (d->pending == NULL && !d->quit)
+        slot *sl = &d->slots[(d->next_take - 1) % d->nslots];
+        ig_err err;
+        int rc = IG_OK, applied = 0, stop;
+
+        if (!(sl->state == SLOT_QUEUED && sl->seq == d->next_take)) {
+            if (d->quit)
+                break;
             pthread_cond_wait(&d->cv, &d->mu);
-        if (d->pending == NULL && d->quit)
-            break;
-        sl = d->applying = d->pending;
-        d->pending = NULL;
-        pthread_cond_broadcast(&d->cv); /* the slot is free for the next */
+            continue;
+        }
+        if (!d->failed && clashes(d, sl)) {
+            if (sl->seq != said) /* once per batch */
+                ig_log(IG_LOG_DEBUG, "batch %lld waits: a key of it is in "
+                                     "a batch being applied", sl->seq);
+            said = sl->seq;
+            pthread_cond_wait(&d->cv, &d->mu);
+            continue;
+        }
+        d->next_take++;
+        sl->state = SLOT_APPLYING;
+        stop = d->failed; /* a batch failed: queued ones are not applied */
+        pthread_cond_broadcast(&d->cv); /* the next batch may go too */
         pthread_mutex_unlock(&d->mu);
 
-        rc = d->failed ? IG_OK : apply_batch(d, sl, &d->err);
+        ig_err_clear(&err);
+        if (!stop) {
+            rc = apply_rows(d, sl->b, sl->seq, per, &err);
+            applied = rc == IG_OK;
+        }
 
         pthread_mutex_lock(&d->mu);
-        if (rc != IG_OK)
+        while (d->next_account != sl->seq)
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (rc != IG_OK && !d->failed) {
             d->failed = 1;
-        d->applying = NULL;
+            d->err = err;
+        }
+        if (applied) {
+            if (ig_batch_nrows(sl->b) > 0)
+                d->proven = 1; /* its upsert was planned or run */
+            pthread_mutex_unlock(&d->mu); /* its turn: nobody else counts */
+            account(d, sl, per);
+            if (d->dry == NULL)
+                refresh_parent_stats(d);
+            note_outcome(d, sl->b, per);
+            pthread_mutex_lock(&d->mu);
+        }
+        d->next_account++;
+        sl->state = SLOT_FREE;
         pthread_cond_broadcast(&d->cv);
     }
     pthread_mutex_unlock(&d->mu);
+    free(per);
     return NULL;
 }
 
-/* Wait until sl is neither waiting nor being applied, and report its
- * last batch (hooks' after_batch, progress). IG_DB once a batch failed. */
+/* Wait until sl is free (not queued, not being applied or accounted),
+ * and report its last batch (hooks' after_batch, progress). IG_DB once a
+ * batch failed. */
 static int wait_free(dbside *d, ig_mapper *m, slot *sl)
 {
     ig_hook_summary last;
@@ -520,7 +500,7 @@ static int wait_free(dbside *d, ig_mapper *m, slot *sl)
     int have, failed;
 
     pthread_mutex_lock(&d->mu);
-    while (d->pending == sl || d->applying == sl)
+    while (sl->state != SLOT_FREE)
         pthread_cond_wait(&d->cv, &d->mu);
     have = sl->have_last;
     sl->have_last = 0;
@@ -536,15 +516,24 @@ static int wait_free(dbside *d, ig_mapper *m, slot *sl)
     return failed ? IG_DB : IG_OK;
 }
 
-/* Queue sl for the database thread. The slot is free: with two buffers,
- * the other one is being applied at most, so the database thread takes
- * this one the moment it is done, without waiting for this thread. */
-static void hand_over(dbside *d, slot *sl)
+/* Queue sl (free, filled) as batch seq for the writers. With several
+ * writers, its key hashes go in a set first (see clashes). */
+static void hand_over(dbside *d, slot *sl, long long seq)
 {
+    if (d->nwriters > 1) {
+        size_t n = ig_batch_nrows(sl->b);
+        ig_keyset_free(sl->keys);
+        sl->keys = ig_keyset_new();
+        for (size_t r = 0; r < n; r++) {
+            const ig_batch_row *row = ig_batch_row_at(sl->b, r);
+            if (row->elig[0])
+                ig_keyset_add(sl->keys, &row->khash[0],
+                              sizeof(row->khash[0]), 1);
+        }
+    }
     pthread_mutex_lock(&d->mu);
-    while (d->pending != NULL)
-        pthread_cond_wait(&d->cv, &d->mu);
-    d->pending = sl;
+    sl->seq = seq;
+    sl->state = SLOT_QUEUED;
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -808,21 +797,31 @@ static long next_batch_size(dbside *d, long long batch_no)
     return size;
 }
 
+/* Whether a target looks rows up (possibly in its own table, where a
+ * batch must see the rows of the batches before it committed). */
+static int has_lookups(const ig_pipeline *p)
+{
+    for (size_t t = 0; t < ig_pipeline_ntargets(p); t++) {
+        const ig_target *tg = ig_pipeline_target(p, t);
+        for (size_t c = 0; c < tg->n_cols; c++)
+            if (tg->cols[c].source == IG_COLSRC_LOOKUP)
+                return 1;
+    }
+    return 0;
+}
+
 static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
                      ig_mapper *m, ig_run_status *status, ig_err *err)
 {
-    slot slots[2];
-    int eof = 0, cur = 0, rc = IG_OK;
-    long long batch_no = 0;
+    int eof = 0, rc = IG_OK;
+    long long batch_no = 0, queued = 0;
 
-    memset(slots, 0, sizeof(slots));
-    slots[0].b = ig_batch_new();
-    slots[1].b = ig_batch_new();
-    /* Fill one buffer while the database thread applies the other; the
-     * next batch is queued before the current one is done, so the
-     * database never waits for this thread to wake up. */
+    /* Fill one buffer while the writers apply the others; the next batch
+     * is queued before the current ones are done, so a writer never waits
+     * for this thread to wake up. Batch seq lives in slot (seq - 1) %
+     * nslots. */
     while (!eof && rc == IG_OK) {
-        slot *sl = &slots[cur];
+        slot *sl = &d->slots[queued % d->nslots];
         rc = wait_free(d, m, sl);
         if (rc != IG_OK)
             break;
@@ -845,15 +844,13 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
         if (rc != IG_OK)
             break;
         if (ig_batch_read(sl->b) > 0)
-            hand_over(d, sl);
-        cur ^= 1;
+            hand_over(d, sl, ++queued);
     }
-    /* The older batch first, so hooks see them in order. */
-    for (int i = 0; i < 2; i++)
-        if (wait_free(d, m, &slots[cur ^ i]) != IG_OK && rc == IG_OK)
+    /* The oldest batch first, so hooks see them in order. */
+    for (int i = 0; i < d->nslots; i++)
+        if (wait_free(d, m, &d->slots[(queued + i) % d->nslots]) != IG_OK &&
+            rc == IG_OK)
             rc = IG_DB;
-    ig_batch_free(slots[0].b);
-    ig_batch_free(slots[1].b);
     return rc;
 }
 
@@ -866,7 +863,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     ig_mapper *m = NULL;
     ig_exec *ex = NULL;
     dbside d;
-    pthread_t th;
+    pthread_t th[IG_RUN_MAX_WRITERS];
     int started = 0, rc;
     long long total = -1;
     const char **hdr = NULL; /* header names, borrowed from the reader */
@@ -878,13 +875,17 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     d.t0 = now_s();
     d.prog.total_rows = -1;
     d.prog.bytes_total = o->bytes_total;
-    d.nlanes = 1;
+    d.nwriters = 1;
     d.insert_first = !o->no_insert_first; /* new keys expected at first */
     if (o->writers > 1 && ig_pipeline_ntargets(o->pipeline) == 1 &&
-        !o->dry_run && o->on_commit == NULL)
-        d.nlanes = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
-                                                   : o->writers;
-    d.lanes = ig_xcalloc((size_t)d.nlanes, sizeof(*d.lanes));
+        !has_lookups(o->pipeline) && !o->dry_run && o->on_commit == NULL)
+        d.nwriters = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
+                                                     : o->writers;
+    d.nslots = d.nwriters + 1;
+    d.slots = ig_xcalloc((size_t)d.nslots, sizeof(*d.slots));
+    for (int i = 0; i < d.nslots; i++)
+        d.slots[i].b = ig_batch_new();
+    d.next_take = d.next_account = 1;
     {
         size_t nt = ig_pipeline_ntargets(o->pipeline);
         d.grown = ig_xcalloc(nt ? nt : 1, sizeof(*d.grown));
@@ -898,8 +899,6 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
                     d.is_parent[tg->cols[c].lookup.target] = 1;
         }
     }
-    for (int l = 0; l < d.nlanes; l++)
-        d.lanes[l].arena = ig_arena_new(4096);
     *status = IG_RUN_FAILED;
     pthread_mutex_init(&d.mu, NULL);
     pthread_cond_init(&d.cv, NULL);
@@ -957,11 +956,16 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         if (rc != IG_OK)
             goto out;
     }
-    if (pthread_create(&th, NULL, db_main, &d) != 0) {
-        rc = ig_err_set(err, IG_INTERNAL, "cannot start the database thread");
+    for (; started < d.nwriters; started++)
+        if (pthread_create(&th[started], NULL, writer_main, &d) != 0)
+            break;
+    if (started == 0) {
+        rc = ig_err_set(err, IG_INTERNAL, "cannot start a writer thread");
         goto out;
     }
-    started = 1;
+    if (started < d.nwriters) /* the batches still go, fewer at once */
+        ig_log(IG_LOG_WARN, "only %d of %d writer threads could be started",
+               started, d.nwriters);
     *status = IG_RUN_DONE;
     rc = read_loop(o, &d, r, m, status, err);
     if (rc == IG_DB || d.failed) {
@@ -979,7 +983,8 @@ out:
         d.quit = 1;
         pthread_cond_broadcast(&d.cv);
         pthread_mutex_unlock(&d.mu);
-        pthread_join(th, NULL);
+        for (int i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
     }
     end_dry(&d);
     if (o->reject && rc == IG_OK) {
@@ -999,12 +1004,11 @@ out:
     ig_hook_free(hook);
     ig_reader_free(r);
     free(hdr);
-    for (int l = 0; l < d.nlanes; l++) {
-        ig_arena_free(d.lanes[l].arena);
-        free(d.lanes[l].rows);
-        free(d.lanes[l].per);
+    for (int i = 0; i < d.nslots; i++) {
+        ig_batch_free(d.slots[i].b);
+        ig_keyset_free(d.slots[i].keys);
     }
-    free(d.lanes);
+    free(d.slots);
     free(d.grown);
     free(d.analyzed_at);
     free(d.is_parent);

@@ -2,10 +2,10 @@
  * runner.h - one import, start to finish: reader -> mapper (rules, hooks)
  * -> batches -> executor, with the limits, progress and results.
  *
- * Two threads work at once: the calling thread reads, maps and runs hooks
- * for batch N+1 while a database thread applies batch N (COPY + upserts in
- * one short transaction, committed per batch). Batches are applied in
- * order, one at a time, so a later batch's rows win over an earlier one's
+ * Threads work at once: the calling thread reads, maps and runs hooks
+ * for the next batch while a writer thread applies the current one (COPY
+ * + upserts in one short transaction, committed per batch). Batches are
+ * applied in order, so a later batch's rows win over an earlier one's
  * and a child always finds the parents of earlier batches.
  *
  * A transient database failure (connection lost, server restarting,
@@ -16,11 +16,16 @@
  * boundary. --dry-run runs everything in one transaction that is rolled
  * back at the end.
  *
- * A single-target pipeline may be applied by several writers at once
- * (opts.writers): each batch is split by a hash of the conflict key, so
- * equal keys keep their order on one writer and writers never contend for
- * a row. Multi-target pipelines keep one writer: a child row needs its
- * parents from earlier batches committed first.
+ * A single-target pipeline may have several batches in flight at once
+ * (opts.writers), each in its own transaction on its own connection, but
+ * only batches that share no conflict key: a key's later version still
+ * lands last, and the writers do not contend for the target's rows.
+ * Outcomes are accounted in batch order. When a batch fails, the batches
+ * already in flight beside it still commit and are counted; no later one
+ * starts. Multi-target pipelines, pipelines with lookups, dry runs and
+ * runs with on_commit (the worker's checkpoints, which must commit in
+ * order) keep one writer: a row looked up must be committed by an earlier
+ * batch first.
  */
 #ifndef IG_RUNNER_H
 #define IG_RUNNER_H
@@ -93,12 +98,12 @@ typedef struct ig_run_opts {
     ig_run_commit_fn on_commit;
     void *commit_ud;
     volatile int *cancel;        /* borrowed; nonzero = stop */
-    int writers;                 /* connections applying each batch at once
+    int writers;                 /* batches in flight at once
                                     (1..IG_RUN_MAX_WRITERS); used only for
                                     single-target pipelines without
-                                    on_commit or dry_run, where rows can be
-                                    split by key; 0 or 1 = one writer. The
-                                    pool needs writers + 1 connections. */
+                                    on_commit or dry_run; 0 or 1 = one
+                                    writer. The pool needs writers + 1
+                                    connections. */
     int no_insert_first;         /* never try the executor's insert-first
                                     path (IMPORT_INSERT_FIRST=0); default
                                     0 = try it while batches only insert */
