@@ -86,7 +86,7 @@ report() { # label seconds rows copy_seconds [suffix]
   local rate ratio
   rate=$(echo "$3 / $2" | bc -l)
   ratio=$(echo "$4 / $2" | bc -l)
-  printf '%-40s %9d rows %8.2f s %10.0f rows/s %6.2fx COPY%s\n' "$1" "$3" "$2" "$rate" "$ratio" "${5:-}" | tee -a "$OUTDIR/results.txt"
+  printf '%-44s %9d rows %8.2f s %10.0f rows/s %6.2fx COPY%s\n' "$1" "$3" "$2" "$rate" "$ratio" "${5:-}" | tee -a "$OUTDIR/results.txt"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 half_populate() { reset_tables; q -c "\\copy item_master (name, description, category, brand, is_active) FROM '$1' CSV HEADER" -c "VACUUM ANALYZE item_master" >/dev/null; }

@@ -395,8 +395,14 @@ static void note_outcome(dbside *d, ig_batch *b, const ig_counts *per)
     }
 }
 
-/* Whether batch sl shares a conflict key (by hash) with a batch being
- * applied. A shared hash that is not a shared key only costs waiting. */
+/* Why batch sl must wait for the batches being applied, or WAIT_NOT:
+ * while the import only inserts (insert-first: the batches are COPYed
+ * straight into the table, and two COPYs appending to the same table and
+ * index pages ran slower than one), or when it shares a conflict key (by
+ * hash) with one of them. A shared hash that is not a shared key only
+ * costs waiting. */
+enum { WAIT_NOT, WAIT_INSERTING, WAIT_KEY };
+
 static int clashes(const dbside *d, const slot *sl)
 {
     size_t n = ig_batch_nrows(sl->b);
@@ -407,14 +413,16 @@ static int clashes(const dbside *d, const slot *sl)
         const slot *o = &d->slots[i];
         if (o == sl || o->state != SLOT_APPLYING || o->keys == NULL)
             continue;
+        if (d->insert_first && ig_exec_can_insert_first(d->ex))
+            return WAIT_INSERTING;
         for (size_t r = 0; r < n; r++) {
             const ig_batch_row *row = ig_batch_row_at(sl->b, r);
             if (row->elig[0] &&
                 ig_keyset_find(o->keys, &row->khash[0], sizeof(row->khash[0])))
-                return 1;
+                return WAIT_KEY;
         }
     }
-    return 0;
+    return WAIT_NOT;
 }
 
 /* A writer. Takes the batches in order; a batch goes into flight beside
@@ -436,7 +444,7 @@ static void *writer_main(void *arg)
     for (;;) {
         slot *sl = &d->slots[(d->next_take - 1) % d->nslots];
         ig_err err;
-        int rc = IG_OK, applied = 0, stop;
+        int rc = IG_OK, applied = 0, stop, why;
 
         if (!(sl->state == SLOT_QUEUED && sl->seq == d->next_take)) {
             if (d->quit)
@@ -444,10 +452,12 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&d->cv, &d->mu);
             continue;
         }
-        if (!d->failed && clashes(d, sl)) {
+        if (!d->failed && (why = clashes(d, sl)) != WAIT_NOT) {
             if (sl->seq != said) /* once per batch */
-                ig_log(IG_LOG_DEBUG, "batch %lld waits: a key of it is in "
-                                     "a batch being applied", sl->seq);
+                ig_log(IG_LOG_DEBUG, "batch %lld waits: %s", sl->seq,
+                       why == WAIT_KEY
+                           ? "a key of it is in a batch being applied"
+                           : "batches that only insert go one at a time");
             said = sl->seq;
             pthread_cond_wait(&d->cv, &d->mu);
             continue;

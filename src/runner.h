@@ -18,8 +18,9 @@
  *
  * A single-target pipeline may have several batches in flight at once
  * (opts.writers), each in its own transaction on its own connection, but
- * only batches that share no conflict key: a key's later version still
- * lands last, and the writers do not contend for the target's rows.
+ * only batches that share no conflict key, and not while the import only
+ * inserts (insert-first COPYs go one at a time): a key's later version
+ * still lands last, and the writers do not contend for the target's rows.
  * Outcomes are accounted in batch order. When a batch fails, the batches
  * already in flight beside it still commit and are counted; no later one
  * starts. Multi-target pipelines, pipelines with lookups, dry runs and

@@ -47,6 +47,16 @@ assert_not_contains() {
   case "$1" in *"$2"*) fail "$3: must not contain '$2', got: $1" ;; *) ;; esac
 }
 
+# comparable JSON WHAT : an import's --json summary without what differs
+# between two runs that did the same work (timings; a failing row's detail
+# shows its id and timestamps), on stdout; fails the test naming WHAT when
+# JSON holds no summary.
+comparable() {
+  jq -S '{status, exit_code, counts, targets, failed_rows}
+         | .failed_rows[].reasons[].message |= sub(": Failing row contains.*"; "")' "$1" \
+    || fail "$2: no JSON summary: $(cat "$1")"
+}
+
 # run_ingot EXPECTED_RC args... ; output in $OUT (stdout) and $ERR (stderr)
 run_ingot() {
   local want=$1; shift
