@@ -98,7 +98,8 @@ typedef struct dbside {
     long long *grown, *analyzed_at;
     int *is_parent;
     int insert_first;    /* the last batch only inserted: expect new keys
-                            (IG_EXEC_INSERT_FIRST) */
+                            (IG_EXEC_INSERT_FIRST); on at the start */
+    int inserting;       /* ... and that was seen, not only expected */
     int proven;          /* a batch with rows was applied: the upsert can
                             run (else IG_EXEC_PROVE) */
 } dbside;
@@ -390,7 +391,7 @@ static void note_outcome(dbside *d, ig_batch *b, const ig_counts *per)
         return;
     if (per[nt - 1].inserted + old + rejected > 0) {
         pthread_mutex_lock(&d->mu); /* the map thread reads it */
-        d->insert_first = old == 0 && rejected == 0;
+        d->insert_first = d->inserting = old == 0 && rejected == 0;
         pthread_mutex_unlock(&d->mu);
     }
 }
@@ -482,6 +483,8 @@ static void *writer_main(void *arg)
             d->err = err;
         }
         if (applied) {
+            ig_log(IG_LOG_DEBUG, "batch %lld committed (%zu rows)", sl->seq,
+                   ig_batch_nrows(sl->b));
             if (ig_batch_nrows(sl->b) > 0)
                 d->proven = 1; /* its upsert was planned or run */
             pthread_mutex_unlock(&d->mu); /* its turn: nobody else counts */
@@ -795,13 +798,16 @@ static long next_batch_size(dbside *d, long long batch_no)
     int ins;
 
     pthread_mutex_lock(&d->mu);
-    ins = d->insert_first;
+    ins = d->insert_first && d->inserting; /* seen, not only hoped for */
     pthread_mutex_unlock(&d->mu);
     if (ins && ig_exec_can_insert_first(d->ex))
         size *= 2;
     /* A quarter-size first batch: the database starts work that much
      * sooner, while this thread reads the next one, and a first
-     * insert-first attempt that hits existing keys wastes less. */
+     * insert-first attempt that hits existing keys wastes less. Batches
+     * are doubled only once one has been seen to insert only: a small
+     * file of existing keys then still comes in batches that two writers
+     * can apply at once. */
     if (batch_no == 1 && size >= 4)
         size /= 4;
     return size;
