@@ -26,7 +26,7 @@
  * starts. Multi-target pipelines, pipelines with lookups, dry runs and
  * runs with on_commit (the worker's checkpoints, which must commit in
  * order) keep one writer: a row looked up must be committed by an earlier
- * batch first.
+ * batch first. So does a file of fewer than four batches.
  */
 #ifndef IG_RUNNER_H
 #define IG_RUNNER_H
