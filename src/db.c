@@ -117,9 +117,12 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
         return ig_err_set(err, IG_NOMEM, "cannot allocate a connection");
     if (PQstatus(c) != CONNECTION_OK) {
         char msg[600];
-        /* A refused password will not get better by retrying. */
-        int permanent = PQconnectionUsedPassword(c) &&
-                        strstr(PQerrorMessage(c), "password") != NULL;
+        /* A refused password, or a database or role that does not exist,
+         * will not get better by retrying (a server still starting up
+         * says so with another message). */
+        int permanent = (PQconnectionUsedPassword(c) &&
+                         strstr(PQerrorMessage(c), "password") != NULL) ||
+                        strstr(PQerrorMessage(c), "does not exist") != NULL;
         chomp_into(msg, sizeof(msg), PQerrorMessage(c));
         PQfinish(c);
         return ig_err_set(err, permanent ? IG_DB : IG_DB_RETRY,

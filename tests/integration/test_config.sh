@@ -28,6 +28,11 @@ pw_url=$(echo "$DATABASE_URL" | sed -E 's#//([^:]+):[^@]*@#//\1:WrongHunter2@#')
 DATABASE_URL=$pw_url run_ingot 2 migrate status
 assert_contains "$ERR" "cannot connect to PostgreSQL" "bad password reported"
 assert_not_contains "$ERR" "WrongHunter2" "password not echoed"
+# A database that does not exist is said at once, not retried for 30 s.
+t0=$(date +%s)
+DATABASE_URL=$(db_url "no_such_db_$$") run_ingot 2 migrate status
+assert_contains "$ERR" "no_such_db_$$\" does not exist" "the missing database is named"
+[ $(( $(date +%s) - t0 )) -lt 5 ] || fail "a missing database was retried ($(( $(date +%s) - t0 )) s)"
 real_pw=$(echo "$BASE_URL" | sed -E 's#.*//[^:]+:([^@]*)@.*#\1#')
 DATABASE_URL=$(echo "$DATABASE_URL" | sed -E 's#:[0-9]+/#:1/#') run_ingot 2 migrate status
 assert_not_contains "$ERR" "$real_pw" "password not echoed on connection failure"
