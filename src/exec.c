@@ -703,14 +703,14 @@ static int read_results(run_ctx *rc, const char *what, int *copy_in,
     return code;
 }
 
-/* Send sql (no parameters, one statement or several) and read its
- * results as read_results does. */
+/* Send sql (no parameters, no COPY, one statement or several) and read
+ * its results as read_results does. */
 static int send_query(run_ctx *rc, const char *sql, const char *what,
-                      int *copy_in, PGresult **tuples, long long *ncmd)
+                      PGresult **tuples)
 {
     if (!PQsendQuery(rc->conn, sql))
         return ig_db_err(rc->err, rc->conn, NULL, "%s", what);
-    return read_results(rc, what, copy_in, tuples, ncmd);
+    return read_results(rc, what, NULL, tuples, NULL);
 }
 
 /* Send the COPY data in rc->buf[0..len) to a COPY_IN and read the rest of
@@ -738,6 +738,40 @@ static const char *take_begin(run_ctx *rc)
     return b;
 }
 
+/* Renders the COPY data of rows[0..n) into rc->buf; returns its length. */
+typedef size_t render_fn(run_ctx *rc, const size_t *rows, size_t n);
+
+/* Send sql, whose statements end in or include one COPY .. FROM STDIN,
+ * render the COPY data while the server runs the statements before it,
+ * send the data, and read the rest of the string's results as
+ * copy_data does. A string that failed before its COPY reports why. */
+static int send_copy(run_ctx *rc, const char *sql, const char *what,
+                     render_fn *render, const size_t *rows, size_t n,
+                     PGresult **tuples, long long *ncmd)
+{
+    size_t len;
+    int code, copying;
+
+    if (!PQsendQuery(rc->conn, sql))
+        return ig_db_err(rc->err, rc->conn, NULL, "%s", what);
+    len = render(rc, rows, n);
+    code = read_results(rc, what, &copying, NULL, NULL);
+    if (!copying)
+        return code != IG_OK ? code
+                             : ig_db_err(rc->err, rc->conn, NULL, "%s", what);
+    return copy_data(rc, len, what, tuples, ncmd);
+}
+
+/* The stage's lines: _row, the _e flags, every staged value. */
+static size_t render_stage(run_ctx *rc, const size_t *rows, size_t n)
+{
+    size_t len = 0;
+
+    for (size_t i = 0; i < n; i++)
+        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
+    return len;
+}
+
 /* prefix (statements run first, in the same round trip), then COPY rows
  * into the stage, then suffix (when not NULL: statements run right after
  * the COPY, in the round trip of its data). The suffix's first tuples go
@@ -747,28 +781,15 @@ static int copy_rows(run_ctx *rc, const size_t *rows, size_t n,
                      const char *prefix, const char *suffix,
                      PGresult **tuples, int *copied)
 {
-    size_t len = 0;
     long long ncopy = -1;
-    int code, copying;
+    int code;
     char *sql;
 
-    *copied = 0;
     sql = ig_xasprintf("%s%s%s%s%s", take_begin(rc), prefix, rc->ex->copy,
                        suffix ? "; " : "", suffix ? suffix : "");
-    if (!PQsendQuery(rc->conn, sql)) {
-        free(sql);
-        return ig_db_err(rc->err, rc->conn, NULL, "COPY into the stage table");
-    }
+    code = send_copy(rc, sql, "COPY into the stage table", render_stage,
+                     rows, n, tuples, &ncopy);
     free(sql);
-    /* Render the rows while the server runs the statements before COPY. */
-    for (size_t i = 0; i < n; i++)
-        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
-    code = read_results(rc, "COPY into the stage table", &copying, NULL, NULL);
-    if (!copying)
-        return code != IG_OK ? code
-                             : ig_db_err(rc->err, rc->conn, NULL,
-                                         "COPY into the stage table");
-    code = copy_data(rc, len, "COPY into the stage table", tuples, &ncopy);
     *copied = ncopy >= 0;
     return code;
 }
@@ -962,7 +983,7 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
             return IG_OK;
     }
     sql = target_sql(rc, ti, rows, n, release, &nsrc, &nkeys, &rel);
-    code = send_query(rc, sql, t->name, NULL, &res, NULL);
+    code = send_query(rc, sql, t->name, &res);
     free(sql);
     if (code == IG_OK && res == NULL)
         code = ig_db_err(rc->err, rc->conn, NULL, "%s: no result", t->name);
@@ -985,14 +1006,33 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
  * whether the rows were written. */
 #define INSERT_FIRST_LOCK_TIMEOUT "50ms"
 
+/* The eligible rows without the stage's _row and _e columns: the
+ * target's columns, in the order of ex->direct. */
+static size_t render_direct(run_ctx *rc, const size_t *rows, size_t n)
+{
+    size_t len = 0, skip = 1 + rc->ex->ntargets; /* _row and the _e flags */
+
+    for (size_t i = 0; i < n; i++) {
+        size_t at = len, f = 0, p;
+        if (!ig_batch_row_at(rc->b, rows[i])->elig[0])
+            continue;
+        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
+        for (p = at; p < len && f < skip; p++)
+            if (rc->buf[p] == '\t')
+                f++;
+        memmove(rc->buf + at, rc->buf + p, len - p);
+        len -= p - at;
+    }
+    return len;
+}
+
 static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
                       int *applied)
 {
     const ig_exec *ex = rc->ex;
     long long nsrc, nkeys, inserted = -1;
-    size_t len = 0, skip = 1 + ex->ntargets; /* _row and the _e flags */
     char *sql;
-    int code, copying = 0;
+    int code;
 
     *applied = 0;
     count_keys(rc, 0, rows, n, &nsrc, &nkeys);
@@ -1016,29 +1056,9 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
         take_begin(rc), prove ? "EXPLAIN " : "",
         prove ? ex->t[0].upsert : "",
         prove ? "; " : "", ex->direct);
-    if (!PQsendQuery(rc->conn, sql)) {
-        free(sql);
-        return ig_db_err(rc->err, rc->conn, NULL, "COPY into the table");
-    }
+    code = send_copy(rc, sql, "COPY into the table", render_direct, rows, n,
+                     NULL, &inserted);
     free(sql);
-    /* The rows without the stage's _row and _e columns, rendered while
-     * the server runs the statements before COPY. */
-    for (size_t i = 0; i < n; i++) {
-        size_t at = len, f = 0, p;
-        if (!ig_batch_row_at(rc->b, rows[i])->elig[0])
-            continue;
-        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
-        for (p = at; p < len && f < skip; p++)
-            if (rc->buf[p] == '\t')
-                f++;
-        memmove(rc->buf + at, rc->buf + p, len - p);
-        len -= p - at;
-    }
-    code = read_results(rc, "COPY into the table", &copying, NULL, NULL);
-    if (copying)
-        code = copy_data(rc, len, "COPY into the table", NULL, &inserted);
-    else if (code == IG_OK)
-        code = ig_db_err(rc->err, rc->conn, NULL, "COPY into the table");
     if (code != IG_OK) {
         char state[sizeof(rc->state)], message[sizeof(rc->message)];
         int rb;
@@ -1214,8 +1234,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
         xid[0] = '\0';
         if (n == 0) { /* nothing else to send: start it alone */
             code = send_query(&rc, take_begin(&rc),
-                              "starting the batch transaction", NULL, NULL,
-                              NULL);
+                              "starting the batch transaction", NULL);
             free(begin);
             return code;
         }
