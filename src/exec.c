@@ -72,6 +72,7 @@ struct ig_exec {
     char *direct;       /* COPY target (cols) FROM STDIN for the
                            insert-first path, or NULL where it does not
                            apply (see plan_direct) */
+    int was_empty;      /* the target had no pages when planned */
     char *stage;        /* quoted stage table name */
     char *create_stage; /* CREATE TEMP TABLE IF NOT EXISTS ... */
     char *copy;         /* COPY stage FROM STDIN */
@@ -499,7 +500,9 @@ static int same_input(const char *want, const char *have)
  * column has the type the pipeline declares, without rules (the upsert
  * refuses them, COPY would bypass them) and without deferrable unique
  * indexes (the upsert refuses them as arbiters; COPY would defer their
- * check to COMMIT). */
+ * check to COMMIT). The same query tells whether the table has no pages
+ * at all (pg_relation_size is a stat, not a scan): only then is an
+ * import's first batch expected to hold new keys only. */
 static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
 {
     const ig_target *t;
@@ -515,7 +518,8 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
     quoted = ig_sql_qualified(t->table);
     params[0] = quoted;
     rc = ig_db_query(conn,
-                     "SELECT a.attname, format_type(a.atttypid, NULL) "
+                     "SELECT a.attname, format_type(a.atttypid, NULL), "
+                     "c.relkind = 'p' OR pg_relation_size(c.oid) = 0 "
                      "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
                      "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
                      "AND NOT a.attisdropped AND c.relkind IN ('r', 'p') "
@@ -526,6 +530,7 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
     free(quoted);
     if (rc != IG_OK)
         return rc;
+    ex->was_empty = PQntuples(res) > 0 && PQgetvalue(res, 0, 2)[0] == 't';
     for (size_t ci = 0; ok && ci < t->n_cols; ci++) {
         const ig_column *c = &t->cols[ci];
         int found = 0;
@@ -544,8 +549,11 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
         free(qt);
         free(cols.s);
     }
-    ig_log(IG_LOG_DEBUG, "exec: insert-first path %s",
-           ex->direct ? ex->direct : "does not apply");
+    ig_log(IG_LOG_DEBUG, "exec: insert-first path %s%s",
+           ex->direct ? ex->direct : "does not apply",
+           ex->direct && !ex->was_empty ? " (the table has rows: not for "
+                                          "the first batch)"
+                                        : "");
     return IG_OK;
 }
 
@@ -606,6 +614,11 @@ unsigned long long ig_exec_stage_id(const ig_exec *ex)
 int ig_exec_can_insert_first(const ig_exec *ex)
 {
     return ex->direct != NULL;
+}
+
+int ig_exec_target_was_empty(const ig_exec *ex)
+{
+    return ex->was_empty;
 }
 
 size_t ig_exec_ntargets(const ig_exec *ex)

@@ -102,6 +102,13 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
 /* Whether the insert-first path applies to this pipeline at all. */
 int ig_exec_can_insert_first(const ig_exec *ex);
 
+/* Whether, where the insert-first path applies, the target table had no
+ * pages when ig_exec_new planned it (a partitioned table counts as
+ * empty): an import's first batch then tries that path. On a table with
+ * rows its first batch upserts, and later batches try the path once a
+ * batch inserted only. */
+int ig_exec_target_was_empty(const ig_exec *ex);
+
 /* Number of targets, and the SQL of target t's upsert (for docs, tests
  * and --explain). Borrowed. */
 size_t ig_exec_ntargets(const ig_exec *ex);

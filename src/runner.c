@@ -892,7 +892,8 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     d.prog.total_rows = -1;
     d.prog.bytes_total = o->bytes_total;
     d.nwriters = 1;
-    d.insert_first = !o->no_insert_first; /* new keys expected at first */
+    d.insert_first = !o->no_insert_first; /* new keys expected at first,
+                                             in an empty table */
     if (o->writers > 1 && ig_pipeline_ntargets(o->pipeline) == 1 &&
         !has_lookups(o->pipeline) && !o->dry_run && o->on_commit == NULL)
         d.nwriters = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
@@ -964,6 +965,8 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     if (rc != IG_OK)
         goto out;
     d.ex = ex;
+    if (!ig_exec_target_was_empty(ex)) /* expect existing keys at first */
+        d.insert_first = 0;
     if (o->reject) {
         rc = ig_results_set_reject(results, o->reject, hdr, ncols,
                                    ig_pipeline_source(o->pipeline)->delimiter,

@@ -49,9 +49,10 @@ HDR="code,qty,price,note,seen"
 { echo "$HDR"; gen 1 100; echo "W0101,-1,1.00,bad qty,2026-01-01"
   echo "W0102,1,12345678.00,overflow,2026-01-01"; echo "W0103,1,1.00,a note far too long,2026-01-01"
   gen 104 260; echo "W0260,7,7.77,repeat,2026-02-02"; gen 261 500; } > "$IT_TMP/f1.csv"
-# 2: keys 201..250 with changed values, new keys 501..550, keys 1..50
-# unchanged.
-{ echo "$HDR"; gen 201 250 10; gen 501 550; gen 1 50; } > "$IT_TMP/f2.csv"
+# 2: new keys 501..550, keys 201..250 with changed values, keys 1..50
+# unchanged. The table has rows: the first batch (12 rows) upserts, finds
+# only new keys, and the next one's attempt meets existing keys.
+{ echo "$HDR"; gen 501 550; gen 201 250 10; gen 1 50; } > "$IT_TMP/f2.csv"
 # 3: soft-deleted keys come back as new live rows.
 { echo "$HDR"; gen 1 20; } > "$IT_TMP/f3.csv"
 # 4: new keys out of order (COPY inserts in file order, the upsert in key
@@ -66,7 +67,8 @@ scenario() {
   for f in f1 f2 f3 f4; do
     [ $f = f3 ] && sql "UPDATE widget SET deleted_at = now() WHERE code IN ('W0001', 'W0002')"
     "$INGOT_BIN" run "$P" "$IT_TMP/$f.csv" --json --no-reject-file --batch-size 50 \
-      --insert-first "$m" --log-level debug > "$IT_TMP/$f.$m.json" 2>> "$IT_TMP/log.$m" || true
+      --insert-first "$m" --log-level debug > "$IT_TMP/$f.$m.json" 2> "$IT_TMP/$f.log.$m" || true
+    cat "$IT_TMP/$f.log.$m" >> "$IT_TMP/log.$m"
     comparable "$IT_TMP/$f.$m.json" "$f with --insert-first $m" > "$IT_TMP/$f.$m.counts"
   done
   sql "SELECT code, qty, price, note, seen, deleted_at IS NULL, created_at <= updated_at
@@ -106,6 +108,13 @@ assert_eq "" "$(grep 'rolled back' "$IT_TMP/log.1" | grep -v -E 'rolled back \((
   "every attempt fell back for a reason of the data (an existing key, a bad row)"
 grep -q 'rolled back (23505' "$IT_TMP/log.1" || fail "f2's existing keys made the attempt fall back"
 assert_eq "0" "$(grep -c -E 'insert-first(:| attempt)' "$IT_TMP/log.0" || true)" "--insert-first 0 never tries it"
+# Into a table with rows the first batch upserts: f3 (every key exists or
+# was soft-deleted) never tries the path; f4 (new keys only) COPYs every
+# batch but the first.
+assert_eq "0" "$(grep -c -E 'insert-first(:| attempt)' "$IT_TMP/f3.log.1" || true)" "f3: no attempt on a table with rows"
+assert_eq "$(( $(grep -c 'batch [0-9]* committed' "$IT_TMP/f4.log.1") - 1 ))" \
+  "$(grep -c 'insert-first: .* rows COPYed' "$IT_TMP/f4.log.1" || true)" "f4: every batch but the first COPYed"
+grep -q 'the table has rows: not for the first batch' "$IT_TMP/f4.log.1" || fail "f4: the table's rows were not noticed"
 assert_eq "0" "$(grep -c -E 'batch [0-9]+, attempt' "$IT_TMP/log.1" || true)" "no batch was retried"
 
 # --- a key another session holds uncommitted -------------------------------
