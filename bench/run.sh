@@ -4,7 +4,8 @@
 # is noisy: only ratios within one run mean anything).
 #
 #   bash bench/run.sh [SIZES...]      default sizes: 10000 100000 1000000
-#   BENCH_ROUNDS=N                    rounds per size (default 3)
+#   BENCH_ROUNDS=N                    rounds per size (default 5 up to
+#                                     100k rows, 3 above)
 #
 # For each size it times, on an empty and on a half-populated item_master:
 #   copy      plain COPY of the rows (the physical reference; empty only)
@@ -20,14 +21,16 @@
 # and prints ingot's peak RSS; then batch sizes 1000 (the seed's) and 10000,
 # and one writer (IMPORT_WRITERS=1) on both table states, for comparison.
 # Every case runs once per round, the rounds interleaved, and the median
-# is reported (this machine's speed drifts by 25% over minutes). Output:
-# bench/out/results.txt (and stdout).
+# is reported (this machine's speed drifts by 25% over minutes). The
+# comparisons of ingot with the staged upsert are also given as the
+# median of the per-round ratios: the two run back to back, so each ratio
+# is taken under the same conditions. Output: bench/out/results.txt (and
+# stdout).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 100000 1000000)
-ROUNDS=${BENCH_ROUNDS:-3}
 OUTDIR=$ROOT/bench/out
 mkdir -p "$OUTDIR"
 INGOT=$ROOT/build/ingot
@@ -89,6 +92,13 @@ report() { # label seconds rows copy_seconds [suffix]
   printf '%-44s %9d rows %8.2f s %10.0f rows/s %6.2fx COPY%s\n' "$1" "$3" "$2" "$rate" "$ratio" "${5:-}" | tee -a "$OUTDIR/results.txt"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# paired I J: the median over rounds of case I's time / case J's time
+paired() {
+  local -a a b r=()
+  read -ra a <<<"${T[$1]}"; read -ra b <<<"${T[$2]}"
+  for k in "${!a[@]}"; do r+=("$(echo "${a[$k]} / ${b[$k]}" | bc -l)"); done
+  printf '%.2f' "$(median "${r[@]}")"
+}
 half_populate() { reset_tables; q -c "\\copy item_master (name, description, category, brand, is_active) FROM '$1' CSV HEADER" -c "VACUUM ANALYZE item_master" >/dev/null; }
 
 # The cases, measured in this order in every round. Each: label|setup|command
@@ -111,13 +121,16 @@ CASES=(
 )
 
 : > "$OUTDIR/results.txt"
-echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}, median of $ROUNDS round(s)" | tee -a "$OUTDIR/results.txt"
+echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}, medians of ${BENCH_ROUNDS:-5 (3 above 100k)} rounds" | tee -a "$OUTDIR/results.txt"
 for n in "${SIZES[@]}"; do
+  if [ -n "${BENCH_ROUNDS:-}" ]; then ROUNDS=$BENCH_ROUNDS
+  elif [ "$n" -le 100000 ]; then ROUNDS=5
+  else ROUNDS=3; fi
   f=$OUTDIR/items_$n.csv; h=$OUTDIR/items_half_$n.csv; v=$OUTDIR/variants_$n.csv
   [ -f "$f" ] || python3 bench/gen.py items "$n" "$f"
   [ -f "$h" ] || python3 bench/gen.py items-half "$n" "$h"
   [ -f "$v" ] || python3 bench/gen.py variants "$n" "$v"
-  echo "-- $n rows" | tee -a "$OUTDIR/results.txt"
+  echo "-- $n rows ($ROUNDS rounds)" | tee -a "$OUTDIR/results.txt"
   declare -A T=() PEAK=()
   for r in $(seq 1 "$ROUNDS"); do
     for i in "${!CASES[@]}"; do
@@ -144,5 +157,6 @@ for n in "${SIZES[@]}"; do
     report "$label" "${M[$i]}" "$n" "$t_copy" "$extra"
   done
   echo "   single-table ingot vs staged upsert: empty $(printf '%.2f' "$(echo "${M[1]} / ${M[2]}" | bc -l)")x, half populated $(printf '%.2f' "$(echo "${M[5]} / ${M[6]}" | bc -l)")x faster; insert-first vs upsert only: $(printf '%.2f' "$(echo "${M[3]} / ${M[2]}" | bc -l)")x (empty), $(printf '%.2f' "$(echo "${M[7]} / ${M[6]}" | bc -l)")x (half populated); two writers vs one: $(printf '%.2f' "$(echo "${M[11]} / ${M[2]}" | bc -l)")x (empty), $(printf '%.2f' "$(echo "${M[12]} / ${M[6]}" | bc -l)")x (half populated)" | tee -a "$OUTDIR/results.txt"
+  echo "   paired (median of per-round ratios): ingot vs staged upsert: empty $(paired 1 2)x, half populated $(paired 5 6)x faster; two writers vs one: $(paired 11 2)x (empty), $(paired 12 6)x (half populated)" | tee -a "$OUTDIR/results.txt"
   unset T PEAK M
 done
