@@ -726,12 +726,12 @@ static int send_query(run_ctx *rc, const char *sql, const char *what,
     return read_results(rc, what, NULL, tuples, NULL);
 }
 
-/* Send the COPY data in rc->buf[0..len) to a COPY_IN and read the rest of
- * the query string's results. */
-static int copy_data(run_ctx *rc, size_t len, const char *what,
-                     PGresult **tuples, long long *ncmd)
+/* Send the COPY data data[0..len) to a COPY_IN and read the rest of the
+ * query string's results. */
+static int copy_data(run_ctx *rc, const char *data, size_t len,
+                     const char *what, PGresult **tuples, long long *ncmd)
 {
-    if (PQputCopyData(rc->conn, rc->buf, (int)len) != 1 ||
+    if (PQputCopyData(rc->conn, data, (int)len) != 1 ||
         PQputCopyEnd(rc->conn, NULL) != 1)
         return ig_db_err(rc->err, rc->conn, NULL, "sending COPY data");
     return read_results(rc, what, NULL, tuples, ncmd);
@@ -751,8 +751,10 @@ static const char *take_begin(run_ctx *rc)
     return b;
 }
 
-/* Renders the COPY data of rows[0..n) into rc->buf; returns its length. */
-typedef size_t render_fn(run_ctx *rc, const size_t *rows, size_t n);
+/* Points *data at the COPY data of rows[0..n) (rendered into rc->buf, or
+ * the batch's own buffer); returns its length. */
+typedef size_t render_fn(run_ctx *rc, const size_t *rows, size_t n,
+                         const char **data);
 
 /* Send sql, whose statements end in or include one COPY .. FROM STDIN,
  * render the COPY data while the server runs the statements before it,
@@ -762,26 +764,37 @@ static int send_copy(run_ctx *rc, const char *sql, const char *what,
                      render_fn *render, const size_t *rows, size_t n,
                      PGresult **tuples, long long *ncmd)
 {
+    const char *data;
     size_t len;
     int code, copying;
 
     if (!PQsendQuery(rc->conn, sql))
         return ig_db_err(rc->err, rc->conn, NULL, "%s", what);
-    len = render(rc, rows, n);
+    len = render(rc, rows, n, &data);
     code = read_results(rc, what, &copying, NULL, NULL);
     if (!copying)
         return code != IG_OK ? code
                              : ig_db_err(rc->err, rc->conn, NULL, "%s", what);
-    return copy_data(rc, len, what, tuples, ncmd);
+    return copy_data(rc, data, len, what, tuples, ncmd);
 }
 
-/* The stage's lines: _row, the _e flags, every staged value. */
-static size_t render_stage(run_ctx *rc, const size_t *rows, size_t n)
+/* The stage's lines: _row, the _e flags, every staged value. All the
+ * batch's rows in order (the usual case) are its buffer as it is: no copy,
+ * no fresh pages to fault in. */
+static size_t render_stage(run_ctx *rc, const size_t *rows, size_t n,
+                           const char **data)
 {
-    size_t len = 0;
+    size_t len = 0, i = 0;
 
-    for (size_t i = 0; i < n; i++)
+    while (i < n && rows[i] == i)
+        i++;
+    if (i == n && n == ig_batch_nrows(rc->b)) {
+        *data = ig_batch_copy_data(rc->b, &len);
+        return len;
+    }
+    for (i = 0; i < n; i++)
         ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
+    *data = rc->buf;
     return len;
 }
 
@@ -1021,7 +1034,8 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
 
 /* The eligible rows without the stage's _row and _e columns: the
  * target's columns, in the order of ex->direct. */
-static size_t render_direct(run_ctx *rc, const size_t *rows, size_t n)
+static size_t render_direct(run_ctx *rc, const size_t *rows, size_t n,
+                            const char **data)
 {
     size_t len = 0, skip = 1 + rc->ex->ntargets; /* _row and the _e flags */
 
@@ -1036,6 +1050,7 @@ static size_t render_direct(run_ctx *rc, const size_t *rows, size_t n)
         memmove(rc->buf + at, rc->buf + p, len - p);
         len -= p - at;
     }
+    *data = rc->buf;
     return len;
 }
 
