@@ -11,8 +11,14 @@ N=60000 B=100
 awk -v n=$N 'BEGIN { print "name,code";
   for (i = 1; i <= n; i++) printf "T%06d,#%06X\n", i, (i * 7919) % 16777216 }' > "$IT_TMP/t.csv"
 
-# (the upsert path only: COPYing new keys straight in can finish all 60000
-# rows within the second, and the timeout is the runner's, whatever path)
+# Every batch statement takes at least 10 ms (a statement trigger sleeps),
+# so the 600 batches cannot all finish within the second, however fast
+# the machine (two writers once finished all 60000 rows in time). The
+# upsert path only: the timeout is the runner's, whatever the path.
+sql "CREATE FUNCTION slow_batch() RETURNS trigger LANGUAGE plpgsql AS
+       \$\$ BEGIN PERFORM pg_sleep(0.01); RETURN NULL; END \$\$"
+sql "CREATE TRIGGER slow_batch AFTER INSERT ON color_master
+       FOR EACH STATEMENT EXECUTE FUNCTION slow_batch()"
 run_ingot 2 run "$D/colors.yaml" "$IT_TMP/t.csv" --timeout 1 --batch-size $B \
   --max-rows $N --no-reject-file --json --insert-first 0
 assert_contains "$ERR$OUT" "timed out" "the timeout is named"
@@ -27,6 +33,7 @@ assert_eq 0 $(((got - B / 4) % B)) "whole batches only ($got rows)"
 assert_eq "$got" "$(sql "SELECT count(*) FROM color_master WHERE color_name <= 'T$(printf %06d "$got")'")" "a prefix of the file committed"
 assert_contains "$OUT" "\"inserted\": $got," "the summary counts what was committed"
 
+sql "DROP TRIGGER slow_batch ON color_master"
 run_ingot 0 run "$D/colors.yaml" "$IT_TMP/t.csv" --batch-size 1000 \
   --max-rows $N --no-reject-file --json
 assert_contains "$OUT" "\"inserted\": $((N - got))," "the rest inserted on the second run"
