@@ -50,22 +50,25 @@ psql "${base%/*}/ingot" -qAtX -c "DROP DATABASE IF EXISTS ingot_bench" -c "CREAT
 "$INGOT" migrate up >/dev/null
 export IMPORT_MAX_ROWS=100000000 INGOT_LOG_LEVEL=warn
 
-q() { psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
+# The psql program itself: Debian's /usr/bin/psql is a Perl wrapper that
+# takes about 35 ms to start, which would flatter ingot against the psql
+# references at 10k rows.
+PSQL=psql
+[ -n "${INGOT_PG_BIN:-}" ] && [ -x "$INGOT_PG_BIN/psql" ] && PSQL=$INGOT_PG_BIN/psql
+q() { "$PSQL" "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
 reset_tables() { q -c "TRUNCATE item_variant, item_master, color_master, size_master RESTART IDENTITY CASCADE" -c "VACUUM ANALYZE item_master" >/dev/null; }
 now() { date +%s.%N; }
 RSS=0
-# time_cmd VAR cmd... : seconds in VAR; ingot runs also record peak RSS (KiB)
+# time_cmd VAR cmd... : seconds in VAR; ingot runs also record peak RSS
+# (KiB). Every command runs under /usr/bin/time, so all pay its fork.
 time_cmd() {
   local var=$1; shift
   local t0 t1
+  [ "$1" = q ] && set -- "$PSQL" "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 "${@:2}"
   t0=$(now)
-  if [ "$1" = "$INGOT" ]; then
-    /usr/bin/time -f %M -o "$OUTDIR/rss" "$@" >"$OUTDIR/last.out" 2>"$OUTDIR/last.err" || { cat "$OUTDIR/last.err" >&2; return 1; }
-    RSS=$(cat "$OUTDIR/rss")
-  else
-    "$@" >"$OUTDIR/last.out" 2>"$OUTDIR/last.err" || { cat "$OUTDIR/last.err" >&2; return 1; }
-  fi
+  /usr/bin/time -f %M -o "$OUTDIR/rss" "$@" >"$OUTDIR/last.out" 2>"$OUTDIR/last.err" || { cat "$OUTDIR/last.err" >&2; return 1; }
   t1=$(now)
+  [ "$1" = "$INGOT" ] && RSS=$(cat "$OUTDIR/rss")
   printf -v "$var" '%s' "$(echo "$t1 - $t0" | bc -l)"
 }
 
@@ -121,7 +124,7 @@ CASES=(
 )
 
 : > "$OUTDIR/results.txt"
-echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}, medians of ${BENCH_ROUNDS:-5 (3 above 100k)} rounds" | tee -a "$OUTDIR/results.txt"
+echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}, medians of ${BENCH_ROUNDS:-5 (3 above 100k)} rounds, references by $PSQL" | tee -a "$OUTDIR/results.txt"
 for n in "${SIZES[@]}"; do
   if [ -n "${BENCH_ROUNDS:-}" ]; then ROUNDS=$BENCH_ROUNDS
   elif [ "$n" -le 100000 ]; then ROUNDS=5
