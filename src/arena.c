@@ -17,7 +17,8 @@ typedef struct block {
 } block;
 
 struct ig_arena {
-    block *head; /* current block (first in list) */
+    block *head;  /* blocks in use since the last reset, current first */
+    block *spare; /* blocks a reset gave back, in the order they were used */
     size_t block_size;
     size_t used;
     size_t reserved;
@@ -37,6 +38,15 @@ static block *block_new(size_t size)
     return b;
 }
 
+static void free_list(block *b)
+{
+    while (b) {
+        block *next = b->next;
+        free(b);
+        b = next;
+    }
+}
+
 ig_arena *ig_arena_new(size_t block_size)
 {
     ig_arena *a = ig_xcalloc(1, sizeof(*a));
@@ -46,39 +56,53 @@ ig_arena *ig_arena_new(size_t block_size)
 
 void ig_arena_free(ig_arena *a)
 {
-    block *b, *next;
-
     if (a == NULL)
         return;
-    for (b = a->head; b; b = next) {
-        next = b->next;
-        free(b);
-    }
+    free_list(a->head);
+    free_list(a->spare);
     free(a);
 }
 
 void ig_arena_reset(ig_arena *a)
 {
-    block *keep, *b, *next;
+    block *b, *order = NULL;
 
-    if (a->head == NULL)
-        return;
-    /* Keep the largest block: after a reset the arena should not need to
-     * grow again for a batch of the same shape. */
-    keep = a->head;
-    for (b = a->head; b; b = b->next)
-        if (b->size > keep->size)
-            keep = b;
-    for (b = a->head; b; b = next) {
-        next = b->next;
-        if (b != keep)
-            free(b);
+    /* Every block is kept, in the order the last round took them: a
+     * round of the same shape takes the same blocks again, so a batch
+     * loop touches no fresh memory (fresh pages each cost a page fault)
+     * and the arena holds what its largest round needed, no more. */
+    while (a->head) {
+        b = a->head;
+        a->head = b->next;
+        b->used = 0;
+        b->next = order;
+        order = b;
     }
-    keep->next = NULL;
-    keep->used = 0;
-    a->head = keep;
+    if (order != NULL) {
+        for (b = order; b->next; b = b->next)
+            ;
+        b->next = a->spare;
+        a->spare = order;
+    }
     a->used = 0;
-    a->reserved = keep->size;
+}
+
+/* The smallest spare block with room for need, unlinked (NULL if none):
+ * small allocations leave the large blocks to the large ones. */
+static block *take_spare(ig_arena *a, size_t need)
+{
+    block **best = NULL, *b;
+
+    for (block **pp = &a->spare; *pp; pp = &(*pp)->next)
+        if ((*pp)->size >= need &&
+            (best == NULL || (*pp)->size < (*best)->size))
+            best = pp;
+    if (best == NULL)
+        return NULL;
+    b = *best;
+    *best = b->next;
+    b->next = NULL;
+    return b;
 }
 
 void *ig_arena_alloc(ig_arena *a, size_t n)
@@ -90,14 +114,17 @@ void *ig_arena_alloc(ig_arena *a, size_t n)
     if (need == 0)
         need = ARENA_ALIGN;
     if (b == NULL || b->size - b->used < need) {
-        size_t size = a->block_size;
-        while (size < need)
-            size *= 2;
-        /* A new block goes in front; the old one's tail is abandoned. */
-        b = block_new(size);
+        b = take_spare(a, need);
+        if (b == NULL) {
+            size_t size = a->block_size;
+            while (size < need)
+                size *= 2;
+            b = block_new(size);
+            a->reserved += size;
+        }
+        /* In front; the old block's tail is abandoned until the reset. */
         b->next = a->head;
         a->head = b;
-        a->reserved += size;
     }
     p = (char *)b + header_size() + b->used;
     b->used += need;

@@ -3,9 +3,10 @@
  *
  * Memory is taken from the system in blocks and handed out by bumping a
  * pointer; nothing is freed individually. ig_arena_reset() makes the whole
- * arena reusable (keeping its first block), so a batch loop allocates from
- * the system only while the arena grows, then reuses it: memory stays flat
- * whatever the file size. Not thread-safe: one owner at a time.
+ * arena reusable (keeping its blocks), so a batch loop allocates from the
+ * system only while the arena grows, then reuses the same memory: it
+ * stays flat whatever the file size, and no fresh page is touched again.
+ * Not thread-safe: one owner at a time.
  */
 #ifndef IG_ARENA_H
 #define IG_ARENA_H
@@ -23,7 +24,7 @@ ig_arena *ig_arena_new(size_t block_size);
 /* Free all blocks. NULL is a no-op. */
 void ig_arena_free(ig_arena *a);
 
-/* Release everything allocated so far; keeps one block for reuse. All
+/* Release everything allocated so far; keeps the blocks for reuse. All
  * pointers handed out before become invalid. Cannot fail. */
 void ig_arena_reset(ig_arena *a);
 

@@ -1,6 +1,6 @@
 /*
  * test_arena.c - the bump allocator: alignment, copies, and a reset that
- * keeps one block, so memory stays flat over batches of the same shape.
+ * keeps its blocks, so batches of the same shape reuse the same memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,27 +43,49 @@ static void round_of(ig_arena *a, int rows)
 static void test_arena_reset_keeps_memory_flat(void **state)
 {
     ig_arena *a = ig_arena_new(4096);
-    size_t first, kept;
+    size_t first;
+    char *p0, *p;
     (void)state;
 
+    p0 = ig_arena_alloc(a, 16);
     round_of(a, 1000); /* ~100 KiB: many 4 KiB blocks */
     first = ig_arena_reserved(a);
     assert_true(first >= 100 * 1000);
     ig_arena_reset(a);
     assert_int_equal(ig_arena_used(a), 0);
-    kept = ig_arena_reserved(a); /* one block kept for reuse */
-    assert_true(kept >= 4096 && kept < first);
-    /* Round after round of the same shape, the arena does not creep. */
+    assert_int_equal(ig_arena_reserved(a), first); /* every block kept */
+    /* Round after round of the same shape, the same memory again. */
     for (int r = 0; r < 10; r++) {
+        p = ig_arena_alloc(a, 16);
+        assert_ptr_equal(p, p0);
         round_of(a, 1000);
         assert_int_equal(ig_arena_reserved(a), first);
         ig_arena_reset(a);
-        assert_int_equal(ig_arena_reserved(a), kept);
     }
-    /* One large allocation gets a block of its own, kept by the reset. */
-    assert_non_null(ig_arena_alloc(a, 1 << 20));
+    /* A smaller round takes no more; a larger one grows it once. */
+    round_of(a, 10);
+    assert_int_equal(ig_arena_reserved(a), first);
     ig_arena_reset(a);
-    assert_true(ig_arena_reserved(a) >= 1 << 20);
+    round_of(a, 2000);
+    assert_true(ig_arena_reserved(a) > first);
+    first = ig_arena_reserved(a);
+    ig_arena_reset(a);
+    round_of(a, 2000);
+    assert_int_equal(ig_arena_reserved(a), first);
+    ig_arena_reset(a);
+    /* One large allocation gets a block of its own, kept by the reset and
+     * taken again by the next one that size; the small blocks it skipped
+     * serve the small ones. */
+    assert_non_null(ig_arena_alloc(a, 1 << 20));
+    first = ig_arena_reserved(a);
+    assert_true(first >= 1 << 20);
+    ig_arena_reset(a);
+    for (int r = 0; r < 3; r++) {
+        round_of(a, 500);
+        assert_non_null(ig_arena_alloc(a, 1 << 20));
+        assert_int_equal(ig_arena_reserved(a), first);
+        ig_arena_reset(a);
+    }
     ig_arena_free(a);
 }
 
