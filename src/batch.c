@@ -70,7 +70,7 @@ void ig_batch_begin_row(ig_batch *b, const ig_record *rec)
 {
     ig_batch_row *r;
     char num[24];
-    int n;
+    size_t n = 0, v = b->n;
 
     if (b->n == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 1024;
@@ -80,10 +80,13 @@ void ig_batch_begin_row(ig_batch *b, const ig_record *rec)
     memset(r, 0, sizeof(*r));
     r->rec = *rec;
     r->copy_off = b->len;
-    n = snprintf(num, sizeof(num), "%zu", b->n); /* _row: index in batch */
-    reserve(b, (size_t)n);
-    memcpy(b->buf + b->len, num, (size_t)n);
-    b->len += (size_t)n;
+    do { /* _row: the index in the batch, in decimal (backwards) */
+        num[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    reserve(b, n);
+    while (n > 0)
+        b->buf[b->len++] = num[--n];
     b->col = 1;
 }
 

@@ -33,6 +33,7 @@ struct ig_mapper {
     int *eligible;        /* per target, scratch */
     uint64_t *key_seen;   /* per target, scratch: first row or 0 */
     ig_value *vals;       /* per target x column, scratch */
+    ig_value *src;        /* per name: the row's source values, scratch */
     size_t nvals;
     size_t *val_base;     /* [target] -> offset into vals */
     char *keybuf;         /* scratch for key bytes */
@@ -174,6 +175,7 @@ ig_mapper *ig_mapper_new(const ig_pipeline *p, const char *const *header,
             m->keysets[ti] = ig_keyset_new();
     }
     m->vals = ig_xcalloc(m->nvals ? m->nvals : 1, sizeof(ig_value));
+    m->src = ig_xcalloc(m->nnames ? m->nnames : 1, sizeof(ig_value));
     return m;
 }
 
@@ -198,6 +200,7 @@ void ig_mapper_free(ig_mapper *m)
     free(m->key_seen);
     free(m->val_base);
     free(m->vals);
+    free(m->src);
     free(m->names);
     free(m->keybuf);
     free(m);
@@ -235,13 +238,13 @@ static int is_null_marker(const ig_source *src, ig_value v)
     return 0;
 }
 
-/* The row as the hooks see it: header fields, then extra names. */
-static ig_value *source_row(ig_mapper *m, const ig_record *rec,
-                            ig_arena *arena)
+/* The row as the hooks see it: header fields, then extra names. In the
+ * mapper's scratch array, valid while this row is mapped (the strings
+ * stay the record's or the hook's, in the batch arena). */
+static ig_value *source_row(ig_mapper *m, const ig_record *rec)
 {
     const ig_source *src = ig_pipeline_source(m->p);
-    ig_value *v = ig_arena_alloc(arena, (m->nnames ? m->nnames : 1) *
-                                            sizeof(ig_value));
+    ig_value *v = m->src;
 
     for (size_t i = 0; i < m->nnames; i++) {
         if (i < m->nheader && i < rec->nfields && !rec->fields[i].is_null &&
@@ -416,9 +419,10 @@ static void note_keys(ig_mapper *m, ig_batch *b)
 {
     size_t nt = ig_pipeline_ntargets(m->p);
     ig_batch_row *r = ig_batch_row_at(b, ig_batch_nrows(b) - 1);
-    unsigned char *elig = ig_arena_alloc(ig_batch_arena(b), nt ? nt : 1);
-    unsigned long long *kh =
-        ig_arena_alloc(ig_batch_arena(b), (nt ? nt : 1) * sizeof(*kh));
+    /* One allocation: the hashes, then the flags (aligned for both). */
+    unsigned long long *kh = ig_arena_alloc(
+        ig_batch_arena(b), (nt ? nt : 1) * (sizeof(*kh) + 1));
+    unsigned char *elig = (unsigned char *)(kh + (nt ? nt : 1));
 
     for (size_t ti = 0; ti < nt; ti++) {
         size_t len = key_bytes(m, ti);
@@ -446,7 +450,7 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
                    rec->error_code ? rec->error_code : "CSV", rec->error);
         goto failed;
     }
-    row = source_row(m, rec, rs.arena);
+    row = source_row(m, rec);
     rc = call_hook(m, IG_HOOK_TRANSFORM, rec, row, &rs, err);
     if (rc != IG_OK)
         return rc;

@@ -152,12 +152,15 @@ static void start_record(ig_reader *r)
     r->u8_need = 0;
 }
 
-/* Append one value; the array lives in the arena and doubles, so the
- * waste is below the final size and nothing is malloc'ed per field. */
+/* Append one value; the array lives in the arena, sized for the header's
+ * columns and doubled for a longer record, so the waste is below the
+ * final size and nothing is malloc'ed per field. */
 static void push_field(ig_reader *r, ig_value v)
 {
     if (r->nfields == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
+        size_t cap = r->cap       ? r->cap * 2
+                     : r->ncolumns ? r->ncolumns
+                                   : 16;
         ig_value *a = ig_arena_alloc(r->arena, cap * sizeof(*a));
         if (r->nfields > 0)
             memcpy(a, r->fields, r->nfields * sizeof(*a));
