@@ -72,8 +72,15 @@ struct ig_exec {
     char *direct;       /* COPY target (cols) FROM STDIN for the
                            insert-first path, or NULL where it does not
                            apply (see plan_direct) */
+    char *proof;        /* the upsert over one row of NULLs instead of
+                           the stage: what the insert-first path plans
+                           to prove the upsert could run, before any
+                           stage exists (NULL where direct is NULL) */
     int was_empty;      /* the target had no pages when planned */
     char *stage;        /* quoted stage table name */
+    char *stage_row;    /* (SELECT NULL::integer AS _row, ..): a subquery
+                           with the stage's columns and one row */
+    const char *from;   /* what the statements read: stage or stage_row */
     char *create_stage; /* CREATE TEMP TABLE IF NOT EXISTS ... */
     char *copy;         /* COPY stage FROM STDIN */
     char *truncate;
@@ -155,7 +162,7 @@ static void add_from_joins(sb *b, const ig_exec *ex, size_t ti)
     const ig_target *t = ig_pipeline_target(ex->p, ti);
     const target_plan *tp = &ex->t[ti];
 
-    sb_add(b, " FROM %s s", ex->stage);
+    sb_add(b, " FROM %s s", ex->from);
     for (size_t i = 0; i < tp->nlookups; i++) {
         const ig_column *c = &t->cols[tp->lookups[i].col];
         const char *table, *key, *pred;
@@ -425,25 +432,32 @@ static void build_missing(ig_exec *ex, size_t ti)
 
 static void build_stage(ig_exec *ex)
 {
-    sb cols = {0};
+    sb cols = {0}, row = {0};
     XXH64_hash_t h;
 
     sb_add(&cols, "_row integer NOT NULL");
-    for (size_t ti = 0; ti < ex->ntargets; ti++)
+    sb_add(&row, "(SELECT NULL::integer AS _row");
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
         sb_add(&cols, ", _e%zu boolean NOT NULL", ti);
+        sb_add(&row, ", true AS _e%zu", ti);
+    }
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         const ig_target *t = ig_pipeline_target(ex->p, ti);
         for (size_t ci = 0; ci < t->n_cols; ci++) {
             char *sc = stage_col(ti, ci);
             sb_add(&cols, ", %s text", sc);
+            sb_add(&row, ", NULL::text AS %s", sc);
             free(sc);
         }
     }
+    sb_add(&row, ")");
+    ex->stage_row = row.s;
     /* The name carries a hash of the layout, so pipelines sharing a pooled
      * connection never see each other's stage. */
     h = XXH64(cols.s, cols.len, 0);
     ex->stage_id = h ? h : 1; /* 0 means "no stage" in a pool tag */
     ex->stage = ig_xasprintf("\"ingot_stage_%016llx\"", (unsigned long long)h);
+    ex->from = ex->stage;
     ex->create_stage = ig_xasprintf(
         "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
         ex->stage, cols.s);
@@ -492,6 +506,19 @@ static int same_input(const char *want, const char *have)
     if (strcmp(want, "timestamptz") == 0)
         return strcmp(have, "timestamp with time zone") == 0;
     return strcmp(want, have) == 0;
+}
+
+/* ex->proof: target 0's upsert, built over ex->stage_row. */
+static void build_proof(ig_exec *ex)
+{
+    char *upsert = ex->t[0].upsert;
+
+    ex->t[0].upsert = NULL;
+    ex->from = ex->stage_row;
+    build_upsert(ex, 0, 0);
+    ex->proof = ex->t[0].upsert;
+    ex->t[0].upsert = upsert;
+    ex->from = ex->stage;
 }
 
 /* The insert-first path: a batch whose keys are all new can be COPYed
@@ -548,6 +575,7 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
         ex->direct = ig_xasprintf("COPY %s (%s) FROM STDIN", qt, cols.s);
         free(qt);
         free(cols.s);
+        build_proof(ex);
     }
     ig_log(IG_LOG_DEBUG, "exec: insert-first path %s%s",
            ex->direct ? ex->direct : "does not apply",
@@ -599,7 +627,9 @@ void ig_exec_free(ig_exec *ex)
     }
     free(ex->t);
     free(ex->direct);
+    free(ex->proof);
     free(ex->stage);
+    free(ex->stage_row);
     free(ex->create_stage);
     free(ex->copy);
     free(ex->truncate);
@@ -1082,7 +1112,7 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
         "SELECT set_config('lock_timeout', "
         "current_setting('ingot.lock_timeout'), true)",
         take_begin(rc), prove ? "EXPLAIN " : "",
-        prove ? ex->t[0].upsert : "",
+        prove ? ex->proof : "",
         prove ? "; " : "", ex->direct);
     code = send_copy(rc, sql, "COPY into the table", render_direct, rows, n,
                      NULL, &inserted);
@@ -1232,12 +1262,13 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
 
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
                   const size_t *rows, size_t n, ig_arena *arena, int flags,
-                  char *xid, ig_counts *per_target, ig_err *err)
+                  char *xid, int *has_stage, ig_counts *per_target,
+                  ig_err *err)
 {
     run_ctx rc;
     size_t *sub;
     char *begin = NULL;
-    int code;
+    int code, exists = (flags & IG_EXEC_STAGE_EXISTS) != 0, lazy = 0;
 
     memset(&rc, 0, sizeof(rc));
     rc.ex = ex;
@@ -1247,17 +1278,27 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     rc.per_target = per_target;
     rc.err = err;
     rc.dirty = (flags & IG_EXEC_STAGE_DIRTY) != 0;
+    *has_stage = exists;
     if (rows == NULL)
         n = ig_batch_nrows(b);
     /* Create the stage even for a batch of only failed rows: the caller
      * marks the connection as having it once the transaction commits.
      * Inside that transaction (its commit is the batch's), and in the
-     * round trip of BEGIN when this call starts it. */
+     * round trip of BEGIN when this call starts it. Not for a batch the
+     * insert-first path may take whole: it needs no stage (its proof
+     * plans the upsert over stage_row), and creating one costs a fresh
+     * backend a few ms; the stage comes when the upsert does. */
     if (flags & IG_EXEC_BEGIN) {
-        int exists = (flags & IG_EXEC_STAGE_EXISTS) != 0;
+        lazy = !exists && n > 0 && (flags & IG_EXEC_INSERT_FIRST) &&
+               ex->direct != NULL;
         rc.begin = begin = ig_xasprintf(
             "BEGIN; SELECT pg_current_xact_id()::text; %s%s",
-            exists ? "" : ex->create_stage, exists ? "" : "; ");
+            exists || lazy ? "" : ex->create_stage,
+            exists || lazy ? "" : "; ");
+        *has_stage = !lazy;
+        if (lazy)
+            ig_log(IG_LOG_DEBUG, "exec: no stage table yet: the "
+                                 "insert-first path may not need one");
         rc.xid = xid;
         xid[0] = '\0';
         if (n == 0) { /* nothing else to send: start it alone */
@@ -1266,11 +1307,12 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
             free(begin);
             return code;
         }
-    } else if (!(flags & IG_EXEC_STAGE_EXISTS)) {
+    } else if (!exists) {
         code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
                           err);
         if (code != IG_OK)
             return code;
+        *has_stage = 1;
     }
     if (n == 0)
         return IG_OK;
@@ -1278,10 +1320,22 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     sub = ig_xmalloc(n * sizeof(*sub));
     for (size_t i = 0; i < n; i++)
         sub[i] = rows ? rows[i] : i;
+    code = IG_OK;
     if ((flags & IG_EXEC_INSERT_FIRST) && ex->direct) {
         int applied = 0;
         code = try_direct(&rc, sub, n, (flags & IG_EXEC_PROVE) != 0,
                           &applied);
+        if (code == IG_OK && !applied && lazy) {
+            /* The upsert after all: its stage, outside its savepoint (a
+             * rolled-back subset must not take the table with it). Before
+             * BEGIN when the attempt sent nothing; the table then stays
+             * for the session, empty, as a committed batch's would. */
+            ig_log(IG_LOG_DEBUG, "exec: creating the stage table for the "
+                                 "upsert");
+            code = ig_db_exec(conn, ex->create_stage,
+                              "creating the stage table", err);
+            *has_stage = code == IG_OK;
+        }
         if (code != IG_OK || applied) {
             free(sub);
             free(rc.buf);

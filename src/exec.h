@@ -87,9 +87,11 @@ unsigned long long ig_exec_stage_id(const ig_exec *ex);
  * call starts one (BEGIN rides with its first statements) and writes its
  * xid to xid[IG_EXEC_XID_LEN]; xid stays "" when no transaction was
  * started (nothing to send, or the call failed before BEGIN ran), and the
- * caller commits or rolls back as usual. Failed rows are marked in b, their reason
- * strings allocated in arena (so writers applying disjoint row sets of one
- * batch from several threads never share an allocator). flags: the
+ * caller commits or rolls back as usual. *has_stage says whether conn has
+ * the stage table once the transaction commits (a batch the insert-first
+ * path took whole may not have created it). Failed rows are marked in b,
+ * their reason strings allocated in arena (so writers applying disjoint
+ * row sets of one batch from several threads never share an allocator). flags: the
  * IG_EXEC_STAGE_* bits. Adds each target's inserted / updated /
  * unchanged / skipped to per_target[t].
  * IG_OK: the caller may commit (failed rows are marked in b). IG_DB_RETRY:
@@ -97,7 +99,8 @@ unsigned long long ig_exec_stage_id(const ig_exec *ex);
  * retry the whole batch. IG_DB: the batch could not be run at all. */
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
                   const size_t *rows, size_t n, ig_arena *arena, int flags,
-                  char *xid, ig_counts *per_target, ig_err *err) IG_MUSTCHECK;
+                  char *xid, int *has_stage, ig_counts *per_target,
+                  ig_err *err) IG_MUSTCHECK;
 
 /* Whether the insert-first path applies to this pipeline at all. */
 int ig_exec_can_insert_first(const ig_exec *ex);

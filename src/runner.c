@@ -196,7 +196,7 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
     ig_pool_conn *pc = d->dry;
     PGconn *c;
     char xid[IG_EXEC_XID_LEN] = "";
-    int rc, flags, insert_first, proven;
+    int rc, flags, insert_first, proven, has_stage = 0;
 
     if (pc == NULL) {
         rc = ig_pool_acquire(d->o->pool, &pc, err);
@@ -220,7 +220,7 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
     if (d->dry == NULL)
         flags |= IG_EXEC_BEGIN; /* BEGIN rides with the first statements */
     rc = ig_exec_batch(d->ex, c, b, NULL, 0, ig_batch_arena(b), flags, xid,
-                       per_target, err);
+                       &has_stage, per_target, err);
     if (rc == IG_OK && d->o->on_commit) {
         size_t nf;
         const ig_batch_failure *f = ig_batch_failures(b, &nf);
@@ -230,7 +230,7 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
     }
     if (rc == IG_OK && d->dry == NULL) {
         rc = ig_db_exec(c, "COMMIT", "committing the batch", err);
-        if (rc == IG_OK) /* the stage table now outlives transactions */
+        if (rc == IG_OK && has_stage) /* now it outlives transactions */
             ig_pool_conn_set_tag(pc, ig_exec_stage_id(d->ex));
         if (rc == IG_DB_RETRY && xid[0]) {
             /* Give the dead connection back first: with a pool of one, the
@@ -255,7 +255,7 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
                                 seq);
             }
         }
-    } else if (rc == IG_OK) {
+    } else if (rc == IG_OK && has_stage) {
         ig_pool_conn_set_tag(pc, ig_exec_stage_id(d->ex));
     }
     if (d->dry == NULL && pc == NULL) {

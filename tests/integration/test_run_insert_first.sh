@@ -117,6 +117,21 @@ assert_eq "$(( $(grep -c 'batch [0-9]* committed' "$IT_TMP/f4.log.1") - 1 ))" \
 grep -q 'the table has rows: not for the first batch' "$IT_TMP/f4.log.1" || fail "f4: the table's rows were not noticed"
 assert_eq "0" "$(grep -c -E 'batch [0-9]+, attempt' "$IT_TMP/log.1" || true)" "no batch was retried"
 
+# No stage table until a batch needs the upsert: f1's first batches were
+# COPYed without one, the batch with the bad rows created it.
+grep -q 'no stage table yet' "$IT_TMP/f1.log.1" || fail "f1: the first batch created a stage it did not need"
+grep -q 'creating the stage table for the upsert' "$IT_TMP/f1.log.1" || fail "f1: the fallback did not create the stage"
+# A first batch with a repeated key is not tried at all: its stage comes
+# before its transaction, and the upsert keeps the key's last row.
+sql "TRUNCATE widget RESTART IDENTITY"
+{ echo "$HDR"; echo "W0001,1,1.00,first,2026-01-01"; echo "W0001,2,2.00,last,2026-01-02"; gen 2 30; } > "$IT_TMP/f6.csv"
+run_ingot 0 run "$P" "$IT_TMP/f6.csv" --json --no-reject-file --batch-size 50 --log-level debug
+assert_contains "$ERR" "creating the stage table for the upsert" "f6: the stage was created for the upsert"
+assert_eq "insert-first: 19 rows COPYed into the table" "$(grep -o 'insert-first: .*' <<<"$ERR")" \
+  "f6: the first batch (12 rows, a repeated key) upserted; only the second was COPYed"
+assert_eq "30 1" "$(jq -r '"\(.counts.inserted) \(.counts.skipped)"' <<<"$OUT")" "f6: 30 keys inserted, the repeat skipped"
+assert_eq "2|last" "$(sql "SELECT qty, note FROM widget WHERE code = 'W0001'")" "f6: the key's last row won"
+
 # --- a key another session holds uncommitted -------------------------------
 # The attempt gives up on the lock wait at once (no deadlock cycle can form
 # through it); the upsert then waits for the other session, and updates
