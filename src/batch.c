@@ -201,16 +201,10 @@ const char *ig_batch_copy_data(const ig_batch *b, size_t *len)
     return b->buf;
 }
 
-void ig_batch_append_line(const ig_batch *b, size_t i, char **dst,
-                          size_t *len, size_t *cap)
+const char *ig_batch_line(const ig_batch *b, size_t i, size_t *len)
 {
-    const ig_batch_row *r = &b->rows[i];
-    if (*len + r->copy_len > *cap) {
-        *cap = (*len + r->copy_len) * 2;
-        *dst = ig_xrealloc(*dst, *cap);
-    }
-    memcpy(*dst + *len, b->buf + r->copy_off, r->copy_len);
-    *len += r->copy_len;
+    *len = b->rows[i].copy_len;
+    return b->buf + b->rows[i].copy_off;
 }
 
 void ig_batch_set_end(ig_batch *b, long long offset, long long last_row)

@@ -75,10 +75,9 @@ ig_batch_row *ig_batch_row_at(ig_batch *b, size_t i);
 /* The whole COPY buffer (all rows). Borrowed. */
 const char *ig_batch_copy_data(const ig_batch *b, size_t *len);
 
-/* Append the COPY line of row i to dst (a growing buffer the caller owns:
- * *dst may be realloc'd). */
-void ig_batch_append_line(const ig_batch *b, size_t i, char **dst,
-                          size_t *len, size_t *cap);
+/* The COPY line of row i, with its newline: *len bytes at the returned
+ * pointer, borrowed from the batch. */
+const char *ig_batch_line(const ig_batch *b, size_t i, size_t *len);
 
 /* Source position after the batch's last record (for checkpoints), and
  * the last data row number in it. */

@@ -672,8 +672,8 @@ typedef struct run_ctx {
     ig_arena *arena; /* for reason strings */
     ig_counts *per_target;
     ig_err *err;
-    char *buf; /* COPY data of the current subset */
-    size_t cap;
+    char *buf; /* COPY data not sent yet (COPY_CHUNK bytes), or NULL */
+    size_t len;
     int dirty; /* the stage may hold rows: clear it before a COPY */
     const char *begin; /* statements starting the batch's transaction,
                           still to be sent (IG_EXEC_BEGIN), or NULL */
@@ -756,17 +756,6 @@ static int send_query(run_ctx *rc, const char *sql, const char *what,
     return read_results(rc, what, NULL, tuples, NULL);
 }
 
-/* Send the COPY data data[0..len) to a COPY_IN and read the rest of the
- * query string's results. */
-static int copy_data(run_ctx *rc, const char *data, size_t len,
-                     const char *what, PGresult **tuples, long long *ncmd)
-{
-    if (PQputCopyData(rc->conn, data, (int)len) != 1 ||
-        PQputCopyEnd(rc->conn, NULL) != 1)
-        return ig_db_err(rc->err, rc->conn, NULL, "sending COPY data");
-    return read_results(rc, what, NULL, tuples, ncmd);
-}
-
 /* The statements that start the batch's transaction when they are still
  * to be sent (IG_EXEC_BEGIN), else "": the caller puts them first in its
  * query string, and read_results takes the xid from its results. */
@@ -781,51 +770,99 @@ static const char *take_begin(run_ctx *rc)
     return b;
 }
 
-/* Points *data at the COPY data of rows[0..n) (rendered into rc->buf, or
- * the batch's own buffer); returns its length. */
-typedef size_t render_fn(run_ctx *rc, const size_t *rows, size_t n,
-                         const char **data);
+/* COPY data goes out in chunks of this size while it is rendered: the
+ * server parses the first rows while the rest are rendered, and neither
+ * this side's buffer nor libpq's grows to the batch's size. */
+#define COPY_CHUNK (64 * 1024)
 
-/* Send sql, whose statements end in or include one COPY .. FROM STDIN,
- * render the COPY data while the server runs the statements before it,
- * send the data, and read the rest of the string's results as
- * copy_data does. A string that failed before its COPY reports why. */
+/* p[0..len) as one CopyData message. */
+static int put_raw(run_ctx *rc, const char *p, size_t len)
+{
+    if (len == 0 || PQputCopyData(rc->conn, p, (int)len) == 1)
+        return IG_OK;
+    return ig_db_err(rc->err, rc->conn, NULL, "sending COPY data");
+}
+
+/* Send what rc->buf holds. */
+static int flush_data(run_ctx *rc)
+{
+    int code = put_raw(rc, rc->buf, rc->len);
+
+    rc->len = 0;
+    return code;
+}
+
+/* Append p[0..len) to the COPY data (see COPY_CHUNK). */
+static int put_data(run_ctx *rc, const char *p, size_t len)
+{
+    if (rc->len + len > COPY_CHUNK) {
+        int code = flush_data(rc);
+        if (code != IG_OK)
+            return code;
+    }
+    if (len > COPY_CHUNK) /* a long line goes as it is */
+        return put_raw(rc, p, len);
+    if (rc->buf == NULL)
+        rc->buf = ig_xmalloc(COPY_CHUNK);
+    memcpy(rc->buf + rc->len, p, len);
+    rc->len += len;
+    return IG_OK;
+}
+
+/* Sends the COPY data of rows[0..n) with put_data. */
+typedef int stream_fn(run_ctx *rc, const size_t *rows, size_t n);
+
+/* Send sql, whose statements end in or include one COPY .. FROM STDIN;
+ * once the server asks for the data, stream it, end it, and read the
+ * rest of the string's results as read_results does (the first tuples to
+ * *tuples, the first command's row count to *ncmd). A string that failed
+ * before its COPY reports why, and nothing is rendered. */
 static int send_copy(run_ctx *rc, const char *sql, const char *what,
-                     render_fn *render, const size_t *rows, size_t n,
+                     stream_fn *stream, const size_t *rows, size_t n,
                      PGresult **tuples, long long *ncmd)
 {
-    const char *data;
-    size_t len;
     int code, copying;
 
     if (!PQsendQuery(rc->conn, sql))
         return ig_db_err(rc->err, rc->conn, NULL, "%s", what);
-    len = render(rc, rows, n, &data);
     code = read_results(rc, what, &copying, NULL, NULL);
     if (!copying)
         return code != IG_OK ? code
                              : ig_db_err(rc->err, rc->conn, NULL, "%s", what);
-    return copy_data(rc, data, len, what, tuples, ncmd);
+    rc->len = 0;
+    code = stream(rc, rows, n);
+    if (code == IG_OK)
+        code = flush_data(rc);
+    if (code != IG_OK) /* the connection is gone: nothing to end */
+        return code;
+    if (PQputCopyEnd(rc->conn, NULL) != 1)
+        return ig_db_err(rc->err, rc->conn, NULL, "ending COPY data");
+    return read_results(rc, what, NULL, tuples, ncmd);
 }
 
 /* The stage's lines: _row, the _e flags, every staged value. All the
- * batch's rows in order (the usual case) are its buffer as it is: no copy,
- * no fresh pages to fault in. */
-static size_t render_stage(run_ctx *rc, const size_t *rows, size_t n,
-                           const char **data)
+ * batch's rows in order (the usual case) are its buffer as it is, sent in
+ * slices without a copy. */
+static int stream_stage(run_ctx *rc, const size_t *rows, size_t n)
 {
-    size_t len = 0, i = 0;
+    size_t len, i = 0;
+    const char *data;
+    int code = IG_OK;
 
     while (i < n && rows[i] == i)
         i++;
     if (i == n && n == ig_batch_nrows(rc->b)) {
-        *data = ig_batch_copy_data(rc->b, &len);
-        return len;
+        data = ig_batch_copy_data(rc->b, &len);
+        for (size_t off = 0; code == IG_OK && off < len; off += COPY_CHUNK)
+            code = put_raw(rc, data + off,
+                           len - off < COPY_CHUNK ? len - off : COPY_CHUNK);
+        return code;
     }
-    for (i = 0; i < n; i++)
-        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
-    *data = rc->buf;
-    return len;
+    for (i = 0; code == IG_OK && i < n; i++) {
+        data = ig_batch_line(rc->b, rows[i], &len);
+        code = put_data(rc, data, len);
+    }
+    return code;
 }
 
 /* prefix (statements run first, in the same round trip), then COPY rows
@@ -843,7 +880,7 @@ static int copy_rows(run_ctx *rc, const size_t *rows, size_t n,
 
     sql = ig_xasprintf("%s%s%s%s%s", take_begin(rc), prefix, rc->ex->copy,
                        suffix ? "; " : "", suffix ? suffix : "");
-    code = send_copy(rc, sql, "COPY into the stage table", render_stage,
+    code = send_copy(rc, sql, "COPY into the stage table", stream_stage,
                      rows, n, tuples, &ncopy);
     free(sql);
     *copied = ncopy >= 0;
@@ -1064,24 +1101,25 @@ static int run_target(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
 
 /* The eligible rows without the stage's _row and _e columns: the
  * target's columns, in the order of ex->direct. */
-static size_t render_direct(run_ctx *rc, const size_t *rows, size_t n,
-                            const char **data)
+static int stream_direct(run_ctx *rc, const size_t *rows, size_t n)
 {
-    size_t len = 0, skip = 1 + rc->ex->ntargets; /* _row and the _e flags */
+    size_t skip = 1 + rc->ex->ntargets; /* _row and the _e flags */
+    int code = IG_OK;
 
-    for (size_t i = 0; i < n; i++) {
-        size_t at = len, f = 0, p;
+    for (size_t i = 0; code == IG_OK && i < n; i++) {
+        size_t len;
+        const char *p, *end;
         if (!ig_batch_row_at(rc->b, rows[i])->elig[0])
             continue;
-        ig_batch_append_line(rc->b, rows[i], &rc->buf, &len, &rc->cap);
-        for (p = at; p < len && f < skip; p++)
-            if (rc->buf[p] == '\t')
-                f++;
-        memmove(rc->buf + at, rc->buf + p, len - p);
-        len -= p - at;
+        p = ig_batch_line(rc->b, rows[i], &len);
+        end = p + len;
+        for (size_t f = 0; f < skip && p < end; f++) {
+            const char *tab = memchr(p, '\t', (size_t)(end - p));
+            p = tab ? tab + 1 : end;
+        }
+        code = put_data(rc, p, (size_t)(end - p));
     }
-    *data = rc->buf;
-    return len;
+    return code;
 }
 
 static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
@@ -1114,7 +1152,7 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
         take_begin(rc), prove ? "EXPLAIN " : "",
         prove ? ex->proof : "",
         prove ? "; " : "", ex->direct);
-    code = send_copy(rc, sql, "COPY into the table", render_direct, rows, n,
+    code = send_copy(rc, sql, "COPY into the table", stream_direct, rows, n,
                      NULL, &inserted);
     free(sql);
     if (code != IG_OK) {
