@@ -4,8 +4,10 @@
 # is noisy: only ratios within one run mean anything).
 #
 #   bash bench/run.sh [SIZES...]      default sizes: 10000 100000 1000000
-#   BENCH_ROUNDS=N                    rounds per size (default 5 up to
-#                                     100k rows, 3 above)
+#   BENCH_ROUNDS=N                    rounds per size (default 11 up to
+#                                     10k rows, where a round takes a few
+#                                     seconds and noise weighs most; 5 up
+#                                     to 100k, 3 above)
 #
 # For each size it times, on an empty and on a half-populated item_master:
 #   copy      plain COPY of the rows (the physical reference; empty only)
@@ -124,9 +126,10 @@ CASES=(
 )
 
 : > "$OUTDIR/results.txt"
-echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}, medians of ${BENCH_ROUNDS:-5 (3 above 100k)} rounds, references by $PSQL" | tee -a "$OUTDIR/results.txt"
+echo "ingot benchmark $(date -u +%FT%TZ), $(nproc) cores, batch size ${IMPORT_BATCH_SIZE:-5000}, medians of ${BENCH_ROUNDS:-11 (5 above 10k, 3 above 100k)} rounds, references by $PSQL" | tee -a "$OUTDIR/results.txt"
 for n in "${SIZES[@]}"; do
   if [ -n "${BENCH_ROUNDS:-}" ]; then ROUNDS=$BENCH_ROUNDS
+  elif [ "$n" -le 10000 ]; then ROUNDS=11
   elif [ "$n" -le 100000 ]; then ROUNDS=5
   else ROUNDS=3; fi
   f=$OUTDIR/items_$n.csv; h=$OUTDIR/items_half_$n.csv; v=$OUTDIR/variants_$n.csv
