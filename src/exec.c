@@ -579,9 +579,10 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
     }
     ig_log(IG_LOG_DEBUG, "exec: insert-first path %s%s",
            ex->direct ? ex->direct : "does not apply",
-           ex->direct && !ex->was_empty ? " (the table has rows: not for "
-                                          "the first batch)"
-                                        : "");
+           ex->direct && !ex->was_empty
+               ? " (the table has pages, so it may have rows: not for the "
+                 "first batch)"
+               : "");
     return IG_OK;
 }
 
