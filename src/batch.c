@@ -128,6 +128,27 @@ void ig_batch_end_row(ig_batch *b)
     b->n++;
 }
 
+void ig_batch_set_flag(ig_batch *b, size_t i, size_t t, int v)
+{
+    ig_batch_row *r = &b->rows[i];
+    char *p = b->buf + r->copy_off;
+
+    r->elig[t] = (unsigned char)(v != 0);
+    for (size_t tabs = 0; tabs < t + 1; p++) /* values are escaped: every */
+        tabs += *p == '\t';                 /* tab separates a column */
+    *p = v ? 't' : 'f';
+}
+
+void ig_batch_set_key_hash(ig_batch *b, size_t i, size_t t,
+                           unsigned long long h)
+{
+    ig_batch_row *r = &b->rows[i];
+
+    r->khash[t] = h;
+    if (t == 0)
+        r->key_hash = h;
+}
+
 void ig_batch_add_failure(ig_batch *b, const ig_record *rec,
                           const ig_reason *reasons, size_t nreasons)
 {

@@ -28,8 +28,8 @@ typedef struct ig_batch_row {
     size_t copy_len;
     unsigned long long key_hash; /* hash of the first target's key: rows
                                     with equal keys go to the same writer */
-    const unsigned char *elig;       /* per target: 1 = eligible (arena) */
-    const unsigned long long *khash; /* per target: key hash (arena) */
+    unsigned char *elig;       /* per target: 1 = eligible (arena) */
+    unsigned long long *khash; /* per target: key hash (arena) */
     int failed;          /* set by the executor */
     ig_reason reason;    /* why (strings in the batch arena) */
 } ig_batch_row;
@@ -71,6 +71,16 @@ const ig_batch_failure *ig_batch_failures(ig_batch *b, size_t *n);
 
 size_t ig_batch_nrows(const ig_batch *b);
 ig_batch_row *ig_batch_row_at(ig_batch *b, size_t i);
+
+/* Change row i's flag for target t, once mapped: its eligibility
+ * (ig_batch_row.elig) and, in its COPY line, the boolean put for it,
+ * which the stage layout puts right after _row (column 1 + t). */
+void ig_batch_set_flag(ig_batch *b, size_t i, size_t t, int v);
+
+/* Change row i's key hash for target t (ig_batch_row.khash, and key_hash
+ * for target 0). */
+void ig_batch_set_key_hash(ig_batch *b, size_t i, size_t t,
+                           unsigned long long h);
 
 /* The whole COPY buffer (all rows). Borrowed. */
 const char *ig_batch_copy_data(const ig_batch *b, size_t *len);

@@ -63,6 +63,12 @@ typedef struct target_plan {
     size_t nlookups;
     lookup_plan *lookups;
     int conflict_error; /* on_conflict: error (upsert returns failed rows) */
+    char *key_hash;     /* SELECT of the database's hash of each key in
+                           text arrays $1.. (one per key column), or NULL:
+                           the key's bytes compare as the database does */
+    char **key_cast;    /* with key_hash, per key column: its type in the
+                           table ("citext", maybe with COLLATE), or ""
+                           for a looked-up id: what DISTINCT ON compares */
 } target_plan;
 
 struct ig_exec {
@@ -77,6 +83,9 @@ struct ig_exec {
                            to prove the upsert could run, before any
                            stage exists (NULL where direct is NULL) */
     int was_empty;      /* the target had no pages when planned */
+    char *inexact;      /* the first key column whose equality in the
+                           database may differ from its mapped bytes,
+                           "target t, key column c (type)", or NULL */
     char *stage;        /* quoted stage table name */
     char *stage_row;    /* (SELECT NULL::integer AS _row, ..): a subquery
                            with the stage's columns and one row */
@@ -222,6 +231,15 @@ static void add_update_expr(sb *b, const ig_column *c, const char *qc)
     }
 }
 
+/* Index of target t's column named name (a key column: it exists). */
+static size_t col_index(const ig_target *t, const char *name)
+{
+    size_t ci = 0;
+    while (ci + 1 < t->n_cols && strcmp(t->cols[ci].name, name) != 0)
+        ci++;
+    return ci;
+}
+
 static int col_is_key(const ig_target *t, const ig_column *c)
 {
     for (size_t k = 0; k < t->n_key; k++)
@@ -286,13 +304,25 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
     const ig_target *t = ig_pipeline_target(ex->p, ti);
     target_plan *tp = &ex->t[ti];
     sb b = {0};
-    sb keys = {0}, cols = {0}, old = {0}, neu = {0};
+    sb keys = {0}, cols = {0}, old = {0}, neu = {0}, dk = {0};
     char *qt = ig_sql_qualified(t->table);
     int nupd = 0;
 
     for (size_t k = 0; k < t->n_key; k++) {
         char *q = ig_db_quote_ident(t->key[k]);
         sb_add(&keys, "%s%s", k ? ", " : "", q);
+        /* DISTINCT ON compares by the table's types where the pipeline's
+         * text would not (check_keys): over the stage, or over src. */
+        if (tp->key_cast == NULL || tp->key_cast[k][0] == '\0') {
+            sb_add(&dk, "%s%s%s", k ? ", " : "",
+                   t->on_conflict == IG_ON_CONFLICT_ERROR ? "s." : "", q);
+        } else if (t->on_conflict == IG_ON_CONFLICT_ERROR) {
+            sb_add(&dk, "%ss.%s::%s", k ? ", " : "", q, tp->key_cast[k]);
+        } else {
+            sb_add(&dk, "%s(", k ? ", " : "");
+            add_col_expr(&dk, ex, ti, col_index(t, t->key[k]));
+            sb_add(&dk, ")::%s", tp->key_cast[k]);
+        }
         free(q);
     }
     add_col_list(&cols, t);
@@ -302,9 +332,9 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
         sb_add(&b, "WITH src AS (");
         add_select(&b, ex, ti, 1);
         if (t->duplicates == IG_DUPLICATES_LAST)
-            sb_add(&b, "), dedup AS (SELECT DISTINCT ON (%s) * FROM src "
+            sb_add(&b, "), dedup AS (SELECT DISTINCT ON (%s) * FROM src s "
                        "ORDER BY %s, _row DESC",
-                   keys.s, keys.s);
+                   dk.s, dk.s);
         else
             sb_add(&b, "), dedup AS (SELECT * FROM src");
         sb_add(&b, "), ins AS (INSERT INTO %s AS t (%s) SELECT %s FROM dedup "
@@ -314,10 +344,10 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
         /* Keep the last row of each key (duplicates: last). */
         sb_add(&b, "WITH ins AS (INSERT INTO %s AS t (%s) SELECT %s FROM "
                    "(SELECT DISTINCT ON (%s) ",
-               qt, cols.s, cols.s, keys.s);
+               qt, cols.s, cols.s, dk.s);
         add_select_list(&b, ex, ti, 0);
         add_from_where(&b, ex, ti);
-        sb_add(&b, " ORDER BY %s, s._row DESC) d ORDER BY %s", keys.s,
+        sb_add(&b, " ORDER BY %s, s._row DESC) d ORDER BY %s", dk.s,
                keys.s);
     } else {
         /* No CTE between the stage and the INSERT: nothing materialised. */
@@ -399,6 +429,7 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
     else
         tp->upsert = b.s;
     free(keys.s);
+    free(dk.s);
     free(cols.s);
     free(old.s);
     free(neu.s);
@@ -521,54 +552,258 @@ static void build_proof(ig_exec *ex)
     ex->from = ex->stage;
 }
 
+/* Columns of every target table, one query: per row the target's index,
+ * the column's name, its type (format_type without the modifier), its
+ * collation's oid, whether the table has no pages at all
+ * (pg_relation_size is a stat, not a scan; a partitioned table counts as
+ * empty), whether the insert-first path may write into it (see
+ * plan_direct), and its type with the modifier ("character(3)"). */
+static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
+                         ig_err *err)
+{
+    sb q = {0};
+    char **names = ig_xcalloc(ex->ntargets ? ex->ntargets : 1,
+                              sizeof(*names));
+    int rc;
+
+    sb_add(&q, "SELECT t.ord, a.attname, format_type(a.atttypid, NULL), "
+               "a.attcollation::oid, c.relkind = 'p' OR (c.relkind = 'r' "
+               "AND pg_relation_size(c.oid) = 0), c.relkind IN ('r', 'p') "
+               "AND NOT c.relhasrules AND NOT EXISTS (SELECT 1 FROM "
+               "pg_index i WHERE i.indrelid = c.oid AND NOT i.indimmediate), "
+               "format_type(a.atttypid, a.atttypmod) FROM (VALUES ");
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        names[ti] = ig_sql_qualified(ig_pipeline_target(ex->p, ti)->table);
+        sb_add(&q, "%s($%zu::text, %zu)", ti ? ", " : "", ti + 1, ti);
+    }
+    sb_add(&q, ") AS t(name, ord) JOIN pg_attribute a ON a.attrelid = "
+               "to_regclass(t.name) AND a.attnum > 0 AND NOT a.attisdropped "
+               "JOIN pg_class c ON c.oid = a.attrelid");
+    rc = ig_db_query(conn, q.s, (int)ex->ntargets,
+                     (const char *const *)names, res,
+                     "looking up column types", err);
+    for (size_t ti = 0; ti < ex->ntargets; ti++)
+        free(names[ti]);
+    free(names);
+    free(q.s);
+    return rc;
+}
+
+/* Whether type name `have` (format_type, maybe with a modifier) is
+ * `name`. */
+static int type_is(const char *have, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(have, name, n) == 0 && (have[n] == '\0' || have[n] == '(');
+}
+
+/* Whether keys the database holds in a column of type `have` (det: its
+ * collation is deterministic) are equal exactly when the canonical text
+ * the pipeline maps them to (declared type `want`) is: text stores that
+ * text as is, and the rules spell every value of these types one way.
+ * Not so for citext (case), character(n) (trailing spaces),
+ * nondeterministic collations, domains, numeric and timestamps. */
+static int exact_key(ig_type want, const char *have, int det)
+{
+    if (type_is(have, "text") || type_is(have, "character varying"))
+        return det;
+    switch (want) {
+    case IG_TYPE_INT:
+    case IG_TYPE_BIGINT:
+        return type_is(have, "integer") || type_is(have, "bigint") ||
+               type_is(have, "smallint");
+    case IG_TYPE_BOOL: return type_is(have, "boolean");
+    case IG_TYPE_UUID: return type_is(have, "uuid");
+    case IG_TYPE_DATE: return type_is(have, "date");
+    default: return 0;
+    }
+}
+
+/* Whether the database can hash keys of type `have` from any text (the
+ * cast from text cannot fail) by its own equality: the string types
+ * exact_key leaves out. */
+static int hashable_key(const char *have)
+{
+    return type_is(have, "citext") || type_is(have, "character") ||
+           type_is(have, "text") || type_is(have, "character varying");
+}
+
+/* Collation oid coll: deterministic? (*name: its quoted name, owned, for
+ * a nondeterministic one.) The default, C and POSIX collations are, and
+ * are answered without asking; only an ICU collation can be
+ * nondeterministic. */
+static int deterministic(PGconn *conn, const char *coll, char **name,
+                         ig_err *err, int *rc)
+{
+    const char *params[1] = {coll};
+    PGresult *res = NULL;
+    int det;
+
+    *rc = IG_OK;
+    *name = NULL;
+    if (strcmp(coll, "0") == 0 || strcmp(coll, "100") == 0 ||
+        strcmp(coll, "950") == 0 || strcmp(coll, "951") == 0)
+        return 1;
+    *rc = ig_db_query(conn,
+                      "SELECT c.collisdeterministic, format('%I.%I', "
+                      "n.nspname, c.collname) FROM pg_collation c JOIN "
+                      "pg_namespace n ON n.oid = c.collnamespace "
+                      "WHERE c.oid = $1::oid",
+                      1, params, &res, "looking up a collation", err);
+    if (*rc != IG_OK)
+        return 0;
+    det = PQntuples(res) == 0 || PQgetvalue(res, 0, 0)[0] == 't';
+    if (!det)
+        *name = ig_xstrdup(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return det;
+}
+
+static void free_casts(char **casts, size_t n)
+{
+    for (size_t k = 0; casts && k < n; k++)
+        free(casts[k]);
+    free(casts);
+}
+
+/* How target ti's keys compare: by their mapped bytes when each key
+ * column is exact_key; else, when each one the bytes do not decide is
+ * hashable_key, by the database's hash of the key (tp->key_hash: the
+ * mapper asks for it once per batch); else ex->inexact names the column,
+ * and the caller warns and keeps to one writer. A key column looked up by
+ * natural key is judged by the parent's key type (its collation taken as
+ * deterministic). */
+static int check_keys(ig_exec *ex, size_t ti, PGconn *conn,
+                      const PGresult *res, ig_err *err)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    sb row = {0}, cols = {0};
+    int hash = 0, nohash = 0;
+    char *inexact = NULL;
+    char **casts = ig_xcalloc(t->n_key ? t->n_key : 1, sizeof(*casts));
+
+    for (size_t k = 0; k < t->n_key; k++) {
+        const ig_column *c = NULL;
+        const char *have = NULL, *have_mod = NULL;
+        char *coll = NULL;
+        int det = 1, rc;
+        size_t li = 0;
+
+        for (size_t ci = 0; ci < t->n_cols && c == NULL; ci++) {
+            if (strcmp(t->cols[ci].name, t->key[k]) == 0)
+                c = &t->cols[ci];
+            else if (t->cols[ci].source == IG_COLSRC_LOOKUP)
+                li++;
+        }
+        if (c != NULL && c->source == IG_COLSRC_LOOKUP) {
+            have = have_mod = ex->t[ti].lookups[li].key_type;
+        } else {
+            for (int r = 0; r < PQntuples(res) && have == NULL; r++)
+                if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
+                    strcmp(PQgetvalue(res, r, 1), t->key[k]) == 0) {
+                    have = PQgetvalue(res, r, 2);
+                    have_mod = PQgetvalue(res, r, 6);
+                    det = deterministic(conn, PQgetvalue(res, r, 3), &coll,
+                                        err, &rc);
+                    if (rc != IG_OK) {
+                        free_casts(casts, t->n_key);
+                        free(row.s);
+                        free(cols.s);
+                        free(inexact);
+                        return rc;
+                    }
+                }
+        }
+        if (c == NULL || have == NULL) { /* no such column: the upsert
+                                            says so */
+            nohash = 1;
+            continue;
+        }
+        sb_add(&row, "%su.k%zu::%s%s%s", k ? ", " : "", k, have_mod,
+               coll ? " COLLATE " : "", coll ? coll : "");
+        casts[k] = c->source == IG_COLSRC_LOOKUP
+                       ? ig_xstrdup("")
+                       : ig_xasprintf("%s%s%s", have_mod,
+                                      coll ? " COLLATE " : "",
+                                      coll ? coll : "");
+        sb_add(&cols, "$%zu::text[], ", k + 1);
+        if (!exact_key(c->source == IG_COLSRC_LOOKUP ? IG_TYPE_TEXT
+                                                       : c->type,
+                       have, det)) {
+            if (hashable_key(have))
+                hash = 1;
+            else
+                nohash = 1;
+            if (inexact == NULL)
+                inexact = ig_xasprintf("target %s, key column %s (%s%s)",
+                                       t->name, c->name, have,
+                                       det ? ""
+                                           : ", a nondeterministic "
+                                             "collation");
+        }
+        free(coll);
+    }
+    if (hash && !nohash) {
+        sb q = {0};
+        ex->t[ti].key_cast = casts;
+        casts = NULL;
+        cols.len -= 2; /* the last ", " */
+        cols.s[cols.len] = '\0';
+        sb_add(&q, "SELECT hash_record_extended(ROW(%s), 0) FROM unnest(%s"
+                   ") WITH ORDINALITY AS u(", row.s, cols.s);
+        for (size_t k = 0; k < t->n_key; k++)
+            sb_add(&q, "k%zu, ", k);
+        sb_add(&q, "n) ORDER BY u.n");
+        ex->t[ti].key_hash = q.s;
+        ig_log(IG_LOG_DEBUG, "exec: target %s: keys compared by %s", t->name,
+               q.s);
+    } else if (inexact != NULL && ex->inexact == NULL) {
+        ex->inexact = inexact;
+        inexact = NULL;
+    }
+    free_casts(casts, t->n_key);
+    free(inexact);
+    free(row.s);
+    free(cols.s);
+    return IG_OK;
+}
+
 /* The insert-first path: a batch whose keys are all new can be COPYed
  * straight into the table. It applies to a one-target pipeline without
  * lookups into a table (plain or partitioned, not a view) whose every
  * column has the type the pipeline declares, without rules (the upsert
  * refuses them, COPY would bypass them) and without deferrable unique
  * indexes (the upsert refuses them as arbiters; COPY would defer their
- * check to COMMIT). The same query tells whether the table has no pages
- * at all (pg_relation_size is a stat, not a scan): only then is an
- * import's first batch expected to hold new keys only. */
-static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
+ * check to COMMIT). The same query (table_columns) tells whether the
+ * table has no pages at all: only then is an import's first batch
+ * expected to hold new keys only. */
+static void plan_direct(ig_exec *ex, const PGresult *res)
 {
     const ig_target *t;
-    char *quoted;
-    const char *params[1];
-    PGresult *res = NULL;
     sb cols = {0};
-    int rc, ok = 1;
+    int ok = 1, any = 0;
 
     if (ex->ntargets != 1 || ex->t[0].nlookups > 0)
-        return IG_OK;
+        return;
     t = ig_pipeline_target(ex->p, 0);
-    quoted = ig_sql_qualified(t->table);
-    params[0] = quoted;
-    rc = ig_db_query(conn,
-                     "SELECT a.attname, format_type(a.atttypid, NULL), "
-                     "c.relkind = 'p' OR pg_relation_size(c.oid) = 0 "
-                     "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-                     "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
-                     "AND NOT a.attisdropped AND c.relkind IN ('r', 'p') "
-                     "AND NOT c.relhasrules AND NOT EXISTS (SELECT 1 FROM "
-                     "pg_index i WHERE i.indrelid = c.oid AND NOT "
-                     "i.indimmediate)",
-                     1, params, &res, "looking up column types", err);
-    free(quoted);
-    if (rc != IG_OK)
-        return rc;
-    ex->was_empty = PQntuples(res) > 0 && PQgetvalue(res, 0, 2)[0] == 't';
+    for (int r = 0; r < PQntuples(res); r++)
+        if (strcmp(PQgetvalue(res, r, 0), "0") == 0) {
+            any = 1;
+            ex->was_empty = PQgetvalue(res, r, 4)[0] == 't';
+            ok = PQgetvalue(res, r, 5)[0] == 't';
+            break;
+        }
+    ok = ok && any;
     for (size_t ci = 0; ok && ci < t->n_cols; ci++) {
         const ig_column *c = &t->cols[ci];
         int found = 0;
         for (int r = 0; r < PQntuples(res) && !found; r++)
-            if (strcmp(PQgetvalue(res, r, 0), c->name) == 0) {
+            if (strcmp(PQgetvalue(res, r, 1), c->name) == 0) {
                 found = 1;
-                ok = same_input(sql_type(c->type), PQgetvalue(res, r, 1));
+                ok = same_input(sql_type(c->type), PQgetvalue(res, r, 2));
             }
         ok = ok && found;
     }
-    PQclear(res);
     if (ok && t->n_cols > 0) {
         char *qt = ig_sql_qualified(t->table);
         add_col_list(&cols, t);
@@ -583,22 +818,30 @@ static int plan_direct(ig_exec *ex, PGconn *conn, ig_err *err)
                ? " (the table has pages, so it may have rows: not for the "
                  "first batch)"
                : "");
-    return IG_OK;
 }
 
 ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
 {
     ig_exec *ex = ig_xcalloc(1, sizeof(*ex));
+    PGresult *res = NULL;
+    int rc = IG_OK;
 
     ex->p = p;
     ex->ntargets = ig_pipeline_ntargets(p);
     ex->t = ig_xcalloc(ex->ntargets ? ex->ntargets : 1, sizeof(*ex->t));
     build_stage(ex);
+    for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
+        rc = plan_lookups(ex, conn, ti, err);
+    if (rc == IG_OK)
+        rc = table_columns(ex, conn, &res, err);
+    for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
+        rc = check_keys(ex, ti, conn, res, err);
+    if (rc != IG_OK) {
+        PQclear(res);
+        ig_exec_free(ex);
+        return NULL;
+    }
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
-        if (plan_lookups(ex, conn, ti, err) != IG_OK) {
-            ig_exec_free(ex);
-            return NULL;
-        }
         build_upsert(ex, ti, 0);
         if (ig_pipeline_target(p, ti)->duplicates == IG_DUPLICATES_LAST &&
             ig_pipeline_target(p, ti)->on_conflict != IG_ON_CONFLICT_ERROR)
@@ -607,10 +850,8 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
         ig_log(IG_LOG_DEBUG, "exec: target %zu upsert: %s", ti,
                ex->t[ti].upsert);
     }
-    if (plan_direct(ex, conn, err) != IG_OK) {
-        ig_exec_free(ex);
-        return NULL;
-    }
+    plan_direct(ex, res);
+    PQclear(res);
     return ex;
 }
 
@@ -625,10 +866,13 @@ void ig_exec_free(ig_exec *ex)
         free(ex->t[ti].upsert);
         free(ex->t[ti].upsert_dedup);
         free(ex->t[ti].missing);
+        free(ex->t[ti].key_hash);
+        free_casts(ex->t[ti].key_cast, ig_pipeline_target(ex->p, ti)->n_key);
     }
     free(ex->t);
     free(ex->direct);
     free(ex->proof);
+    free(ex->inexact);
     free(ex->stage);
     free(ex->stage_row);
     free(ex->create_stage);
@@ -650,6 +894,80 @@ int ig_exec_can_insert_first(const ig_exec *ex)
 int ig_exec_target_was_empty(const ig_exec *ex)
 {
     return ex->was_empty;
+}
+
+const char *ig_exec_inexact_key(const ig_exec *ex)
+{
+    return ex->inexact;
+}
+
+int ig_exec_hashes_keys(const ig_exec *ex, size_t t)
+{
+    return t < ex->ntargets && ex->t[t].key_hash != NULL;
+}
+
+/* A text[] literal of column k of n keys of nkey values each. */
+static char *text_array(const ig_value *keys, size_t n, size_t nkey,
+                        size_t k)
+{
+    size_t cap = 3, len = 0;
+    char *s;
+
+    for (size_t i = 0; i < n; i++)
+        cap += 5 + 2 * keys[i * nkey + k].len;
+    s = ig_xmalloc(cap);
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        const ig_value *v = &keys[i * nkey + k];
+        if (i)
+            s[len++] = ',';
+        if (v->is_null) {
+            memcpy(s + len, "NULL", 4);
+            len += 4;
+            continue;
+        }
+        s[len++] = '"';
+        for (size_t j = 0; j < v->len; j++) {
+            if (v->p[j] == '"' || v->p[j] == '\\')
+                s[len++] = '\\';
+            s[len++] = v->p[j];
+        }
+        s[len++] = '"';
+    }
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
+int ig_exec_key_hashes(const ig_exec *ex, PGconn *conn, size_t t,
+                       const ig_value *keys, size_t n,
+                       unsigned long long *out, ig_err *err)
+{
+    size_t nkey = ig_pipeline_target(ex->p, t)->n_key;
+    char **arrays = ig_xcalloc(nkey ? nkey : 1, sizeof(*arrays));
+    PGresult *res = NULL;
+    int rc;
+
+    for (size_t k = 0; k < nkey; k++)
+        arrays[k] = text_array(keys, n, nkey, k);
+    rc = ig_db_query(conn, ex->t[t].key_hash, (int)nkey,
+                     (const char *const *)arrays, &res,
+                     "hashing the batch's keys", err);
+    for (size_t k = 0; k < nkey; k++)
+        free(arrays[k]);
+    free(arrays);
+    if (rc != IG_OK)
+        return rc;
+    if ((size_t)PQntuples(res) != n) {
+        PQclear(res);
+        return ig_err_set(err, IG_DB, "hashing the batch's keys: %d "
+                          "hashes for %zu keys", PQntuples(res), n);
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned long long)strtoll(PQgetvalue(res, (int)i, 0),
+                                             NULL, 10);
+    PQclear(res);
+    return IG_OK;
 }
 
 size_t ig_exec_ntargets(const ig_exec *ex)

@@ -112,6 +112,27 @@ int ig_exec_can_insert_first(const ig_exec *ex);
  * batch inserted only. */
 int ig_exec_target_was_empty(const ig_exec *ex);
 
+/* NULL when every target's conflict key is equal in the database exactly
+ * when its mapped values' bytes are; else which key column may not be,
+ * "target t, key column c (type)" (borrowed): a citext key, say, is equal
+ * in another case. Duplicate keys in an import (the `duplicates` policy,
+ * the batches two writers may apply at once) are found by those bytes, so
+ * such rows are applied one after the other in file order instead. */
+const char *ig_exec_inexact_key(const ig_exec *ex);
+
+/* Whether target t's keys are compared by the database's hash of them
+ * (ig_exec_key_hashes) instead of their mapped bytes: a key column of
+ * type citext or character(n), or of a nondeterministic collation. */
+int ig_exec_hashes_keys(const ig_exec *ex, size_t t);
+
+/* The database's hash of each of n keys of target t, by the equality of
+ * the key columns' types and collations (hash_record_extended), into
+ * out[0..n). keys holds n keys of the target's n_key values each, in key
+ * order (row-major). IG_OK, or an IG_DB / IG_DB_RETRY error. */
+int ig_exec_key_hashes(const ig_exec *ex, PGconn *conn, size_t t,
+                       const ig_value *keys, size_t n,
+                       unsigned long long *out, ig_err *err) IG_MUSTCHECK;
+
 /* Number of targets, and the SQL of target t's upsert (for docs, tests
  * and --explain). Borrowed. */
 size_t ig_exec_ntargets(const ig_exec *ex);

@@ -39,7 +39,26 @@ struct ig_mapper {
     char *keybuf;         /* scratch for key bytes */
     size_t keycap;
     long long batch_no;
+    /* Keys the database compares otherwise than by their bytes
+     * (ig_mapper_hash_keys): every row's duplicate-key decisions wait in
+     * pend until ig_mapper_resolve has the database's hashes. */
+    ig_mapper_hash_fn *hash; /* NULL: decided row by row, by bytes */
+    void *hash_ud;
+    unsigned char *hashed;   /* [target]: by the database's hash */
+    struct pending *pend;
+    size_t npend, cappend;
 };
+
+/* A row whose duplicate-key decisions wait for ig_mapper_resolve. Its
+ * arrays are in the batch arena. */
+typedef struct pending {
+    long long row;        /* index in the batch, or -1: only remembered */
+    uint32_t recno;
+    unsigned char *elig;  /* [target]: skip_when_null passed */
+    const char **kbytes;  /* [target]: key bytes (see key_bytes) */
+    size_t *klen;
+    ig_value **kvals;     /* [target]: the key's values, in key order */
+} pending;
 
 static int find_name(const ig_mapper *m, const char *name)
 {
@@ -203,6 +222,8 @@ void ig_mapper_free(ig_mapper *m)
     free(m->src);
     free(m->names);
     free(m->keybuf);
+    free(m->hashed);
+    free(m->pend);
     free(m);
 }
 
@@ -359,6 +380,22 @@ static size_t key_bytes(ig_mapper *m, size_t ti)
     return len;
 }
 
+/* The DUPLICATE_KEY reason of a row whose key row `first` had. */
+static void duplicate(const ig_target *t, row_state *rs, uint64_t first)
+{
+    char msg[320], keys[200] = "";
+
+    for (size_t k = 0; k < t->n_key; k++)
+        snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s",
+                 k ? ", " : "", t->key[k]);
+    snprintf(msg, sizeof(msg),
+             "duplicate key (%s) in this import: row %llu has the same key",
+             keys, (unsigned long long)first);
+    /* One column only when the key is one column. */
+    add_reason(rs, t->name, t->n_key == 1 ? t->key[0] : NULL,
+               "DUPLICATE_KEY", msg);
+}
+
 /* Decide eligibility per target and apply duplicates: error / first.
  * Keys are only remembered once the row is known to pass. */
 static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs,
@@ -375,30 +412,20 @@ static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs,
             if (ci >= 0 && m->vals[m->val_base[ti] + (size_t)ci].is_null)
                 m->eligible[ti] = 0;
         }
-        if (!m->eligible[ti] || m->keysets[ti] == NULL)
-            continue;
+        if (!m->eligible[ti] || m->keysets[ti] == NULL || m->hash)
+            continue; /* with m->hash: ig_mapper_resolve decides */
         {
             size_t len = key_bytes(m, ti); /* may move keybuf: call first */
             m->key_seen[ti] = ig_keyset_find(m->keysets[ti], m->keybuf, len);
         }
         if (m->key_seen[ti] == 0)
             continue;
-        if (t->duplicates == IG_DUPLICATES_FIRST) {
+        if (t->duplicates == IG_DUPLICATES_FIRST)
             m->eligible[ti] = 0; /* keep the first occurrence */
-        } else {
-            char msg[320], keys[200] = "";
-            for (size_t k = 0; k < t->n_key; k++)
-                snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys),
-                         "%s%s", k ? ", " : "", t->key[k]);
-            snprintf(msg, sizeof(msg),
-                     "duplicate key (%s) in this import: row %llu has the "
-                     "same key", keys, (unsigned long long)m->key_seen[ti]);
-            /* One column only when the key is one column. */
-            add_reason(rs, t->name, t->n_key == 1 ? t->key[0] : NULL,
-                       "DUPLICATE_KEY", msg);
-        }
+        else
+            duplicate(t, rs, m->key_seen[ti]);
     }
-    if (rs->n > 0)
+    if (rs->n > 0 || m->hash)
         return;
     for (size_t ti = 0; ti < nt; ti++) {
         ig_counts skip = {0, 0, 0, 0, 1, 0};
@@ -434,6 +461,164 @@ static void note_keys(ig_mapper *m, ig_batch *b)
     r->key_hash = nt ? kh[0] : 0;
 }
 
+/* Queue the row just mapped (row: its index in b, or -1) for
+ * ig_mapper_resolve, with copies of its keys in b's arena. */
+static void defer(ig_mapper *m, const ig_record *rec, ig_batch *b,
+                  long long row)
+{
+    size_t nt = ig_pipeline_ntargets(m->p);
+    ig_arena *a = ig_batch_arena(b);
+    pending *e;
+
+    if (m->npend == m->cappend) {
+        m->cappend = m->cappend ? m->cappend * 2 : 1024;
+        m->pend = ig_xrealloc(m->pend, m->cappend * sizeof(*m->pend));
+    }
+    e = &m->pend[m->npend++];
+    e->row = row;
+    e->recno = (uint32_t)rec->recno;
+    e->elig = ig_arena_alloc(a, nt ? nt : 1);
+    e->kbytes = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->kbytes));
+    e->klen = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->klen));
+    e->kvals = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->kvals));
+    for (size_t ti = 0; ti < nt; ti++) {
+        const ig_target *t = ig_pipeline_target(m->p, ti);
+        size_t len = key_bytes(m, ti);
+        e->elig[ti] = (unsigned char)m->eligible[ti];
+        e->kbytes[ti] = ig_arena_strndup(a, m->keybuf, len);
+        e->klen[ti] = len;
+        e->kvals[ti] = NULL;
+        if (!m->hashed[ti])
+            continue;
+        e->kvals[ti] = ig_arena_alloc(a, (t->n_key ? t->n_key : 1) *
+                                             sizeof(ig_value));
+        for (size_t k = 0; k < t->n_key; k++) {
+            ig_value v = m->vals[m->val_base[ti] + (size_t)m->key_cols[ti][k]];
+            if (!v.is_null)
+                v.p = ig_arena_strndup(a, v.p, v.len);
+            e->kvals[ti][k] = v;
+        }
+    }
+}
+
+void ig_mapper_hash_keys(ig_mapper *m, const unsigned char *hashed,
+                         ig_mapper_hash_fn *fn, void *ud)
+{
+    size_t nt = ig_pipeline_ntargets(m->p);
+    int any = 0;
+
+    for (size_t ti = 0; ti < nt; ti++)
+        any |= hashed[ti] != 0;
+    if (!any)
+        return;
+    m->hashed = ig_xcalloc(nt, 1);
+    memcpy(m->hashed, hashed, nt);
+    m->hash = fn;
+    m->hash_ud = ud;
+}
+
+/* The database's hashes of the pending rows' keys of hashed targets, into
+ * h[row * nt + target]. */
+static int fetch_hashes(ig_mapper *m, unsigned long long *h, ig_err *err)
+{
+    size_t nt = ig_pipeline_ntargets(m->p);
+    size_t *idx = ig_xmalloc(m->npend * sizeof(*idx));
+    unsigned long long *out = ig_xmalloc(m->npend * sizeof(*out));
+    ig_value *keys = NULL;
+    int rc = IG_OK;
+
+    for (size_t ti = 0; rc == IG_OK && ti < nt; ti++) {
+        size_t nkey = ig_pipeline_target(m->p, ti)->n_key, n = 0;
+        if (!m->hashed[ti])
+            continue;
+        keys = ig_xrealloc(keys, m->npend * (nkey ? nkey : 1) *
+                                     sizeof(*keys));
+        for (size_t i = 0; i < m->npend; i++) {
+            if (!m->pend[i].elig[ti])
+                continue;
+            memcpy(keys + n * nkey, m->pend[i].kvals[ti],
+                   nkey * sizeof(*keys));
+            idx[n++] = i;
+        }
+        if (n > 0)
+            rc = m->hash(m->hash_ud, ti, keys, n, out, err);
+        for (size_t j = 0; rc == IG_OK && j < n; j++)
+            h[idx[j] * nt + ti] = out[j];
+    }
+    free(keys);
+    free(out);
+    free(idx);
+    return rc;
+}
+
+int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
+{
+    size_t nt = ig_pipeline_ntargets(m->p);
+    unsigned long long *h;
+    int rc;
+
+    if (m->hash == NULL || m->npend == 0)
+        return IG_OK;
+    h = ig_xcalloc(m->npend * (nt ? nt : 1), sizeof(*h));
+    rc = fetch_hashes(m, h, err);
+    for (size_t i = 0; rc == IG_OK && i < m->npend; i++) {
+        pending *e = &m->pend[i];
+        ig_batch_row *r = e->row >= 0 ? ig_batch_row_at(b, (size_t)e->row)
+                                      : NULL;
+        row_state rs;
+
+        rs.n = 0;
+        rs.arena = ig_batch_arena(b);
+        /* As check_targets would have, with the database's equality. */
+        for (size_t ti = 0; ti < nt; ti++) {
+            const ig_target *t = ig_pipeline_target(m->p, ti);
+            const void *id = m->hashed[ti] ? (const void *)&h[i * nt + ti]
+                                           : (const void *)e->kbytes[ti];
+            size_t len = m->hashed[ti] ? sizeof(*h) : e->klen[ti];
+            m->key_seen[ti] = 0;
+            if (!e->elig[ti] || m->keysets[ti] == NULL)
+                continue;
+            m->key_seen[ti] = ig_keyset_find(m->keysets[ti], id, len);
+            if (m->key_seen[ti] == 0)
+                continue;
+            if (t->duplicates == IG_DUPLICATES_FIRST)
+                e->elig[ti] = 0;
+            else
+                duplicate(t, &rs, m->key_seen[ti]);
+        }
+        if (rs.n > 0) {
+            if (r != NULL) { /* it reaches no target: a failed row */
+                for (size_t ti = 0; ti < nt; ti++)
+                    ig_batch_set_flag(b, (size_t)e->row, ti, 0);
+                ig_batch_add_failure(b, &r->rec, rs.reasons, rs.n);
+            }
+            continue;
+        }
+        for (size_t ti = 0; ti < nt; ti++) {
+            ig_counts skip = {0, 0, 0, 0, 1, 0};
+            if (m->keysets[ti] && e->elig[ti] && m->key_seen[ti] == 0) {
+                const void *id = m->hashed[ti] ? (const void *)&h[i * nt + ti]
+                                               : (const void *)e->kbytes[ti];
+                ig_keyset_add(m->keysets[ti], id,
+                              m->hashed[ti] ? sizeof(*h) : e->klen[ti],
+                              e->recno);
+            }
+            if (r == NULL)
+                continue;
+            if (!e->elig[ti]) {
+                ig_batch_set_flag(b, (size_t)e->row, ti, 0);
+                ig_results_add(m->results, (int)ti, &skip);
+            }
+            if (m->hashed[ti]) /* the executor and the writers compare
+                                  keys by these */
+                ig_batch_set_key_hash(b, (size_t)e->row, ti, h[i * nt + ti]);
+        }
+    }
+    free(h);
+    m->npend = 0;
+    return rc;
+}
+
 /* Map one record. write = 1: append it to b (or record its failure);
  * write = 0: only let its keys enter the duplicate key sets. */
 static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
@@ -466,8 +651,11 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
         check_targets(m, rec, &rs, write);
     if (rs.n > 0)
         goto failed;
-    if (!write)
+    if (!write) {
+        if (m->hash)
+            defer(m, rec, b, -1);
         return IG_OK;
+    }
 
     ig_batch_begin_row(b, rec);
     for (size_t ti = 0; ti < ig_pipeline_ntargets(m->p); ti++)
@@ -476,6 +664,8 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
         ig_batch_put_value(b, m->vals[i]);
     ig_batch_end_row(b);
     note_keys(m, b);
+    if (m->hash)
+        defer(m, rec, b, (long long)ig_batch_nrows(b) - 1);
     return IG_OK;
 
 failed:

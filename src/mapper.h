@@ -8,7 +8,10 @@
  * not just the first); validate hook; then a row that passed gets its
  * eligibility per target (skip_when_null, duplicates: first) and its
  * duplicate check (duplicates: error) and is appended to the batch as a
- * COPY line in the stage layout of exec.h. A row that failed is recorded
+ * COPY line in the stage layout of exec.h. (With keys the database
+ * compares otherwise than by their bytes, ig_mapper_hash_keys, the two
+ * duplicate-key decisions are made per batch instead, by
+ * ig_mapper_resolve.) A row that failed is recorded
  * in the results with all its reasons and original values; nothing of it
  * reaches the database.
  *
@@ -50,6 +53,30 @@ int ig_mapper_row(ig_mapper *m, const ig_record *rec, ig_batch *b,
  * scratch). IG_OK, or another code when the hook host broke. */
 int ig_mapper_remember(ig_mapper *m, const ig_record *rec, ig_batch *b,
                        ig_err *err) IG_MUSTCHECK;
+
+/* The database's 64-bit hash of each of n keys of target ti (n * n_key
+ * values, row-major, in key order) into out[0..n): see
+ * ig_exec_key_hashes. IG_OK or an error code with *err. */
+typedef int ig_mapper_hash_fn(void *ud, size_t ti, const ig_value *keys,
+                              size_t n, unsigned long long *out,
+                              ig_err *err);
+
+/* Compare the keys of the targets with hashed[ti] set by fn's hashes,
+ * not by their mapped bytes (a citext key is equal in another case).
+ * Then every row's duplicate-key decisions (duplicates: error / first,
+ * for every target) wait until ig_mapper_resolve, which must run before
+ * b is handed on or its arena reset; the rows' key hashes (ig_batch_row)
+ * become the database's. Call before the first row; nothing changes when
+ * no target is set. */
+void ig_mapper_hash_keys(ig_mapper *m, const unsigned char *hashed,
+                         ig_mapper_hash_fn *fn, void *ud);
+
+/* Decide the duplicate keys of the rows mapped or remembered into b since
+ * the last call, in their order, as ig_mapper_row would have: a row
+ * with a key seen before fails (DUPLICATE_KEY, error) or skips the target
+ * (first); its flags in b are updated. A no-op without
+ * ig_mapper_hash_keys. IG_OK, or fn's error (the rows stay undecided). */
+int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err) IG_MUSTCHECK;
 
 /* Call the before_batch / after_batch hooks when defined; a hook error is
  * logged, not fatal. */

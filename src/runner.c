@@ -90,6 +90,8 @@ typedef struct dbside {
     int failed;          /* a batch could not be applied: stop */
     ig_err err;
     ig_pool_conn *dry;   /* dry run: the one connection and transaction */
+    pthread_mutex_t dry_mu; /* held by whoever uses dry: the writer for a
+                               batch, the map thread to hash keys */
     ig_run_progress prog;
     double t0;
     int nwriters;        /* batches in flight at most */
@@ -349,6 +351,14 @@ static void refresh_parent_stats(dbside *d)
     }
 }
 
+/* Wait *delay ms before a retry, and double it for the next (at most
+ * 5 s). */
+static void back_off(long *delay)
+{
+    sleep_ms(*delay);
+    *delay = *delay * 2 > 5000 ? 5000 : *delay * 2;
+}
+
 /* Apply batch seq, b, with retries on transient failures. */
 static int apply_rows(dbside *d, ig_batch *b, long long seq, ig_counts *per,
                       ig_err *err)
@@ -361,13 +371,16 @@ static int apply_rows(dbside *d, ig_batch *b, long long seq, ig_counts *per,
         memset(per, 0, (nt ? nt : 1) * sizeof(*per));
         for (size_t i = 0; i < ig_batch_nrows(b); i++)
             ig_batch_row_at(b, i)->failed = 0;
+        if (d->dry)
+            pthread_mutex_lock(&d->dry_mu);
         rc = apply_once(d, b, seq, per, err);
+        if (d->dry)
+            pthread_mutex_unlock(&d->dry_mu);
         if (rc != IG_DB_RETRY)
             break;
         ig_log(IG_LOG_WARN, "batch %lld, attempt %d: %s; retrying in %ld ms",
                seq, attempt, err ? err->msg : "", delay);
-        sleep_ms(delay);
-        delay = delay * 2 > 5000 ? 5000 : delay * 2;
+        back_off(&delay);
     }
     return rc;
 }
@@ -717,6 +730,42 @@ static int build_exec(const ig_run_opts *o, ig_exec **ex, ig_err *err)
     return rc;
 }
 
+/* ig_mapper_hash_fn: the database's hashes of keys, on a connection of
+ * the pool (with retries, as a batch) or the dry run's. Called by the map
+ * thread. */
+static int hash_keys(void *ud, size_t ti, const ig_value *keys, size_t n,
+                     unsigned long long *out, ig_err *err)
+{
+    dbside *d = ud;
+    long delay = 200;
+    int rc = IG_OK;
+
+    if (d->dry) {
+        pthread_mutex_lock(&d->dry_mu);
+        rc = ig_exec_key_hashes(d->ex, ig_pool_conn_pg(d->dry), ti, keys, n,
+                                out, err);
+        pthread_mutex_unlock(&d->dry_mu);
+        return rc == IG_DB_RETRY ? IG_DB : rc;
+    }
+    for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
+        ig_pool_conn *pc = NULL;
+        rc = ig_pool_acquire(d->o->pool, &pc, err);
+        if (rc == IG_OK) {
+            rc = ig_exec_key_hashes(d->ex, ig_pool_conn_pg(pc), ti, keys, n,
+                                    out, err);
+            ig_pool_release(d->o->pool, pc,
+                            rc == IG_DB_RETRY ? IG_POOL_DISCARD
+                                              : IG_POOL_KEEP);
+        }
+        if (rc != IG_DB_RETRY)
+            break;
+        ig_log(IG_LOG_WARN, "hashing keys, attempt %d: %s; retrying in %ld "
+                            "ms", attempt, err ? err->msg : "", delay);
+        back_off(&delay);
+    }
+    return rc;
+}
+
 /* Fill b with up to limit records. *eof set at end of input. */
 static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
                       ig_mapper *m, ig_batch *b, int *eof,
@@ -748,10 +797,13 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
              * for duplicates: error / first. Skipped rows come first, so
              * the batch is empty and its arena can be reused. */
             rc = ig_mapper_remember(m, &rec, b, err);
+            if (rc == IG_OK && ig_batch_read(b) == 0 &&
+                rec.recno % 1024 == 0) {
+                rc = ig_mapper_resolve(m, b, err); /* before the reset */
+                ig_batch_reset(b);
+            }
             if (rc != IG_OK)
                 return rc;
-            if (ig_batch_read(b) == 0 && rec.recno % 1024 == 0)
-                ig_batch_reset(b);
             continue;
         }
         n++;
@@ -761,7 +813,7 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
         if (rc != IG_OK)
             return rc;
     }
-    return IG_OK;
+    return ig_mapper_resolve(m, b, err);
 }
 
 /* Open a dry run's single transaction. */
@@ -918,6 +970,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     }
     *status = IG_RUN_FAILED;
     pthread_mutex_init(&d.mu, NULL);
+    pthread_mutex_init(&d.dry_mu, NULL);
     pthread_cond_init(&d.cv, NULL);
 
     if (o->seekable) {
@@ -967,6 +1020,25 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     d.ex = ex;
     if (!ig_exec_target_was_empty(ex)) /* expect existing keys at first */
         d.insert_first = 0;
+    {
+        size_t nt = ig_pipeline_ntargets(o->pipeline);
+        unsigned char *hashed = ig_xcalloc(nt ? nt : 1, 1);
+        for (size_t t = 0; t < nt; t++)
+            hashed[t] = (unsigned char)ig_exec_hashes_keys(ex, t);
+        ig_mapper_hash_keys(m, hashed, hash_keys, &d);
+        free(hashed);
+    }
+    if (ig_exec_inexact_key(ex) != NULL) {
+        /* Two writers could hold two spellings of one key at once. */
+        ig_log(IG_LOG_WARN,
+               "%s: the database may find keys equal whose mapped values "
+               "differ, and ingot can only compare their bytes for this "
+               "type: such rows are not duplicates to the `duplicates` "
+               "policy, they are applied one after the other in file "
+               "order (the last one wins, counted as updated); one writer",
+               ig_exec_inexact_key(ex));
+        d.nwriters = 1;
+    }
     if (o->reject) {
         rc = ig_results_set_reject(results, o->reject, hdr, ncols,
                                    ig_pipeline_source(o->pipeline)->delimiter,
@@ -1037,6 +1109,7 @@ out:
     free(d.analyzed_at);
     free(d.is_parent);
     pthread_cond_destroy(&d.cv);
+    pthread_mutex_destroy(&d.dry_mu);
     pthread_mutex_destroy(&d.mu);
     if (*status != IG_RUN_FAILED && rc != IG_OK)
         rc = IG_OK; /* timed out / canceled / limit: results are valid */
