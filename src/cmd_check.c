@@ -16,6 +16,7 @@
 #include "cmd_check.h"
 
 #include "db.h"
+#include "exec.h"
 #include "pipeline.h"
 #include "sql.h"
 
@@ -394,6 +395,25 @@ static void check_target(checker *ck, size_t ti, ig_err *err)
     dbtable_fini(&dt);
 }
 
+/* A conflict key ingot can only compare by its bytes where the database
+ * may find other spellings equal (exec.h: ig_exec_inexact_key): what an
+ * import would warn about. The executor plans it as a run would. */
+static void check_keys(checker *ck, ig_err *err)
+{
+    ig_exec *ex = ig_exec_new(ck->p, ck->conn, err);
+
+    if (ex == NULL) /* what failed there is reported above */
+        return;
+    if (ig_exec_inexact_key(ex) != NULL)
+        add(ck->r, 1, 0, 0, "key",
+            "%s: the database may find keys equal whose mapped values "
+            "differ, and ingot can only compare their bytes for this type: "
+            "such rows are not duplicates to the `duplicates` policy, and "
+            "an import keeps to one writer",
+            ig_exec_inexact_key(ex));
+    ig_exec_free(ex);
+}
+
 static void check_db(const ig_cli *cli, report *r, const ig_pipeline *p)
 {
     const ig_conf *conf = ig_cli_conf(cli);
@@ -416,6 +436,8 @@ static void check_db(const ig_cli *cli, report *r, const ig_pipeline *p)
     } else {
         for (size_t i = 0; i < ig_pipeline_ntargets(p); i++)
             check_target(&ck, i, &err);
+        if (r->nerr == 0)
+            check_keys(&ck, &err);
         /* A failed ROLLBACK changes nothing: the session ends next. */
         if (ig_db_exec(ck.conn, "ROLLBACK", "ending the check", &err) !=
             IG_OK)

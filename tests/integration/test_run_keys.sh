@@ -7,7 +7,7 @@
 # writers, exactly as byte-equal keys are (the final table and the counts
 # are checked against what SQL computes from the file). A key type whose
 # equality ingot cannot ask the database about (a domain) is named in a
-# warning, and that import keeps to one writer.
+# warning, by the import (which keeps to one writer) and by ingot check.
 source "$(dirname "$0")/lib.sh"
 
 sql "CREATE EXTENSION citext"
@@ -132,3 +132,9 @@ run_ingot 0 run "$IT_TMP/dshade.yaml" "$IT_TMP/m.csv" --batch-size 5 --json --no
 assert_contains "$ERR" "target dshade, key column shade_name (shade_name)" "the warning names the column"
 assert_contains "$ERR" "one writer" "the warning says one writer"
 assert_eq "$expect_last" "$(sql "SELECT string_agg(lower(shade_name) || '=' || code, ' ' ORDER BY lower(shade_name)) FROM dshade")" "file order: the last row wins"
+
+# ingot check says the same before any import; the citext key is fine.
+run_ingot 0 check "$IT_TMP/dshade.yaml"
+assert_contains "$OUT" "warning: target dshade, key column shade_name (shade_name)" "check warns"
+run_ingot 0 check "$IT_TMP/shade.yaml"
+assert_not_contains "$OUT" "warning" "no warning for citext"
