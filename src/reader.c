@@ -121,12 +121,27 @@ struct ig_reader {
  * first problem is the one worth reading. */
 static void note(ig_reader *r, const char *code, const char *fmt, ...)
     IG_PRINTF(3, 4);
+/* Which of a record's problems is reported: the lower rank, then the
+ * first found. By rank, not by the order they are found in: that order
+ * depends on where the input happens to be cut into segments (a NUL is
+ * found when its segment is scanned, a misplaced quote when libcsv parses
+ * it, an over-long field at the end of a segment). */
+static int rank(const char *code)
+{
+    static const char *const order[] = {"CSV_QUOTE", "CSV_FIELD_SIZE",
+                                        "CSV_NUL", "CSV_UTF8"};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (strcmp(code, order[i]) == 0)
+            return (int)i;
+    return 4; /* CSV_RAGGED */
+}
+
 static void note(ig_reader *r, const char *code, const char *fmt, ...)
 {
     va_list ap;
     int n;
 
-    if (r->err_code != NULL)
+    if (r->err_code != NULL && rank(code) >= rank(r->err_code))
         return;
     r->err_code = code;
     n = snprintf(r->err_msg, sizeof(r->err_msg), "%s:%lld: ", r->name,
@@ -334,12 +349,15 @@ static void stray_quote(ig_reader *r, const unsigned char *s, size_t n,
 }
 
 /* Keep libcsv's buffer for the current field bounded (see the file
- * comment): the field's value is lost anyway. */
+ * comment): the field's value is lost anyway. A quoted field's buffer may
+ * end with its closing quote until libcsv sees the next byte, so it is
+ * only certainly too long one byte later; on_field checks the exact
+ * length of every field it gets. */
 static void cap_field(ig_reader *r)
 {
     struct csv_parser *p = &r->parser;
 
-    if (p->entry_pos <= r->max_field)
+    if (p->entry_pos <= r->max_field + (p->quoted ? 1 : 0))
         return;
     note(r, "CSV_FIELD_SIZE",
          "field %zu is longer than %zu bytes (record at byte offset %lld)",
@@ -470,9 +488,7 @@ static void finish(ig_reader *r)
     csv_set_opts(p, CSV_STRICT | CSV_STRICT_FINI);
     if (csv_fini(p, on_field, on_record, r) != 0) {
         /* A runaway quote usually outgrows max_field_bytes first; the
-         * quote is the cause worth naming. */
-        if (r->err_code && strcmp(r->err_code, "CSV_FIELD_SIZE") == 0)
-            r->err_code = NULL;
+         * quote is the cause worth naming, and outranks it. */
         note(r, "CSV_QUOTE",
              "field %zu: quoted field not closed before the end of the "
              "input (record at byte offset %lld)",
@@ -501,8 +517,10 @@ static int pump(ig_reader *r, ig_arena *arena)
             finish(r);
         if (rc != IG_OK)
             break;
-        if (r->rec_ready && r->rec_blank && r->err_code == NULL)
-            r->rec_ready = 0; /* spaces and tabs only: a blank line */
+        /* Spaces and tabs only: a blank line, however long (the only
+         * problem it can have is that length). */
+        if (r->rec_ready && r->rec_blank)
+            r->rec_ready = 0;
         if (r->rec_ready)
             break;
     }

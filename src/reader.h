@@ -23,7 +23,9 @@
  *                  or overlong sequence, surrogate, > U+10FFFF
  *   CSV_NUL        a NUL byte in a field
  *   CSV_FIELD_SIZE a field longer than max_field_bytes (its value is "")
- * Only the first problem of a record is reported.
+ * One problem per record is reported, whatever the chunk size: a quote
+ * problem first, then an over-long field, a NUL byte, invalid UTF-8 and
+ * the field count, in that order; of two of one kind, the first.
  *
  * Spaces are data (RFC 4180): fields are not trimmed, and a space after
  * a closing quote is a CSV_QUOTE error. Lines that hold nothing but spaces

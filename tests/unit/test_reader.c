@@ -632,6 +632,65 @@ static void test_reader_field_too_long_then_good_row(void **state)
     ig_arena_free(a);
 }
 
+/* Where the input is cut into chunks changes nothing about a record's
+ * problem (found by test_reader_props.c): a misplaced quote outranks a NUL
+ * byte after it in the same segment; a quoted field exactly at the limit
+ * is not too long when a chunk ends right after its closing quote; and a
+ * blank line stays blank however long it is. */
+static void test_reader_problems_whatever_the_chunk_size(void **state)
+{
+    static const char quote_nul[] = "a\nxyz\"\0\n1\n";
+    static const char at_limit[] = "a,b\n\"123\",x\n\"456\"";
+    static const char blank[] = "a\n   \n1\n";
+    static const size_t chunks[] = {4, 5, 7, 64, 0};
+    ig_arena *a = ig_arena_new(0);
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        ig_reader_opts o = {.buf = quote_nul,
+                            .buf_len = sizeof(quote_nul) - 1,
+                            .header = 1,
+                            .chunk_size = chunks[i]};
+        ig_reader *r = open_opts(o);
+        ig_record rec;
+
+        next(r, a, &rec);
+        bad(&rec, "CSV_QUOTE",
+            "input:2: field 1: misplaced quote near byte offset 5");
+        next(r, a, &rec);
+        ok(&rec);
+        FIELDS(&rec, "1");
+        at_end(r, a);
+        ig_reader_free(r);
+
+        o.buf = at_limit;
+        o.buf_len = sizeof(at_limit) - 1;
+        o.max_field_bytes = 3;
+        r = open_opts(o);
+        next(r, a, &rec);
+        ok(&rec);
+        FIELDS(&rec, "123", "x");
+        next(r, a, &rec); /* ends the input right after its quote */
+        bad(&rec, "CSV_RAGGED", "input:3:");
+        FIELDS(&rec, "456");
+        at_end(r, a);
+        ig_reader_free(r);
+
+        o.buf = blank;
+        o.buf_len = sizeof(blank) - 1;
+        o.max_field_bytes = 2;
+        r = open_opts(o);
+        next(r, a, &rec);
+        ok(&rec);
+        pos(&rec, 1, 3, 6);
+        FIELDS(&rec, "1");
+        at_end(r, a);
+        ig_reader_free(r);
+        ig_arena_reset(a);
+    }
+    ig_arena_free(a);
+}
+
 static void test_reader_latin1_and_windows1252(void **state)
 {
     static const char in[] = "name,price\ncaf\xE9,\x80 5\n\x81,\xFF\n";
@@ -1016,6 +1075,7 @@ int main(void)
         cmocka_unit_test(test_reader_invalid_utf8_then_good_row),
         cmocka_unit_test(test_reader_nul_byte),
         cmocka_unit_test(test_reader_field_too_long_then_good_row),
+        cmocka_unit_test(test_reader_problems_whatever_the_chunk_size),
         cmocka_unit_test(test_reader_latin1_and_windows1252),
         cmocka_unit_test(test_reader_latin1_stray_quote_offset_is_raw),
         cmocka_unit_test(test_reader_same_records_whatever_the_chunk_size),
