@@ -551,6 +551,20 @@ static int fetch_hashes(ig_mapper *m, unsigned long long *h, ig_err *err)
     return rc;
 }
 
+/* What identifies pending row e's key of target ti in the key set: the
+ * database's hash *h, or the key's bytes. */
+static const void *key_id(const ig_mapper *m, const pending *e,
+                          const unsigned long long *h, size_t ti,
+                          size_t *len)
+{
+    if (m->hashed[ti]) {
+        *len = sizeof(*h);
+        return h;
+    }
+    *len = e->klen[ti];
+    return e->kbytes[ti];
+}
+
 int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
 {
     size_t nt = ig_pipeline_ntargets(m->p);
@@ -572,9 +586,8 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
         /* As check_targets would have, with the database's equality. */
         for (size_t ti = 0; ti < nt; ti++) {
             const ig_target *t = ig_pipeline_target(m->p, ti);
-            const void *id = m->hashed[ti] ? (const void *)&h[i * nt + ti]
-                                           : (const void *)e->kbytes[ti];
-            size_t len = m->hashed[ti] ? sizeof(*h) : e->klen[ti];
+            size_t len;
+            const void *id = key_id(m, e, &h[i * nt + ti], ti, &len);
             m->key_seen[ti] = 0;
             if (!e->elig[ti] || m->keysets[ti] == NULL)
                 continue;
@@ -597,11 +610,9 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
         for (size_t ti = 0; ti < nt; ti++) {
             ig_counts skip = {0, 0, 0, 0, 1, 0};
             if (m->keysets[ti] && e->elig[ti] && m->key_seen[ti] == 0) {
-                const void *id = m->hashed[ti] ? (const void *)&h[i * nt + ti]
-                                               : (const void *)e->kbytes[ti];
-                ig_keyset_add(m->keysets[ti], id,
-                              m->hashed[ti] ? sizeof(*h) : e->klen[ti],
-                              e->recno);
+                size_t len;
+                const void *id = key_id(m, e, &h[i * nt + ti], ti, &len);
+                ig_keyset_add(m->keysets[ti], id, len, e->recno);
             }
             if (r == NULL)
                 continue;
