@@ -21,6 +21,9 @@
 #include "rules.h"
 
 #include <jansson.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -992,25 +995,49 @@ static int iso_date(cur *c, civil *t)
     return date_valid(t) ? 0 : -1;
 }
 
-/* .digits: the first six are microseconds, the seventh rounds them. */
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+static locale_t c_numeric; /* NULL if newlocale failed: then strtod */
+
+static void make_c_numeric(void)
+{
+    c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+/* .digits in microseconds, rounded as PostgreSQL rounds them (datetime.c,
+ * ParseFractionalSecond: rint(strtod(".digits") * 1e6), so an exact tie
+ * such as .0000005 goes to even, through the double), whatever locale an
+ * embedding program set. */
 static int iso_fraction(cur *c, civil *t)
 {
-    int n = 0, k;
-    char dig;
+    char small[64], *buf = small;
+    size_t from, n;
+    double frac;
 
     if (!cur_eat(c, '.'))
         return 0;
-    while (c->i < c->e && c->p[c->i] >= '0' && c->p[c->i] <= '9') {
-        dig = c->p[c->i++];
-        if (n < 6)
-            t->us = t->us * 10 + (dig - '0');
-        else if (n == 6 && dig >= '5')
-            t->us++; /* may reach 1000000: civil_carry handles it */
-        n++;
+    from = c->i;
+    while (c->i < c->e && c->p[c->i] >= '0' && c->p[c->i] <= '9')
+        c->i++;
+    n = c->i - from;
+    if (n == 0)
+        return -1; /* "12:00:00." is not a time */
+    if (n + 2 > sizeof(small)) /* every digit counts for strtod */
+        buf = ig_xmalloc(n + 2);
+    buf[0] = '.';
+    memcpy(buf + 1, c->p + from, n);
+    buf[n + 1] = '\0';
+    pthread_once(&c_numeric_once, make_c_numeric);
+    if (c_numeric) { /* this thread only, for this call */
+        locale_t old = uselocale(c_numeric);
+        frac = strtod(buf, NULL);
+        uselocale(old);
+    } else {
+        frac = strtod(buf, NULL);
     }
-    for (k = n; k < 6; k++)
-        t->us *= 10;
-    return n > 0 ? 0 : -1; /* "12:00:00." is not a time */
+    if (buf != small)
+        free(buf);
+    t->us = (int)rint(frac * 1e6); /* 1000000: civil_carry handles it */
+    return 0;
 }
 
 /* [ ](Z | +-HH[[:]MM]) */
@@ -1031,7 +1058,7 @@ static int iso_offset(cur *c, civil *t)
         return -1;
     if (c->i < c->e) { /* minutes, with or without a colon */
         cur_eat(c, ':');
-        if (cur_num(c, 2, &mm))
+        if (cur_num(c, 2, &mm) || mm >= 60) /* PostgreSQL refuses +05:75 */
             return -1;
     }
     t->has_off = 1;

@@ -35,7 +35,8 @@
  * the written scale (exponents expanded) or rounded half away from zero
  * to the declared scale; bool "t"/"f"; date YYYY-MM-DD; timestamp
  * "YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM]" (fraction rounded to
- * microseconds, a bare date is midnight, no offset stays without one);
+ * microseconds as PostgreSQL rounds it, through a double, ties to even;
+ * a bare date is midnight, no offset stays without one);
  * uuid lowercase 8-4-4-4-12; json the original text (parsed by jansson,
  * which also rejects numbers beyond a double, such as 1e400, that jsonb
  * would take); text must be valid UTF-8 without NUL bytes.

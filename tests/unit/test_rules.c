@@ -676,9 +676,19 @@ static void test_rules_timestamp_fractions(void **state)
     type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.120",
             "2024-03-01 12:34:56.12");
     type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.000", "2024-03-01 12:34:56");
-    /* Beyond microseconds PostgreSQL rounds; so do we, carrying over. */
+    /* Beyond microseconds PostgreSQL rounds as rint(strtod(".digits") *
+     * 1e6) does, ties to even through the double; so do we, carrying
+     * over (what PostgreSQL 15 stores for each). */
     type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.1234565",
-            "2024-03-01 12:34:56.123457");
+            "2024-03-01 12:34:56.123456");
+    type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.0000005",
+            "2024-03-01 12:34:56");
+    type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.0000015",
+            "2024-03-01 12:34:56.000002");
+    type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.5055755",
+            "2024-03-01 12:34:56.505575");
+    type_ok(a, T, 0, 0, NULL, "2024-03-01 12:34:56.00000050001",
+            "2024-03-01 12:34:56.000001");
     type_ok(a, T, 0, 0, NULL, "2024-12-31 23:59:59.9999995",
             "2025-01-01 00:00:00");
 }
@@ -693,6 +703,11 @@ static void test_rules_timestamp_rollovers_like_postgres(void **state)
             "2017-01-01 00:00:00+00:00");
     type_bad(a, T, 0, 0, NULL, "2024-02-28 24:00:01", "type",
              "not a valid timestamp");
+    /* PostgreSQL refuses offset minutes past 59 rather than carry them */
+    type_bad(a, T, 0, 0, NULL, "2024-02-28 10:00:00+05:75", "type",
+             "not a valid timestamp");
+    type_ok(a, T, 0, 0, NULL, "2024-02-28 10:00:00+05:59",
+            "2024-02-28 10:00:00+05:59");
 }
 
 static void test_rules_timestamp_rejects_malformed(void **state)
