@@ -304,7 +304,7 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
     const ig_target *t = ig_pipeline_target(ex->p, ti);
     target_plan *tp = &ex->t[ti];
     sb b = {0};
-    sb keys = {0}, cols = {0}, old = {0}, neu = {0}, dk = {0};
+    sb keys = {0}, cols = {0}, old = {0}, neu = {0}, dk = {0}, nul = {0};
     char *qt = ig_sql_qualified(t->table);
     int nupd = 0;
 
@@ -323,8 +323,18 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
             add_col_expr(&dk, ex, ti, col_index(t, t->key[k]));
             sb_add(&dk, ")::%s", tp->key_cast[k]);
         }
+        if (t->on_conflict == IG_ON_CONFLICT_ERROR) {
+            sb_add(&nul, "%ss.%s IS NULL", k ? " OR " : "", q);
+        } else {
+            sb_add(&nul, "%s(", k ? " OR " : "");
+            add_col_expr(&nul, ex, ti, col_index(t, t->key[k]));
+            sb_add(&nul, ") IS NULL");
+        }
         free(q);
     }
+    /* A key with a NULL value equals no other (the unique index holds any
+     * number of them): DISTINCT ON must keep each such row. */
+    sb_add(&dk, ", CASE WHEN %s THEN s._row END", nul.s);
     add_col_list(&cols, t);
 
     if (t->on_conflict == IG_ON_CONFLICT_ERROR) {
@@ -430,6 +440,7 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
         tp->upsert = b.s;
     free(keys.s);
     free(dk.s);
+    free(nul.s);
     free(cols.s);
     free(old.s);
     free(neu.s);

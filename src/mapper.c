@@ -55,6 +55,7 @@ typedef struct pending {
     long long row;        /* index in the batch, or -1: only remembered */
     uint32_t recno;
     unsigned char *elig;  /* [target]: skip_when_null passed */
+    unsigned char *knull; /* [target]: the key has a NULL value */
     const char **kbytes;  /* [target]: key bytes (see key_bytes) */
     size_t *klen;
     ig_value **kvals;     /* [target]: the key's values, in key order */
@@ -380,6 +381,27 @@ static size_t key_bytes(ig_mapper *m, size_t ti)
     return len;
 }
 
+/* Whether target ti's key for this row has a NULL value: such a key
+ * equals no other (a unique index holds any number of them), so it is
+ * never a duplicate and never remembered. */
+static int key_has_null(const ig_mapper *m, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(m->p, ti);
+
+    for (size_t k = 0; k < t->n_key; k++)
+        if (m->vals[m->val_base[ti] + (size_t)m->key_cols[ti][k]].is_null)
+            return 1;
+    return 0;
+}
+
+/* The key hash of a row whose key has a NULL value: its own (seeded with
+ * its record number), so that no other row shares it. */
+static unsigned long long null_key_hash(const void *key, size_t len,
+                                        long long recno)
+{
+    return XXH3_64bits_withSeed(key, len, (XXH64_hash_t)recno + 1);
+}
+
 /* The DUPLICATE_KEY reason of a row whose key row `first` had. */
 static void duplicate(const ig_target *t, row_state *rs, uint64_t first)
 {
@@ -412,7 +434,8 @@ static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs,
             if (ci >= 0 && m->vals[m->val_base[ti] + (size_t)ci].is_null)
                 m->eligible[ti] = 0;
         }
-        if (!m->eligible[ti] || m->keysets[ti] == NULL || m->hash)
+        if (!m->eligible[ti] || m->keysets[ti] == NULL || m->hash ||
+            key_has_null(m, ti))
             continue; /* with m->hash: ig_mapper_resolve decides */
         {
             size_t len = key_bytes(m, ti); /* may move keybuf: call first */
@@ -429,7 +452,8 @@ static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs,
         return;
     for (size_t ti = 0; ti < nt; ti++) {
         ig_counts skip = {0, 0, 0, 0, 1, 0};
-        if (m->keysets[ti] && m->eligible[ti] && m->key_seen[ti] == 0) {
+        if (m->keysets[ti] && m->eligible[ti] && m->key_seen[ti] == 0 &&
+            !key_has_null(m, ti)) {
             size_t len = key_bytes(m, ti);
             ig_keyset_add(m->keysets[ti], m->keybuf, len,
                           (uint32_t)rec->recno);
@@ -454,7 +478,9 @@ static void note_keys(ig_mapper *m, ig_batch *b)
     for (size_t ti = 0; ti < nt; ti++) {
         size_t len = key_bytes(m, ti);
         elig[ti] = (unsigned char)m->eligible[ti];
-        kh[ti] = XXH3_64bits(m->keybuf, len);
+        kh[ti] = key_has_null(m, ti)
+                     ? null_key_hash(m->keybuf, len, r->rec.recno)
+                     : XXH3_64bits(m->keybuf, len);
     }
     r->elig = elig;
     r->khash = kh;
@@ -478,6 +504,7 @@ static void defer(ig_mapper *m, const ig_record *rec, ig_batch *b,
     e->row = row;
     e->recno = (uint32_t)rec->recno;
     e->elig = ig_arena_alloc(a, nt ? nt : 1);
+    e->knull = ig_arena_alloc(a, nt ? nt : 1);
     e->kbytes = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->kbytes));
     e->klen = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->klen));
     e->kvals = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->kvals));
@@ -485,6 +512,7 @@ static void defer(ig_mapper *m, const ig_record *rec, ig_batch *b,
         const ig_target *t = ig_pipeline_target(m->p, ti);
         size_t len = key_bytes(m, ti);
         e->elig[ti] = (unsigned char)m->eligible[ti];
+        e->knull[ti] = (unsigned char)key_has_null(m, ti);
         e->kbytes[ti] = ig_arena_strndup(a, m->keybuf, len);
         e->klen[ti] = len;
         e->kvals[ti] = NULL;
@@ -589,7 +617,7 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
             size_t len;
             const void *id = key_id(m, e, &h[i * nt + ti], ti, &len);
             m->key_seen[ti] = 0;
-            if (!e->elig[ti] || m->keysets[ti] == NULL)
+            if (!e->elig[ti] || m->keysets[ti] == NULL || e->knull[ti])
                 continue;
             m->key_seen[ti] = ig_keyset_find(m->keysets[ti], id, len);
             if (m->key_seen[ti] == 0)
@@ -609,7 +637,8 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
         }
         for (size_t ti = 0; ti < nt; ti++) {
             ig_counts skip = {0, 0, 0, 0, 1, 0};
-            if (m->keysets[ti] && e->elig[ti] && m->key_seen[ti] == 0) {
+            if (m->keysets[ti] && e->elig[ti] && m->key_seen[ti] == 0 &&
+                !e->knull[ti]) {
                 size_t len;
                 const void *id = key_id(m, e, &h[i * nt + ti], ti, &len);
                 ig_keyset_add(m->keysets[ti], id, len, e->recno);
@@ -620,8 +649,9 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
                 ig_batch_set_flag(b, (size_t)e->row, ti, 0);
                 ig_results_add(m->results, (int)ti, &skip);
             }
-            if (m->hashed[ti]) /* the executor and the writers compare
-                                  keys by these */
+            if (m->hashed[ti] && !e->knull[ti]) /* the executor and the
+                                                   writers compare keys by
+                                                   these */
                 ig_batch_set_key_hash(b, (size_t)e->row, ti, h[i * nt + ti]);
         }
     }

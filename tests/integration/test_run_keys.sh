@@ -138,3 +138,26 @@ run_ingot 0 check "$IT_TMP/dshade.yaml"
 assert_contains "$OUT" "warning: target dshade, key column shade_name (shade_name)" "check warns"
 run_ingot 0 check "$IT_TMP/shade.yaml"
 assert_not_contains "$OUT" "warning" "no warning for citext"
+
+# A key with a NULL value equals no other, as in a unique index: never a
+# duplicate, under any policy, on either write path, in or across batches.
+sql "CREATE TABLE nk (id bigserial PRIMARY KEY, k text, v integer, UNIQUE (k))"
+printf 'k,v\n,1\n,2\nx,3\nx,4\n,5\n,6\n' >"$IT_TMP/nk.csv"
+for policy in error first last; do
+  for first in 0 1; do
+    what="NULL keys, duplicates: $policy, insert-first $first"
+    printf 'description: nullable key\ntargets:\n  - table: nk\n    key: [k]\n    duplicates: %s\n    columns:\n      k: k\n      v: { from: v, type: int }\n' \
+      $policy >"$IT_TMP/nk.yaml"
+    sql "TRUNCATE nk"
+    run_ingot "$([ $policy = error ] && echo 1 || echo 0)" run "$IT_TMP/nk.yaml" \
+      "$IT_TMP/nk.csv" --batch-size 3 --insert-first $first --json --no-reject-file
+    x=$([ $policy = last ] && echo 4 || echo 3)
+    assert_eq "1,2,5,6,x=$x" "$(sql "SELECT string_agg(coalesce(k || '=', '') || v, ',' ORDER BY k NULLS FIRST, v) FROM nk")" "$what: every NULL-key row landed"
+    case $policy in
+      error) assert_eq "5|1|4" "$(count inserted)|$(count failed)|$(jq -r '.failed_rows[0].row' <<<"$OUT")" "$what: counts" ;;
+      first) assert_eq "5|1|0" "$(count inserted)|$(count skipped)|$(count failed)" "$what: counts" ;;
+      last) # x=3 and x=4 are in different batches: the later one updates
+        assert_eq "5|1|0" "$(count inserted)|$(count updated)|$(count failed)" "$what: counts" ;;
+    esac
+  done
+done
