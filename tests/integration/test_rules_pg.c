@@ -42,6 +42,7 @@
 #include "arena.h"
 #include "itdb.h"
 #include "rules.h"
+#include "../testrng.h"
 
 #define DEFAULT_SEED 0x5EEDF00DCAFEULL
 #define CHUNK 400    /* inputs per round trip */
@@ -51,25 +52,7 @@ static size_t examples = 10; /* listed per kind and category */
 static PGconn *conn;
 
 /* ------------------------------------------------------------------ */
-/* PRNG (splitmix64) and a string builder                              */
-
-typedef struct {
-    uint64_t s;
-} rng;
-
-static uint64_t next64(rng *g)
-{
-    uint64_t z = (g->s += 0x9E3779B97F4A7C15ULL);
-
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static size_t below(rng *g, size_t n)
-{
-    return n ? (size_t)(next64(g) % n) : 0;
-}
+/* Random choices (testrng.h) and a string builder                     */
 
 /* Uniform in [lo, hi]. */
 static int between(rng *g, int lo, int hi)

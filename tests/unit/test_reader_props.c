@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "reader.h"
+#include "../testrng.h"
 
 #define DEFAULT_SEED 0x1A9C0DE5EEDULL
 #define MAX_COLS 7
@@ -31,26 +32,8 @@ static unsigned long long seed = DEFAULT_SEED;
 static long only_case = -1; /* PROPS_CASE */
 
 /* ------------------------------------------------------------------ */
-/* PRNG (splitmix64) and byte buffers                                  */
+/* Random choices (testrng.h) and byte buffers                         */
 /* ------------------------------------------------------------------ */
-
-typedef struct {
-    uint64_t s;
-} rng;
-
-static uint64_t next64(rng *g)
-{
-    uint64_t z = (g->s += 0x9E3779B97F4A7C15ULL);
-
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static size_t below(rng *g, size_t n)
-{
-    return n ? (size_t)(next64(g) % n) : 0;
-}
 
 static int chance(rng *g, unsigned pct)
 {
