@@ -117,10 +117,11 @@ struct ig_reader {
 /* Record bookkeeping                                                  */
 /* ------------------------------------------------------------------ */
 
-/* Mark the record in progress as malformed, unless it already is: the
- * first problem is the one worth reading. */
+/* Mark the record in progress as malformed, unless it already is by a
+ * problem of the same or a lower rank (below): one problem is reported. */
 static void note(ig_reader *r, const char *code, const char *fmt, ...)
     IG_PRINTF(3, 4);
+
 /* Which of a record's problems is reported: the lower rank, then the
  * first found. By rank, not by the order they are found in: that order
  * depends on where the input happens to be cut into segments (a NUL is
