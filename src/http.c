@@ -584,6 +584,18 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
     ig_err_clear(&err);
     if (r->fmt == FMT_JSON) {
         rows_json = json_loadb(data, len, 0, &jerr);
+        if (rows_json == NULL &&
+            json_error_code(&jerr) == json_error_numeric_overflow) {
+            /* Valid JSON (RFC 8259 sets no size), but jansson reads
+             * numbers as int64 or double: a longer one would lose digits. */
+            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                             "number_out_of_range",
+                             "line %d, column %d: a number beyond a 64-bit "
+                             "integer or a double cannot be read exactly; "
+                             "send it as a JSON string",
+                             jerr.line, jerr.column);
+            goto out;
+        }
         if (rows_json == NULL) {
             ret = send_error(c, MHD_HTTP_BAD_REQUEST, "malformed_json",
                              "line %d, column %d: %s", jerr.line, jerr.column,
