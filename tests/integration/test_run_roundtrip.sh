@@ -27,7 +27,7 @@ targets:
       v3: v3
 EOF
 
-# gen.py SEED N OUT EXPECTED [crlf] [changed-from-seed]: a CSV of N rows
+# gen.py SEED N OUT EXPECTED [crlf]: a CSV of N rows
 # and, per row, the values expected in the table (hex, or "N" for NULL).
 cat >"$IT_TMP/gen.py" <<'EOF'
 import random, sys
