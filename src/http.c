@@ -596,6 +596,15 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                              jerr.line, jerr.column);
             goto out;
         }
+        if (rows_json == NULL &&
+            json_error_code(&jerr) == json_error_null_character) {
+            /* Refused whole: no text column or COPY can hold a NUL. */
+            ret = send_error(c, MHD_HTTP_BAD_REQUEST, "malformed_json",
+                             "line %d, column %d: a string holds \\u0000 "
+                             "(NUL), which text cannot store",
+                             jerr.line, jerr.column);
+            goto out;
+        }
         if (rows_json == NULL) {
             ret = send_error(c, MHD_HTTP_BAD_REQUEST, "malformed_json",
                              "line %d, column %d: %s", jerr.line, jerr.column,

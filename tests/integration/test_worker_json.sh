@@ -494,10 +494,11 @@ printf '[{"k": "nw-2", "v1": "a\xff\xfeb", "v2": null, "n": 1, "x": 1, "b": true
 refused rt "$IT_TMP/b.json" 400 malformed_json "invalid UTF-8 in a string"
 body "[$new_row, {\"k\": \"nw-2\", \"v1\": \"a\\ud83d b\", \"v2\": null, \"n\": 1, \"x\": 1, \"b\": true}]"
 refused rt "$IT_TMP/b.json" 400 malformed_json "lone surrogate escape"
-# \u0000: docs/api.md says nothing of it; the worker refuses the whole body
-# (400) -- text and COPY cannot hold a NUL, so no row could be written.
+# \u0000: the worker refuses the whole body (400, docs/api.md) -- text
+# and COPY cannot hold a NUL, so no row could be written.
 body "[$new_row, {\"k\": \"nw-2\", \"v1\": \"a\\u0000b\", \"v2\": null, \"n\": 1, \"x\": 1, \"b\": true}]"
-refused rt "$IT_TMP/b.json" 400 "" "\\u0000 in a value"
+refused rt "$IT_TMP/b.json" 400 malformed_json "\\u0000 in a value"
+assert_contains "$(jq -r .error.message "$IT_TMP/resp")" 'holds \u0000 (NUL)' "the NUL is named"
 body '[1, 2, 3]'
 refused rt "$IT_TMP/b.json" 422 unprocessable "an array of numbers"
 body "[$new_row, \"k\", null]"
