@@ -10,8 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <regex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rules.h"
@@ -693,6 +695,50 @@ static void test_rules_timestamp_fractions(void **state)
             "2025-01-01 00:00:00");
 }
 
+/* Up to six digits the rules read a fraction's digits as they are, where
+ * PostgreSQL computes rint(strtod(".digits") * 1e6): the same, for every
+ * 1-4 digit fraction and 5-6 digit ones at a stride. */
+static void test_rules_timestamp_short_fractions_exact(void **state)
+{
+    ig_arena *a = *state;
+    static const long stride[] = {0, 1, 1, 1, 1, 37, 37};
+    long tried = 0;
+
+    for (int n = 1; n <= 6; n++) {
+        long top = 1;
+        for (int k = 0; k < n; k++)
+            top *= 10;
+        for (long v = 0; v < top; v += stride[n]) {
+            char in[64], want[64], frac[16];
+            long us;
+            ig_value out;
+            ig_rule_fail f = {0};
+
+            snprintf(frac, sizeof(frac), ".%0*ld", n, v);
+            us = (long)rint(strtod(frac, NULL) * 1e6); /* PostgreSQL's */
+            snprintf(in, sizeof(in), "2024-03-01 12:34:56%s", frac);
+            if (us == 0) {
+                snprintf(want, sizeof(want), "2024-03-01 12:34:56");
+            } else {
+                size_t len;
+                snprintf(want, sizeof(want), "2024-03-01 12:34:56.%06ld", us);
+                len = strlen(want);
+                while (want[len - 1] == '0')
+                    want[--len] = '\0';
+            }
+            ig_arena_reset(a);
+            if (ig_rules_type(IG_TYPE_TIMESTAMP, 0, 0, NULL, V(in), a, &out,
+                              &f) != IG_OK)
+                fail_msg("'%s' rejected: %s", in, f.msg);
+            if (out.len != strlen(want) || memcmp(out.p, want, out.len) != 0)
+                fail_msg("'%s' gave '%.*s', PostgreSQL stores '%s'", in,
+                         (int)out.len, out.p, want);
+            tried++;
+        }
+    }
+    assert_true(tried > 10000);
+}
+
 static void test_rules_timestamp_rollovers_like_postgres(void **state)
 {
     ig_arena *a = *state;
@@ -1195,6 +1241,7 @@ int main(void)
         cmocka_unit_test(test_rules_date_custom_format),
         cmocka_unit_test(test_rules_timestamp_iso_forms),
         cmocka_unit_test(test_rules_timestamp_fractions),
+        cmocka_unit_test(test_rules_timestamp_short_fractions_exact),
         cmocka_unit_test(test_rules_timestamp_rollovers_like_postgres),
         cmocka_unit_test(test_rules_timestamp_rejects_malformed),
         cmocka_unit_test(test_rules_timestamp_custom_format),
