@@ -950,10 +950,6 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         !has_lookups(o->pipeline) && !o->dry_run && o->on_commit == NULL)
         d.nwriters = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
                                                      : o->writers;
-    d.nslots = d.nwriters + 1;
-    d.slots = ig_xcalloc((size_t)d.nslots, sizeof(*d.slots));
-    for (int i = 0; i < d.nslots; i++)
-        d.slots[i].b = ig_batch_new();
     d.next_take = d.next_account = 1;
     {
         size_t nt = ig_pipeline_ntargets(o->pipeline);
@@ -1047,6 +1043,13 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         if (rc != IG_OK)
             goto out;
     }
+    /* The writer count is final: one buffer more than the batches that can
+     * be in flight (a third buffer for one writer would only touch fresh
+     * memory, and fresh pages cost a page fault each). */
+    d.nslots = d.nwriters + 1;
+    d.slots = ig_xcalloc((size_t)d.nslots, sizeof(*d.slots));
+    for (int i = 0; i < d.nslots; i++)
+        d.slots[i].b = ig_batch_new();
     if (o->dry_run) {
         rc = begin_dry(&d, err);
         if (rc != IG_OK)
