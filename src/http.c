@@ -583,7 +583,9 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
 
     ig_err_clear(&err);
     if (r->fmt == FMT_JSON) {
-        rows_json = json_loadb(data, len, 0, &jerr);
+        /* JSON_REJECT_DUPLICATES: jansson would keep the last of two
+         * equal keys and drop the first value without a word. */
+        rows_json = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
         if (rows_json == NULL &&
             json_error_code(&jerr) == json_error_numeric_overflow) {
             /* Valid JSON (RFC 8259 sets no size), but jansson reads
@@ -593,6 +595,17 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                              "line %d, column %d: a number beyond a 64-bit "
                              "integer or a double cannot be read exactly; "
                              "send it as a JSON string",
+                             jerr.line, jerr.column);
+            goto out;
+        }
+        if (rows_json == NULL &&
+            json_error_code(&jerr) == json_error_duplicate_key) {
+            /* Valid JSON (RFC 8259: names SHOULD be unique), but which
+             * value the row means is anyone's guess. */
+            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                             "duplicate_field",
+                             "line %d, column %d: an object has the same "
+                             "key twice; send each field once",
                              jerr.line, jerr.column);
             goto out;
         }

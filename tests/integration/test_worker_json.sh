@@ -21,8 +21,9 @@
 # it lands as NULL as well (no null_markers setting tells the two apart:
 # markers compare the field's text, quoted or not); numbers and booleans
 # become their JSON text, reals with 15 significant digits; nested objects
-# or arrays are 422, and so is a number beyond int64 or a double
-# (number_out_of_range); malformed JSON is 400.
+# or arrays are 422, and so are a number beyond int64 or a double
+# (number_out_of_range) and an object with the same key twice
+# (duplicate_field); malformed JSON is 400.
 #
 # Most checks do not stop the test: every failing one is printed, then it
 # fails.
@@ -559,6 +560,16 @@ body '[{"k": "big-1", "v1": "a", "v2": null, "n": 1, "x": 1234567890123456789012
 refused rt "$IT_TMP/b.json" 422 number_out_of_range "an integer beyond 64 bits"
 body '[{"k": "big-1", "v1": "a", "v2": null, "n": 1, "x": 1e400, "b": true}]'
 refused rt "$IT_TMP/b.json" 422 number_out_of_range "a real beyond a double"
+# The same key twice in one object: which value is meant is unknown (a
+# parser keeping the last would drop the first without a word): 422, and
+# nothing lands, not even the other rows.
+body '[{"k": "dup-0", "v1": "a", "v2": null, "n": 1, "x": 1, "b": true},
+       {"k": "dup-1", "v1": "first", "v2": null, "n": 1, "x": 1, "b": true,
+        "v1": "second"}]'
+refused rt "$IT_TMP/b.json" 422 duplicate_field "an object with the same key twice"
+body '[{"k": "dup-2", "v1": "a", "v2": null, "n": 1, "x": 1, "b": true,
+        "k": "dup-2"}]'
+refused rt "$IT_TMP/b.json" 422 duplicate_field "the same key twice with equal values"
 accept rt "a number too long for JSON sent as a string keeps its text" \
   '[{"k": "big-1", "v1": "123456789012345678901234567890", "v2": null, "n": 1,
      "x": "123456789012345678901234567890", "b": true}]' \
