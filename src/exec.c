@@ -141,21 +141,28 @@ static int column_type(PGconn *conn, const char *table, const char *column,
 
     *out = NULL;
     rc = ig_db_query(conn,
-                     "SELECT format_type(a.atttypid, a.atttypmod) "
+                     "SELECT to_regclass($1) IS NOT NULL, "
+                     "(SELECT format_type(a.atttypid, a.atttypmod) "
                      "FROM pg_attribute a "
                      "WHERE a.attrelid = to_regclass($1) AND a.attname = $2 "
-                     "AND a.attnum > 0 AND NOT a.attisdropped",
+                     "AND a.attnum > 0 AND NOT a.attisdropped)",
                      2, params, &res, "looking up a column type", err);
     free(quoted);
     if (rc != IG_OK)
         return rc;
-    if (PQntuples(res) != 1) {
+    if (PQgetvalue(res, 0, 0)[0] != 't') {
+        PQclear(res);
+        return ig_err_set(err, IG_CONFIG,
+                          "lookup: parent table \"%s\" does not exist (run "
+                          "'ingot migrate up'?)", table);
+    }
+    if (PQgetisnull(res, 0, 1)) {
         PQclear(res);
         return ig_err_set(err, IG_CONFIG,
                           "lookup: column \"%s\" of table \"%s\" does not "
                           "exist", column, table);
     }
-    *out = ig_xstrdup(PQgetvalue(res, 0, 0));
+    *out = ig_xstrdup(PQgetvalue(res, 0, 1));
     PQclear(res);
     return IG_OK;
 }
@@ -600,6 +607,47 @@ static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
     return rc;
 }
 
+/* Refuse, before anything is read or written, a target whose table or
+ * one of whose columns the catalog query (res) did not find: the first
+ * batch would otherwise fail on it after the reading started. */
+static int check_tables(const ig_exec *ex, const PGresult *res, ig_err *err)
+{
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        const ig_target *t = ig_pipeline_target(ex->p, ti);
+        int found = 0;
+
+        for (int r = 0; r < PQntuples(res) && !found; r++)
+            found = (size_t)atol(PQgetvalue(res, r, 0)) == ti;
+        if (!found)
+            return ig_err_set(err, IG_CONFIG,
+                              "target %s: table %s does not exist (run "
+                              "'ingot migrate up'?)", t->name, t->table);
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            found = 0;
+            for (int r = 0; r < PQntuples(res) && !found; r++)
+                found = (size_t)atol(PQgetvalue(res, r, 0)) == ti &&
+                        strcmp(PQgetvalue(res, r, 1), t->cols[ci].name) == 0;
+            if (!found)
+                return ig_err_set(err, IG_CONFIG,
+                                  "target %s, column %s: table %s has no "
+                                  "such column", t->name, t->cols[ci].name,
+                                  t->table);
+        }
+        if (t->touch != NULL) {
+            found = 0;
+            for (int r = 0; r < PQntuples(res) && !found; r++)
+                found = (size_t)atol(PQgetvalue(res, r, 0)) == ti &&
+                        strcmp(PQgetvalue(res, r, 1), t->touch) == 0;
+            if (!found)
+                return ig_err_set(err, IG_CONFIG,
+                                  "target %s: touch column %s: table %s has "
+                                  "no such column", t->name, t->touch,
+                                  t->table);
+        }
+    }
+    return IG_OK;
+}
+
 /* Whether type name `have` (format_type, maybe with a modifier) is
  * `name`. */
 static int type_is(const char *have, const char *name)
@@ -841,10 +889,11 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
     ex->ntargets = ig_pipeline_ntargets(p);
     ex->t = ig_xcalloc(ex->ntargets ? ex->ntargets : 1, sizeof(*ex->t));
     build_stage(ex);
+    rc = table_columns(ex, conn, &res, err);
+    if (rc == IG_OK)
+        rc = check_tables(ex, res, err);
     for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
         rc = plan_lookups(ex, conn, ti, err);
-    if (rc == IG_OK)
-        rc = table_columns(ex, conn, &res, err);
     for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
         rc = check_keys(ex, ti, conn, res, err);
     if (rc != IG_OK) {

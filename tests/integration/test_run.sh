@@ -153,6 +153,34 @@ assert_contains "$ERR" "cannot open" "missing input named"
 run_ingot 2 run "$D/colors.yaml"
 assert_contains "$ERR" "missing argument" "run needs a file"
 
+# A table, column or parent table the database lacks is named before any
+# row is read, not as a failed COPY of the first batch.
+printf 'name,code\nNoTable,#000001\n' > "$IT_TMP/nt.csv"
+sed 's/table: color_master/table: colour_mastr/' "$D/colors.yaml" > "$IT_TMP/nt.yaml"
+run_ingot 2 run "$IT_TMP/nt.yaml" "$IT_TMP/nt.csv" --no-reject-file
+assert_contains "$ERR" "target colour_mastr: table colour_mastr does not exist (run 'ingot migrate up'?)" "a missing table is named"
+assert_not_contains "$ERR" "COPY" "a missing table is found before the first batch"
+sed 's/      color_code:/      colour_code:/' "$D/colors.yaml" > "$IT_TMP/nc.yaml"
+run_ingot 2 run "$IT_TMP/nc.yaml" "$IT_TMP/nt.csv" --no-reject-file
+assert_contains "$ERR" "target color_master, column colour_code: table color_master has no such column" "a missing column is named"
+sed 's/touch: updated_at/touch: changed_at/' "$D/colors.yaml" > "$IT_TMP/nu.yaml"
+run_ingot 2 run "$IT_TMP/nu.yaml" "$IT_TMP/nt.csv" --no-reject-file
+assert_contains "$ERR" "touch column changed_at: table color_master has no such column" "a missing touch column is named"
+cat > "$IT_TMP/np.yaml" <<'YAML'
+description: a lookup into a table that does not exist
+targets:
+  - table: color_master
+    key: [color_name]
+    key_predicate: deleted_at IS NULL
+    columns:
+      color_name: name
+      color_code:
+        lookup: { table: no_such_parent, key: code, id: code, from: code }
+YAML
+run_ingot 2 run "$IT_TMP/np.yaml" "$IT_TMP/nt.csv" --no-reject-file
+assert_contains "$ERR" "lookup: parent table \"no_such_parent\" does not exist" "a missing parent table is named"
+assert_eq "0" "$(sql "SELECT count(*) FROM color_master WHERE color_name = 'NoTable'")" "nothing imported"
+
 # --- a batch holding only failed rows must not break the next batches -----
 printf 'name,code\n,#FFFFFF\n,#000000\nBatchRed,#FF0000\nBatchBlue,#0000FF\n' > "$IT_TMP/b.csv"
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/b.csv" --batch-size 2 --json --no-reject-file
