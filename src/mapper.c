@@ -104,12 +104,37 @@ static int col_by_name(const ig_target *t, const char *name)
     return -1;
 }
 
+/* A hint for a header that reads as one column holding another common
+ * delimiter (a semicolon-separated export read with the default comma):
+ * "" when there is none. */
+static void delimiter_hint(const ig_mapper *m, char *hint, size_t size)
+{
+    static const struct {
+        char c;
+        const char *said, *yaml;
+    } cand[] = {{';', "';'", ";"}, {'\t', "tabs", "\\t"},
+                {'|', "'|'", "|"}, {',', "','", ","}};
+    const ig_source *src = ig_pipeline_source(m->p);
+
+    hint[0] = '\0';
+    if (m->nheader != 1)
+        return;
+    for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++)
+        if (cand[i].c != src->delimiter &&
+            strchr(m->names[0], cand[i].c) != NULL) {
+            snprintf(hint, size, "; the header reads as one column: if the "
+                     "file is delimited by %s, set source.delimiter: \"%s\"",
+                     cand[i].said, cand[i].yaml);
+            return;
+        }
+}
+
 /* Check the header against the pipeline's inputs (missing / unknown
  * columns policies). */
 static int check_columns(ig_mapper *m, ig_err *err)
 {
     const ig_source *src = ig_pipeline_source(m->p);
-    char missing[512] = "", found[512] = "";
+    char missing[512] = "", found[512] = "", hint[128];
     size_t nmissing = 0;
 
     if (m->nheader == 0)
@@ -126,13 +151,14 @@ static int check_columns(ig_mapper *m, ig_err *err)
     for (size_t i = 0; i < m->nheader; i++)
         snprintf(found + strlen(found), sizeof(found) - strlen(found),
                  "%s'%s'", i ? ", " : "", m->names[i]);
+    delimiter_hint(m, hint, sizeof(hint));
     if (nmissing > 0 && src->missing_columns == IG_MISSING_COLUMNS_ERROR)
         return ig_err_set(err, IG_CONFIG,
                           "the input lacks column%s %s that pipeline %s "
                           "reads (the header has %s); fix the header or "
-                          "set source.missing_columns: null",
+                          "set source.missing_columns: null%s",
                           nmissing > 1 ? "s" : "", missing,
-                          ig_pipeline_name(m->p), found);
+                          ig_pipeline_name(m->p), found, hint);
     if (src->unknown_columns == IG_UNKNOWN_COLUMNS_ERROR) {
         for (size_t i = 0; i < m->nheader; i++) {
             int used = 0;

@@ -153,6 +153,20 @@ assert_contains "$ERR" "cannot open" "missing input named"
 run_ingot 2 run "$D/colors.yaml"
 assert_contains "$ERR" "missing argument" "run needs a file"
 
+# A header that reads as one column holding another delimiter gets a hint;
+# one with several columns, only the missing ones.
+printf 'name;code\nSemi;#000001\n' > "$IT_TMP/semi.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/semi.csv" --no-reject-file
+assert_contains "$ERR" "the input lacks columns 'name', 'code'" "columns missing from a semicolon file"
+assert_contains "$ERR" "if the file is delimited by ';', set source.delimiter: \";\"" "the delimiter hint"
+printf 'name\tcode\nTab\t#000001\n' > "$IT_TMP/tab.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/tab.csv" --no-reject-file
+assert_contains "$ERR" "delimited by tabs, set source.delimiter: \"\\t\"" "the tab hint"
+printf 'name,colour\nComma,#000001\n' > "$IT_TMP/comma.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/comma.csv" --no-reject-file
+assert_contains "$ERR" "the input lacks column 'code'" "a missing column"
+assert_not_contains "$ERR" "delimited by" "no hint for a header of several columns"
+
 # A table, column or parent table the database lacks is named before any
 # row is read, not as a failed COPY of the first batch.
 printf 'name,code\nNoTable,#000001\n' > "$IT_TMP/nt.csv"
