@@ -23,7 +23,8 @@ static const ig_cli_opt run_opts[] = {
                       "report what would change"},
     {"reject-file", "PATH", "write failed rows (original columns + "
                             "ingot_row, ingot_line, ingot_error) to PATH "
-                            "[default: FILE.rejects.csv when rows fail]"},
+                            "[default: FILE.rejects.csv when rows fail; none "
+                            "for stdin]"},
     {"no-reject-file", NULL, "do not write a reject file"},
     {"json", NULL, "print a machine-readable summary on stdout"},
     {"quiet", NULL, "print nothing but errors"},
@@ -134,8 +135,10 @@ static void print_json(const ingot_result *r, const char *input,
     json_decref(o);
 }
 
+/* from_stdin: the input was stdin and no reject file was asked for or
+ * refused, so failed rows are said to be unsaved. */
 static void print_summary(const ingot_result *r, const char *reject,
-                          int dry_run)
+                          int from_stdin, int dry_run)
 {
     long long read = ingot_result_count(r, INGOT_READ);
     long long failed = ingot_result_count(r, INGOT_FAILED_ROWS);
@@ -179,6 +182,9 @@ static void print_summary(const ingot_result *r, const char *reject,
         printf("  ... and %lld more failed rows\n", failed - (long long)nshow);
     if (reject && failed > 0)
         printf("failed rows written to %s\n", reject);
+    else if (from_stdin && failed > 0)
+        printf("failed rows not saved (the input is stdin): pass "
+               "--reject-file PATH, or --json for them with their values\n");
 }
 
 static int run_run(ig_cli *cli)
@@ -240,7 +246,10 @@ static int run_run(ig_cli *cli)
     if (json)
         print_json(r, input, reject, dry);
     else if (!quiet && ingot_result_status(r) != INGOT_FAILED)
-        print_summary(r, reject, dry);
+        print_summary(r, reject,
+                      strcmp(input, "-") == 0 &&
+                          ig_cli_opt_value(cli, "no-reject-file") == NULL,
+                      dry);
     if (ingot_result_status(r) != INGOT_DONE)
         fprintf(stderr, "ingot run: %s: %s\n", ingot_result_status_name(r),
                 ingot_result_error(r));

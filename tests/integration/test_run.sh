@@ -64,6 +64,18 @@ sed -i 's/not-a-colour/#008080/; s/^"",/"Navy",/' "$rej"
 run_ingot 0 run "$D/colors.yaml" "$rej" --no-reject-file --json
 assert_contains "$OUT" '"inserted": 2' "fixed reject file re-imports"
 
+# From stdin there is no FILE to name a default reject file after: the
+# summary says the failed rows were not saved, and --reject-file saves them.
+mkdir -p "$IT_TMP/stdin_cwd"
+(cd "$IT_TMP/stdin_cwd" && run_ingot 1 run "$OLDPWD/$D/colors.yaml" - < "$IT_TMP/c3.csv"
+ assert_contains "$OUT" "failed rows not saved (the input is stdin): pass --reject-file PATH" "stdin failures said unsaved"
+ assert_eq "" "$(ls -- *rejects* 2>/dev/null)" "no reject file guessed for stdin")
+run_ingot 1 run "$D/colors.yaml" - --reject-file "$IT_TMP/stdin.rej" < "$IT_TMP/c3.csv"
+assert_contains "$OUT" "failed rows written to $IT_TMP/stdin.rej" "stdin with --reject-file"
+assert_eq "3" "$(wc -l < "$IT_TMP/stdin.rej" | tr -d ' ')" "stdin reject file has header + 2 rows"
+run_ingot 1 run "$D/colors.yaml" - --no-reject-file < "$IT_TMP/c3.csv"
+assert_not_contains "$OUT" "not saved" "no note when no reject file was wanted"
+
 # --- every row failing is exit 2 -----------------------------------------
 printf 'name,code\n,#000000\n' > "$IT_TMP/c4.csv"
 run_ingot 2 run "$D/colors.yaml" "$IT_TMP/c4.csv" --no-reject-file
