@@ -145,9 +145,12 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* The message may quote the request (a query value, a path): bytes
+     * that are not UTF-8 would make jansson refuse it, and no answer go. */
     return send_json_h(
         c, status,
-        json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg),
+        json_pack("{s:{s:s,s:o}}", "error", "code", code, "message",
+                  ig_report_text(msg, strlen(msg))),
         status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
 }
 

@@ -4,8 +4,11 @@
  */
 #include "report.h"
 
+#include "rules.h"
+
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,9 +29,19 @@ static json_t *ts(double t)
     return json_string(buf);
 }
 
+json_t *ig_report_text(const char *s, size_t n)
+{
+    size_t len;
+    char *clean = ig_utf8_scrub(s, n, &len);
+    json_t *j = clean ? json_stringn(clean, len) : json_stringn(s, n);
+
+    free(clean);
+    return j ? j : json_null(); /* only on OOM */
+}
+
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    return s ? ig_report_text(s, strlen(s)) : json_null();
 }
 
 static json_t *counts_json(const ig_jobq_counts *c)
@@ -201,16 +214,16 @@ static json_t *failed_row_json(const ig_failed_row *f)
     for (size_t j = 0; j < f->nreasons; j++) {
         const ig_reason *e = &f->reasons[j];
         json_array_append_new(reasons,
-                              json_pack("{s:o,s:o,s:s,s:o,s:s}", "target",
+                              json_pack("{s:o,s:o,s:s,s:o,s:o}", "target",
                                         str_or_null(e->target), "column",
                                         str_or_null(e->column), "code",
                                         e->code ? e->code : "", "constraint",
                                         str_or_null(e->constraint), "message",
-                                        e->message ? e->message : ""));
+                                        str_or_null(e->message ? e->message
+                                                               : "")));
     }
     for (size_t k = 0; k < f->nvalues; k++) {
-        json_t *v = f->values[k] ? json_string(f->values[k]) : json_null();
-        json_array_append_new(vals, v ? v : json_null());
+        json_array_append_new(vals, str_or_null(f->values[k]));
     }
     json_object_set_new(fj, "reasons", reasons);
     json_object_set_new(fj, "values", vals);

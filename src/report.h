@@ -19,6 +19,11 @@
 #include "results.h"
 #include "runner.h"
 
+/* A JSON string of s[0..n), which need not be valid UTF-8 or free of NUL
+ * (text from a request or a failed row): such bytes become U+FFFD, where
+ * jansson would refuse the string and PostgreSQL's jsonb the NUL. */
+json_t *ig_report_text(const char *s, size_t n);
+
 /* A job without its source: id, pipeline, state, counts, checkpoint,
  * attempts, errors, times (ISO 8601 UTC strings or null), and links to the
  * job's API routes. */

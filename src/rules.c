@@ -157,6 +157,31 @@ long ig_utf8_len(const char *s, size_t n)
     return count;
 }
 
+char *ig_utf8_scrub(const char *s, size_t n, size_t *out_len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    char *out;
+
+    if (ig_utf8_len(s, n) >= 0 && memchr(s, '\0', n) == NULL)
+        return NULL;
+    out = ig_xmalloc(3 * n + 1); /* every byte may become 3 */
+    while (i < n) {
+        size_t from = i;
+        if (u[i] != 0 && utf8_next(u, n, &i) >= 0) {
+            memcpy(out + o, s + from, i - from);
+            o += i - from;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3); /* U+FFFD */
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
 /* Write cp (< U+0800, as produced by case_map) at d; returns bytes. */
 static size_t utf8_put2(char *d, unsigned long cp)
 {

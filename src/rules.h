@@ -96,4 +96,10 @@ int ig_rules_type(ig_type t, int precision, int scale, const char *fmt,
  * (overlongs, surrogates and values above U+10FFFF are invalid). */
 long ig_utf8_len(const char *s, size_t n);
 
+/* s[0..n) as valid UTF-8 without NUL, for a JSON string or a jsonb
+ * column: NULL when it already is (use s as is), else a malloc'ed copy in
+ * which each NUL byte and each byte that does not start a well-formed
+ * sequence is U+FFFD; *out_len its length. */
+char *ig_utf8_scrub(const char *s, size_t n, size_t *out_len);
+
 #endif /* IG_RULES_H */

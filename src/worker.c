@@ -199,8 +199,9 @@ static char *values_json(const ig_batch_failure *f)
 
     for (size_t k = 0; k < f->nvalues; k++) {
         const ig_value *v = &f->values[k];
-        json_t *j = v->is_null ? NULL : json_stringn(v->p, v->len);
-        json_array_append_new(a, j ? j : json_null());
+        /* jsonb holds no \u0000: a NUL (a CSV_NUL row's field) is U+FFFD */
+        json_array_append_new(a, v->is_null ? json_null()
+                                            : ig_report_text(v->p, v->len));
     }
     s = json_dumps(a, JSON_COMPACT);
     json_decref(a);

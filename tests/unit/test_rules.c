@@ -145,6 +145,42 @@ static void test_rules_utf8_len_counts_code_points(void **state)
     assert_int_equal(ig_utf8_len("a\0b", 3), 3); /* NUL is a code point */
 }
 
+/* Scrubbed: NUL and every byte that starts no well-formed sequence become
+ * U+FFFD, one each; good text is left alone (NULL: use it as is). */
+static void test_rules_utf8_scrub(void **state)
+{
+    static const struct {
+        const char *in;
+        size_t n;
+        const char *want; /* NULL: already clean */
+    } cases[] = {
+        {"Crème", 6, NULL},
+        {"", 0, NULL},
+        {"a\0b", 3, "a\xEF\xBF\xBD" "b"},
+        {"x\xFFy", 3, "x\xEF\xBF\xBD" "y"},
+        {"\xC3", 1, "\xEF\xBF\xBD"},                    /* truncated */
+        {"\xC0\xAF", 2, "\xEF\xBF\xBD\xEF\xBF\xBD"},     /* overlong */
+        {"\xED\xA0\x80", 3,                              /* surrogate */
+         "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+        {"\xF0\x9F\x98\x80\0", 5, "\xF0\x9F\x98\x80\xEF\xBF\xBD"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = 12345;
+        char *out = ig_utf8_scrub(cases[i].in, cases[i].n, &len);
+        if (cases[i].want == NULL) {
+            assert_null(out);
+            continue;
+        }
+        assert_non_null(out);
+        assert_int_equal(len, strlen(cases[i].want));
+        assert_memory_equal(out, cases[i].want, len);
+        assert_true(ig_utf8_len(out, len) >= 0);
+        free(out);
+    }
+}
+
 static void test_rules_utf8_len_accepts_every_boundary(void **state)
 {
     static const char *const ok[] = {
@@ -1242,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_rules_timestamp_iso_forms),
         cmocka_unit_test(test_rules_timestamp_fractions),
         cmocka_unit_test(test_rules_timestamp_short_fractions_exact),
+        cmocka_unit_test(test_rules_utf8_scrub),
         cmocka_unit_test(test_rules_timestamp_rollovers_like_postgres),
         cmocka_unit_test(test_rules_timestamp_rejects_malformed),
         cmocka_unit_test(test_rules_timestamp_custom_format),

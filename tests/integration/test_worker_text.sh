@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# test_worker_text.sh - bytes that are not text in JSON documents: a failed
+# row holding a NUL byte in a queued job (its values go to the jsonb column
+# import_results.source_values, which cannot hold \u0000), a failed row
+# holding invalid UTF-8, and error messages that quote a request's bytes
+# that are not UTF-8 (jansson refuses such a string: the client used to get
+# no answer at all). Each must be answered, with such bytes as U+FFFD, and
+# the job must keep its good rows.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/worker_lib.sh"
+run_ingot 0 migrate up
+export INGOT_PIPELINE_DIR=$(pipeline_dir) INGOT_API_TOKEN=test-token-$$
+
+PORT=$(free_port)
+U="http://127.0.0.1:$PORT"
+start_worker text --threads 1 --listen "127.0.0.1:$PORT"
+wpid=$W_PID
+wait_until 30 'curl -s "$U/healthz" >/dev/null'
+
+# http METHOD PATH [curl args...] -> $CODE and $BODY
+http() {
+  local m=$1 p=$2; shift 2
+  CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' -X "$m" \
+         -H "Authorization: Bearer $INGOT_API_TOKEN" "$@" "$U$p")
+  BODY=$(cat "$IT_TMP/body")
+}
+FFFD=$(printf '\357\277\275')
+
+# A queued job whose second row holds a NUL byte: that row fails as
+# CSV_NUL, the others land, and its values are kept with U+FFFD.
+printf 'name,code\nNulA,#000001\nNu\000lB,#000002\nNulC,#000003\n' > "$IT_TMP/nul.csv"
+http POST "/api/imports/colors?background=1" -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/nul.csv"
+assert_eq 202 "$CODE" "queued: $BODY"
+job=$(jq -r .job_id <<<"$BODY")
+wait_until 30 '[ "$(job_state '$job')" = partially_succeeded ] || [ "$(job_state '$job')" = failed ]'
+assert_eq partially_succeeded "$(job_state "$job")" "the job keeps its good rows ($(sql "SELECT last_error FROM import_jobs WHERE id = $job"))"
+assert_eq "2" "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('NulA', 'NulC')")" "the rows around the NUL landed"
+http GET "/api/imports/$job/results"
+assert_eq 200 "$CODE" "results"
+assert_eq "CSV_NUL" "$(jq -r '.results[0].code' <<<"$BODY")" "the NUL row's code"
+assert_eq "Nu${FFFD}lB" "$(jq -r '.results[0].values[0]' <<<"$BODY")" "the NUL kept as U+FFFD"
+
+# A synchronous import whose failed row holds invalid UTF-8 (the default
+# encoding is UTF-8): the row is reported with its values, as U+FFFD.
+printf 'name,code\nBadA,#000004\nBad\377B,#000005\n' > "$IT_TMP/bad.csv"
+http POST "/api/imports/colors" -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/bad.csv"
+assert_eq 200 "$CODE" "sync import with an invalid byte: $BODY"
+assert_eq "CSV_UTF8" "$(jq -r '.failed_rows[0].reasons[0].code' <<<"$BODY")" "the invalid row's code"
+assert_eq "Bad${FFFD}B" "$(jq -r '.failed_rows[0].values[0]' <<<"$BODY")" "the invalid byte as U+FFFD"
+
+# Error messages that quote bytes of the request that are not UTF-8.
+http GET "/api/imports/jobs?state=x%FF"
+assert_eq 400 "$CODE" "a state filter that is not UTF-8"
+assert_contains "$BODY" "unknown state 'x${FFFD}'" "quoted with U+FFFD"
+http GET "/nope%FF"
+assert_eq 404 "$CODE" "a path that is not UTF-8"
+assert_eq not_found "$(jq -r .error.code <<<"$BODY")" "its error code"
+
+assert_not_contains "$(cat "$IT_TMP/text.log")" "Nu" "no row value in the log"
+stop_worker "$wpid"; assert_eq 0 "$W_RC" "worker exits 0"
