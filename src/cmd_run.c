@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const ig_cli_opt run_opts[] = {
@@ -23,8 +24,8 @@ static const ig_cli_opt run_opts[] = {
                       "report what would change"},
     {"reject-file", "PATH", "write failed rows (original columns + "
                             "ingot_row, ingot_line, ingot_error) to PATH "
-                            "[default: FILE.rejects.csv when rows fail; none "
-                            "for stdin]"},
+                            "when a row fails [default: FILE.rejects.csv; "
+                            "none for stdin or a pipe]"},
     {"no-reject-file", NULL, "do not write a reject file"},
     {"json", NULL, "print a machine-readable summary on stdout"},
     {"quiet", NULL, "print nothing but errors"},
@@ -135,8 +136,9 @@ static void print_json(const ingot_result *r, const char *input,
     json_decref(o);
 }
 
-/* from_stdin: the input was stdin and no reject file was asked for or
- * refused, so failed rows are said to be unsaved. */
+/* from_stdin: the input was stdin (or another file that is not regular)
+ * and no reject file was asked for or refused, so failed rows are said to
+ * be unsaved. */
 static void print_summary(const ingot_result *r, const char *reject,
                           int from_stdin, int dry_run)
 {
@@ -183,8 +185,16 @@ static void print_summary(const ingot_result *r, const char *reject,
     if (reject && failed > 0)
         printf("failed rows written to %s\n", reject);
     else if (from_stdin && failed > 0)
-        printf("failed rows not saved (the input is stdin): pass "
-               "--reject-file PATH, or --json for them with their values\n");
+        printf("failed rows not saved (the input is not a regular file): "
+               "pass --reject-file PATH, or --json for them with their "
+               "values\n");
+}
+
+static int is_regular(const char *path)
+{
+    struct stat st;
+    return strcmp(path, "-") != 0 && stat(path, &st) == 0 &&
+           S_ISREG(st.st_mode);
 }
 
 static int run_run(ig_cli *cli)
@@ -204,8 +214,13 @@ static int run_run(ig_cli *cli)
     char errbuf[1024];
     int code;
 
+    if (reject != NULL && ig_cli_opt_value(cli, "no-reject-file") != NULL)
+        return ig_cli_usage_error(cli, "--reject-file and --no-reject-file "
+                                 "contradict each other");
+    /* The default reject file sits next to a regular input file; stdin, a
+     * pipe or a device (/dev/fd/N of a process substitution) has none. */
     if (reject == NULL && ig_cli_opt_value(cli, "no-reject-file") == NULL &&
-        strcmp(input, "-") != 0) {
+        is_regular(input)) {
         default_reject = malloc(strlen(input) + 16);
         if (default_reject == NULL)
             return ig_cli_fail(cli, "out of memory");
@@ -238,16 +253,21 @@ static int run_run(ig_cli *cli)
     r = ingot_run_path(in, pipeline, input, NULL);
     if (ui.on)
         fprintf(stderr, "\r\033[K");
-    /* A default reject file is only kept when rows failed. */
-    if (default_reject && ingot_result_count(r, INGOT_FAILED_ROWS) == 0) {
-        unlink(default_reject);
+    /* The reject file is created at the first failed row. A default one
+     * left by an earlier run goes once a complete import of the same file
+     * had none; a run that failed, was refused or stopped, or a dry run,
+     * leaves it alone. */
+    if (ingot_result_count(r, INGOT_FAILED_ROWS) == 0) {
+        if (default_reject && !dry &&
+            ingot_result_status(r) == INGOT_DONE)
+            unlink(default_reject);
         reject = NULL;
     }
     if (json)
         print_json(r, input, reject, dry);
     else if (!quiet && ingot_result_status(r) != INGOT_FAILED)
         print_summary(r, reject,
-                      strcmp(input, "-") == 0 &&
+                      !is_regular(input) && reject == NULL &&
                           ig_cli_opt_value(cli, "no-reject-file") == NULL,
                       dry);
     if (ingot_result_status(r) != INGOT_DONE)

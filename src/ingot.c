@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct ingot {
     ingot_settings s;
@@ -169,6 +170,48 @@ static int map_status(ig_run_status s)
     return INGOT_FAILED;
 }
 
+/* Refuse, before any row is read, a reject file that is the input itself
+ * (created at the first failed row, it would cut the input short) or
+ * that could not be created. */
+static int check_reject(const char *path, FILE *input, ig_err *err)
+{
+    struct stat rs, is;
+    char *dir, *slash;
+    int ok;
+
+    if (path[0] == '\0')
+        return ig_err_set(err, IG_CONFIG, "the reject file path is empty");
+    if (stat(path, &rs) == 0) {
+        if (input != NULL && fstat(fileno(input), &is) == 0 &&
+            rs.st_dev == is.st_dev && rs.st_ino == is.st_ino)
+            return ig_err_set(err, IG_CONFIG,
+                              "%s: the reject file would be the input "
+                              "itself; choose another path", path);
+        if (S_ISDIR(rs.st_mode))
+            return ig_err_set(err, IG_IO, "%s: cannot write the reject "
+                              "file: it is a directory", path);
+        if (access(path, W_OK) != 0)
+            return ig_err_set(err, IG_IO, "%s: cannot write the reject "
+                              "file: %s", path, strerror(errno));
+        return IG_OK;
+    }
+    if (errno != ENOENT)
+        return ig_err_set(err, IG_IO, "%s: cannot write the reject file: %s",
+                          path, strerror(errno));
+    dir = ig_xstrdup(path); /* a new file: its directory must take it */
+    slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    ok = access(slash ? dir : ".", W_OK | X_OK) == 0;
+    if (!ok)
+        ig_err_set(err, IG_IO, "%s: cannot write the reject file: %s", path,
+                   strerror(errno));
+    free(dir);
+    return ok ? IG_OK : IG_IO;
+}
+
 /* The one path every ingot_run_* takes. */
 static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
                          const char *buf, size_t len, const char *name,
@@ -176,7 +219,6 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
 {
     ingot_result *res = ig_xcalloc(1, sizeof(*res));
     ig_pipeline *p = NULL;
-    FILE *reject = NULL;
     ig_run_opts o;
     ig_run_progress fin;
     ig_run_status st = IG_RUN_FAILED;
@@ -198,14 +240,8 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
         res->results = ig_results_new(&ro);
         free(names);
     }
-    if (in->reject_file) {
-        reject = fopen(in->reject_file, "w");
-        if (reject == NULL) {
-            ig_err_set(&err, IG_IO, "%s: cannot write the reject file: %s",
-                       in->reject_file, strerror(errno));
-            goto out;
-        }
-    }
+    if (in->reject_file && check_reject(in->reject_file, f, &err) != IG_OK)
+        goto out;
     memset(&o, 0, sizeof(o));
     o.pipeline = p;
     o.pool = in->pool;
@@ -219,7 +255,7 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     o.timeout_seconds = in->s.timeout_seconds;
     o.dry_run = in->s.dry_run;
     o.seekable = seekable;
-    o.reject = reject;
+    o.reject = in->reject_file;
     o.progress = progress_cb;
     o.progress_ud = in;
     o.cancel = cancel;
@@ -237,11 +273,6 @@ out:
                  err.msg[0] ? err.msg : "import failed");
     if (res->results)
         res->counts = ig_results_counts(res->results);
-    if (reject && fclose(reject) != 0 && res->status == INGOT_DONE) {
-        res->status = INGOT_FAILED;
-        snprintf(res->error, sizeof(res->error), "%s: write error",
-                 in->reject_file);
-    }
     ig_pipeline_free(p);
     return res;
 }

@@ -53,7 +53,10 @@ typedef struct ingot_settings {
                                  own connection, when their keys are
                                  disjoint (0 = 1) */
     int dry_run;              /* roll everything back at the end */
-    const char *reject_file;  /* write failed rows here; NULL = none */
+    const char *reject_file;  /* write failed rows here, created at the
+                                 first one (a run whose input it is, or
+                                 that could not create it, is refused
+                                 before reading); NULL = none */
     /* Called after each committed batch (may be NULL). */
     void (*progress)(long long rows, long long total_rows, long long bytes,
                      long long bytes_total, double elapsed, void *ud);

@@ -24,10 +24,14 @@ struct ig_results {
     size_t ntargets;
     kept_row *kept;
     size_t nkept, cap, max_kept;
-    FILE *reject;
+    char *reject_path;   /* NULL: no reject file */
+    FILE *reject;        /* opened by the first failed row */
+    char **reject_header;
     char delim, quote;
     size_t reject_ncols; /* input columns: every reject line has as many */
     int reject_failed;
+    int reject_errno;    /* why, when it could not be opened or written */
+    int reject_opened;   /* the file was created */
 };
 
 ig_results *ig_results_new(const ig_results_opts *opts)
@@ -72,6 +76,12 @@ void ig_results_free(ig_results *r)
         free(r->target_names[i]);
     free(r->target_names);
     free(r->per_target);
+    if (r->reject)
+        fclose(r->reject);
+    for (size_t i = 0; i < r->reject_ncols; i++)
+        free(r->reject_header[i]);
+    free(r->reject_header);
+    free(r->reject_path);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -81,41 +91,70 @@ void ig_results_free(ig_results *r)
 static void put_field(ig_results *r, const char *s, size_t n, int first)
 {
     if (!first && fputc(r->delim, r->reject) == EOF)
-        r->reject_failed = 1;
+        r->reject_failed = 1, r->reject_errno = errno;
     if (csv_fwrite2(r->reject, s ? s : "", s ? n : 0,
                     (unsigned char)r->quote) != 0)
-        r->reject_failed = 1;
+        r->reject_failed = 1, r->reject_errno = errno;
 }
 
-int ig_results_set_reject(ig_results *r, FILE *f, const char *const *header,
-                          size_t ncols, char delimiter, char quote,
-                          ig_err *err)
+void ig_results_set_reject(ig_results *r, const char *path,
+                           const char *const *header, size_t ncols,
+                           char delimiter, char quote)
+{
+    r->reject_path = ig_xstrdup(path);
+    r->reject_ncols = ncols;
+    r->reject_header = ig_xcalloc(ncols ? ncols : 1, sizeof(char *));
+    for (size_t i = 0; i < ncols; i++)
+        r->reject_header[i] = ig_xstrdup(header[i]);
+    r->delim = delimiter ? delimiter : ',';
+    r->quote = quote ? quote : '"';
+}
+
+/* Create the reject file and write its header line (under the lock, at
+ * the first failed row). 0, or -1 with reject_failed set. */
+static int open_reject(ig_results *r)
 {
     static const char *const extra[] = {"ingot_row", "ingot_line",
                                         "ingot_error"};
 
-    r->reject = f;
-    r->reject_ncols = ncols;
-    r->delim = delimiter ? delimiter : ',';
-    r->quote = quote ? quote : '"';
-    for (size_t i = 0; i < ncols; i++)
-        put_field(r, header[i], strlen(header[i]), i == 0);
+    r->reject = fopen(r->reject_path, "w");
+    if (r->reject == NULL) {
+        r->reject_failed = 1, r->reject_errno = errno;
+        return -1;
+    }
+    r->reject_opened = 1;
+    for (size_t i = 0; i < r->reject_ncols; i++)
+        put_field(r, r->reject_header[i], strlen(r->reject_header[i]),
+                  i == 0);
     for (size_t i = 0; i < 3; i++)
-        put_field(r, extra[i], strlen(extra[i]), ncols == 0 && i == 0);
-    if (fputc('\n', f) == EOF || r->reject_failed)
-        return ig_err_set(err, IG_IO, "writing the reject file: %s",
-                          strerror(errno));
-    return IG_OK;
+        put_field(r, extra[i], strlen(extra[i]),
+                  r->reject_ncols == 0 && i == 0);
+    if (fputc('\n', r->reject) == EOF)
+        r->reject_failed = 1, r->reject_errno = errno;
+    return 0;
 }
 
 int ig_results_close_reject(ig_results *r, ig_err *err)
 {
-    if (r->reject == NULL)
-        return IG_OK;
-    if (fflush(r->reject) != 0 || r->reject_failed)
-        return ig_err_set(err, IG_IO, "writing the reject file: %s",
-                          strerror(errno));
+    int failed = r->reject_failed;
+
+    if (r->reject != NULL) {
+        if (fclose(r->reject) != 0 && !failed) {
+            failed = 1;
+            r->reject_errno = errno;
+        }
+        r->reject = NULL;
+    }
+    if (failed)
+        return ig_err_set(err, IG_IO, "%s: cannot write the reject file: %s",
+                          r->reject_path,
+                          strerror(r->reject_errno ? r->reject_errno : EIO));
     return IG_OK;
+}
+
+int ig_results_reject_written(const ig_results *r)
+{
+    return r->reject_opened;
 }
 
 static void write_reject(ig_results *r, long long row, long long line,
@@ -171,7 +210,7 @@ static void write_reject(ig_results *r, long long row, long long line,
     }
     put_field(r, msg, len, 0);
     if (fputc('\n', r->reject) == EOF)
-        r->reject_failed = 1;
+        r->reject_failed = 1, r->reject_errno = errno;
     free(msg);
 }
 
@@ -181,7 +220,8 @@ void ig_results_fail_row(ig_results *r, long long row, long long line,
 {
     pthread_mutex_lock(&r->mu);
     r->all.failed++;
-    if (r->reject)
+    if (r->reject_path && !r->reject_failed &&
+        (r->reject != NULL || open_reject(r) == 0))
         write_reject(r, row, line, values, nvalues, reasons, nreasons);
     if (r->nkept < r->max_kept) {
         kept_row *k;

@@ -61,16 +61,22 @@ typedef struct ig_results_opts {
 ig_results *ig_results_new(const ig_results_opts *opts);
 void ig_results_free(ig_results *r);
 
-/* Start writing the reject file to f (borrowed; the caller closes it after
- * ig_results_free or ig_results_close_reject). header holds the input's
- * column names (copied); delimiter/quote are the input's. The header line
- * is written at once. IG_OK or IG_IO. */
-int ig_results_set_reject(ig_results *r, FILE *f, const char *const *header,
-                          size_t ncols, char delimiter, char quote,
-                          ig_err *err) IG_MUSTCHECK;
+/* Write failed rows to the reject file at path (copied), in the input's
+ * dialect: header holds the input's column names (copied), delimiter and
+ * quote are the input's. Nothing is opened until the first failed row,
+ * so an import without one leaves path alone (it is not created, and a
+ * file already there is not truncated). */
+void ig_results_set_reject(ig_results *r, const char *path,
+                           const char *const *header, size_t ncols,
+                           char delimiter, char quote);
 
-/* Flush the reject file; IG_IO if any write failed. */
+/* Close the reject file, if a failed row opened it; IG_IO naming the path
+ * if it could not be created or written. */
 int ig_results_close_reject(ig_results *r, ig_err *err) IG_MUSTCHECK;
+
+/* Whether the reject file was created (some row failed since
+ * ig_results_set_reject). */
+int ig_results_reject_written(const ig_results *r);
 
 /* Record a failed row with its reasons and original fields (all copied).
  * Counts it as failed. Cannot fail (allocation aborts). */

@@ -1035,14 +1035,10 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
                ig_exec_inexact_key(ex));
         d.nwriters = 1;
     }
-    if (o->reject) {
-        rc = ig_results_set_reject(results, o->reject, hdr, ncols,
-                                   ig_pipeline_source(o->pipeline)->delimiter,
-                                   ig_pipeline_source(o->pipeline)->quote,
-                                   err);
-        if (rc != IG_OK)
-            goto out;
-    }
+    if (o->reject)
+        ig_results_set_reject(results, o->reject, hdr, ncols,
+                              ig_pipeline_source(o->pipeline)->delimiter,
+                              ig_pipeline_source(o->pipeline)->quote);
     /* The writer count is final: one buffer more than the batches that can
      * be in flight (a third buffer for one writer would only touch fresh
      * memory, and fresh pages cost a page fault each). */
@@ -1086,10 +1082,15 @@ out:
             pthread_join(th[i], NULL);
     }
     end_dry(&d);
-    if (o->reject && rc == IG_OK) {
-        rc = ig_results_close_reject(results, err);
-        if (rc != IG_OK)
+    if (o->reject) {
+        ig_err cerr;
+        if (ig_results_close_reject(results, &cerr) != IG_OK &&
+            rc == IG_OK) {
+            rc = cerr.code;
+            if (err)
+                *err = cerr;
             *status = IG_RUN_FAILED;
+        }
     }
     if (final) {
         *final = d.prog;

@@ -93,7 +93,8 @@ typedef struct ig_run_opts {
                                     max_rows before
                                     writing anything */
     long long skip_rows;         /* resume: data rows already committed */
-    FILE *reject;                /* borrowed reject file, or NULL */
+    const char *reject;          /* reject file path (created at the first
+                                    failed row), or NULL */
     void (*progress)(const ig_run_progress *p, void *ud);
     void *progress_ud;
     ig_run_commit_fn on_commit;

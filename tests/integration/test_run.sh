@@ -68,13 +68,43 @@ assert_contains "$OUT" '"inserted": 2' "fixed reject file re-imports"
 # summary says the failed rows were not saved, and --reject-file saves them.
 mkdir -p "$IT_TMP/stdin_cwd"
 (cd "$IT_TMP/stdin_cwd" && run_ingot 1 run "$OLDPWD/$D/colors.yaml" - < "$IT_TMP/c3.csv"
- assert_contains "$OUT" "failed rows not saved (the input is stdin): pass --reject-file PATH" "stdin failures said unsaved"
+ assert_contains "$OUT" "failed rows not saved (the input is not a regular file): pass --reject-file PATH" "stdin failures said unsaved"
  assert_eq "" "$(ls -- *rejects* 2>/dev/null)" "no reject file guessed for stdin")
 run_ingot 1 run "$D/colors.yaml" - --reject-file "$IT_TMP/stdin.rej" < "$IT_TMP/c3.csv"
 assert_contains "$OUT" "failed rows written to $IT_TMP/stdin.rej" "stdin with --reject-file"
 assert_eq "3" "$(wc -l < "$IT_TMP/stdin.rej" | tr -d ' ')" "stdin reject file has header + 2 rows"
 run_ingot 1 run "$D/colors.yaml" - --no-reject-file < "$IT_TMP/c3.csv"
 assert_not_contains "$OUT" "not saved" "no note when no reject file was wanted"
+
+# The reject file is created at the first failed row, never over the input.
+printf 'name,code\nRejA,#0000AA\n,#0000AB\n' > "$IT_TMP/rj.csv"
+cp "$IT_TMP/rj.csv" "$IT_TMP/rj.orig"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/rj.csv" --reject-file "$IT_TMP/rj.csv"
+assert_contains "$ERR" "the reject file would be the input itself" "the input as reject file refused"
+cmp -s "$IT_TMP/rj.csv" "$IT_TMP/rj.orig" || fail "the input was changed by its own reject file"
+ln -s "$IT_TMP/rj.csv" "$IT_TMP/rj.link"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/rj.csv" --reject-file "$IT_TMP/rj.link" --dry-run
+assert_contains "$ERR" "the reject file would be the input itself" "a link to the input refused"
+cmp -s "$IT_TMP/rj.csv" "$IT_TMP/rj.orig" || fail "the input was changed through a link"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/rj.csv" --reject-file "$IT_TMP/x.rej" --no-reject-file
+assert_contains "$ERR" "contradict each other" "contradictory reject flags"
+echo "keep me" > "$IT_TMP/keep.txt"
+printf 'name,code\nRejOk,#0000AC\n' > "$IT_TMP/rjok.csv"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/rjok.csv" --reject-file "$IT_TMP/keep.txt"
+assert_eq "keep me" "$(cat "$IT_TMP/keep.txt")" "a reject file no row needed is not touched"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/rj.csv"
+[ -f "$IT_TMP/rj.csv.rejects.csv" ] || fail "default reject file written"
+run_ingot 2 run "$IT_TMP/no_such_pipeline.yaml" "$IT_TMP/rj.csv"
+[ -f "$IT_TMP/rj.csv.rejects.csv" ] || fail "a refused run removed the last run's reject file"
+assert_eq "" "$(ls "$IT_TMP"/rjok.csv.rejects.csv 2>/dev/null)" "no reject file for a clean run"
+printf 'name,code\nRejA,#0000AA\n' > "$IT_TMP/rj.csv"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/rj.csv" --dry-run
+[ -f "$IT_TMP/rj.csv.rejects.csv" ] || fail "a clean dry run removed the last run's reject file"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/rj.csv"
+assert_eq "" "$(ls "$IT_TMP"/rj.csv.rejects.csv 2>/dev/null)" "a clean run of the same file removes the stale reject file"
+# A pipe (process substitution) has no default reject file: a clean
+# import succeeds instead of failing to create /dev/fd/N.rejects.csv.
+run_ingot 0 run "$D/colors.yaml" <(cat "$IT_TMP/rjok.csv")
 
 # --- every row failing is exit 2 -----------------------------------------
 printf 'name,code\n,#000000\n' > "$IT_TMP/c4.csv"
