@@ -1882,6 +1882,53 @@ static int syntax_error(ld *L, const yaml_parser_t *ps)
                 ps->problem ? ps->problem : "syntax error");
 }
 
+/* An error at a column's position (after the whole file is parsed). */
+static void lerr_pos(ld *L, ig_pos pos, const char *path, const char *fmt,
+                     ...) IG_PRINTF(4, 5);
+static void lerr_pos(ld *L, ig_pos pos, const char *path, const char *fmt,
+                     ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    report(L, pos.line, pos.col, path, fmt, ap);
+    va_end(ap);
+}
+
+/* What needs the whole file: the source's dialect, and no column named
+ * by header when the input has none (it would read NULL in every row). */
+static void check_source_use(ld *L, const yaml_node_t *src)
+{
+    const ig_source *s = &L->p->source;
+    char path[300];
+
+    if (s->delimiter == s->quote || s->delimiter == '\r' ||
+        s->delimiter == '\n' || s->quote == '\r' || s->quote == '\n' ||
+        (unsigned char)s->delimiter >= 0x80 || (unsigned char)s->quote >= 0x80)
+        lerr(L, src, "source", "delimiter and quote must be two different "
+             "ASCII characters other than CR and LF");
+    if (s->header)
+        return;
+    for (size_t ti = 0; ti < L->p->ntargets; ti++) {
+        const ig_target *t = &L->p->targets[ti];
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            const ig_column *c = &t->cols[ci];
+            const char *by = c->source == IG_COLSRC_FROM && c->from_index < 0
+                                 ? c->from
+                             : c->source == IG_COLSRC_LOOKUP &&
+                                     c->lookup.from_index < 0
+                                 ? c->lookup.from
+                                 : NULL;
+            if (by == NULL)
+                continue;
+            snprintf(path, sizeof(path), "targets[%zu].columns.%s", ti,
+                     c->name);
+            lerr_pos(L, c->pos, path, "reads input column '%s' by name, but "
+                     "source.header is false: map it by position", by);
+        }
+    }
+}
+
 static int load_doc(ld *L, FILE *f)
 {
     yaml_parser_t ps;
@@ -1910,6 +1957,8 @@ static int load_doc(ld *L, FILE *f)
     }
     source_defaults(L);
     (void)parse_map(L, root, "", IG_PSEC_PIPELINE, &top, top_special, seen);
+    if (L->nerr == 0)
+        check_source_use(L, seen[kidx(IG_PSEC_PIPELINE, "source")]);
     L->p->description = top.description;
     return L->nerr ? IG_CONFIG : IG_OK;
 }

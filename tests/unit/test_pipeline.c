@@ -397,6 +397,12 @@ static const struct {
      "targets[0].update_columns: 'name' is part of the key"},
     {"broken/bad_delimiter.yaml", "broken/bad_delimiter.yaml:2:14: "
      "source.delimiter: ';;' must be exactly one byte"},
+    {"broken/delimiter_is_quote.yaml", "broken/delimiter_is_quote.yaml:3:3: "
+     "source: delimiter and quote must be two different ASCII characters "
+     "other than CR and LF"},
+    {"broken/from_without_header.yaml", "broken/from_without_header.yaml:9:7: "
+     "targets[0].columns.brand: reads input column 'brand' by name, but "
+     "source.header is false: map it by position"},
     {"broken/hooks_missing/pipelines/missing_hook.yaml",
      "broken/hooks_missing/pipelines/missing_hook.yaml:2:11: hooks.module: "
      "Lua module 'hooks.nope' not found (looked for "},
