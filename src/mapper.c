@@ -142,6 +142,14 @@ static int check_columns(ig_mapper *m, ig_err *err)
     for (size_t i = 0; i < ig_pipeline_ninputs(m->p); i++) {
         const char *in = ig_pipeline_input(m->p, i);
         int j = find_name(m, in);
+        for (size_t k = (size_t)j + 1; j >= 0 && k < m->nheader; k++)
+            if (strcmp(m->names[k], in) == 0)
+                return ig_err_set(err, IG_CONFIG,
+                                  "the header has column '%s' twice "
+                                  "(columns %d and %zu) and pipeline %s "
+                                  "reads it: which one is meant is unclear; "
+                                  "rename one", in, j + 1, k + 1,
+                                  ig_pipeline_name(m->p));
         if (j >= 0 && (size_t)j < m->nheader)
             continue;
         nmissing++;
@@ -186,8 +194,10 @@ ig_mapper *ig_mapper_new(const ig_pipeline *p, const char *const *header,
     m->p = p;
     m->hook = hook;
     m->results = results;
+    /* Every header name, even one said twice: names[i] is field i. */
+    m->names = ig_xcalloc(ncols ? ncols : 1, sizeof(*m->names));
     for (size_t i = 0; i < ncols; i++)
-        add_name(m, header[i]);
+        m->names[m->nnames++] = header[i];
     m->nheader = m->nnames;
     for (size_t i = 0; i < ig_pipeline_ninputs(p); i++)
         add_name(m, ig_pipeline_input(p, i));

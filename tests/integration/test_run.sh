@@ -209,6 +209,16 @@ run_ingot 2 run "$D/colors.yaml" "$IT_TMP/comma.csv" --no-reject-file
 assert_contains "$ERR" "the input lacks column 'code'" "a missing column"
 assert_not_contains "$ERR" "delimited by" "no hint for a header of several columns"
 
+# A header name said twice: refused when the pipeline reads it; otherwise
+# every column keeps its place (names used to be merged, and the columns
+# after a repeated one were read one place off).
+printf 'name,name,code\nTwiceA,TwiceB,#00000F\n' > "$IT_TMP/twice.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/twice.csv" --no-reject-file
+assert_contains "$ERR" "the header has column 'name' twice (columns 1 and 2)" "a repeated column the pipeline reads"
+printf 'x,name,x,code\n1,TwiceC,2,#00000D\n' > "$IT_TMP/twice2.csv"
+run_ingot 0 run "$D/colors.yaml" "$IT_TMP/twice2.csv" --no-reject-file
+assert_eq "TwiceC|#00000D" "$(sql "SELECT color_name, color_code FROM color_master WHERE color_name = 'TwiceC'")" "columns after a repeated unread one keep their place"
+
 # A table, column or parent table the database lacks is named before any
 # row is read, not as a failed COPY of the first batch.
 printf 'name,code\nNoTable,#000001\n' > "$IT_TMP/nt.csv"
