@@ -362,8 +362,66 @@ static int put_scalar(strbuf *b, json_t *v)
 /* Convert a JSON array of flat objects into CSV (owned in *out): header =
  * the union of keys in first-seen order. IG_DATA with a message naming
  * the row for anything else. */
-static int json_rows_to_csv(json_t *rows, char **out, size_t *outlen,
-                            ig_err *err)
+/* Before jansson builds the body (tens of bytes per value it holds): the
+ * number of rows (elements of the top-level array) and whether anything
+ * nests deeper than a flat object in it, read off the bytes outside
+ * strings. *rows may be over for a malformed body, which the parse then
+ * refuses anyway. IG_OK, or IG_DATA for a nested value. */
+static int json_shape(const char *p, size_t n, long long *rows, ig_err *err)
+{
+    int depth = 0, in_str = 0, esc = 0, any = 0;
+    size_t str = 0, key = 0, keylen = 0; /* the last string at depth 2 */
+
+    *rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+            } else if (c == '\\') {
+                esc = 1;
+            } else if (c == '"') {
+                in_str = 0;
+                if (depth == 2)
+                    key = str, keylen = i - str;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+            str = i + 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > 2 && keylen > 0)
+                return ig_err_set(err, IG_DATA,
+                                  "row %lld, key \"%.*s\": nested objects "
+                                  "and arrays are not supported; send flat "
+                                  "objects", *rows + 1,
+                                  (int)(keylen > 200 ? 200 : keylen),
+                                  p + key);
+            if (depth > 2)
+                return ig_err_set(err, IG_DATA,
+                                  "row %lld: nested objects and arrays are "
+                                  "not supported; send flat objects",
+                                  *rows + 1);
+            if (depth == 2)
+                keylen = 0;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        } else if (c == ',' && depth == 1) {
+            (*rows)++;
+        }
+        if (depth == 1 && c != '[' && c != ',' && c != ' ' && c != '\t' &&
+            c != '\n' && c != '\r')
+            any = 1;
+        else if (depth == 2)
+            any = 1;
+    }
+    *rows += any;
+    return IG_OK;
+}
+
+static int json_rows_to_csv(json_t *rows, size_t max_bytes, char **out,
+                            size_t *outlen, ig_err *err)
 {
     json_t *cols = json_object(); /* key -> index (insertion-ordered) */
     strbuf b = {NULL, 0, 0};
@@ -399,6 +457,20 @@ static int json_rows_to_csv(json_t *rows, char **out, size_t *outlen,
         rc = ig_err_set(err, IG_DATA,
                         "no rows (or only empty objects): "
                         "nothing to import");
+        goto out;
+    }
+    /* The CSV has a field per key in every row: many rows with keys of
+     * their own would be rows x keys fields, far more than the body. */
+    if (ncols > 16384 ||
+        json_array_size(rows) * ncols > max_bytes) {
+        rc = ig_err_set(err, IG_DATA,
+                        "%zu rows with %zu distinct keys between them would "
+                        "be %zu CSV fields, more than %s; send the same keys "
+                        "in every row",
+                        json_array_size(rows), ncols,
+                        json_array_size(rows) * ncols,
+                        ncols > 16384 ? "16384 columns"
+                                      : "INGOT_MAX_BODY_BYTES");
         goto out;
     }
     {
@@ -586,6 +658,20 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
 
     ig_err_clear(&err);
     if (r->fmt == FMT_JSON) {
+        long long nrows = 0;
+        /* Bounded before jansson holds it: 64 MiB of [{},{},...] would
+         * be gigabytes of objects. */
+        if (json_shape(data, len, &nrows, &err) != IG_OK) {
+            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                             "unprocessable", "%s", err.msg);
+            goto out;
+        }
+        if (nrows > conf->max_rows) {
+            ret = send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "too_many_rows",
+                             "the body has %lld rows, more than "
+                             "IMPORT_MAX_ROWS=%ld", nrows, conf->max_rows);
+            goto out;
+        }
         /* JSON_REJECT_DUPLICATES: jansson would keep the last of two
          * equal keys and drop the first value without a word. */
         rows_json = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -635,7 +721,8 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                              json_array_size(rows_json), conf->max_rows);
             goto out;
         }
-        if (json_rows_to_csv(rows_json, &csv, &len, &err) != IG_OK) {
+        if (json_rows_to_csv(rows_json, (size_t)conf->max_body_bytes, &csv,
+                             &len, &err) != IG_OK) {
             ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "unprocessable",
                              "%s", err.msg);
             goto out;

@@ -13,7 +13,8 @@ export INGOT_PIPELINE_DIR=$(pipeline_dir) INGOT_API_TOKEN=test-token-$$
 
 PORT=$(free_port)
 U="http://127.0.0.1:$PORT"
-start_worker text --threads 1 --listen "127.0.0.1:$PORT"
+start_worker text --threads 1 --listen "127.0.0.1:$PORT" \
+  --max-body-bytes 100000 --max-rows 5000
 wpid=$W_PID
 wait_until 30 'curl -s "$U/healthz" >/dev/null'
 
@@ -55,6 +56,23 @@ assert_contains "$BODY" "unknown state 'x${FFFD}'" "quoted with U+FFFD"
 http GET "/nope%FF"
 assert_eq 404 "$CODE" "a path that is not UTF-8"
 assert_eq not_found "$(jq -r .error.code <<<"$BODY")" "its error code"
+
+# JSON bodies whose shape would cost far more memory than their bytes are
+# refused before they are built: rows counted off the bytes (6000 empty
+# objects), rows x distinct keys bounded by the body limit (each of 400
+# rows with a key of its own would be 160000 CSV fields), nesting found
+# off the bytes with the row and key named.
+python3 -c 'print("[" + ",".join(["{}"] * 6000) + "]")' > "$IT_TMP/flood.json"
+http POST "/api/imports/colors" -H 'Content-Type: application/json' --data-binary @"$IT_TMP/flood.json"
+assert_eq 413 "$CODE" "6000 empty objects: $BODY"
+assert_contains "$BODY" "the body has 6000 rows, more than IMPORT_MAX_ROWS=5000" "rows counted before parsing"
+python3 -c 'import json; print(json.dumps([{"name": "W%d" % i, "code": "#000000", "k%d" % i: 1} for i in range(400)]))' > "$IT_TMP/wide.json"
+http POST "/api/imports/colors" -H 'Content-Type: application/json' --data-binary @"$IT_TMP/wide.json"
+assert_eq 422 "$CODE" "a key of its own in every row: $BODY"
+assert_contains "$BODY" "400 rows with 402 distinct keys between them would be 160800 CSV fields" "rows x keys bounded"
+http POST "/api/imports/colors" -H 'Content-Type: application/json' --data-binary '[{"name": "N1", "code": "#000000"}, {"name": "N2", "code": {"a": [1]}}]'
+assert_eq 422 "$CODE" "a nested value: $BODY"
+assert_contains "$BODY" 'row 2, key \"code\": nested objects and arrays are not supported' "the nested value named"
 
 assert_not_contains "$(cat "$IT_TMP/text.log")" "Nu" "no row value in the log"
 stop_worker "$wpid"; assert_eq 0 "$W_RC" "worker exits 0"
