@@ -1089,8 +1089,8 @@ static int stmt_failed(run_ctx *rc, PGresult *res, const char *what);
  * statements after it did not run. Several statements in one string cost
  * one round trip, and a round trip costs about as much as COPYing 100
  * rows here, so the executor sends them together. */
-static int read_results(run_ctx *rc, const char *what, int *copy_in,
-                        PGresult **tuples, long long *ncmd)
+static int read_results(run_ctx *rc, const char *what, const char *after,
+                        int *copy_in, PGresult **tuples, long long *ncmd)
 {
     PGresult *res;
     int code = IG_OK;
@@ -1119,7 +1119,8 @@ static int read_results(run_ctx *rc, const char *what, int *copy_in,
             *ncmd = atoll(PQcmdTuples(res));
         else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
                  code == IG_OK)
-            code = stmt_failed(rc, res, what);
+            code = stmt_failed(rc, res,
+                               after && ncmd && *ncmd >= 0 ? after : what);
         PQclear(res);
     }
     return code;
@@ -1132,7 +1133,7 @@ static int send_query(run_ctx *rc, const char *sql, const char *what,
 {
     if (!PQsendQuery(rc->conn, sql))
         return ig_db_err(rc->err, rc->conn, NULL, "%s", what);
-    return read_results(rc, what, NULL, tuples, NULL);
+    return read_results(rc, what, NULL, NULL, tuples, NULL);
 }
 
 /* The statements that start the batch's transaction when they are still
@@ -1197,14 +1198,14 @@ typedef int stream_fn(run_ctx *rc, const size_t *rows, size_t n);
  * *tuples, the first command's row count to *ncmd). A string that failed
  * before its COPY reports why, and nothing is rendered. */
 static int send_copy(run_ctx *rc, const char *sql, const char *what,
-                     stream_fn *stream, const size_t *rows, size_t n,
-                     PGresult **tuples, long long *ncmd)
+                     const char *after, stream_fn *stream, const size_t *rows,
+                     size_t n, PGresult **tuples, long long *ncmd)
 {
     int code, copying;
 
     if (!PQsendQuery(rc->conn, sql))
         return ig_db_err(rc->err, rc->conn, NULL, "%s", what);
-    code = read_results(rc, what, &copying, NULL, NULL);
+    code = read_results(rc, what, NULL, &copying, NULL, NULL);
     if (!copying)
         return code != IG_OK ? code
                              : ig_db_err(rc->err, rc->conn, NULL, "%s", what);
@@ -1216,7 +1217,7 @@ static int send_copy(run_ctx *rc, const char *sql, const char *what,
         return code;
     if (PQputCopyEnd(rc->conn, NULL) != 1)
         return ig_db_err(rc->err, rc->conn, NULL, "ending COPY data");
-    return read_results(rc, what, NULL, tuples, ncmd);
+    return read_results(rc, what, after, NULL, tuples, ncmd);
 }
 
 /* The stage's lines: _row, the _e flags, every staged value. All the
@@ -1259,7 +1260,8 @@ static int copy_rows(run_ctx *rc, const size_t *rows, size_t n,
 
     sql = ig_xasprintf("%s%s%s%s%s", take_begin(rc), prefix, rc->ex->copy,
                        suffix ? "; " : "", suffix ? suffix : "");
-    code = send_copy(rc, sql, "COPY into the stage table", stream_stage,
+    code = send_copy(rc, sql, "COPY into the stage table",
+                     "the upsert from the stage table", stream_stage,
                      rows, n, tuples, &ncopy);
     free(sql);
     *copied = ncopy >= 0;
@@ -1531,8 +1533,8 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
         take_begin(rc), prove ? "EXPLAIN " : "",
         prove ? ex->proof : "",
         prove ? "; " : "", ex->direct);
-    code = send_copy(rc, sql, "COPY into the table", stream_direct, rows, n,
-                     NULL, &inserted);
+    code = send_copy(rc, sql, "COPY into the table", NULL, stream_direct, rows,
+                     n, NULL, &inserted);
     free(sql);
     if (code != IG_OK) {
         char state[sizeof(rc->state)], message[sizeof(rc->message)];

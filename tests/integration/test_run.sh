@@ -209,6 +209,14 @@ run_ingot 2 run "$D/colors.yaml" "$IT_TMP/comma.csv" --no-reject-file
 assert_contains "$ERR" "the input lacks column 'code'" "a missing column"
 assert_not_contains "$ERR" "delimited by" "no hint for a header of several columns"
 
+# A key without a unique index: the failing statement is named as the
+# upsert, not as the COPY before it in the same round trip.
+sql "CREATE TABLE no_unique (code text, v text)" >/dev/null
+printf 'targets:\n  - table: no_unique\n    key: [code]\n    columns:\n      code: code\n      v: v\n' > "$IT_TMP/nu.yaml"
+printf 'code,v\na,1\n' > "$IT_TMP/nu.csv"
+run_ingot 2 run "$IT_TMP/nu.yaml" "$IT_TMP/nu.csv" --no-reject-file --insert-first 0
+assert_contains "$ERR" "the upsert from the stage table: ERROR:  there is no unique or exclusion constraint" "the upsert named"
+
 # A header name said twice: refused when the pipeline reads it; otherwise
 # every column keeps its place (names used to be merged, and the columns
 # after a repeated one were read one place off).
