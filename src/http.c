@@ -22,6 +22,7 @@
 #include "pool.h"
 #include "report.h"
 #include "results.h"
+#include "rules.h"
 #include "runner.h"
 
 #include <csv.h>
@@ -674,7 +675,11 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
         }
         /* JSON_REJECT_DUPLICATES: jansson would keep the last of two
          * equal keys and drop the first value without a word. */
-        rows_json = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+        /* JSON_DECODE_ANY: a scalar is well-formed JSON of the wrong shape
+         * (422 below), not malformed. */
+        rows_json = json_loadb(data, len,
+                               JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                               &jerr);
         if (rows_json == NULL &&
             json_error_code(&jerr) == json_error_numeric_overflow) {
             /* Valid JSON (RFC 8259 sets no size), but jansson reads
@@ -1157,6 +1162,22 @@ static void media_type(const char *ct, char *buf, size_t n)
 /* First call for a request: route, authenticate, and refuse uploads that
  * cannot succeed before their body is read. Returns MHD_YES to go on
  * (r->answered says whether a response is queued already). */
+/* MHD_KeyValueIterator: stop at the first query parameter that is not
+ * UTF-8 (it would reach the database or a message), naming it. */
+static enum MHD_Result utf8_arg(void *cls, enum MHD_ValueKind kind,
+                                const char *key, const char *value)
+{
+    const char **bad = cls;
+
+    (void)kind;
+    if (ig_utf8_len(key, strlen(key)) < 0 ||
+        (value != NULL && ig_utf8_len(value, strlen(value)) < 0)) {
+        *bad = key;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
                                   const char *url, const char *method, req *r)
 {
@@ -1182,6 +1203,25 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
         r->answered = 1;
         return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
                           "%s %s: use %s", method, url, want);
+    }
+    {
+        const char *bad = NULL;
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, utf8_arg, &bad);
+        if (bad != NULL) {
+            r->answered = 1;
+            return send_error(c, MHD_HTTP_BAD_REQUEST, "bad_query",
+                              "query parameter '%s' is not UTF-8", bad);
+        }
+    }
+    if (r->r == ROUTE_IMPORT) {
+        const char *bg = query(c, "background");
+        if (bg != NULL && strcmp(bg, "1") != 0 && strcmp(bg, "true") != 0 &&
+            strcmp(bg, "0") != 0 && strcmp(bg, "false") != 0) {
+            r->answered = 1;
+            return send_error(c, MHD_HTTP_BAD_REQUEST, "bad_query",
+                              "background must be 1, true, 0 or false, not "
+                              "'%s'", bg);
+        }
     }
     if (r->r != ROUTE_IMPORT)
         return MHD_YES;

@@ -52,10 +52,26 @@ assert_eq "Bad${FFFD}B" "$(jq -r '.failed_rows[0].values[0]' <<<"$BODY")" "the i
 # Error messages that quote bytes of the request that are not UTF-8.
 http GET "/api/imports/jobs?state=x%FF"
 assert_eq 400 "$CODE" "a state filter that is not UTF-8"
-assert_contains "$BODY" "unknown state 'x${FFFD}'" "quoted with U+FFFD"
+assert_contains "$BODY" "query parameter 'state' is not UTF-8" "named, not quoted"
 http GET "/nope%FF"
 assert_eq 404 "$CODE" "a path that is not UTF-8"
 assert_eq not_found "$(jq -r .error.code <<<"$BODY")" "its error code"
+assert_contains "$BODY" "no route GET /nope${FFFD}" "the path quoted with U+FFFD"
+
+# Query values that are not UTF-8 are 400 (they used to reach the
+# database: 500), as is an unknown ?background= value (it used to run the
+# import synchronously); a JSON scalar is the wrong shape (422), not
+# malformed JSON (400).
+http GET "/api/imports/jobs?pipeline=%FF"
+assert_eq 400 "$CODE" "a pipeline filter that is not UTF-8: $BODY"
+assert_contains "$BODY" "query parameter 'pipeline' is not UTF-8" "the parameter named"
+http POST "/api/imports/colors?background=1&name=%FF%FE.csv" -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/bad.csv"
+assert_eq 400 "$CODE" "a job name that is not UTF-8: $BODY"
+http POST "/api/imports/colors?background=yes" -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/bad.csv"
+assert_eq 400 "$CODE" "background=yes: $BODY"
+assert_contains "$BODY" "background must be 1, true, 0 or false, not 'yes'" "the value named"
+http POST "/api/imports/colors" -H 'Content-Type: application/json' --data-binary 'null'
+assert_eq 422 "$CODE" "a JSON null body: $BODY"
 
 # JSON bodies whose shape would cost far more memory than their bytes are
 # refused before they are built: rows counted off the bytes (6000 empty
