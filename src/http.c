@@ -302,6 +302,7 @@ static int pipeline_exists(const ig_http *h, const char *name)
 typedef struct strbuf {
     char *p;
     size_t len, cap;
+    char quote; /* the pipeline's: the CSV is read in its dialect */
 } strbuf;
 
 static void sb_put(strbuf *b, const char *s, size_t n)
@@ -322,12 +323,12 @@ static void sb_field(strbuf *b, const char *s, size_t n)
 
     if (s == NULL)
         return;
-    need = csv_write(NULL, 0, s, n);
+    need = csv_write2(NULL, 0, s, n, (unsigned char)b->quote);
     if (b->len + need + 1 > b->cap) {
         b->cap = (b->len + need + 1) * 2;
         b->p = ig_xrealloc(b->p, b->cap);
     }
-    b->len += csv_write(b->p + b->len, need, s, n);
+    b->len += csv_write2(b->p + b->len, need, s, n, (unsigned char)b->quote);
     b->p[b->len] = '\0';
 }
 
@@ -421,11 +422,13 @@ static int json_shape(const char *p, size_t n, long long *rows, ig_err *err)
     return IG_OK;
 }
 
-static int json_rows_to_csv(json_t *rows, size_t max_bytes, char **out,
-                            size_t *outlen, ig_err *err)
+static int json_rows_to_csv(json_t *rows, size_t max_bytes, char delim,
+                            char quote, char **out, size_t *outlen,
+                            ig_err *err)
 {
     json_t *cols = json_object(); /* key -> index (insertion-ordered) */
-    strbuf b = {NULL, 0, 0};
+    strbuf b = {NULL, 0, 0, quote ? quote : '"'};
+    char sep = delim ? delim : ',';
     size_t i, ncols;
     json_t *row;
     const char *key;
@@ -479,7 +482,7 @@ static int json_rows_to_csv(json_t *rows, size_t max_bytes, char **out,
         json_object_foreach(cols, key, v)
         {
             if (k++ > 0)
-                sb_put(&b, ",", 1);
+                sb_put(&b, &sep, 1);
             sb_field(&b, key, strlen(key));
         }
         sb_put(&b, "\n", 1);
@@ -491,7 +494,7 @@ static int json_rows_to_csv(json_t *rows, size_t max_bytes, char **out,
         {
             json_t *val = json_object_get(row, key);
             if (k++ > 0)
-                sb_put(&b, ",", 1);
+                sb_put(&b, &sep, 1);
             if (val != NULL && put_scalar(&b, val) != IG_OK) {
                 rc = ig_err_set(err, IG_DATA,
                                 "row %zu, key \"%s\": nested "
@@ -658,8 +661,31 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
     int rc;
 
     ig_err_clear(&err);
+    memset(&po, 0, sizeof(po));
+    po.check_hooks = 1;
+    p = ig_pipeline_load_named(h->pipeline_dir, r->pipeline, &po, &err);
+    if (p == NULL) {
+        ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "pipeline_invalid",
+                         "%s", err.msg);
+        goto out;
+    }
     if (r->fmt == FMT_JSON) {
+        const ig_source *src = ig_pipeline_source(p);
         long long nrows = 0;
+        /* JSON rows become CSV with a header, in UTF-8: a pipeline that
+         * maps by position or reads another encoding would misread it. */
+        if (!src->header || src->encoding != IG_ENCODING_UTF8) {
+            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                             "unprocessable",
+                             "pipeline %s %s: JSON rows cannot be read by "
+                             "it; send CSV", r->pipeline,
+                             !src->header ? "maps columns by position "
+                                            "(source.header: false)"
+                                          : "reads files in another "
+                                            "encoding than UTF-8 "
+                                            "(source.encoding)");
+            goto out;
+        }
         /* Bounded before jansson holds it: 64 MiB of [{},{},...] would
          * be gigabytes of objects. */
         if (json_shape(data, len, &nrows, &err) != IG_OK) {
@@ -726,21 +752,14 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                              json_array_size(rows_json), conf->max_rows);
             goto out;
         }
-        if (json_rows_to_csv(rows_json, (size_t)conf->max_body_bytes, &csv,
-                             &len, &err) != IG_OK) {
+        if (json_rows_to_csv(rows_json, (size_t)conf->max_body_bytes,
+                             src->delimiter, src->quote, &csv, &len,
+                             &err) != IG_OK) {
             ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "unprocessable",
                              "%s", err.msg);
             goto out;
         }
         data = csv;
-    }
-    memset(&po, 0, sizeof(po));
-    po.check_hooks = 1;
-    p = ig_pipeline_load_named(h->pipeline_dir, r->pipeline, &po, &err);
-    if (p == NULL) {
-        ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "pipeline_invalid",
-                         "%s", err.msg);
-        goto out;
     }
     memset(&ro, 0, sizeof(ro));
     ro.pipeline = p;
@@ -1085,7 +1104,7 @@ static void metrics_imports(ig_http *h, strbuf *b, const ig_worker_stats *ws)
 
 static enum MHD_Result handle_metrics(ig_http *h, struct MHD_Connection *c)
 {
-    strbuf b = {NULL, 0, 0};
+    strbuf b = {NULL, 0, 0, 0};
     ig_worker_stats ws;
     ig_progress_stats ps;
     long long depth[IG_JOBQ__STATE_COUNT];

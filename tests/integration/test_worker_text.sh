@@ -10,6 +10,14 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/worker_lib.sh"
 run_ingot 0 migrate up
 export INGOT_PIPELINE_DIR=$(pipeline_dir) INGOT_API_TOKEN=test-token-$$
+# colors.yaml in other dialects, for JSON rows
+for v in 'semi:  delimiter: ";"' "squote:  quote: \"'\"" 'latin:  encoding: latin-1' \
+         'nohdr:  header: false'; do
+  { echo "source:"; echo "${v#*:}"; cat tests/data/run/colors.yaml; } \
+    > "$INGOT_PIPELINE_DIR/colors_${v%%:*}.yaml"
+done
+sed -i 's/      color_name:$/      color_name:\n        position: 1/; /^        from: name$/d; s/^        from: code$/        position: 2/' \
+  "$INGOT_PIPELINE_DIR/colors_nohdr.yaml"
 
 PORT=$(free_port)
 U="http://127.0.0.1:$PORT"
@@ -72,6 +80,23 @@ assert_eq 400 "$CODE" "background=yes: $BODY"
 assert_contains "$BODY" "background must be 1, true, 0 or false, not 'yes'" "the value named"
 http POST "/api/imports/colors" -H 'Content-Type: application/json' --data-binary 'null'
 assert_eq 422 "$CODE" "a JSON null body: $BODY"
+
+# JSON rows are written as CSV in the pipeline's own dialect; a pipeline
+# that maps by position or reads another encoding cannot take them (the
+# header row was imported as data, or the text read as Latin-1).
+for d in semi squote; do
+  http POST "/api/imports/colors_$d" -H 'Content-Type: application/json' \
+    --data-binary "[{\"name\": \"Dia;le'ct-$d\", \"code\": \"#0000AA\"}]"
+  assert_eq 200 "$CODE" "JSON rows into colors_$d: $BODY"
+  assert_eq "1" "$(sql "SELECT count(*) FROM color_master WHERE color_name = 'Dia;le''ct-$d'")" "the row landed as sent ($d)"
+done
+for d in latin nohdr; do
+  http POST "/api/imports/colors_$d" -H 'Content-Type: application/json' \
+    --data-binary '[{"name": "Café", "code": "#0000AB"}]'
+  assert_eq 422 "$CODE" "JSON rows into colors_$d: $BODY"
+  assert_contains "$BODY" "JSON rows cannot be read by it; send CSV" "why ($d)"
+done
+assert_eq "0" "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('Café', 'CafÃ©', 'name')")" "nothing misread landed"
 
 # JSON bodies whose shape would cost far more memory than their bytes are
 # refused before they are built: rows counted off the bytes (6000 empty
