@@ -28,7 +28,8 @@ static const ig_cli_opt run_opts[] = {
                             "none for stdin or a pipe]"},
     {"no-reject-file", NULL, "do not write a reject file"},
     {"json", NULL, "print a machine-readable summary on stdout"},
-    {"quiet", NULL, "print nothing but errors"},
+    {"quiet", NULL, "print nothing but errors (failed rows: one line on "
+                    "stderr)"},
     {NULL, NULL, NULL},
 };
 
@@ -147,16 +148,25 @@ static void print_summary(const ingot_result *r, const char *reject,
     double secs = ingot_result_seconds(r);
     size_t nshow = ingot_result_nfailed(r);
 
+    char rate[80];
+
+    /* A run that stopped early did not read every row: a success rate
+     * of the rows it read would read as the file's. */
+    if (ingot_result_status(r) != INGOT_DONE)
+        snprintf(rate, sizeof(rate), "stopped early (%s): the rows after "
+                 "these were not read", ingot_result_status_name(r));
+    else
+        snprintf(rate, sizeof(rate), "%.1f%% succeeded",
+                 read ? 100.0 * (double)(read - failed) / (double)read
+                      : 100.0);
     printf("%s%s: %lld rows in %.2f s (%.0f rows/s): %lld inserted, %lld "
-           "updated, %lld unchanged, %lld skipped, %lld failed (%.1f%% "
-           "succeeded)\n",
+           "updated, %lld unchanged, %lld skipped, %lld failed (%s)\n",
            dry_run ? "[dry run, rolled back] " : "", ingot_result_pipeline(r),
            read, secs, secs > 0 ? (double)read / secs : 0.0,
            ingot_result_count(r, INGOT_INSERTED),
            ingot_result_count(r, INGOT_UPDATED),
            ingot_result_count(r, INGOT_UNCHANGED),
-           ingot_result_count(r, INGOT_SKIPPED), failed,
-           read ? 100.0 * (double)(read - failed) / (double)read : 100.0);
+           ingot_result_count(r, INGOT_SKIPPED), failed, rate);
     if (ingot_result_ntargets(r) > 1)
         for (size_t t = 0; t < ingot_result_ntargets(r); t++)
             printf("  %-20s %lld inserted, %lld updated, %lld unchanged, "
@@ -263,9 +273,24 @@ static int run_run(ig_cli *cli)
             unlink(default_reject);
         reject = NULL;
     }
+    if (quiet && !json && ingot_result_count(r, INGOT_FAILED_ROWS) > 0) {
+        /* --quiet prints errors: failed rows are, in one line. */
+        long long nf = ingot_result_count(r, INGOT_FAILED_ROWS);
+        if (reject)
+            fprintf(stderr, "ingot run: %lld row%s failed, written to %s\n",
+                    nf, nf == 1 ? "" : "s", reject);
+        else
+            fprintf(stderr, "ingot run: %lld row%s failed%s\n", nf,
+                    nf == 1 ? "" : "s",
+                    ig_cli_opt_value(cli, "no-reject-file")
+                        ? ""
+                        : " (not saved: pass --reject-file PATH)");
+    }
     if (json)
         print_json(r, input, reject, dry);
-    else if (!quiet && ingot_result_status(r) != INGOT_FAILED)
+    else if (!quiet && ingot_result_status(r) != INGOT_FAILED &&
+             !(ingot_result_status(r) != INGOT_DONE &&
+               ingot_result_count(r, INGOT_READ) == 0)) /* refused */
         print_summary(r, reject,
                       !is_regular(input) && reject == NULL &&
                           ig_cli_opt_value(cli, "no-reject-file") == NULL,

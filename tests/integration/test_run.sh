@@ -106,6 +106,17 @@ assert_eq "" "$(ls "$IT_TMP"/rj.csv.rejects.csv 2>/dev/null)" "a clean run of th
 # import succeeds instead of failing to create /dev/fd/N.rejects.csv.
 run_ingot 0 run "$D/colors.yaml" <(cat "$IT_TMP/rjok.csv")
 
+# --quiet still says that rows failed (on stderr, one line); a run that
+# stopped early gives no success rate for the rows it did not read.
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/c3.csv" --quiet --reject-file "$IT_TMP/q.rej"
+assert_eq "" "$OUT" "--quiet prints no summary"
+assert_contains "$ERR" "ingot run: 2 rows failed, written to $IT_TMP/q.rej" "--quiet names the failed rows"
+printf 'name,code\nStopA,#0000C1\nStopB,#0000C2\nStopC,#0000C3\n' > "$IT_TMP/stop.csv"
+run_ingot 2 run "$D/colors.yaml" - --max-rows 2 --no-reject-file < <(cat "$IT_TMP/stop.csv")
+assert_contains "$OUT" "2 rows in" "the rows read before the limit"
+assert_contains "$OUT" "(stopped early (limit): the rows after these were not read)" "no success rate for a stopped run"
+assert_not_contains "$OUT" "succeeded" "no success rate for a stopped run"
+
 # --- every row failing is exit 2 -----------------------------------------
 printf 'name,code\n,#000000\n' > "$IT_TMP/c4.csv"
 run_ingot 2 run "$D/colors.yaml" "$IT_TMP/c4.csv" --no-reject-file
