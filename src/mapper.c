@@ -169,7 +169,7 @@ static int check_columns(ig_mapper *m, ig_err *err)
                           ig_pipeline_name(m->p), found, hint);
     if (src->unknown_columns == IG_UNKNOWN_COLUMNS_ERROR) {
         for (size_t i = 0; i < m->nheader; i++) {
-            int used = 0;
+            int used = ig_results_is_reject_column(m->names[i]);
             for (size_t k = 0; k < ig_pipeline_ninputs(m->p); k++)
                 if (strcmp(ig_pipeline_input(m->p, k), m->names[i]) == 0)
                     used = 1;

@@ -27,6 +27,8 @@ struct ig_results {
     char *reject_path;   /* NULL: no reject file */
     FILE *reject;        /* opened by the first failed row */
     char **reject_header;
+    unsigned char *reject_skip; /* [column]: an ingot_* column of an input
+                                   that is itself a reject file */
     char delim, quote;
     size_t reject_ncols; /* input columns: every reject line has as many */
     int reject_failed;
@@ -81,6 +83,7 @@ void ig_results_free(ig_results *r)
     for (size_t i = 0; i < r->reject_ncols; i++)
         free(r->reject_header[i]);
     free(r->reject_header);
+    free(r->reject_skip);
     free(r->reject_path);
     pthread_mutex_destroy(&r->mu);
     free(r);
@@ -104,8 +107,13 @@ void ig_results_set_reject(ig_results *r, const char *path,
     r->reject_path = ig_xstrdup(path);
     r->reject_ncols = ncols;
     r->reject_header = ig_xcalloc(ncols ? ncols : 1, sizeof(char *));
-    for (size_t i = 0; i < ncols; i++)
+    r->reject_skip = ig_xcalloc(ncols ? ncols : 1, 1);
+    for (size_t i = 0; i < ncols; i++) {
         r->reject_header[i] = ig_xstrdup(header[i]);
+        /* A reject file imported again gets its ingot_* columns anew,
+         * not a second set after the first. */
+        r->reject_skip[i] = ig_results_is_reject_column(header[i]);
+    }
     r->delim = delimiter ? delimiter : ',';
     r->quote = quote ? quote : '"';
 }
@@ -123,12 +131,18 @@ static int open_reject(ig_results *r)
         return -1;
     }
     r->reject_opened = 1;
+    int first = 1;
+
     for (size_t i = 0; i < r->reject_ncols; i++)
-        put_field(r, r->reject_header[i], strlen(r->reject_header[i]),
-                  i == 0);
-    for (size_t i = 0; i < 3; i++)
-        put_field(r, extra[i], strlen(extra[i]),
-                  r->reject_ncols == 0 && i == 0);
+        if (!r->reject_skip[i]) {
+            put_field(r, r->reject_header[i], strlen(r->reject_header[i]),
+                      first);
+            first = 0;
+        }
+    for (size_t i = 0; i < 3; i++) {
+        put_field(r, extra[i], strlen(extra[i]), first);
+        first = 0;
+    }
     if (fputc('\n', r->reject) == EOF)
         r->reject_failed = 1, r->reject_errno = errno;
     return 0;
@@ -152,6 +166,12 @@ int ig_results_close_reject(ig_results *r, ig_err *err)
     return IG_OK;
 }
 
+int ig_results_is_reject_column(const char *name)
+{
+    return strcmp(name, "ingot_row") == 0 || strcmp(name, "ingot_line") == 0 ||
+           strcmp(name, "ingot_error") == 0;
+}
+
 int ig_results_reject_written(const ig_results *r)
 {
     return r->reject_opened;
@@ -168,13 +188,18 @@ static void write_reject(ig_results *r, long long row, long long line,
 
     /* A ragged row is cut or padded to the header's width, so the ingot_*
      * columns stay in place; fields beyond it go into the message. */
+    int first = 1;
+
     for (size_t i = 0; i < ncols; i++) {
         int have = i < nvalues && !values[i].is_null;
+        if (r->reject_ncols && r->reject_skip[i])
+            continue;
         put_field(r, have ? values[i].p : "", have ? values[i].len : 0,
-                  i == 0);
+                  first);
+        first = 0;
     }
     snprintf(num, sizeof(num), "%lld", row);
-    put_field(r, num, strlen(num), ncols == 0);
+    put_field(r, num, strlen(num), first);
     snprintf(num, sizeof(num), "%lld", line);
     put_field(r, num, strlen(num), 0);
     msg[0] = '\0';

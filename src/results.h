@@ -74,6 +74,11 @@ void ig_results_set_reject(ig_results *r, const char *path,
  * if it could not be created or written. */
 int ig_results_close_reject(ig_results *r, ig_err *err) IG_MUSTCHECK;
 
+/* Whether name is one of the columns a reject file adds (ingot_row,
+ * ingot_line, ingot_error): a reject file imported again is read without
+ * them and written with them once. */
+int ig_results_is_reject_column(const char *name);
+
 /* Whether the reject file was created (some row failed since
  * ig_results_set_reject). */
 int ig_results_reject_written(const ig_results *r);

@@ -64,6 +64,16 @@ sed -i 's/not-a-colour/#008080/; s/^"",/"Navy",/' "$rej"
 run_ingot 0 run "$D/colors.yaml" "$rej" --no-reject-file --json
 assert_contains "$OUT" '"inserted": 2' "fixed reject file re-imports"
 
+# A reject file re-imports under unknown_columns: error too (its ingot_*
+# columns are not the data's), and failing again it gets one set of them.
+{ echo "source:"; echo "  unknown_columns: error"; cat "$D/colors.yaml"; } > "$IT_TMP/strict.yaml"
+printf 'name,code\nStrictA,#0000D1\n,#0000D2\n' > "$IT_TMP/strict.csv"
+run_ingot 1 run "$IT_TMP/strict.yaml" "$IT_TMP/strict.csv"
+run_ingot 2 run "$IT_TMP/strict.yaml" "$IT_TMP/strict.csv.rejects.csv" # its one row fails again
+assert_contains "$OUT" "row 1 (line 2): color_master.color_name [required]" "the reject file re-imported by a strict pipeline"
+assert_eq '"name","code","ingot_row","ingot_line","ingot_error"' \
+  "$(head -1 "$IT_TMP/strict.csv.rejects.csv.rejects.csv")" "one set of ingot_* columns"
+
 # From stdin there is no FILE to name a default reject file after: the
 # summary says the failed rows were not saved, and --reject-file saves them.
 mkdir -p "$IT_TMP/stdin_cwd"
