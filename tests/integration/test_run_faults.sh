@@ -94,6 +94,13 @@ tsql() { psql "$T_URL" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 run_ingot 0 migrate up --database-url "$T_URL"
 
 # --- the server stopped and started again mid-import ---------------------
+# Each statement on the table sleeps 30 ms, so the import takes seconds and
+# the stop below lands in it (unslowed it could finish between the poll
+# that sees its first rows and the stop, and never meet the restart).
+tsql "CREATE FUNCTION ingot_test_slow() RETURNS trigger LANGUAGE plpgsql AS
+      \$\$BEGIN PERFORM pg_sleep(0.03); RETURN NULL; END\$\$;
+      CREATE TRIGGER ingot_test_slow AFTER INSERT OR UPDATE ON color_master
+      FOR EACH STATEMENT EXECUTE FUNCTION ingot_test_slow()"
 N2=60000
 gen_colors "$IT_TMP/mid.csv" $N2
 "$INGOT_BIN" run "$D/colors.yaml" "$IT_TMP/mid.csv" --database-url "$T_URL" \
@@ -119,6 +126,7 @@ assert_eq "$N2" "$(json_count inserted)" "every row inserted exactly once across
 assert_eq "0" "$(json_count unchanged)" "no batch applied twice across the restart"
 assert_eq "$N2" "$(tsql "SELECT count(*) FROM color_master")" "row count across the restart"
 assert_eq "$(file_md5 "$IT_TMP/mid.csv")" "$(tsql "$TABLE_MD5")" "contents across the restart"
+tsql "DROP TRIGGER ingot_test_slow ON color_master"
 
 # --- the connection lost during COMMIT, after the commit -----------------
 # With a synchronous standby that never comes, COMMIT writes the commit
