@@ -147,7 +147,6 @@ static void print_summary(const ingot_result *r, const char *reject,
     long long failed = ingot_result_count(r, INGOT_FAILED_ROWS);
     double secs = ingot_result_seconds(r);
     size_t nshow = ingot_result_nfailed(r);
-
     char rate[80];
 
     /* A run that stopped early did not read every row: a success rate
