@@ -191,6 +191,8 @@ U="http://127.0.0.1:$P2"
 wait_until 20 'curl -s "$U/healthz" >/dev/null'
 CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/healthz"); BODY=$(cat "$IT_TMP/body")
 expect 503 "healthz with the database down"
+assert_not_contains "$BODY" "nobody" "healthz does not tell an unauthenticated caller the role"
+assert_not_contains "$BODY" "127.0.0.1" "nor the host"
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
 expect 503 "sync import with the database down"
 http GET /api/imports/jobs; expect 503 "jobs with the database down"
