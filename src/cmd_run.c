@@ -221,7 +221,7 @@ static int run_run(ig_cli *cli)
     ingot *in;
     ingot_result *r;
     char errbuf[1024];
-    int code;
+    int code, regular = is_regular(input);
 
     if (reject != NULL && ig_cli_opt_value(cli, "no-reject-file") != NULL)
         return ig_cli_usage_error(cli, "--reject-file and --no-reject-file "
@@ -229,7 +229,7 @@ static int run_run(ig_cli *cli)
     /* The default reject file sits next to a regular input file; stdin, a
      * pipe or a device (/dev/fd/N of a process substitution) has none. */
     if (reject == NULL && ig_cli_opt_value(cli, "no-reject-file") == NULL &&
-        is_regular(input)) {
+        regular) {
         default_reject = malloc(strlen(input) + 16);
         if (default_reject == NULL)
             return ig_cli_fail(cli, "out of memory");
@@ -291,7 +291,7 @@ static int run_run(ig_cli *cli)
              !(ingot_result_status(r) != INGOT_DONE &&
                ingot_result_count(r, INGOT_READ) == 0)) /* refused */
         print_summary(r, reject,
-                      !is_regular(input) && reject == NULL &&
+                      !regular && reject == NULL &&
                           ig_cli_opt_value(cli, "no-reject-file") == NULL,
                       dry);
     if (ingot_result_status(r) != INGOT_DONE)
