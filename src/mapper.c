@@ -350,9 +350,11 @@ static void map_columns(ig_mapper *m, const ig_record *rec,
             if (c->source == IG_COLSRC_LOOKUP) {
                 ig_rules_xforms(c->lookup.xforms, c->lookup.n_xforms, in,
                                 rs->arena, out);
-                if (out->is_null && c->rules.required)
+                if ((out->is_null || out->len == 0) && c->rules.required)
                     add_reason(rs, t->name, c->name, "required",
-                               "a value is required");
+                               out->is_null ? "a value is required"
+                                            : "a value is required (the "
+                                              "value is empty)");
                 continue;
             }
             memset(&fail, 0, sizeof(fail));

@@ -263,7 +263,8 @@ static const ig_pipeline_key lookup_keys[] = {
 
 static const ig_pipeline_key rules_keys[] = {
     K("required", IG_PKEY_BOOL, ig_rules, required, 0, "false",
-      "NULL after the transforms is a row error"),
+      "NULL or empty text after the transforms (such as only spaces under "
+      "`trim`) is a row error"),
     KN("min_length", IG_PKEY_LONG, ig_rules, min_length, NULL, 0,
        1073741824L, "fewest characters (UTF-8 code points)"),
     KN("max_length", IG_PKEY_LONG, ig_rules, max_length, NULL, 0,

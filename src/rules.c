@@ -1480,9 +1480,11 @@ int ig_rules_value(const ig_column *col, ig_value in, ig_arena *arena,
     int rc;
 
     ig_rules_xforms(col->xforms, col->n_xforms, in, arena, &v);
+    if (col->rules.required && (v.is_null || v.len == 0))
+        return fail_set(fail, "required", v.is_null ? "a value is required"
+                                                    : "a value is required "
+                                                      "(the value is empty)");
     if (v.is_null) {
-        if (col->rules.required)
-            return fail_set(fail, "required", "a value is required");
         *out = v;
         return IG_OK;
     }

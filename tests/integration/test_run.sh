@@ -54,6 +54,13 @@ assert_contains "$OUT" "2 inserted" "good rows inserted"
 assert_contains "$OUT" "2 failed" "bad rows counted"
 assert_contains "$OUT" "row 2 (line 3): color_master.color_name [required]" "required failure named with row, line, column"
 assert_contains "$OUT" "row 3 (line 4): color_master.color_code [pattern]" "pattern failure named"
+# `required` refuses empty text too: spaces under trim (a quoted "" is
+# NULL already, under the default null_markers).
+printf 'name,code\n"",#111111\n"   ",#222222\nPlum,#8E4585\n' > "$IT_TMP/c3e.csv"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/c3e.csv" --no-reject-file
+assert_contains "$OUT" 'row 1 (line 2): color_master.color_name [required] a value is required' "quoted empty value is not a value"
+assert_contains "$OUT" 'row 2 (line 3): color_master.color_name [required] a value is required (the value is empty)' "spaces-only value is not a value under trim"
+assert_eq "0|1" "$(sql "SELECT count(*) FILTER (WHERE color_name = ''), count(*) FILTER (WHERE color_name = 'Plum') FROM color_master")" "no empty colour stored, the good row lands"
 rej="$IT_TMP/c3.csv.rejects.csv"
 [ -f "$rej" ] || fail "default reject file written"
 assert_eq "3" "$(wc -l < "$rej" | tr -d ' ')" "reject file has header + 2 rows"

@@ -974,7 +974,32 @@ static void test_rules_value_required_rejects_null(void **state)
     c.xforms = &xf;
     c.n_xforms = 1;
     value_bad(*state, &c, "-", "required", "a value is required");
-    value_ok(*state, &c, "", ""); /* empty text is not NULL */
+    /* Empty text (an empty field without "" in null_markers, or spaces
+     * after trim) is no value either; without `required` it stays empty
+     * text. */
+    value_bad(*state, &c, "", "required",
+              "a value is required (the value is empty)");
+    c.xforms = NULL;
+    c.n_xforms = 0;
+    value_bad(*state, &c, "", "required",
+              "a value is required (the value is empty)");
+    c.rules.required = 0;
+    value_ok(*state, &c, "", "");
+}
+
+static void test_rules_value_required_rejects_spaces_after_trim(void **st)
+{
+    ig_xform xf = {IG_XFORM_TRIM, NULL, NULL, 0, NULL, 0};
+    ig_column c = column(IG_TYPE_TEXT);
+
+    c.rules.required = 1;
+    c.xforms = &xf;
+    c.n_xforms = 1;
+    value_bad(*st, &c, "   ", "required",
+              "a value is required (the value is empty)");
+    value_bad(*st, &c, "\xc2\xa0\t", "required",
+              "a value is required (the value is empty)");
+    value_ok(*st, &c, " x ", "x");
 }
 
 static void test_rules_value_null_skips_other_rules(void **state)
@@ -1284,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_rules_fail_may_be_null),
         cmocka_unit_test(test_rules_type_null_passes_through),
         cmocka_unit_test(test_rules_value_required_rejects_null),
+        cmocka_unit_test(test_rules_value_required_rejects_spaces_after_trim),
         cmocka_unit_test(test_rules_value_null_skips_other_rules),
         cmocka_unit_test(test_rules_value_default_satisfies_required),
         cmocka_unit_test(test_rules_value_type_failure_has_code_type),
