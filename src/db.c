@@ -117,12 +117,18 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
         return ig_err_set(err, IG_NOMEM, "cannot allocate a connection");
     if (PQstatus(c) != CONNECTION_OK) {
         char msg[600];
-        /* A refused password, or a database or role that does not exist,
-         * will not get better by retrying (a server still starting up
-         * says so with another message). */
+        /* A refused password, a database or role that does not exist, a
+         * setting libpq refuses ("invalid sslmode value", "invalid integer
+         * value .. for connection option") or an SSL requirement the
+         * server cannot meet will not get better by retrying (a server
+         * still starting up says so with another message). */
+        const char *m = PQerrorMessage(c);
         int permanent = (PQconnectionUsedPassword(c) &&
-                         strstr(PQerrorMessage(c), "password") != NULL) ||
-                        strstr(PQerrorMessage(c), "does not exist") != NULL;
+                         strstr(m, "password") != NULL) ||
+                        strstr(m, "does not exist") != NULL ||
+                        (strstr(m, "invalid ") != NULL &&
+                         strstr(m, " value") != NULL) ||
+                        strstr(m, "SSL was required") != NULL;
         chomp_into(msg, sizeof(msg), PQerrorMessage(c));
         PQfinish(c);
         return ig_err_set(err, permanent ? IG_DB : IG_DB_RETRY,

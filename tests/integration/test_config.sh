@@ -33,6 +33,18 @@ t0=$(date +%s)
 DATABASE_URL=$(db_url "no_such_db_$$") run_ingot 2 migrate status
 assert_contains "$ERR" "no_such_db_$$\" does not exist" "the missing database is named"
 [ $(( $(date +%s) - t0 )) -lt 5 ] || fail "a missing database was retried ($(( $(date +%s) - t0 )) s)"
+# So is a connection setting libpq refuses, or SSL the server lacks, by
+# the import's pool as well (which retries a server that is down).
+sep='?'; case $DATABASE_URL in *'?'*) sep='&' ;; esac
+printf 'name,code\nRed,#FF0000\n' > "$IT_TMP/one.csv"
+for opt in sslmode=bogus connect_timeout=soon sslmode=require; do
+    t0=$(date +%s)
+    DATABASE_URL="$DATABASE_URL$sep$opt" run_ingot 2 run tests/data/run/colors.yaml "$IT_TMP/one.csv"
+    [ $(( $(date +%s) - t0 )) -lt 5 ] || fail "$opt was retried ($(( $(date +%s) - t0 )) s)"
+done
+assert_contains "$ERR" "SSL" "the SSL requirement is named"
+DATABASE_URL="$DATABASE_URL${sep}sslmode=bogus" run_ingot 2 migrate status
+assert_contains "$ERR" 'invalid sslmode value: "bogus"' "the refused setting is named"
 real_pw=$(echo "$BASE_URL" | sed -E 's#.*//[^:]+:([^@]*)@.*#\1#')
 DATABASE_URL=$(echo "$DATABASE_URL" | sed -E 's#:[0-9]+/#:1/#') run_ingot 2 migrate status
 assert_not_contains "$ERR" "$real_pw" "password not echoed on connection failure"
