@@ -232,8 +232,10 @@ static int no_space(unsigned char c)
 
 static void bad_utf8(ig_reader *r, long long off, size_t field)
 {
-    note(r, "CSV_UTF8", "field %zu: invalid UTF-8 at byte offset %lld", field,
-         off);
+    note(r, "CSV_UTF8",
+         "field %zu: invalid UTF-8 at byte offset %lld (if the file is "
+         "Latin-1 or Windows-1252, set source.encoding)",
+         field, off);
 }
 
 /* Start a sequence on lead byte b (>= 0x80). Ranges follow Unicode's
@@ -431,15 +433,31 @@ static void step(ig_reader *r)
 /* Input                                                               */
 /* ------------------------------------------------------------------ */
 
-static void strip_bom(ig_reader *r)
+/* The input's first bytes: a UTF-8 BOM is skipped. A UTF-16 file (a
+ * UTF-16 BOM, or NUL bytes between the first ASCII characters), as
+ * Excel's "Unicode Text" saves it, is refused with what to do about it,
+ * rather than with a NUL byte in its header. */
+static int check_start(ig_reader *r)
 {
     static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+    const unsigned char *s = r->cur;
+    size_t n = r->cur_len;
 
-    if (r->encoding == IG_ENCODING_UTF8 && r->cur_len >= 3 &&
-        memcmp(r->cur, bom, 3) == 0) {
+    if ((n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) ||
+                    (s[0] == 0xFE && s[1] == 0xFF))) ||
+        (n >= 4 && ((s[0] && !s[1] && s[2] && !s[3]) ||
+                    (!s[0] && s[1] && !s[2] && s[3]))))
+        return ig_err_set(&r->ioerr, IG_DATA,
+                          "%s: the file is UTF-16, which ingot does not "
+                          "read: save it as \"CSV UTF-8\", or convert it "
+                          "(iconv -f UTF-16 -t UTF-8)",
+                          r->name);
+    if (r->encoding == IG_ENCODING_UTF8 && n >= 3 &&
+        memcmp(s, bom, 3) == 0) {
         r->cur_pos = 3;
         r->pos = 3;
     }
+    return IG_OK;
 }
 
 /* Get the next chunk, or set eof. IG_IO (sticky, in r->ioerr) on error. */
@@ -469,9 +487,10 @@ static int fill(ig_reader *r)
         r->cur_len = n;
     }
     r->cur_pos = 0;
-    if (!r->started)
-        strip_bom(r);
-    r->started = 1;
+    if (!r->started) {
+        r->started = 1;
+        return check_start(r);
+    }
     return IG_OK;
 }
 

@@ -291,6 +291,51 @@ static void test_reader_bom_stripped(void **state)
     ig_arena_free(a);
 }
 
+/* A UTF-16 file (with or without its BOM, either byte order) is refused
+ * at the header with what to do, with or without a header row; a file
+ * merely starting with ASCII is not mistaken for one. */
+static void test_reader_utf16_refused(void **state)
+{
+    static const char le_bom[] = "\xFF\xFEi\0d\0\n\0";
+    static const char be_bom[] = "\xFE\xFF\0i\0d\0\n";
+    static const char le[] = "i\0d\0,\0n\0\n\0";
+    static const char be[] = "\0i\0d\0,\0n\0\n";
+    static const struct {
+        const char *s;
+        size_t n;
+    } in[] = {{le_bom, sizeof(le_bom) - 1}, {be_bom, sizeof(be_bom) - 1},
+              {le, sizeof(le) - 1}, {be, sizeof(be) - 1}};
+    ig_arena *a = ig_arena_new(0);
+    ig_reader *r;
+    ig_record rec;
+    ig_err err;
+    int got;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        ig_reader_opts o = {.buf = in[i].s, .buf_len = in[i].n,
+                            .header = 1, .name = "u.csv"};
+
+        assert_null(ig_reader_new(&o, &err));
+        assert_int_equal(err.code, IG_DATA);
+        assert_string_equal(err.msg,
+                            "u.csv: the file is UTF-16, which ingot does "
+                            "not read: save it as \"CSV UTF-8\", or "
+                            "convert it (iconv -f UTF-16 -t UTF-8)");
+        o.header = 0;
+        r = open_opts(o);
+        assert_int_equal(ig_reader_next(r, a, &rec, &got, &err), IG_DATA);
+        assert_non_null(strstr(err.msg, "UTF-16"));
+        ig_reader_free(r);
+    }
+    r = open_mem(MEM("ab\ncd\n"), 1);
+    next(r, a, &rec);
+    ok(&rec);
+    FIELDS(&rec, "cd");
+    ig_reader_free(r);
+    ig_arena_free(a);
+}
+
 static void test_reader_semicolon_and_tab_delimiters(void **state)
 {
     static const char semi[] = "a;b\n1;\"x;y\"\n2,5;z\n";
@@ -535,6 +580,8 @@ static void test_reader_invalid_utf8_then_good_row(void **state)
     FIELDS(&rec, "ok", "caf\xC3\xA9");
     next(r, a, &rec);
     bad(&rec, "CSV_UTF8", "input:3: field 2: invalid UTF-8 at byte offset 15");
+    bad(&rec, "CSV_UTF8", "(if the file is Latin-1 or Windows-1252, set "
+                          "source.encoding)");
     pos(&rec, 2, 3, 13);
     FIELDS(&rec, "x", "\xFFy"); /* bytes kept as they came */
     next(r, a, &rec);
@@ -1064,6 +1111,7 @@ int main(void)
         cmocka_unit_test(test_reader_crlf_and_lone_cr),
         cmocka_unit_test(test_reader_no_trailing_newline),
         cmocka_unit_test(test_reader_bom_stripped),
+        cmocka_unit_test(test_reader_utf16_refused),
         cmocka_unit_test(test_reader_semicolon_and_tab_delimiters),
         cmocka_unit_test(test_reader_custom_quote),
         cmocka_unit_test(test_reader_blank_lines_skipped),
