@@ -363,7 +363,7 @@ fail:
     return NULL;
 }
 
-#define HASH_FIELDS 13
+#define HASH_FIELDS 15
 
 /* Format info as HSET field/value pairs into vals (HASH_FIELDS slots of
  * 32 bytes) and argv (2 * HASH_FIELDS). */
@@ -373,7 +373,8 @@ static void hash_fields(const ig_progress_info *in, char vals[][32],
     static const char *const names[HASH_FIELDS] = {
         "state",       "total",      "processed", "inserted", "updated",
         "unchanged",   "skipped",    "failed",    "percent",  "rows_per_sec",
-        "eta_seconds", "started_at", "updated_at"};
+        "eta_seconds", "started_at", "updated_at", "job_created_at",
+        "attempt"};
     int i = 0;
 
     snprintf(vals[i++], 32, "%s", in->state);
@@ -389,6 +390,8 @@ static void hash_fields(const ig_progress_info *in, char vals[][32],
     snprintf(vals[i++], 32, "%.0f", in->eta_seconds);
     snprintf(vals[i++], 32, "%.3f", in->started_at);
     snprintf(vals[i++], 32, "%.3f", in->updated_at);
+    snprintf(vals[i++], 32, "%.6f", in->job_created_at);
+    snprintf(vals[i++], 32, "%d", in->attempt);
     for (i = 0; i < HASH_FIELDS; i++) {
         argv[2 * i] = names[i];
         argv[2 * i + 1] = vals[i];
@@ -758,6 +761,10 @@ static void info_from_hash(const redisReply *r, ig_progress_info *out)
             out->started_at = strtod(v, NULL);
         else if (strcmp(f, "updated_at") == 0)
             out->updated_at = strtod(v, NULL);
+        else if (strcmp(f, "job_created_at") == 0)
+            out->job_created_at = strtod(v, NULL);
+        else if (strcmp(f, "attempt") == 0)
+            out->attempt = atoi(v);
     }
 }
 

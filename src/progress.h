@@ -63,6 +63,13 @@ typedef struct ig_progress_info {
     long long total; /* rows expected; 0 = unknown */
     long long processed, inserted, updated, unchanged, skipped, failed;
     double started_at; /* epoch seconds; 0 = unknown */
+    /* Which job row and attempt wrote it (the job's created_at, epoch
+     * seconds, and its attempt): a reader trusts the figures only when
+     * both match the job, so another database's job of the same id
+     * sharing the Redis, or an earlier attempt's last figures, are not
+     * shown. 0 = unknown. */
+    double job_created_at;
+    int attempt;
     /* derived */
     double percent;      /* 0..100; -1 when total is unknown */
     double rows_per_sec; /* processed / elapsed; 0 before any time passed */

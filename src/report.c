@@ -105,6 +105,19 @@ static json_t *num_or_null(double v)
     return v < 0 || !isfinite(v) ? json_null() : json_real(v);
 }
 
+/* Whether the live figures info are this running job's and no older than
+ * its durable counters: written for this job row (its created_at; another
+ * database's job of the same id may share the Redis) in its current
+ * attempt (a killed worker's last figures stay until they expire), and
+ * not behind the last checkpoint. */
+static int live_matches(const ig_jobq_job *job, const ig_progress_info *info)
+{
+    return info != NULL && !ig_jobq_state_is_final(job->state) &&
+           info->attempt == job->attempt &&
+           fabs(info->job_created_at - job->created_at) < 1e-5 &&
+           info->processed >= job->counts.processed;
+}
+
 json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
                            const char *source)
 {
@@ -112,7 +125,7 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
     ig_progress_info pi;
     int final = ig_jobq_state_is_final(job->state);
 
-    if (info != NULL && !final) {
+    if (live_matches(job, info)) {
         pi = *info;
     } else {
         memset(&pi, 0, sizeof(pi));

@@ -34,9 +34,10 @@ json_t *ig_report_job(const ig_jobq_job *job);
 json_t *ig_report_links(long long id);
 
 /* GET /api/imports/<id>/progress: state from the job row (authoritative);
- * counters and rates from info when non-NULL and the job is not final,
- * else the job's durable counters; "source" says which ("redis",
- * "memory" or "database"). */
+ * counters and rates from info when non-NULL, the job is not final, and
+ * info was written for this job row and attempt and is not behind its
+ * durable counters; else the job's durable counters. "source" says which
+ * ("redis", "memory" or "database"). */
 json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
                            const char *source);
 

@@ -290,6 +290,8 @@ static void fill_info(const jobctx *c, const char *state,
     pi->skipped = t->skipped;
     pi->failed = t->failed;
     pi->started_at = c->started_at;
+    pi->job_created_at = c->job->created_at;
+    pi->attempt = c->job->attempt;
 }
 
 /* The runner's progress callback (on the slot thread, after each batch). */

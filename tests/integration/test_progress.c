@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -209,6 +210,8 @@ static void test_progress_values_and_ttl_in_redis(void **state)
     in.updated = 3;
     in.unchanged = 2;
     in.skipped = 1;
+    in.job_created_at = 1764800000.123456;
+    in.attempt = 2;
     ig_progress_update(p, job, &in);
 
     assert_int_equal(ig_progress_parse_url(url, &u, &err), IG_OK);
@@ -219,7 +222,7 @@ static void test_progress_values_and_ttl_in_redis(void **state)
     r = redisCommand(c, "HGETALL " IG_PROGRESS_KEY_PREFIX "%lld", job);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, 26);
+    assert_int_equal(r->elements, 30);
     freeReplyObject(r);
     r = redisCommand(c, "HGET " IG_PROGRESS_KEY_PREFIX "%lld state", job);
     assert_string_equal(r->str, "running");
@@ -235,6 +238,11 @@ static void test_progress_values_and_ttl_in_redis(void **state)
     assert_int_equal(hget_ll(c, job, "rows_per_sec"), 25); /* 250 in 10 s */
     assert_int_equal(hget_ll(c, job, "eta_seconds"), 30);
     assert_true(hget_ll(c, job, "updated_at") >= (long long)wall_s() - 5);
+    assert_int_equal(hget_ll(c, job, "attempt"), 2);
+    r = redisCommand(c, "HGET " IG_PROGRESS_KEY_PREFIX "%lld job_created_at",
+                     job);
+    assert_string_equal(r->str, "1764800000.123456");
+    freeReplyObject(r);
     r = redisCommand(c, "TTL " IG_PROGRESS_KEY_PREFIX "%lld", job);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_true(r->integer > 110 && r->integer <= 120);
@@ -253,6 +261,8 @@ static void test_progress_values_and_ttl_in_redis(void **state)
     assert_string_equal(out.state, "running");
     assert_int_equal(out.processed, 500);
     assert_int_equal(out.total, 1000);
+    assert_int_equal(out.attempt, 2);
+    assert_true(fabs(out.job_created_at - 1764800000.123456) < 1e-6);
     assert_true(out.percent > 49.9 && out.percent < 50.1);
     assert_int_equal(ig_progress_get(p, job + 1, &out, &err), IG_NOTFOUND);
 
