@@ -1120,7 +1120,9 @@ static int iso_timestamp(cur *c, civil *t)
 }
 
 /* Parse with a strptime() format; the whole value must be consumed
- * (trailing blanks aside). %z fills the offset. */
+ * (trailing blanks aside). %z fills the offset. -2 for a year under 1000
+ * read by %Y: glibc takes "25" there, which is the year 25, never what a
+ * spreadsheet's short year means. */
 static int fmt_parse(ig_value v, const char *fmt, civil *t)
 {
     struct tm tm;
@@ -1138,6 +1140,8 @@ static int fmt_parse(ig_value v, const char *fmt, civil *t)
     if (*end != '\0')
         return -1;
     t->y = tm.tm_year + 1900;
+    if (t->y < 1000 && strstr(fmt, "%Y") != NULL)
+        return -2;
     t->mo = tm.tm_mon + 1;
     t->d = tm.tm_mday;
     t->h = tm.tm_hour;
@@ -1148,7 +1152,8 @@ static int fmt_parse(ig_value v, const char *fmt, civil *t)
     return 0;
 }
 
-/* Parse a date (ts == 0) or timestamp into *t; ISO unless fmt. */
+/* Parse a date (ts == 0) or timestamp into *t; ISO unless fmt. 0, -1,
+ * or -2 (see fmt_parse). */
 static int civil_parse(ig_value v, const char *fmt, int ts, civil *t)
 {
     cur c;
@@ -1164,7 +1169,9 @@ static int civil_parse(ig_value v, const char *fmt, int ts, civil *t)
         if (rc == 0 && c.i != c.e)
             rc = -1;
     }
-    if (rc || !date_valid(t) || (ts && !time_valid(t)))
+    if (rc)
+        return rc;
+    if (!date_valid(t) || (ts && !time_valid(t)))
         return -1;
     return ts ? civil_carry(t) : 0;
 }
@@ -1197,8 +1204,14 @@ static int type_civil(ig_value v, int ts, const char *fmt, ig_arena *a,
     civil t;
     char buf[64];
     qbuf q;
+    int rc = civil_parse(v, fmt, ts, &t);
 
-    if (civil_parse(v, fmt, ts, &t))
+    if (rc == -2)
+        return fail_set(f, "type",
+                        "%s has a year of fewer than four digits where %s "
+                        "reads %%Y (use %%y for a two-digit year)",
+                        quoted(v, &q), fmt);
+    if (rc)
         return fail_set(f, "type", "%s is not a valid %s (expected %s)",
                         quoted(v, &q), ts ? "timestamp" : "date",
                         fmt  ? fmt

@@ -828,6 +828,23 @@ static void test_rules_timestamp_custom_format(void **state)
              "(expected %d/%m/%Y %H:%M)");
 }
 
+/* %Y wants the whole year: glibc's strptime reads "25" as the year 25. */
+static void test_rules_format_year_needs_four_digits(void **state)
+{
+    ig_arena *a = *state;
+
+    type_bad(a, IG_TYPE_DATE, 0, 0, "%d/%m/%Y", "3/4/25", "type",
+             "\"3/4/25\" has a year of fewer than four digits where "
+             "%d/%m/%Y reads %Y (use %y for a two-digit year)");
+    type_bad(a, IG_TYPE_DATE, 0, 0, "%d/%m/%Y", "03/04/202", "type",
+             "fewer than four digits");
+    type_bad(a, IG_TYPE_TIMESTAMP, 0, 0, "%d/%m/%Y %H:%M", "03/04/25 14:30",
+             "type", "fewer than four digits");
+    type_ok(a, IG_TYPE_DATE, 0, 0, "%d/%m/%Y", "3/4/2025", "2025-04-03");
+    type_ok(a, IG_TYPE_DATE, 0, 0, "%d/%m/%y", "3/4/25", "2025-04-03");
+    type_ok(a, IG_TYPE_DATE, 0, 0, "%Y%m%d", "20250403", "2025-04-03");
+}
+
 static void test_rules_uuid_forms_become_lowercase_hyphenated(void **state)
 {
     ig_arena *a = *state;
@@ -1300,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_rules_timestamp_rollovers_like_postgres),
         cmocka_unit_test(test_rules_timestamp_rejects_malformed),
         cmocka_unit_test(test_rules_timestamp_custom_format),
+        cmocka_unit_test(test_rules_format_year_needs_four_digits),
         cmocka_unit_test(test_rules_uuid_forms_become_lowercase_hyphenated),
         cmocka_unit_test(test_rules_uuid_rejects_malformed),
         cmocka_unit_test(test_rules_json_valid_passes_original_text),
