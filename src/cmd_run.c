@@ -85,14 +85,11 @@ static void print_json(const ingot_result *r, const char *input,
         json_object_set_new(counts, count_names[i],
                             json_integer(ingot_result_count(r, i)));
     json_object_set_new(o, "counts", counts);
-    /* Percent with two decimals: 66.67, not 66.666666666666671. */
     json_object_set_new(
         o, "success_rate",
-        json_real(read ? (double)(long long)(10000.0 *
-                                             (double)(read - ingot_result_count(
-                                                                 r, INGOT_FAILED_ROWS)) /
-                                             (double)read + 0.5) / 100.0
-                       : 100.0));
+        ingot_result_status(r) != INGOT_DONE && read == 0
+            ? json_null()
+            : json_real(ingot_result_success_rate(r, 2)));
     json_object_set_new(o, "duration_s", json_real(secs));
     json_object_set_new(o, "rows_per_s",
                         json_real(secs > 0 ? (double)read / secs : 0));
@@ -156,8 +153,7 @@ static void print_summary(const ingot_result *r, const char *reject,
                  "these were not read", ingot_result_status_name(r));
     else
         snprintf(rate, sizeof(rate), "%.1f%% succeeded",
-                 read ? 100.0 * (double)(read - failed) / (double)read
-                      : 100.0);
+                 ingot_result_success_rate(r, 1));
     printf("%s%s: %lld rows in %.2f s (%.0f rows/s): %lld inserted, %lld "
            "updated, %lld unchanged, %lld skipped, %lld failed (%s)\n",
            dry_run ? "[dry run, rolled back] " : "", ingot_result_pipeline(r),

@@ -8,6 +8,7 @@
 #include "conf.h"
 #include "pipeline.h"
 #include "pool.h"
+#include "report.h"
 #include "results.h"
 #include "runner.h"
 
@@ -374,6 +375,14 @@ long long ingot_result_count(const ingot_result *r, int which)
 double ingot_result_seconds(const ingot_result *r)
 {
     return r->seconds;
+}
+
+double ingot_result_success_rate(const ingot_result *r, int decimals)
+{
+    return ig_report_success_rate(r->counts.read, r->counts.failed,
+                                  decimals < 0   ? 0
+                                  : decimals > 6 ? 6
+                                                 : decimals);
 }
 
 const char *ingot_result_pipeline(const ingot_result *r)

@@ -127,6 +127,11 @@ INGOT_API const char *ingot_result_error(const ingot_result *r);
 INGOT_API int ingot_result_exit_code(const ingot_result *r);
 INGOT_API long long ingot_result_count(const ingot_result *r, int which);
 INGOT_API double ingot_result_seconds(const ingot_result *r);
+/* Percent of the rows read that did not fail, rounded to `decimals`
+ * places (0..6) but never shown as 100 while a row failed nor as 0 while
+ * one succeeded; 100 when no row was read. */
+INGOT_API double ingot_result_success_rate(const ingot_result *r,
+                                           int decimals);
 INGOT_API const char *ingot_result_pipeline(const ingot_result *r);
 
 /* Per target counts. */

@@ -253,6 +253,20 @@ static long long pick(const ig_counts *c, int i)
     return v[i];
 }
 
+double ig_report_success_rate(long long read, long long failed, int decimals)
+{
+    double scale = pow(10.0, decimals), steps;
+
+    if (read <= 0)
+        return 100.0;
+    steps = round(100.0 * scale * (double)(read - failed) / (double)read);
+    if (failed > 0 && steps >= 100.0 * scale)
+        steps = 100.0 * scale - 1;
+    if (failed < read && steps < 1)
+        steps = 1;
+    return steps / scale; /* the double nearest 66.67, not 66.670000000000002 */
+}
+
 json_t *ig_report_run(const char *pipeline, const char *input,
                       ig_run_status status, const char *error,
                       const ig_results *results, double seconds)
@@ -275,10 +289,11 @@ json_t *ig_report_run(const char *pipeline, const char *input,
     for (int i = 0; i < 6; i++)
         json_object_set_new(counts, count_names[i], json_integer(pick(&c, i)));
     json_object_set_new(o, "counts", counts);
-    json_object_set_new(
-        o, "success_rate",
-        json_real(c.read ? 100.0 * (double)(c.read - c.failed) / (double)c.read
-                         : 100.0));
+    json_object_set_new(o, "success_rate",
+                        status != IG_RUN_DONE && c.read == 0
+                            ? json_null()
+                            : json_real(ig_report_success_rate(
+                                  c.read, c.failed, 2)));
     json_object_set_new(o, "duration_s", json_real(seconds));
     json_object_set_new(o, "rows_per_s",
                         json_real(seconds > 0 ? (double)c.read / seconds : 0));

@@ -53,6 +53,12 @@ json_t *ig_report_run(const char *pipeline, const char *input,
                       ig_run_status status, const char *error,
                       const ig_results *results, double seconds);
 
+/* The share of read rows that did not fail, in percent rounded to
+ * `decimals` places, but never shown as 100 while a row failed nor as 0
+ * while one succeeded (1 failure in 3000 rows is 99.9, not 100.0). 100
+ * when nothing was read. Pure. */
+double ig_report_success_rate(long long read, long long failed, int decimals);
+
 /* The job state an import that ended with counts c and status st finishes
  * in: succeeded (no failed row), partially_succeeded (some), failed (no
  * row succeeded, or the import did not complete). Pure. */

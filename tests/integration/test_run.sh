@@ -112,6 +112,9 @@ assert_eq "keep me" "$(cat "$IT_TMP/keep.txt")" "a reject file no row needed is 
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/rj.csv"
 [ -f "$IT_TMP/rj.csv.rejects.csv" ] || fail "default reject file written"
 run_ingot 2 run "$IT_TMP/no_such_pipeline.yaml" "$IT_TMP/rj.csv"
+sed 's/table: color_master/table: colour_mastr/' "$D/colors.yaml" > "$IT_TMP/typo.yaml"
+run_ingot 2 run "$IT_TMP/typo.yaml" "$IT_TMP/rj.csv" --json
+assert_contains "$OUT" '"success_rate": null' "a refused run has no success rate"
 [ -f "$IT_TMP/rj.csv.rejects.csv" ] || fail "a refused run removed the last run's reject file"
 assert_eq "" "$(ls "$IT_TMP"/rjok.csv.rejects.csv 2>/dev/null)" "no reject file for a clean run"
 printf 'name,code\nRejA,#0000AA\n' > "$IT_TMP/rj.csv"

@@ -127,6 +127,20 @@ static void test_report_final_job_shows_durable_counters(void **state)
     json_decref(o);
 }
 
+static void test_report_success_rate_never_rounds_to_all_or_none(void **st)
+{
+    (void)st;
+    assert_true(ig_report_success_rate(3, 1, 2) == 66.67);
+    assert_true(ig_report_success_rate(3, 1, 1) == 66.7);
+    assert_true(ig_report_success_rate(3000, 1, 1) == 99.9);
+    assert_true(ig_report_success_rate(3000, 1, 2) == 99.97);
+    assert_true(ig_report_success_rate(300000, 6, 2) == 99.99);
+    assert_true(ig_report_success_rate(300000, 299999, 1) == 0.1);
+    assert_true(ig_report_success_rate(300000, 300000, 1) == 0.0);
+    assert_true(ig_report_success_rate(20, 0, 1) == 100.0);
+    assert_true(ig_report_success_rate(0, 0, 2) == 100.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -134,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_report_other_job_row_or_attempt_ignored),
         cmocka_unit_test(test_report_live_behind_checkpoint_ignored),
         cmocka_unit_test(test_report_final_job_shows_durable_counters),
+        cmocka_unit_test(test_report_success_rate_never_rounds_to_all_or_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
