@@ -52,6 +52,8 @@
 #include <string.h>
 
 #define DEFAULT_CHUNK (64 * 1024)
+#define DOS_EOF 0x1A /* Ctrl-Z: some DOS-era exports end with one; the
+                        last byte of the input is dropped if it is */
 #define MIN_CHUNK 4 /* the first chunk must hold a whole BOM */
 #define DEFAULT_MAX_FIELD (1024 * 1024)
 #define DEFAULT_MAX_FIELDS 16384
@@ -435,8 +437,9 @@ static void step(ig_reader *r)
 
 /* The input's first bytes: a UTF-8 BOM is skipped. A UTF-16 file (a
  * UTF-16 BOM, or NUL bytes between the first ASCII characters), as
- * Excel's "Unicode Text" saves it, is refused with what to do about it,
- * rather than with a NUL byte in its header. */
+ * Excel's "Unicode Text" saves it, a workbook (ZIP) or a gzip file is
+ * refused with what to do about it, rather than with a NUL byte in its
+ * header. */
 static int check_start(ig_reader *r)
 {
     static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
@@ -451,6 +454,16 @@ static int check_start(ig_reader *r)
                           "%s: the file is UTF-16, which ingot does not "
                           "read: save it as \"CSV UTF-8\", or convert it "
                           "(iconv -f UTF-16 -t UTF-8)",
+                          r->name);
+    if (n >= 4 && memcmp(s, "PK\x03\x04", 4) == 0)
+        return ig_err_set(&r->ioerr, IG_DATA,
+                          "%s: the file is a ZIP archive (an .xlsx or .ods "
+                          "workbook?), not CSV: save the sheet as CSV",
+                          r->name);
+    if (n >= 2 && s[0] == 0x1F && s[1] == 0x8B)
+        return ig_err_set(&r->ioerr, IG_DATA,
+                          "%s: the file is gzip-compressed: decompress it "
+                          "first (zcat FILE | ingot run PIPELINE -)",
                           r->name);
     if (r->encoding == IG_ENCODING_UTF8 && n >= 3 &&
         memcmp(s, bom, 3) == 0) {
@@ -472,6 +485,8 @@ static int fill(ig_reader *r)
         }
         r->cur = r->mem;
         r->cur_len = r->mem_len;
+        if (r->mem[r->mem_len - 1] == DOS_EOF)
+            r->cur_len--;
     } else {
         /* fread() loops until chunk_size bytes or EOF, so the first chunk
          * holds a whole BOM if there is one. */
@@ -479,6 +494,13 @@ static int fill(ig_reader *r)
         if (n == 0 && ferror(r->file))
             return ig_err_set(&r->ioerr, IG_IO, "%s: read error: %s", r->name,
                               strerror(errno));
+        if (n > 0 && r->chunk[n - 1] == DOS_EOF) {
+            int c = getc(r->file);
+            if (c == EOF)
+                n--;
+            else
+                ungetc(c, r->file);
+        }
         if (n == 0) {
             r->eof = 1;
             return IG_OK;

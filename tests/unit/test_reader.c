@@ -336,6 +336,85 @@ static void test_reader_utf16_refused(void **state)
     ig_arena_free(a);
 }
 
+/* A workbook or a gzip file is named for what it is. */
+static void test_reader_zip_and_gzip_refused(void **state)
+{
+    static const char zip[] = "PK\x03\x04\x14\0\x06\0";
+    static const char gz[] = "\x1F\x8B\x08\0\0\0";
+    ig_reader_opts o = {.buf = zip, .buf_len = sizeof(zip) - 1,
+                        .header = 1, .name = "book.xlsx"};
+    ig_err err;
+
+    (void)state;
+    assert_null(ig_reader_new(&o, &err));
+    assert_int_equal(err.code, IG_DATA);
+    assert_string_equal(err.msg, "book.xlsx: the file is a ZIP archive (an "
+                                 ".xlsx or .ods workbook?), not CSV: save "
+                                 "the sheet as CSV");
+    o.buf = gz;
+    o.buf_len = sizeof(gz) - 1;
+    o.name = "x.csv.gz";
+    assert_null(ig_reader_new(&o, &err));
+    assert_non_null(strstr(err.msg, "x.csv.gz: the file is gzip-compressed"));
+}
+
+/* A Ctrl-Z as the input's last byte (DOS end of file) is not data, from
+ * memory or a file, after a line end or not, whatever the chunk size;
+ * elsewhere it is. */
+static void test_reader_trailing_ctrl_z_dropped(void **state)
+{
+    static const char crlf[] = "a,b\r\n1,x\r\n\x1a";
+    static const char bare[] = "a,b\n1,x\x1a";
+    static const char inner[] = "a,b\n1,\x1ay\n";
+    static const size_t chunks[] = {0, 4, 5, 6, 11};
+    ig_arena *a = ig_arena_new(0);
+    ig_record rec;
+    ig_reader *r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        const char *in[] = {crlf, bare};
+        size_t len[] = {sizeof(crlf) - 1, sizeof(bare) - 1};
+
+        for (int k = 0; k < 2; k++) {
+            FILE *f = file_with(in[k], len[k]);
+
+            r = open_opts((ig_reader_opts){.file = f, .header = 1,
+                                           .chunk_size = chunks[i]});
+            next(r, a, &rec);
+            ok(&rec);
+            FIELDS(&rec, "1", "x");
+            at_end(r, a);
+            ig_reader_free(r);
+            fclose(f);
+            r = open_mem(in[k], len[k], 1);
+            next(r, a, &rec);
+            ok(&rec);
+            FIELDS(&rec, "1", "x");
+            at_end(r, a);
+            ig_reader_free(r);
+        }
+    }
+    r = open_mem(MEM(inner), 1);
+    next(r, a, &rec);
+    ok(&rec);
+    FIELDS(&rec, "1", "\x1ay");
+    ig_reader_free(r);
+    for (size_t chunk = 4; chunk <= 8; chunk++) { /* 7: a chunk ends on it */
+        FILE *f = file_with(MEM(inner));
+
+        r = open_opts((ig_reader_opts){.file = f, .header = 1,
+                                       .chunk_size = chunk});
+        next(r, a, &rec);
+        ok(&rec);
+        FIELDS(&rec, "1", "\x1ay");
+        at_end(r, a);
+        ig_reader_free(r);
+        fclose(f);
+    }
+    ig_arena_free(a);
+}
+
 static void test_reader_semicolon_and_tab_delimiters(void **state)
 {
     static const char semi[] = "a;b\n1;\"x;y\"\n2,5;z\n";
@@ -1112,6 +1191,8 @@ int main(void)
         cmocka_unit_test(test_reader_no_trailing_newline),
         cmocka_unit_test(test_reader_bom_stripped),
         cmocka_unit_test(test_reader_utf16_refused),
+        cmocka_unit_test(test_reader_zip_and_gzip_refused),
+        cmocka_unit_test(test_reader_trailing_ctrl_z_dropped),
         cmocka_unit_test(test_reader_semicolon_and_tab_delimiters),
         cmocka_unit_test(test_reader_custom_quote),
         cmocka_unit_test(test_reader_blank_lines_skipped),
