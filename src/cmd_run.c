@@ -13,6 +13,7 @@
 #include "ingot.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,41 @@ static void print_json(const ingot_result *r, const char *input,
     json_decref(o);
 }
 
+/* Ctrl-C (SIGINT) or SIGTERM during an import: stop at the next batch
+ * boundary, let the batches in flight commit, then print the summary and
+ * keep the reject file, as a timeout does. SA_RESETHAND: a second signal
+ * ends the process at once. */
+static volatile int stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    static const char msg[] = "\ningot run: stopping after the batches in "
+                              "flight (again to quit at once)\n";
+    (void)sig;
+    stop_requested = 1;
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+        stop_requested = 1; /* nothing better to do in a handler */
+}
+
+static void catch_stop_signals(struct sigaction *old_int,
+                               struct sigaction *old_term)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND | SA_RESTART; /* reads go on */
+    sigemptyset(&sa.sa_mask);
+    /* A signal ignored by whoever started us (nohup, a background job of
+     * a script) stays ignored. */
+    sigaction(SIGINT, &sa, old_int);
+    if (old_int->sa_handler == SIG_IGN)
+        sigaction(SIGINT, old_int, NULL);
+    sigaction(SIGTERM, &sa, old_term);
+    if (old_term->sa_handler == SIG_IGN)
+        sigaction(SIGTERM, old_term, NULL);
+}
+
 /* from_stdin: the input was stdin (or another file that is not regular)
  * and no reject file was asked for or refused, so failed rows are said to
  * be unsaved. */
@@ -216,6 +252,7 @@ static int run_run(ig_cli *cli)
     progress_ui ui;
     ingot *in;
     ingot_result *r;
+    struct sigaction old_int, old_term;
     char errbuf[1024];
     int code, regular = is_regular(input);
 
@@ -255,7 +292,10 @@ static int run_run(ig_cli *cli)
         free(default_reject);
         return ig_cli_fail(cli, "%s", errbuf);
     }
-    r = ingot_run_path(in, pipeline, input, NULL);
+    catch_stop_signals(&old_int, &old_term);
+    r = ingot_run_path(in, pipeline, input, &stop_requested);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     if (ui.on)
         fprintf(stderr, "\r\033[K");
     /* The reject file is created at the first failed row. A default one
@@ -290,7 +330,11 @@ static int run_run(ig_cli *cli)
                       !regular && reject == NULL &&
                           ig_cli_opt_value(cli, "no-reject-file") == NULL,
                       dry);
-    if (ingot_result_status(r) != INGOT_DONE)
+    if (ingot_result_status(r) == INGOT_CANCELED && stop_requested)
+        fprintf(stderr, "ingot run: interrupted: stopped at a batch "
+                "boundary; the rows counted above are %s\n",
+                dry ? "rolled back (dry run)" : "committed");
+    else if (ingot_result_status(r) != INGOT_DONE)
         fprintf(stderr, "ingot run: %s: %s\n", ingot_result_status_name(r),
                 ingot_result_error(r));
     code = ingot_result_exit_code(r);
@@ -310,10 +354,14 @@ const ig_cli_cmd ig_cmd_run = {
         "upserted in batches of IMPORT_BATCH_SIZE, each in its own short\n"
         "transaction, taking row locks only. Rows that fail are reported with\n"
         "their line, column and reason and written to the reject file; the\n"
-        "others are committed.\n\n"
+        "others are committed. Ctrl-C (or SIGTERM) stops at the next batch\n"
+        "boundary: the batches in flight commit, the summary and the reject\n"
+        "file say what happened to the rows read; a second Ctrl-C quits at\n"
+        "once.\n\n"
         "Exit codes: 0 every row succeeded, 1 some rows failed, 2 no row\n"
         "succeeded, or the import failed or was refused (bad pipeline,\n"
-        "IMPORT_MAX_ROWS exceeded, timeout, database unreachable).",
+        "IMPORT_MAX_ROWS exceeded, timeout, interrupted, database\n"
+        "unreachable).",
     .opts = run_opts,
     .min_args = 2,
     .max_args = 2,
