@@ -27,7 +27,8 @@ static const ig_conf_key keys[] = {
             "Redis URL for the progress store (memory store if unset)"),
     KEY_INT("IMPORT_BATCH_SIZE", "batch-size", batch_size, "5000", 1, 100000,
             "rows per batch (one short transaction each; twice that while "
-            "batches only insert, see IMPORT_INSERT_FIRST)"),
+            "batches only insert, see IMPORT_INSERT_FIRST; fewer when rows "
+            "are so wide that a batch would hold over 8 MiB)"),
     KEY_INT("IMPORT_MAX_ROWS", "max-rows", max_rows, "50000", 1, 1000000000,
             "largest number of data rows one import may hold"),
     KEY_INT("IMPORT_TIMEOUT_SECONDS", "timeout", timeout_seconds, "600", 1,

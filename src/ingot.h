@@ -156,7 +156,8 @@ INGOT_API const char *ingot_result_failed_reason(const ingot_result *r,
                                                  const char **column,
                                                  const char **code,
                                                  const char **constraint);
-/* Original fields of failed row i. */
+/* Original fields of failed row i: its first 1024 fields at most, and no
+ * more than 64 KiB of them (the reject file has every field). */
 INGOT_API size_t ingot_result_failed_nvalues(const ingot_result *r,
                                              size_t i);
 INGOT_API const char *ingot_result_failed_value(const ingot_result *r,

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define KEPT_VALUES 1024
+#define KEPT_BYTES (64 * 1024)
+
 typedef struct kept_row {
     ig_failed_row row;
     ig_reason *reasons;
@@ -239,6 +242,23 @@ static void write_reject(ig_results *r, long long row, long long line,
     free(msg);
 }
 
+/* How many of a failed row's values the in-memory list keeps: at most
+ * KEPT_VALUES, and no more than KEPT_BYTES of them, so a thousand ragged
+ * rows of 20000 fields cannot take gigabytes (the reject file gets them
+ * all). */
+static size_t kept_values(const ig_value *values, size_t nvalues)
+{
+    size_t n = 0, bytes = 0;
+
+    while (n < nvalues && n < KEPT_VALUES) {
+        bytes += sizeof(char *) + (values[n].is_null ? 0 : values[n].len + 1);
+        if (bytes > KEPT_BYTES)
+            break;
+        n++;
+    }
+    return n;
+}
+
 void ig_results_fail_row(ig_results *r, long long row, long long line,
                          const ig_value *values, size_t nvalues,
                          const ig_reason *reasons, size_t nreasons)
@@ -264,6 +284,7 @@ void ig_results_fail_row(ig_results *r, long long row, long long line,
             k->reasons[i].constraint = ig_xstrdup(reasons[i].constraint);
             k->reasons[i].message = ig_xstrdup(reasons[i].message);
         }
+        nvalues = kept_values(values, nvalues);
         k->values = ig_xcalloc(nvalues ? nvalues : 1, sizeof(char *));
         for (size_t i = 0; i < nvalues; i++)
             k->values[i] = values[i].is_null

@@ -9,8 +9,9 @@
  * ingot_row, ingot_line and ingot_error, so a user can fix it and re-import
  * just those rows.
  *
- * The in-memory list keeps at most max_kept failed rows (the counts and
- * the reject file always cover all of them). Thread-safe: the map thread
+ * The in-memory list keeps at most max_kept failed rows, each with at
+ * most its first 1024 values and 64 KiB of them (the counts and the
+ * reject file always cover all of them, whole). Thread-safe: the map thread
  * and the database thread both record into it (one mutex inside).
  */
 #ifndef IG_RESULTS_H
@@ -48,7 +49,7 @@ typedef struct ig_failed_row {
     long long line;          /* source line, 1-based (0 = unknown) */
     size_t nreasons;
     const ig_reason *reasons;
-    size_t nvalues;
+    size_t nvalues;            /* at most 1024, and 64 KiB of values */
     const char *const *values; /* original fields (NULL = empty/NULL) */
 } ig_failed_row;
 

@@ -29,6 +29,9 @@
 #include <time.h>
 
 #define RETRY_ATTEMPTS 8
+/* A batch ends at IMPORT_BATCH_SIZE rows or once its arena holds this
+ * much, whichever comes first (see fill_batch). */
+#define BATCH_MAX_BYTES ((size_t)8 << 20)
 
 const char *ig_run_status_name(ig_run_status s)
 {
@@ -812,6 +815,11 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
         rc = ig_mapper_row(m, &rec, b, err);
         if (rc != IG_OK)
             return rc;
+        /* Wide rows (a few hundred columns, most of them unmapped but
+         * kept for the reject file) end a batch early, so memory stays
+         * flat whatever the row width. */
+        if (ig_arena_used(ig_batch_arena(b)) >= BATCH_MAX_BYTES)
+            break;
     }
     return ig_mapper_resolve(m, b, err);
 }

@@ -1,7 +1,8 @@
 /*
- * test_resume.c - an import resumed after a checkpoint (ig_run with
- * skip_rows, as the worker does after a rescue) still applies the
- * duplicates: error / first policies to keys of the rows it skips.
+ * test_resume.c - ig_run against a real database: an import resumed
+ * after a checkpoint (skip_rows, as the worker does after a rescue) still
+ * applies the duplicates: error / first policies to keys of the rows it
+ * skips; wide rows end a batch before IMPORT_BATCH_SIZE rows.
  *
  * Creates its own database from DATABASE_URL, applies migrations/, and
  * drops it at the end. Fails when DATABASE_URL is unset.
@@ -49,10 +50,27 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* Import csv through the pipeline file, skipping its first skip rows;
- * returns the results (owned). */
-static ig_results *import(const char *pipeline_file, const char *csv,
-                          long long skip)
+/* Per committed batch: the largest batch seen (rows) and the batches. */
+typedef struct batches {
+    long long last_rows, max_rows, n;
+} batches;
+
+static void count_batch(const ig_run_progress *p, void *ud)
+{
+    batches *b = ud;
+
+    if (p->rows - b->last_rows > b->max_rows)
+        b->max_rows = p->rows - b->last_rows;
+    b->last_rows = p->rows;
+    b->n++;
+}
+
+/* Import csv through the pipeline file, skipping its first skip rows, in
+ * batches of batch_size (b, when not NULL, counts them); returns the
+ * results (owned). */
+static ig_results *import_batches(const char *pipeline_file, const char *csv,
+                                  long long skip, long batch_size,
+                                  batches *b)
 {
     ig_pipeline_opts po;
     ig_pipeline *p;
@@ -82,16 +100,25 @@ static ig_results *import(const char *pipeline_file, const char *csv,
     o.buf = csv;
     o.buf_len = strlen(csv);
     o.input_name = "test";
-    o.batch_size = 100;
-    o.max_rows = 1000;
+    o.batch_size = batch_size;
+    o.max_rows = 100000;
     o.seekable = 1;
     o.skip_rows = skip;
+    o.progress = b ? count_batch : NULL;
+    o.progress_ud = b;
+    o.no_insert_first = 1; /* batches of batch_size, not twice that */
     if (ig_run(&o, res, &st, NULL, &err) != IG_OK)
         fail_msg("run: %s", err.msg);
     assert_int_equal(st, IG_RUN_DONE);
     ig_pool_free(pool);
     ig_pipeline_free(p);
     return res;
+}
+
+static ig_results *import(const char *pipeline_file, const char *csv,
+                          long long skip)
+{
+    return import_batches(pipeline_file, csv, skip, 100, NULL);
 }
 
 static void test_resume_duplicates_error_sees_skipped_keys(void **state)
@@ -135,11 +162,53 @@ static void test_resume_duplicates_first_skips_repeat_of_skipped(void **st)
     PQclear(r);
 }
 
+/* 2000 rows of 302 columns (two of them mapped), 40 KB each in the batch
+ * arena: a batch ends at 8 MiB, about 200 rows, not at 5000 rows (80 MB
+ * per batch, three batches in memory at once). */
+static void test_wide_rows_end_batches_early(void **state)
+{
+    const long long rows = 2000;
+    size_t cap = 64 << 20, len = 0;
+    char *csv = malloc(cap);
+    batches b = {0, 0, 0};
+    ig_results *res;
+    PGresult *r;
+    (void)state;
+
+    assert_non_null(csv);
+    len += (size_t)snprintf(csv + len, cap - len, "name,code");
+    for (int c = 0; c < 300; c++)
+        len += (size_t)snprintf(csv + len, cap - len, ",x%d", c);
+    for (long long i = 0; i < rows; i++) {
+        len += (size_t)snprintf(csv + len, cap - len, "\nW%06lld,#%06llX", i,
+                                i);
+        for (int c = 0; c < 300; c++) {
+            memset(csv + len, 'v', 100);
+            csv[len] = ',';
+            len += 100;
+        }
+    }
+    csv[len++] = '\n';
+    csv[len] = '\0';
+    PQclear(PQexec(db.conn, "TRUNCATE color_master CASCADE"));
+    res = import_batches(TEST_DATA_DIR "/run/colors.yaml", csv, 0, 5000, &b);
+    assert_int_equal(ig_results_counts(res).inserted, rows);
+    assert_int_equal(b.last_rows, rows);
+    assert_true(b.n >= 8);
+    assert_true(b.max_rows <= 300);
+    r = PQexec(db.conn, "SELECT count(*) FROM color_master");
+    assert_string_equal(PQgetvalue(r, 0, 0), "2000");
+    PQclear(r);
+    ig_results_free(res);
+    free(csv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_duplicates_error_sees_skipped_keys),
         cmocka_unit_test(test_resume_duplicates_first_skips_repeat_of_skipped),
+        cmocka_unit_test(test_wide_rows_end_batches_early),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
