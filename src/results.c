@@ -5,6 +5,7 @@
 
 #include <csv.h>
 #include <errno.h>
+#include <iconv.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,6 +38,10 @@ struct ig_results {
     int reject_failed;
     int reject_errno;    /* why, when it could not be opened or written */
     int reject_opened;   /* the file was created */
+    iconv_t to_src;      /* UTF-8 to the input's encoding, or (iconv_t)-1
+                            for UTF-8 input */
+    char *conv;          /* to_source()'s buffer */
+    size_t conv_cap;
 };
 
 ig_results *ig_results_new(const ig_results_opts *opts)
@@ -44,6 +49,7 @@ ig_results *ig_results_new(const ig_results_opts *opts)
     ig_results *r = ig_xcalloc(1, sizeof(*r));
 
     pthread_mutex_init(&r->mu, NULL);
+    r->to_src = (iconv_t)-1;
     r->ntargets = opts->ntargets;
     r->per_target = ig_xcalloc(opts->ntargets ? opts->ntargets : 1,
                                sizeof(*r->per_target));
@@ -88,16 +94,57 @@ void ig_results_free(ig_results *r)
     free(r->reject_header);
     free(r->reject_skip);
     free(r->reject_path);
+    if (r->to_src != (iconv_t)-1)
+        iconv_close(r->to_src);
+    free(r->conv);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
 
-/* Write one CSV field in the reject file's dialect. Fields are always
- * quoted: safe for any content, and re-readable by ingot. */
+/* s (n bytes of UTF-8) in the reject file's single-byte encoding, in
+ * r->conv: a character the encoding has as its byte; U+0080..U+009F that
+ * windows-1252 leaves undefined as the byte of the same number (how the
+ * reader read them); anything else, which only a message can hold, as
+ * '?'. Returns the length. */
+static size_t to_source(ig_results *r, const char *s, size_t n)
+{
+    char *ip, *op;
+    size_t il = n, ol;
+
+    memcpy(&ip, &s, sizeof(ip)); /* iconv() reads, never writes, *ip */
+    if (r->conv_cap < n + 1) {
+        r->conv_cap = n + 1;
+        r->conv = ig_xrealloc(r->conv, r->conv_cap);
+    }
+    op = r->conv;
+    ol = r->conv_cap;
+    (void)iconv(r->to_src, NULL, NULL, NULL, NULL);
+    while (il > 0 && iconv(r->to_src, &ip, &il, &op, &ol) == (size_t)-1) {
+        unsigned char c0 = (unsigned char)ip[0];
+        size_t len = c0 < 0x80 ? 1 : c0 < 0xE0 ? 2 : c0 < 0xF0 ? 3 : 4;
+
+        if (len > il) /* cannot happen: values are valid UTF-8 */
+            len = il;
+        *op++ = len == 2 && c0 == 0xC2 && (unsigned char)ip[1] < 0xA0
+                    ? ip[1] /* U+0080..U+009F */
+                    : '?';
+        ol--;
+        ip += len;
+        il -= len;
+    }
+    return (size_t)(op - r->conv);
+}
+
+/* Write one CSV field in the reject file's dialect and encoding. Fields
+ * are always quoted: safe for any content, and re-readable by ingot. */
 static void put_field(ig_results *r, const char *s, size_t n, int first)
 {
     if (!first && fputc(r->delim, r->reject) == EOF)
         r->reject_failed = 1, r->reject_errno = errno;
+    if (s != NULL && r->to_src != (iconv_t)-1) {
+        n = to_source(r, s, n);
+        s = r->conv;
+    }
     if (csv_fwrite2(r->reject, s ? s : "", s ? n : 0,
                     (unsigned char)r->quote) != 0)
         r->reject_failed = 1, r->reject_errno = errno;
@@ -105,8 +152,13 @@ static void put_field(ig_results *r, const char *s, size_t n, int first)
 
 void ig_results_set_reject(ig_results *r, const char *path,
                            const char *const *header, size_t ncols,
-                           char delimiter, char quote)
+                           char delimiter, char quote, const char *encoding)
 {
+    if (encoding != NULL) {
+        r->to_src = iconv_open(encoding, "UTF-8");
+        if (r->to_src == (iconv_t)-1) /* reported by the close */
+            r->reject_failed = 1, r->reject_errno = errno;
+    }
     r->reject_path = ig_xstrdup(path);
     r->reject_ncols = ncols;
     r->reject_header = ig_xcalloc(ncols ? ncols : 1, sizeof(char *));

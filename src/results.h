@@ -64,12 +64,14 @@ void ig_results_free(ig_results *r);
 
 /* Write failed rows to the reject file at path (copied), in the input's
  * dialect: header holds the input's column names (copied), delimiter and
- * quote are the input's. Nothing is opened until the first failed row,
+ * quote are the input's, and so is the encoding (an iconv name such as
+ * "WINDOWS-1252", or NULL for UTF-8), so the file re-imports through the
+ * same pipeline. Nothing is opened until the first failed row,
  * so an import without one leaves path alone (it is not created, and a
  * file already there is not truncated). */
 void ig_results_set_reject(ig_results *r, const char *path,
                            const char *const *header, size_t ncols,
-                           char delimiter, char quote);
+                           char delimiter, char quote, const char *encoding);
 
 /* Close the reject file, if a failed row opened it; IG_IO naming the path
  * if it could not be created or written. */

@@ -1044,9 +1044,15 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         d.nwriters = 1;
     }
     if (o->reject)
-        ig_results_set_reject(results, o->reject, hdr, ncols,
-                              ig_pipeline_source(o->pipeline)->delimiter,
-                              ig_pipeline_source(o->pipeline)->quote);
+        ig_results_set_reject(
+            results, o->reject, hdr, ncols,
+            ig_pipeline_source(o->pipeline)->delimiter,
+            ig_pipeline_source(o->pipeline)->quote,
+            ig_pipeline_source(o->pipeline)->encoding == IG_ENCODING_LATIN1
+                ? "ISO-8859-1"
+            : ig_pipeline_source(o->pipeline)->encoding == IG_ENCODING_WIN1252
+                ? "WINDOWS-1252"
+                : NULL);
     /* The writer count is final: one buffer more than the batches that can
      * be in flight (a third buffer for one writer would only touch fresh
      * memory, and fresh pages cost a page fault each). */

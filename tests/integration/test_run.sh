@@ -71,6 +71,15 @@ sed -i 's/not-a-colour/#008080/; s/^"",/"Navy",/' "$rej"
 run_ingot 0 run "$D/colors.yaml" "$rej" --no-reject-file --json
 assert_contains "$OUT" '"inserted": 2' "fixed reject file re-imports"
 
+# The reject file of a windows-1252 input is windows-1252: fixed and
+# re-imported through the same pipeline, its names are not converted twice.
+sed 's/^targets:/source: { encoding: windows-1252 }\ntargets:/' "$D/colors.yaml" > "$IT_TMP/c1252.yaml"
+printf 'name,code\nCaf\xe9 \x80,bad\n' > "$IT_TMP/e1252.csv"
+run_ingot 2 run "$IT_TMP/c1252.yaml" "$IT_TMP/e1252.csv"
+sed -i 's/"bad"/"#C0FFEE"/' "$IT_TMP/e1252.csv.rejects.csv"
+run_ingot 0 run "$IT_TMP/c1252.yaml" "$IT_TMP/e1252.csv.rejects.csv"
+assert_eq "Café €" "$(sql "SELECT color_name FROM color_master WHERE color_code = '#C0FFEE'")" "a windows-1252 reject file re-imports unchanged"
+
 # A reject file re-imports under unknown_columns: error too (its ingot_*
 # columns are not the data's), and failing again it gets one set of them.
 { echo "source:"; echo "  unknown_columns: error"; cat "$D/colors.yaml"; } > "$IT_TMP/strict.yaml"

@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "results.h"
 
@@ -74,11 +75,47 @@ static void test_results_bounds_values_kept_per_row(void **state)
     free(v);
 }
 
+/* The reject file of a windows-1252 input is windows-1252, so it can be
+ * re-imported through the same pipeline: "Caf\xc3\xa9 \xe2\x82\xac" is
+ * "Caf\xe9 \x80", a C1 control the reader read from an undefined byte is
+ * that byte again, and a character only a message can hold is '?'. */
+static void test_results_reject_file_in_the_input_encoding(void **state)
+{
+    static const char *const header[] = {"name"};
+    char path[] = "/tmp/ingot-test-results-XXXXXX";
+    ig_value v[1] = {{"Caf\xc3\xa9 \xe2\x82\xac\xc2\x81", 11, 0}};
+    ig_reason why = {"t", "name", "HOOK", NULL, "\xe2\x86\x92 no"};
+    const char want[] = "\"name\",\"ingot_row\",\"ingot_line\",\"ingot_error\"\n"
+                        "\"Caf\xe9 \x80\x81\",\"1\",\"2\",\"t.name: [HOOK] ? no\"\n";
+    char got[256];
+    ig_results *r = new_results();
+    ig_err err;
+    size_t n;
+    FILE *f;
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    ig_results_set_reject(r, path, header, 1, ',', '"', "WINDOWS-1252");
+    ig_results_fail_row(r, 1, 2, v, 1, &why, 1);
+    assert_int_equal(ig_results_close_reject(r, &err), IG_OK);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    n = fread(got, 1, sizeof(got), f);
+    fclose(f);
+    unlink(path);
+    assert_int_equal(n, sizeof(want) - 1);
+    assert_memory_equal(got, want, n);
+    ig_results_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results_keeps_narrow_rows_whole),
         cmocka_unit_test(test_results_bounds_values_kept_per_row),
+        cmocka_unit_test(test_results_reject_file_in_the_input_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
