@@ -186,6 +186,10 @@ static int open_reject(ig_results *r)
         return -1;
     }
     r->reject_opened = 1;
+    /* An input without a header row gets a reject file without one: its
+     * rows re-import by position, the ingot_* fields after the data. */
+    if (r->reject_ncols == 0)
+        return 0;
     int first = 1;
 
     for (size_t i = 0; i < r->reject_ncols; i++)

@@ -80,6 +80,25 @@ sed -i 's/"bad"/"#C0FFEE"/' "$IT_TMP/e1252.csv.rejects.csv"
 run_ingot 0 run "$IT_TMP/c1252.yaml" "$IT_TMP/e1252.csv.rejects.csv"
 assert_eq "Café €" "$(sql "SELECT color_name FROM color_master WHERE color_code = '#C0FFEE'")" "a windows-1252 reject file re-imports unchanged"
 
+# Without a header row the reject file has none either: fixed, it
+# re-imports by position (the ingot_* fields come after the data).
+cat > "$IT_TMP/nohdr.yaml" <<'YAML'
+source: { header: false }
+targets:
+  - table: color_master
+    key: [color_name]
+    key_predicate: deleted_at IS NULL
+    columns:
+      color_name: { position: 1, rules: { required: true } }
+      color_code: { position: 2, transforms: [upper], rules: { pattern: "^#[0-9A-F]{6}$" } }
+YAML
+printf 'NoHdrA,bad\nNoHdrB,#000001\n' > "$IT_TMP/nohdr.csv"
+run_ingot 1 run "$IT_TMP/nohdr.yaml" "$IT_TMP/nohdr.csv"
+assert_eq '"NoHdrA","bad","1","1",' "$(cut -c1-23 "$IT_TMP/nohdr.csv.rejects.csv")" "a headerless reject file starts with the row"
+sed -i 's/"bad"/"#000002"/' "$IT_TMP/nohdr.csv.rejects.csv"
+run_ingot 0 run "$IT_TMP/nohdr.yaml" "$IT_TMP/nohdr.csv.rejects.csv"
+assert_eq "#000002" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'NoHdrA'")" "a headerless reject file re-imports"
+
 # A reject file re-imports under unknown_columns: error too (its ingot_*
 # columns are not the data's), and failing again it gets one set of them.
 { echo "source:"; echo "  unknown_columns: error"; cat "$D/colors.yaml"; } > "$IT_TMP/strict.yaml"
