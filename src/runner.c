@@ -692,7 +692,7 @@ int ig_run_preflight(const ig_run_opts *o, long long *rows, ig_err *err)
     }
     m = ig_mapper_new(o->pipeline, hdr, ncols, NULL, res, err);
     if (m == NULL) {
-        rc = err ? err->code : IG_CONFIG;
+        rc = err ? ig_err_prefix(err, "%s", o->input_name) : IG_CONFIG;
         goto out;
     }
     rc = count_rows(o, rows, err);
@@ -1015,7 +1015,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         hdr[i] = ig_reader_column(r, i);
     m = ig_mapper_new(o->pipeline, hdr, ncols, hook, results, err);
     if (m == NULL) {
-        rc = err ? err->code : IG_CONFIG;
+        rc = err ? ig_err_prefix(err, "%s", o->input_name) : IG_CONFIG;
         goto out;
     }
     rc = build_exec(o, &ex, err);

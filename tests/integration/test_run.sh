@@ -265,7 +265,7 @@ run_ingot 2 run "$D/colors.yaml" "$IT_TMP/tab.csv" --no-reject-file
 assert_contains "$ERR" "delimited by tabs, set source.delimiter: \"\\t\"" "the tab hint"
 printf 'name,colour\nComma,#000001\n' > "$IT_TMP/comma.csv"
 run_ingot 2 run "$D/colors.yaml" "$IT_TMP/comma.csv" --no-reject-file
-assert_contains "$ERR" "the input lacks column 'code'" "a missing column"
+assert_contains "$ERR" "$IT_TMP/comma.csv: the input lacks column 'code'" "a missing column, named with the file"
 assert_not_contains "$ERR" "delimited by" "no hint for a header of several columns"
 
 # A key without a unique index: the failing statement is named as the
