@@ -36,26 +36,75 @@
 
 #define QUOTE_MAX 64 /* bytes of a value quoted in a message */
 
-/* Room for '"', QUOTE_MAX bytes, "...", '"' and NUL. */
+/* Room for '"', QUOTE_MAX bytes (each shown as up to six), "...", '"'
+ * and NUL. */
 typedef struct qbuf {
-    char s[QUOTE_MAX + 8];
+    char s[QUOTE_MAX * 6 + 8];
 } qbuf;
+
+/* The escape an invisible character at p (n bytes left) is shown as in
+ * a message, and its length in *len; NULL for a visible one. A value
+ * that differs from an accepted one only by a non-breaking space or a
+ * zero-width character must not read the same. */
+static const char *invisible(const unsigned char *p, size_t n, size_t *len)
+{
+    static const struct {
+        const char *utf8, *shown;
+    } marks[] = {{"\xC2\xA0", "\\u00A0"},     {"\xE2\x80\x87", "\\u2007"},
+                 {"\xE2\x80\x8B", "\\u200B"}, {"\xE2\x80\x8C", "\\u200C"},
+                 {"\xE2\x80\x8D", "\\u200D"}, {"\xE2\x80\xAF", "\\u202F"},
+                 {"\xE2\x81\xA0", "\\u2060"}, {"\xEF\xBB\xBF", "\\uFEFF"}};
+    static const char *const c0[] = {
+        "\\x00", "\\x01", "\\x02", "\\x03", "\\x04", "\\x05", "\\x06", "\\x07",
+        "\\x08", "\\t",   "\\n",   "\\x0B", "\\x0C", "\\r",   "\\x0E", "\\x0F",
+        "\\x10", "\\x11", "\\x12", "\\x13", "\\x14", "\\x15", "\\x16", "\\x17",
+        "\\x18", "\\x19", "\\x1A", "\\x1B", "\\x1C", "\\x1D", "\\x1E", "\\x1F"};
+
+    if (p[0] < 0x20 || p[0] == 0x7F) {
+        *len = 1;
+        return p[0] == 0x7F ? "\\x7F" : c0[p[0]];
+    }
+    for (size_t i = 0; p[0] >= 0xC2 && i < sizeof(marks) / sizeof(marks[0]);
+         i++) {
+        size_t k = strlen(marks[i].utf8);
+        if (k <= n && memcmp(p, marks[i].utf8, k) == 0) {
+            *len = k;
+            return marks[i].shown;
+        }
+    }
+    return NULL;
+}
 
 /* v in double quotes for a message, cut to QUOTE_MAX bytes at a UTF-8
  * boundary (never in the middle of a character) and marked "..." when
- * cut. Returns q->s. */
+ * cut; control characters and invisible spaces are shown as escapes
+ * (\t, \x01, \u00A0). Returns q->s. */
 static const char *quoted(ig_value v, qbuf *q)
 {
-    size_t n = v.len < QUOTE_MAX ? v.len : QUOTE_MAX;
+    const unsigned char *p = (const unsigned char *)v.p;
+    size_t n = v.len < QUOTE_MAX ? v.len : QUOTE_MAX, o = 0;
     int cut = n < v.len;
 
     if (v.is_null)
         return "NULL";
     /* v.p[n] is the first byte left out: if it continues a character,
      * that character's lead byte must go too. */
-    while (cut && n > 0 && ((unsigned char)v.p[n] & 0xC0) == 0x80)
+    while (cut && n > 0 && (p[n] & 0xC0) == 0x80)
         n--;
-    snprintf(q->s, sizeof(q->s), "\"%.*s%s\"", (int)n, v.p, cut ? "..." : "");
+    q->s[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        size_t len = 1;
+        const char *e = invisible(p + i, n - i, &len);
+
+        if (e != NULL) {
+            memcpy(q->s + o, e, strlen(e));
+            o += strlen(e);
+        } else {
+            q->s[o++] = (char)p[i];
+        }
+        i += len;
+    }
+    snprintf(q->s + o, sizeof(q->s) - o, "%s\"", cut ? "..." : "");
     return q->s;
 }
 

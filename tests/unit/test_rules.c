@@ -1254,6 +1254,22 @@ static void test_rules_value_message_quote_cut_at_utf8_boundary(void **st)
     assert_true(ig_utf8_len(f.msg, strlen(f.msg)) > 0);
 }
 
+/* A value that differs from an accepted one only by an invisible
+ * character must not read the same in the message. */
+static void test_rules_message_shows_invisible_characters(void **state)
+{
+    ig_arena *a = *state;
+
+    type_bad(a, IG_TYPE_INT, 0, 0, NULL, "\xC2\xA0" "12", "type",
+             "\"\\u00A012\" is not");
+    type_bad(a, IG_TYPE_INT, 0, 0, NULL, "1\t2\x01", "type",
+             "\"1\\t2\\x01\" is not");
+    type_bad(a, IG_TYPE_INT, 0, 0, NULL, "12\xE2\x80\x8B", "type",
+             "\"12\\u200B\" is not");
+    type_bad(a, IG_TYPE_INT, 0, 0, NULL, "caf\xC3\xA9", "type",
+             "\"caf\xC3\xA9\" is not");
+}
+
 static void test_rules_value_runs_xforms_type_then_rules(void **state)
 {
     ig_xform xf[] = {{IG_XFORM_UPPER, NULL, NULL, 0, NULL, 0}};
@@ -1345,6 +1361,7 @@ int main(void)
         cmocka_unit_test(test_rules_value_enum_compares_canonical_values),
         cmocka_unit_test(test_rules_value_pattern_matches_canonical_value),
         cmocka_unit_test(test_rules_value_message_quote_cut_at_utf8_boundary),
+        cmocka_unit_test(test_rules_message_shows_invisible_characters),
         cmocka_unit_test(test_rules_value_runs_xforms_type_then_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
