@@ -55,6 +55,10 @@ typedef struct lookup_plan {
 } lookup_plan;
 
 typedef struct target_plan {
+    char **col_type;    /* per pipeline column: its type in the table with
+                           the modifier ("character varying(5)"), or NULL
+                           (not found): names the column of a 22001 or
+                           22003 failure, which PostgreSQL does not */
     char *upsert;       /* the INSERT .. ON CONFLICT statement */
     char *upsert_dedup; /* the same keeping the last row of each key, for
                            subsets where a key repeats; NULL unless
@@ -648,6 +652,23 @@ static int check_tables(const ig_exec *ex, const PGresult *res, ig_err *err)
     return IG_OK;
 }
 
+/* Keep each pipeline column's type with its modifier (the catalog
+ * query's last column) for the messages of failed rows. */
+static void note_types(ig_exec *ex, const PGresult *res)
+{
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        const ig_target *t = ig_pipeline_target(ex->p, ti);
+
+        ex->t[ti].col_type = ig_xcalloc(t->n_cols ? t->n_cols : 1,
+                                        sizeof(char *));
+        for (size_t ci = 0; ci < t->n_cols; ci++)
+            for (int r = 0; r < PQntuples(res); r++)
+                if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
+                    strcmp(PQgetvalue(res, r, 1), t->cols[ci].name) == 0)
+                    ex->t[ti].col_type[ci] = ig_xstrdup(PQgetvalue(res, r, 6));
+    }
+}
+
 /* Whether type name `have` (format_type, maybe with a modifier) is
  * `name`. */
 static int type_is(const char *have, const char *name)
@@ -892,6 +913,8 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
     rc = table_columns(ex, conn, &res, err);
     if (rc == IG_OK)
         rc = check_tables(ex, res, err);
+    if (rc == IG_OK)
+        note_types(ex, res);
     for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
         rc = plan_lookups(ex, conn, ti, err);
     for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
@@ -928,6 +951,7 @@ void ig_exec_free(ig_exec *ex)
         free(ex->t[ti].missing);
         free(ex->t[ti].key_hash);
         free_casts(ex->t[ti].key_cast, ig_pipeline_target(ex->p, ti)->n_key);
+        free_casts(ex->t[ti].col_type, ig_pipeline_target(ex->p, ti)->n_cols);
     }
     free(ex->t);
     free(ex->direct);
@@ -1572,6 +1596,40 @@ static int try_direct(run_ctx *rc, const size_t *rows, size_t n, int prove,
     return IG_OK;
 }
 
+/* The column of target a value-too-long (22001: "value too long for
+ * type character varying(5)") or numeric-overflow (22003: "A field with
+ * precision 4, scale 2 must round ...") failure is about, when exactly
+ * one column has that type; PostgreSQL does not say. NULL otherwise. */
+static const char *guess_column(const run_ctx *rc, const char *target)
+{
+    const char *found = NULL, *type = strstr(rc->message, "for type ");
+    char want[64] = "";
+    int prec, scale;
+
+    if (strcmp(rc->state, "22001") == 0 && type != NULL)
+        snprintf(want, sizeof(want), "%s", type + strlen("for type "));
+    else if (strcmp(rc->state, "22003") == 0 &&
+             (type = strstr(rc->message, "with precision ")) != NULL &&
+             sscanf(type, "with precision %d, scale %d", &prec, &scale) == 2)
+        snprintf(want, sizeof(want), "numeric(%d,%d)", prec, scale);
+    for (size_t ti = 0; want[0] && target && ti < rc->ex->ntargets; ti++) {
+        const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
+
+        if (strcmp(t->name, target) != 0)
+            continue;
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            const char *have = rc->ex->t[ti].col_type[ci];
+
+            if (have == NULL || strcmp(have, want) != 0)
+                continue;
+            if (found != NULL)
+                return NULL; /* two columns of that type */
+            found = t->cols[ci].name;
+        }
+    }
+    return found;
+}
+
 /* Isolate the guilty rows of a subset PostgreSQL rejected. */
 static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
 {
@@ -1580,7 +1638,8 @@ static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
 
     if (n == 1) {
         /* This row alone fails: record PostgreSQL's reason. */
-        mark_failed(rc, rows[0], target, rc->column[0] ? rc->column : NULL,
+        mark_failed(rc, rows[0], target,
+                    rc->column[0] ? rc->column : guess_column(rc, target),
                     rc->state, rc->constraint[0] ? rc->constraint : NULL,
                     rc->message);
         return IG_OK;

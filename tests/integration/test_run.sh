@@ -99,6 +99,24 @@ sed -i 's/"bad"/"#000002"/' "$IT_TMP/nohdr.csv.rejects.csv"
 run_ingot 0 run "$IT_TMP/nohdr.yaml" "$IT_TMP/nohdr.csv.rejects.csv"
 assert_eq "#000002" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'NoHdrA'")" "a headerless reject file re-imports"
 
+# A value too long for a varchar(n), or too large for a numeric(p,s),
+# names its column, which PostgreSQL's message does not.
+sql "CREATE TABLE vt (code varchar(5) PRIMARY KEY, note varchar(3), amount numeric(4,2))"
+cat > "$IT_TMP/vt.yaml" <<'YAML'
+targets:
+  - table: vt
+    key: [code]
+    columns:
+      code: { from: code }
+      note: { from: note }
+      amount: { from: amount, type: numeric }
+YAML
+printf 'code,note,amount\nok1,abc,1.5\nok2,abcd,1\nok3,ab,123.4\n' > "$IT_TMP/vt.csv"
+run_ingot 1 run "$IT_TMP/vt.yaml" "$IT_TMP/vt.csv" --no-reject-file
+assert_contains "$OUT" "row 2 (line 3): vt.note [22001] value too long for type character varying(3)" "a too-long value names its column"
+assert_contains "$OUT" "row 3 (line 4): vt.amount [22003] numeric field overflow" "a numeric overflow names its column"
+assert_eq "ok1" "$(sql "SELECT string_agg(code, ',') FROM vt")" "the good row lands"
+
 # A reject file re-imports under unknown_columns: error too (its ingot_*
 # columns are not the data's), and failing again it gets one set of them.
 { echo "source:"; echo "  unknown_columns: error"; cat "$D/colors.yaml"; } > "$IT_TMP/strict.yaml"
