@@ -1447,6 +1447,12 @@ static void target_result(run_ctx *rc, size_t ti, PGresult *res,
     delta->skipped = nsrc - nkeys;
     if (delta->unchanged < 0) /* keys equal in C but not in SQL */
         delta->unchanged = 0;
+    if (t->on_conflict == IG_ON_CONFLICT_IGNORE) {
+        /* Rows whose key exists were left out, not compared: whether
+         * they match the table is unknown. */
+        delta->skipped += delta->unchanged;
+        delta->unchanged = 0;
+    }
 }
 
 /* Run one target's statements for the current subset. *refail is set

@@ -197,7 +197,8 @@ static const ig_pipeline_key target_keys[] = {
     K("key_predicate", IG_PKEY_SQL, tdecl, t.key_predicate, 0, NULL,
       "predicate of the partial unique index, e.g. deleted_at IS NULL"),
     KE("on_conflict", tdecl, t.on_conflict, on_conflict_names, "update",
-       "an existing row: update it, ignore the new one, or a row error"),
+       "an existing row: update it, ignore the new one (counted as "
+       "skipped), or a row error"),
     KE("duplicates", tdecl, t.duplicates, duplicates_names, "error",
        "the same key twice in one import: error, keep first or last"),
     K("touch", IG_PKEY_IDENT, tdecl, t.touch, 0, NULL,

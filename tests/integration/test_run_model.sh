@@ -384,7 +384,7 @@ class Model:
                                  "touched": True}
             return "inserted"
         if sc["on_conflict"] == "ignore":
-            return "unchanged"
+            return "skipped"  # left out, not compared
         old, new = [], []
         for c, rule in (("a", sc["a_update"]), ("b", sc["b_update"])):
             if rule == "never":
