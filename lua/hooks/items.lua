@@ -79,7 +79,9 @@ function M.price(s)
     if s:match(",%d%d?$") then return decimal.parse(s, { decimal = "," }) end
     return nil, "ambiguous price '" .. s .. "': write decimals with a dot"
   end
-  return decimal.parse(s, { thousands = "," })
+  local p, why = decimal.parse(s, { thousands = "," })
+  if not p then return nil, "price '" .. s .. "': " .. why end
+  return p
 end
 
 function M.transform(row, ctx)
