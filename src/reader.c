@@ -84,6 +84,9 @@ struct ig_reader {
     long long pos;
     long long line;
     int prev_cr; /* last segment ended with CR */
+    int lf_only; /* an LF file: a lone CR is data (decide_line_ends) */
+    int decided; /* lf_only was decided by the first line end */
+    long long cr_lines; /* lines counted for lone CRs before that */
 
     /* parsing */
     struct csv_parser parser;
@@ -228,6 +231,36 @@ static int no_space(unsigned char c)
     return 0;
 }
 
+/* In an LF file only LF ends a record, and a CR is trimmed like a space
+ * at the edges of a field: the CR of a CRLF line, also after a closing
+ * quote; inside a field it is data. */
+static int lf_term(unsigned char c)
+{
+    return c == '\n';
+}
+
+static int cr_space(unsigned char c)
+{
+    return c == '\r';
+}
+
+/* The first line end outside quotes (eol: the byte) decides the input's:
+ * LF alone (not CRLF, whose CR comes first) makes it an LF file, where a
+ * CR that spreadsheet scripts write unquoted inside a field is data, not
+ * a line end that cuts the row short. Lone CRs counted as lines before
+ * (inside the first record's quotes) are taken back. libcsv reads its
+ * functions once per csv_parse() call: they apply from the next one. */
+static void decide_line_ends(ig_reader *r, unsigned char eol)
+{
+    r->decided = 1;
+    r->lf_only = eol == '\n';
+    if (r->lf_only) {
+        r->line -= r->cr_lines;
+        csv_set_term_func(&r->parser, lf_term);
+        csv_set_space_func(&r->parser, cr_space);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Raw byte checks: UTF-8, NUL, blank lines                            */
 /* ------------------------------------------------------------------ */
@@ -286,9 +319,15 @@ static void utf8_byte(ig_reader *r, unsigned char b, long long off)
         utf8_lead(r, b, off);
 }
 
-static int is_term(unsigned char c)
+static int is_eol(unsigned char c)
 {
     return c == '\r' || c == '\n';
+}
+
+/* Whether c ends a line of this input. */
+static int is_term(const ig_reader *r, unsigned char c)
+{
+    return c == '\n' || (c == '\r' && !r->lf_only);
 }
 
 /* Check a segment of the record in progress before libcsv sees it. */
@@ -300,7 +339,7 @@ static void scan(ig_reader *r, const unsigned char *s, size_t n)
         unsigned char b = s[i];
 
         if (r->rec_blank && !((b == ' ' || b == '\t') && b != r->delim) &&
-            !is_term(b))
+            !is_eol(b))
             r->rec_blank = 0;
         if (b == '\0')
             note(r, "CSV_NUL", "field %zu: NUL byte at byte offset %lld",
@@ -410,24 +449,32 @@ static void step(ig_reader *r)
     size_t n = segment_len(r, s, r->cur_len - r->cur_pos);
     unsigned char last = s[n - 1];
 
-    /* A CR not followed by LF ended a line of its own. */
-    if (r->prev_cr && s[0] != '\n')
+    /* A CR not followed by LF ended a line of its own (not in an LF
+     * file). */
+    if (r->prev_cr && s[0] != '\n') {
         r->line++;
+        r->cr_lines++;
+    }
     r->prev_cr = 0;
     if (!r->skip) {
-        if (!r->in_record && !is_term(s[0]))
+        /* In an LF file a CR segment (a CR is one) starts no record: it
+         * is the CR of a CRLF blank line, or trimmed from the field. */
+        if (!r->in_record && !is_eol(s[0]))
             start_record(r);
         if (r->in_record)
             scan(r, s, n);
         feed(r, s, n);
     }
-    if (r->skip && is_term(last))
+    if (!r->decided && is_eol(last) &&
+        (r->skip || r->parser.pstate == 0)) /* 0: ROW_NOT_BEGUN */
+        decide_line_ends(r, last);
+    if (r->skip && is_term(r, last))
         r->skip = 0;
     r->cur_pos += n;
     r->pos += (long long)n;
     if (last == '\n')
         r->line++;
-    else if (last == '\r')
+    else if (last == '\r' && !r->lf_only)
         r->prev_cr = 1;
 }
 
@@ -614,7 +661,7 @@ static int check_opts(const ig_reader_opts *o, ig_err *err)
     unsigned char q = o->quote ? (unsigned char)o->quote : '"';
     const char *name = o->name ? o->name : "input";
 
-    if (d >= 0x80 || q >= 0x80 || is_term(d) || is_term(q) || d == q)
+    if (d >= 0x80 || q >= 0x80 || is_eol(d) || is_eol(q) || d == q)
         return ig_err_set(err, IG_CONFIG,
                           "%s: delimiter and quote must be two different "
                           "ASCII characters other than CR and LF",
@@ -762,6 +809,11 @@ long ig_reader_find_column(const ig_reader *r, const char *name)
         if (strcmp(r->columns[i], name) == 0)
             return (long)i;
     return -1;
+}
+
+int ig_reader_lf_only(const ig_reader *r)
+{
+    return r->lf_only;
 }
 
 long long ig_reader_bytes(const ig_reader *r)

@@ -30,8 +30,10 @@
  * Spaces are data (RFC 4180): fields are not trimmed, and a space after
  * a closing quote is a CSV_QUOTE error. Lines that hold nothing but spaces
  * and tabs are blank; blank lines are skipped (not records). A lone CR,
- * CRLF and LF all end a line. Empty fields are "" (is_null = 0): NULL
- * markers are the pipeline's business.
+ * CRLF and LF all end a line, except in an LF file (its first line ends
+ * with a bare LF: see ig_reader_lf_only), where a CR inside a field is
+ * data. Empty fields are "" (is_null = 0): NULL markers are the
+ * pipeline's business.
  *
  * Not thread-safe: one reader belongs to one thread.
  */
@@ -95,5 +97,12 @@ int ig_reader_next(ig_reader *r, ig_arena *arena, ig_record *rec, int *got,
 /* Bytes consumed from the input so far, BOM included (for progress: at
  * end of input it is the input's size). Cannot fail. */
 long long ig_reader_bytes(const ig_reader *r);
+
+/* Whether the input is an LF file: its first line ended with a bare LF,
+ * so only LF ends a line and a CR inside a field (which scripts write
+ * unquoted) is data; a CR at a field's edge (a CRLF line's) is dropped.
+ * Otherwise (CRLF, or CR-only files) CR, LF and CRLF each end a line.
+ * Decided at the first line end; 0 before it. Cannot fail. */
+int ig_reader_lf_only(const ig_reader *r);
 
 #endif /* IG_READER_H */

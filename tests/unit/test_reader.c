@@ -415,6 +415,53 @@ static void test_reader_trailing_ctrl_z_dropped(void **state)
     ig_arena_free(a);
 }
 
+/* In a file whose first line ends with a bare LF, a CR inside an
+ * unquoted field is data (scripts write it unquoted), not a line end that
+ * cuts the row short; a CRLF line in it still ends cleanly, quoted or
+ * not, and a CRLF blank line is skipped. A file that starts with CRLF
+ * keeps a lone CR as a line end. */
+static void test_reader_lone_cr_in_lf_file_is_data(void **state)
+{
+    static const char lf[] = "code,qty,note\nC1,1,first\rpart two\n"
+                             "C2,2,\"q\"\r\n\r\nC3,x,y\r\n";
+    static const char crlf[] = "a,b\r\n1,x\ry\r\n";
+    static const size_t chunks[] = {0, 4, 7, 16};
+    ig_arena *a = ig_arena_new(0);
+    ig_record rec;
+    ig_reader *r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        FILE *f = file_with(MEM(lf));
+
+        r = open_opts((ig_reader_opts){.file = f, .header = 1,
+                                       .chunk_size = chunks[i]});
+        assert_int_equal(ig_reader_lf_only(r), 1);
+        next(r, a, &rec);
+        ok(&rec);
+        pos(&rec, 1, 2, 14);
+        FIELDS(&rec, "C1", "1", "first\rpart two");
+        next(r, a, &rec);
+        ok(&rec);
+        pos(&rec, 2, 3, 34);
+        FIELDS(&rec, "C2", "2", "q");
+        next(r, a, &rec);
+        ok(&rec);
+        pos(&rec, 3, 5, 46);
+        FIELDS(&rec, "C3", "x", "y");
+        at_end(r, a);
+        ig_reader_free(r);
+        fclose(f);
+    }
+    r = open_mem(MEM(crlf), 1);
+    next(r, a, &rec);
+    ok(&rec);
+    FIELDS(&rec, "1", "x");
+    assert_int_equal(ig_reader_lf_only(r), 0);
+    ig_reader_free(r);
+    ig_arena_free(a);
+}
+
 static void test_reader_semicolon_and_tab_delimiters(void **state)
 {
     static const char semi[] = "a;b\n1;\"x;y\"\n2,5;z\n";
@@ -1193,6 +1240,7 @@ int main(void)
         cmocka_unit_test(test_reader_utf16_refused),
         cmocka_unit_test(test_reader_zip_and_gzip_refused),
         cmocka_unit_test(test_reader_trailing_ctrl_z_dropped),
+        cmocka_unit_test(test_reader_lone_cr_in_lf_file_is_data),
         cmocka_unit_test(test_reader_semicolon_and_tab_delimiters),
         cmocka_unit_test(test_reader_custom_quote),
         cmocka_unit_test(test_reader_blank_lines_skipped),
