@@ -23,6 +23,11 @@ enum { IG_EXIT_OK = 0, IG_EXIT_PARTIAL = 1, IG_EXIT_FAIL = 2 };
 #define IG_CLI_MAX_OPTS 32
 #define IG_CLI_MAX_ARGS 16
 
+/* json_dump flags for what commands print: indented, in insertion order,
+ * numbers with ten significant digits (54.1, not 54.100000000000001). */
+#define IG_CLI_JSON_FLAGS \
+    (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+
 typedef struct ig_cli_opt {
     const char *name;    /* long name without "--" */
     const char *argname; /* NULL for a boolean switch */

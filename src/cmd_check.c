@@ -508,7 +508,7 @@ static void print_json(const report *r, const char *name,
                   db, "hooks", mod ? json_string(mod) : json_null(), "errors",
                   problems_json(r, 0), "warnings", problems_json(r, 1),
                   "targets", targets);
-    s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    s = json_dumps(o, IG_CLI_JSON_FLAGS);
     printf("%s\n", s ? s : "{}");
     free(s);
     json_decref(o);

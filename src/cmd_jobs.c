@@ -26,7 +26,7 @@
 
 static void print_json(json_t *o)
 {
-    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_dumpf(o, stdout, IG_CLI_JSON_FLAGS);
     fputc('\n', stdout);
 }
 

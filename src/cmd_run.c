@@ -130,7 +130,7 @@ static void print_json(const ingot_result *r, const char *input,
     }
     json_object_set_new(o, "failed_rows", failed);
     json_object_set_new(o, "reject_file", reject ? json_string(reject) : json_null());
-    json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_dumpf(o, stdout, IG_CLI_JSON_FLAGS);
     fputc('\n', stdout);
     json_decref(o);
 }

@@ -114,7 +114,8 @@ static enum MHD_Result send_json_h(struct MHD_Connection *c, unsigned status,
                                    json_t *o, const char *hname,
                                    const char *hvalue)
 {
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                JSON_REAL_PRECISION(10));
     size_t n;
 
     json_decref(o);

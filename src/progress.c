@@ -387,7 +387,7 @@ static void hash_fields(const ig_progress_info *in, char vals[][32],
     snprintf(vals[i++], 32, "%lld", in->failed);
     snprintf(vals[i++], 32, "%.2f", in->percent);
     snprintf(vals[i++], 32, "%.1f", in->rows_per_sec);
-    snprintf(vals[i++], 32, "%.0f", in->eta_seconds);
+    snprintf(vals[i++], 32, "%.1f", in->eta_seconds);
     snprintf(vals[i++], 32, "%.3f", in->started_at);
     snprintf(vals[i++], 32, "%.3f", in->updated_at);
     snprintf(vals[i++], 32, "%.6f", in->job_created_at);

@@ -142,8 +142,6 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
         ig_progress_compute(&pi, final && job->finished_at > 0
                                      ? job->finished_at
                                      : (double)time(NULL));
-        if (info != NULL && info->rows_per_sec > 0)
-            pi.rows_per_sec = info->rows_per_sec; /* the run's own rate */
         source = "database";
     }
     json_object_set_new(o, "job_id", json_integer(job->id));

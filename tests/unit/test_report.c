@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <math.h>
 #include <string.h>
 
 #include "jobq.h"
@@ -121,9 +122,12 @@ static void test_report_final_job_shows_durable_counters(void **state)
 
     (void)state;
     j.finished_at = CREATED + 20;
+    in.rows_per_sec = 12345; /* the live figure's rate is not used */
     shown(&j, &in, "database", 1000, 0);
     o = ig_report_progress(&j, &in, "redis");
     assert_true(json_real_value(json_object_get(o, "percent")) == 100.0);
+    assert_true(fabs(json_real_value(json_object_get(o, "rows_per_sec")) -
+                     1000.0 / 19.0) < 1e-6);
     json_decref(o);
 }
 
