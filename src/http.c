@@ -1382,6 +1382,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static int resolve_listen(const char *listen, struct addrinfo **out,
                           ig_err *err)
 {
+    const char *opts_listen = listen ? listen : "";
     char host[256], port[16];
     const char *colon = listen ? strrchr(listen, ':') : NULL;
     struct addrinfo hints;
@@ -1400,6 +1401,12 @@ static int resolve_listen(const char *listen, struct addrinfo **out,
     }
     snprintf(host, sizeof(host), "%.*s", (int)hl, listen);
     snprintf(port, sizeof(port), "%s", colon + 1);
+    /* getaddrinfo() takes 83714 as 83714 mod 65536: refuse it. */
+    if (strspn(port, "0123456789") != strlen(port) || atol(port) < 1 ||
+        atol(port) > 65535)
+        return ig_err_set(err, IG_USAGE,
+                          "INGOT_HTTP_LISTEN=%s: the port must be a number "
+                          "from 1 to 65535", opts_listen);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

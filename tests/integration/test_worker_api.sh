@@ -25,6 +25,9 @@ export REDIS_URL="redis://127.0.0.1:$RPORT/0"
 # the token is required unless --no-http
 INGOT_API_TOKEN= run_ingot 2 worker
 assert_contains "$ERR" "INGOT_API_TOKEN is not set" "refuses to serve without a token"
+# a port outside 1..65535 is refused, not taken modulo 65536
+run_ingot 2 worker --listen 127.0.0.1:83714
+assert_contains "$ERR" "INGOT_HTTP_LISTEN=127.0.0.1:83714: the port must be a number from 1 to 65535" "port out of range"
 
 PORT=$(free_port)
 U="http://127.0.0.1:$PORT"
