@@ -160,6 +160,11 @@ static int run_submit(ig_cli *cli)
                          path, rows, conf->max_rows);
         goto out;
     }
+    if (rows == 0) {
+        rc = ig_cli_fail(cli, "%s has a header but no data rows: nothing "
+                         "to queue", path);
+        goto out;
+    }
     rc = connect_db(cli, &conn);
     if (rc != IG_EXIT_OK)
         goto out;

@@ -27,6 +27,7 @@
 
 #include <csv.h>
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -206,8 +207,9 @@ static route parse_route(const char *url, req *r)
     }
     if (!isdigit((unsigned char)rest[0]))
         return ROUTE_NONE;
+    errno = 0;
     r->id = strtoll(rest, &end, 10);
-    if (end != slash || r->id < 1)
+    if (end != slash || r->id < 1 || errno == ERANGE) /* no such job */
         return ROUTE_NONE;
     if (strcmp(slash, "/progress") == 0)
         return ROUTE_PROGRESS;
@@ -780,6 +782,11 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                          rows, conf->max_rows);
         goto out;
     }
+    if (rows == 0) { /* as JSON [] is */
+        ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "unprocessable",
+                         "the body has a header but no data rows");
+        goto out;
+    }
     if (background || rows >= conf->background_threshold)
         ret = enqueue(h, c, r, data, len, rows);
     else
@@ -949,6 +956,11 @@ static enum MHD_Result handle_jobs(ig_http *h, struct MHD_Connection *c)
     f.limit = (long)limit;
     f.offset = (long)offset;
     f.pipeline = query(c, "pipeline");
+    if (f.pipeline != NULL &&
+        !valid_pipeline_name(f.pipeline, strlen(f.pipeline)))
+        return send_error(c, MHD_HTTP_BAD_REQUEST, "bad_query",
+                          "pipeline must be a pipeline name "
+                          "([A-Za-z0-9_-], at most 64)");
     if (states != NULL && *states != '\0') {
         ig_err perr;
         if (ig_jobq_states_parse(states, &f.states, &perr) != IG_OK)

@@ -61,6 +61,8 @@ http GET /api/nothing; expect 404 "unknown route"
 http GET /api/imports/999999/progress; expect 404 "unknown job progress"
 http GET /api/imports/999999/results; expect 404 "unknown job results"
 http POST /api/imports/999999/cancel; expect 404 "unknown job cancel"
+http GET /api/imports/99999999999999999999/progress; expect 404 "a job id beyond 64 bits"
+assert_not_contains "$BODY" "9223372036854775807" "the id is not clamped to another job's"
 http DELETE /api/imports/jobs; expect 405 "wrong method"
 
 # --- uploads: errors --------------------------------------------------------
@@ -86,6 +88,11 @@ http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TM
 expect 413 "rows over IMPORT_MAX_ROWS"; assert_contains "$BODY" "5001 rows" "row count named"; assert_contains "$BODY" "5000" "limit named"
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary ''
 expect 422 "empty body"
+http POST "/api/imports/colors?background=1" -H 'Content-Type: text/csv' --data-binary $'name,code\n'
+expect 422 "a header without rows"; assert_contains "$BODY" "no data rows" "said so"
+printf 'name,code\n' > "$IT_TMP/hdr.csv"
+run_ingot 2 submit colors "$IT_TMP/hdr.csv"
+assert_contains "$ERR" "hdr.csv has a header but no data rows" "submit refuses it too"
 printf 'x,y\n1,2\n' > "$IT_TMP/bad.csv"
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/bad.csv"
 expect 422 "columns do not fit the pipeline"; assert_contains "$BODY" "lacks column" "message"
@@ -129,6 +136,7 @@ assert_eq "1|$jf" "$(jget '["jobs"].__len__()')|$(jget '["jobs"][0]["job_id"]')"
 http GET "/api/imports/jobs?pipeline=colors"; expect 200 "by pipeline"
 assert_eq "2" "$(jget '["jobs"].__len__()')" "two colors jobs"
 http GET "/api/imports/jobs?state=bogus"; expect 400 "unknown state"
+http GET "/api/imports/jobs?pipeline=no/such"; expect 400 "not a pipeline name"
 
 # --- cancel: queued 200, running 202, finished 409 --------------------------
 jq=$(sql "INSERT INTO import_jobs (pipeline, source, source_bytes, run_after) VALUES ('colors', convert_to(E'name,code\nQ,#000001\n', 'UTF8'), 20, now() + interval '1 hour') RETURNING id")
