@@ -1008,8 +1008,8 @@ static const char *redis_state(const ig_http *h)
 {
     if (h->conf->redis_url == NULL)
         return "disabled";
-    return ig_progress_active(h->progress) == IG_PROGRESS_REDIS ? "ok"
-                                                                : "fallback";
+    return ig_progress_check(h->progress) == IG_PROGRESS_REDIS ? "ok"
+                                                               : "fallback";
 }
 
 static enum MHD_Result handle_health(ig_http *h, struct MHD_Connection *c)
@@ -1152,6 +1152,8 @@ static enum MHD_Result handle_metrics(ig_http *h, struct MHD_Connection *c)
             metric(&b, "ingot_queue_jobs{state=\"%s\"} %lld\n",
                    ig_jobq_state_name((ig_jobq_state)s), depth[s]);
     }
+    if (h->conf->redis_url != NULL)
+        (void)ig_progress_check(h->progress); /* an idle store's Redis */
     ig_progress_get_stats(h->progress, &ps);
     metric(&b,
            "# HELP ingot_progress_redis 1 when progress goes to Redis, "

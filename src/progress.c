@@ -806,6 +806,25 @@ out:
     return rc;
 }
 
+ig_progress_backend ig_progress_check(ig_progress *p)
+{
+    const char *argv[1] = {"PING"};
+    ig_progress_backend b;
+    redisReply *r = NULL;
+
+    pthread_mutex_lock(&p->mu);
+    if (p->backend == IG_PROGRESS_REDIS) {
+        r = command(p->rc, 1, argv);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            fall_back(p, r == NULL ? p->rc->errstr : r->str);
+    }
+    b = p->backend;
+    pthread_mutex_unlock(&p->mu);
+    if (r != NULL)
+        freeReplyObject(r);
+    return b;
+}
+
 ig_progress_backend ig_progress_active(ig_progress *p)
 {
     ig_progress_backend b;

@@ -126,6 +126,11 @@ int ig_progress_get(ig_progress *p, long long job_id, ig_progress_info *out,
 /* Which backend serves updates right now (for /metrics). */
 ig_progress_backend ig_progress_active(ig_progress *p);
 
+/* The same after asking Redis (PING, within the command timeout): an
+ * idle store notices Redis went away and falls back to memory (for
+ * /healthz and /metrics). Cannot fail. */
+ig_progress_backend ig_progress_check(ig_progress *p);
+
 /* Counters for /metrics. */
 typedef struct ig_progress_stats {
     ig_progress_backend backend;

@@ -192,6 +192,12 @@ assert_contains "$BODY" 'ingot_queue_jobs{state="cancelled"} 2' "queue depth by 
 assert_contains "$BODY" 'ingot_worker_threads 1' "threads"
 assert_contains "$BODY" 'ingot_progress_fallbacks_total 1' "fallback counted"
 assert_contains "$BODY" 'ingot_import_duration_seconds_count{mode="sync"} 2' "durations"
+# An idle worker notices Redis is gone at the next healthz, not at the
+# next progress update.
+redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
+wait "$RPID" 2>/dev/null || true
+CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/healthz"); BODY=$(cat "$IT_TMP/body")
+assert_eq "200|fallback" "$CODE|$(jget '["redis"]')" "healthz asks Redis itself"
 stop_worker "$wpid"; assert_eq 0 "$W_RC" "worker exits 0"
 
 # --- 503: database unreachable --------------------------------------------------
