@@ -85,14 +85,16 @@ int ig_db_err(ig_err *err, PGconn *conn, const PGresult *res,
 int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
 {
     /* Keepalives and a TCP user timeout notice a peer that vanished (host
-     * down, network cut) instead of waiting on the socket forever. The
-     * conninfo's own settings win: dbname (the expanded URL or conninfo)
-     * comes last, and later parameters override earlier ones. */
+     * down, network cut) instead of waiting on the socket forever, and a
+     * connect_timeout bounds an attempt at a host that does not answer
+     * (the kernel's own SYN retries take two minutes). The conninfo's own
+     * settings win: dbname (the expanded URL or conninfo) comes last, and
+     * later parameters override earlier ones. */
     const char *kw[] = {"fallback_application_name", "keepalives",
                         "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "tcp_user_timeout", "dbname",
-                        NULL};
-    const char *vals[] = {"ingot", "1", "30", "10", "3", "60000",
+                        "keepalives_count", "tcp_user_timeout",
+                        "connect_timeout", "dbname", NULL};
+    const char *vals[] = {"ingot", "1", "30", "10", "3", "60000", "10",
                           conninfo ? conninfo : "", NULL};
     PQconninfoOption *parsed;
     char *perr = NULL;

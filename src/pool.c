@@ -26,6 +26,7 @@ struct ig_pool {
     int open;                /* connections open (idle + borrowed) */
     int connect_timeout_ms;
     long statement_timeout_ms;
+    int interrupted;         /* see ig_pool_interrupt; guarded by mu */
     ig_pool_conn *idle;
 };
 
@@ -77,8 +78,26 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+static int is_interrupted(ig_pool *p)
+{
+    int v;
+
+    pthread_mutex_lock(&p->mu);
+    v = p->interrupted;
+    pthread_mutex_unlock(&p->mu);
+    return v;
+}
+
+void ig_pool_interrupt(ig_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->interrupted = 1;
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Open and prepare one connection, retrying transient failures with
- * backoff within the pool's budget. Called without the lock held. */
+ * backoff within the pool's budget (not once interrupted). Called without
+ * the lock held. */
 static int open_conn(ig_pool *p, PGconn **out, ig_err *err)
 {
     long deadline = now_ms() + p->connect_timeout_ms;
@@ -98,7 +117,8 @@ static int open_conn(ig_pool *p, PGconn **out, ig_err *err)
             PQfinish(*out);
             *out = NULL;
         }
-        if (rc != IG_DB_RETRY || now_ms() + delay > deadline)
+        if (rc != IG_DB_RETRY || now_ms() + delay > deadline ||
+            is_interrupted(p))
             return rc;
         ig_log(IG_LOG_WARN, "pool: %s; retrying in %ld ms",
                err ? err->msg : "connect failed", delay);

@@ -46,6 +46,11 @@ void ig_pool_free(ig_pool *p);
 int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
     IG_MUSTCHECK;
 
+/* From now on a connection that cannot be opened is not retried: the
+ * owner is stopping, and waiting out the budget for a database that is
+ * down would only hold the stop up. Thread-safe. */
+void ig_pool_interrupt(ig_pool *p);
+
 /* Give back a borrowed connection; how = IG_POOL_KEEP or IG_POOL_DISCARD.
  * A connection in a bad state or inside a transaction is discarded
  * regardless. NULL c is a no-op. */

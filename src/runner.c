@@ -354,6 +354,14 @@ static void refresh_parent_stats(dbside *d)
     }
 }
 
+/* Whether the caller asked the import to stop: a batch that failed for
+ * a transient reason is then not retried (the caller, stopping, would
+ * otherwise wait for a database that is down). */
+static int stop_asked(const ig_run_opts *o)
+{
+    return o->cancel != NULL && *o->cancel;
+}
+
 /* Wait *delay ms before a retry, and double it for the next (at most
  * 5 s). */
 static void back_off(long *delay)
@@ -379,7 +387,7 @@ static int apply_rows(dbside *d, ig_batch *b, long long seq, ig_counts *per,
         rc = apply_once(d, b, seq, per, err);
         if (d->dry)
             pthread_mutex_unlock(&d->dry_mu);
-        if (rc != IG_DB_RETRY)
+        if (rc != IG_DB_RETRY || stop_asked(d->o))
             break;
         ig_log(IG_LOG_WARN, "batch %lld, attempt %d: %s; retrying in %ld ms",
                seq, attempt, err ? err->msg : "", delay);
@@ -760,7 +768,7 @@ static int hash_keys(void *ud, size_t ti, const ig_value *keys, size_t n,
                             rc == IG_DB_RETRY ? IG_POOL_DISCARD
                                               : IG_POOL_KEEP);
         }
-        if (rc != IG_DB_RETRY)
+        if (rc != IG_DB_RETRY || stop_asked(d->o))
             break;
         ig_log(IG_LOG_WARN, "hashing keys, attempt %d: %s; retrying in %ld "
                             "ms", attempt, err ? err->msg : "", delay);

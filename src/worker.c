@@ -504,6 +504,8 @@ static void end_job(jobctx *c, int rc, const ig_err *rerr, ig_run_status status,
         op = END_RETRY;
         transient = rerr->code == IG_DB_RETRY;
         msg = rerr->msg[0] ? rerr->msg : "import failed";
+        if (transient && why == STOP_SHUTDOWN)
+            op = END_RELEASE; /* stopped while the database was away */
     } else {
         switch (status) {
         case IG_RUN_DONE:
@@ -854,9 +856,14 @@ void ig_worker_stop(ig_worker *w)
     pthread_mutex_lock(&w->mu);
     if (!w->stopping) {
         w->stopping = 1;
-        for (int i = 0; i < w->nslots; i++)
+        for (int i = 0; i < w->nslots; i++) {
             if (w->slots[i].busy)
                 request_stop_locked(&w->slots[i], STOP_SHUTDOWN);
+            /* A database that is down must not hold the stop up for the
+             * pool's connect budget on each of the runner's retries. */
+            if (w->slots[i].pool != NULL)
+                ig_pool_interrupt(w->slots[i].pool);
+        }
         pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);

@@ -3,7 +3,9 @@
 # database fault (SQLSTATE 40001 injected by a trigger, deterministically,
 # for the first 8 statements: the runner's own 8 retries) makes the
 # attempt retryable with backoff and the next attempt succeeds; permanent
-# failures (unknown pipeline, a header that does not fit) fail at once.
+# failures (unknown pipeline, a header that does not fit) fail at once;
+# SIGTERM while a batch is retried stops the worker at once and releases
+# the job.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/worker_lib.sh"
 run_ingot 0 migrate up
@@ -43,3 +45,21 @@ assert_eq "2|2|1" "$(sql "SELECT attempt, rows_inserted, jsonb_array_length(erro
 assert_contains "$(sql "SELECT errors::text FROM import_jobs WHERE id = $jr")" "injected serialization failure" "the transient error is in the history"
 assert_contains "$(cat "$IT_TMP/w1.log")" "attempt 1 failed (transient)" "retry logged"
 stop_worker "$w1"; assert_eq 0 "$W_RC" "worker exits 0"
+
+# --- SIGTERM while a batch is being retried: the worker stops at once -----
+# (the runner's retries back off for about 16 s in all) and the job goes
+# back to the queue without using up an attempt.
+sql "ALTER SEQUENCE test_fail_seq RESTART WITH 1; SELECT setval('test_fail_seq', 1, false);
+     CREATE OR REPLACE FUNCTION test_fail() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN
+       RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001';
+     END \$\$;" >/dev/null
+printf 'name,code\nStop1,#000003\n' > "$IT_TMP/s.csv"
+run_ingot 0 submit colors "$IT_TMP/s.csv"; js=$OUT
+start_worker w2 --no-http --threads 1; w2=$W_PID
+wait_until 30 'grep -q "batch 1, attempt 2:" "$IT_TMP/w2.log"'
+t0=$(date +%s.%N)
+stop_worker "$w2"; assert_eq 0 "$W_RC" "worker stopped mid-retry exits 0"
+took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+awk -v t="$took" 'BEGIN { exit !(t < 5) }' || fail "SIGTERM waited ${took}s for the runner's retries"
+assert_eq "queued|0" "$(sql "SELECT state, attempt FROM import_jobs WHERE id = $js")" "the job is released, its attempt not counted"
