@@ -39,10 +39,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PIPELINE_NAME_MAX 64
 #define HTTP_POOL_MIN 4
 #define HTTP_CONNECT_TIMEOUT_MS 3000 /* /healthz answers 503 within it */
+#define SHUTDOWN_WAIT_S 60 /* for synchronous imports to answer at a stop */
 
 struct ig_http {
     const ig_conf *conf;
@@ -60,6 +62,11 @@ struct ig_http {
                                failed */
     double sync_duration_sum;
     long long sync_duration_count;
+    /* Shutdown (ig_http_free): synchronous imports stop at a batch
+     * boundary and their answers are sent before the daemon stops. */
+    volatile int stopping;  /* the runner's cancel input */
+    int sync_active;        /* guarded by mu: answers not yet sent */
+    pthread_cond_t idle;    /* signalled when sync_active drops */
 };
 
 typedef enum {
@@ -78,6 +85,7 @@ typedef enum { FMT_CSV, FMT_JSON } body_format;
 typedef struct req {
     route r;
     int answered;  /* a response was queued already (early refusal) */
+    int sync;      /* a synchronous import: counted in h->sync_active */
     int too_large; /* body went over the limit: discarding the rest */
     long long id;  /* job id routes */
     char pipeline[PIPELINE_NAME_MAX + 1];
@@ -582,7 +590,7 @@ static enum MHD_Result enqueue(ig_http *h, struct MHD_Connection *c,
 }
 
 static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
-                                const req *r, const ig_pipeline *p,
+                                req *r, const ig_pipeline *p,
                                 const char *csv, size_t len)
 {
     const ig_conf *conf = h->conf;
@@ -618,6 +626,11 @@ static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
     o.timeout_seconds = conf->timeout_seconds;
     o.no_insert_first = !conf->insert_first;
     o.seekable = 1;
+    o.cancel = &h->stopping;
+    pthread_mutex_lock(&h->mu);
+    h->sync_active++; /* until on_completed: the answer is sent */
+    r->sync = 1;
+    pthread_mutex_unlock(&h->mu);
     rc = ig_run(&o, results, &st, &fin, &err);
     counts = ig_results_counts(results);
     if (rc == IG_DB_RETRY) {
@@ -1377,11 +1390,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    ig_http *h = cls;
     req *r = *con_cls;
 
-    (void)cls;
     (void)c;
     (void)toe;
+    if (r != NULL && r->sync) {
+        pthread_mutex_lock(&h->mu);
+        h->sync_active--;
+        pthread_cond_broadcast(&h->idle);
+        pthread_mutex_unlock(&h->mu);
+    }
     if (r != NULL) {
         free(r->body);
         free(r);
@@ -1437,8 +1456,9 @@ ig_http *ig_http_start(const ig_http_opts *opts, ig_err *err)
     ig_http *h = NULL;
     struct addrinfo *ai = NULL;
     ig_pool_opts po;
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_ITC; /* for MHD_quiesce_daemon */
     const union MHD_DaemonInfo *info;
 
     if (opts == NULL || opts->conf == NULL || opts->token == NULL ||
@@ -1453,6 +1473,7 @@ ig_http *ig_http_start(const ig_http_opts *opts, ig_err *err)
         return NULL;
     h = ig_xcalloc(1, sizeof(*h));
     pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->idle, NULL);
     h->conf = opts->conf;
     h->token = ig_xstrdup(opts->token);
     h->token_len = strlen(h->token);
@@ -1499,13 +1520,32 @@ int ig_http_port(const ig_http *h)
 
 void ig_http_free(ig_http *h)
 {
+    MHD_socket listener = MHD_INVALID_SOCKET;
+    struct timespec until;
+
     if (h == NULL)
         return;
-    if (h->d)
+    if (h->d) {
+        /* No new connections; synchronous imports stop at their next
+         * batch boundary and answer with what they committed (stopping
+         * the daemon first would shut their sockets before the answer). */
+        listener = MHD_quiesce_daemon(h->d);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += SHUTDOWN_WAIT_S;
+        pthread_mutex_lock(&h->mu);
+        h->stopping = 1;
+        while (h->sync_active > 0 &&
+               pthread_cond_timedwait(&h->idle, &h->mu, &until) == 0)
+            ;
+        pthread_mutex_unlock(&h->mu);
         MHD_stop_daemon(h->d);
+        if (listener != MHD_INVALID_SOCKET)
+            close(listener);
+    }
     ig_pool_free(h->pool);
     free(h->token);
     free(h->pipeline_dir);
+    pthread_cond_destroy(&h->idle);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

@@ -200,6 +200,31 @@ CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/healthz"); BODY=$(cat "$I
 assert_eq "200|fallback" "$CODE|$(jget '["redis"]')" "healthz asks Redis itself"
 stop_worker "$wpid"; assert_eq 0 "$W_RC" "worker exits 0"
 
+# --- SIGTERM during a synchronous import: it stops at a batch boundary and
+# the client gets its answer, with counts that match the table ------------
+P3=$(free_port)
+unset REDIS_URL
+IMPORT_BACKGROUND_THRESHOLD=100000 start_worker sync --threads 1 --batch-size 100 \
+  --insert-first 0 --listen "127.0.0.1:$P3"
+wsync=$W_PID
+wait_until 20 'curl -s "http://127.0.0.1:$P3/healthz" >/dev/null'
+gen_colors 2000 t "$IT_TMP/t.csv"
+set_sleep 0.1 # 20 batches of 100: two seconds
+curl -s -o "$IT_TMP/sync.body" -w '%{http_code}' -H "Authorization: Bearer $INGOT_API_TOKEN" \
+  -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/t.csv" \
+  "http://127.0.0.1:$P3/api/imports/colors" >"$IT_TMP/sync.code" &
+cpid=$!
+wait_until 20 '[ "$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE '"'t%'"'")" -gt 0 ]'
+stop_worker "$wsync"; assert_eq 0 "$W_RC" "worker exits 0 after answering"
+wait "$cpid" || fail "curl got no answer"
+set_sleep 0
+BODY=$(cat "$IT_TMP/sync.body")
+assert_eq 200 "$(cat "$IT_TMP/sync.code")" "the synchronous import is answered"
+assert_eq canceled "$(jget '["status"]')" "stopped at a batch boundary"
+in_table=$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE 't%'")
+assert_eq "$in_table" "$(jget '["counts"]["inserted"]')" "the answer counts what is in the table"
+[ "$in_table" -lt 2000 ] || fail "the import finished before SIGTERM"
+
 # --- 503: database unreachable --------------------------------------------------
 P2=$(free_port)
 DATABASE_URL="postgresql://nobody@127.0.0.1:$(free_port)/none?connect_timeout=1" \
