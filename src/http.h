@@ -12,7 +12,7 @@
  * that fits (400, 401, 404, 409, 413, 415, 422, 503).
  *
  * Threads: libmicrohttpd runs one thread per connection (bounded by
- * IG_HTTP_MAX_CONNECTIONS). Request threads share one ig_pool (queue calls
+ * IG_HTTP_MAX_CONNECTIONS, and per client address). Request threads share one ig_pool (queue calls
  * and synchronous imports) and the thread-safe progress store; a
  * synchronous import builds its own Lua state on the request thread.
  * Nothing here logs the token, conninfo or row values.
@@ -26,6 +26,11 @@
 #include "worker.h"
 
 #define IG_HTTP_MAX_CONNECTIONS 64
+/* One client address may hold at most half of them, so a client that
+ * opens connections and trickles bytes cannot take /healthz's slots. */
+#define IG_HTTP_MAX_CONNECTIONS_PER_IP 32
+/* A connection idle this long (no byte read or written) is closed. */
+#define IG_HTTP_IDLE_TIMEOUT_S 30
 
 typedef struct ig_http ig_http; /* opaque */
 

@@ -192,6 +192,28 @@ assert_contains "$BODY" 'ingot_queue_jobs{state="cancelled"} 2' "queue depth by 
 assert_contains "$BODY" 'ingot_worker_threads 1' "threads"
 assert_contains "$BODY" 'ingot_progress_fallbacks_total 1' "fallback counted"
 assert_contains "$BODY" 'ingot_import_duration_seconds_count{mode="sync"} 2' "durations"
+# One address holding idle connections (a slow or hostile client) gets
+# at most 32 of the 64: /healthz still answers another.
+python3 - "$PORT" >"$IT_TMP/hog.out" 2>&1 <<'PY' &
+import socket, sys, time
+held = []
+for _ in range(70):  # more than all 64
+    s = socket.socket()
+    s.bind(("127.0.0.2", 0))
+    try:
+        s.connect(("127.0.0.1", int(sys.argv[1])))
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+    except OSError:
+        pass  # refused over the limit
+    held.append(s)
+print("holding", flush=True)
+time.sleep(8)
+PY
+hog=$!
+wait_until 10 'grep -q holding "$IT_TMP/hog.out"'
+CODE=$(curl -s -m 3 -o /dev/null -w '%{http_code}' "$U/healthz")
+assert_eq 200 "$CODE" "healthz answers while another address holds idle connections"
+kill "$hog" 2>/dev/null || true; wait "$hog" 2>/dev/null || true
 # An idle worker notices Redis is gone at the next healthz, not at the
 # next progress update.
 redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
