@@ -620,7 +620,8 @@ int ig_jobq_fail_or_retry(PGconn *conn, const ig_jobq_lease *lease,
     return rc;
 }
 
-int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease, ig_err *err)
+int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease,
+                    ig_jobq_state *new_state, ig_err *err)
 {
     static const char sql[] =
         "UPDATE import_jobs SET"
@@ -630,8 +631,10 @@ int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease, ig_err *err)
         "   THEN attempt - 1 ELSE attempt END,"
         " finished_at = CASE WHEN cancel_requested_at IS NULL"
         "   THEN NULL ELSE now() END,"
+        " last_error = CASE WHEN cancel_requested_at IS NULL"
+        "   THEN last_error ELSE 'cancelled at a batch boundary' END,"
         " run_after = now(), worker_id = NULL, lease_expires_at = NULL,"
-        " updated_at = now()" FENCE_WHERE;
+        " updated_at = now()" FENCE_WHERE " RETURNING state";
     fence f;
     const char *p[3];
     PGresult *res = NULL;
@@ -643,6 +646,9 @@ int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease, ig_err *err)
     rc = run(conn, sql, 3, p, NULL, NULL, 0, &res, "release", err);
     if (rc == IG_OK)
         rc = fenced_result(res, lease, "release", err);
+    if (rc == IG_OK && new_state != NULL &&
+        ig_jobq_state_parse(PQgetvalue(res, 0, 0), new_state) != IG_OK)
+        *new_state = IG_JOBQ_QUEUED;
     PQclear(res);
     return rc;
 }

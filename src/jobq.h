@@ -188,10 +188,12 @@ int ig_jobq_fail_or_retry(PGconn *conn, const ig_jobq_lease *lease,
 
 /* Graceful shutdown: hand the job back to queued without burning an
  * attempt (attempt - 1, lease cleared, runnable now); a job whose cancel
- * was requested becomes cancelled instead. The checkpoint stays, so the
- * next worker resumes. IG_STATE when the lease was lost. */
+ * was requested becomes cancelled instead ("cancelled at a batch
+ * boundary", as a cancel at a batch boundary says). The checkpoint stays,
+ * so the next worker resumes. *new_state (NULL allowed): which of the two.
+ * IG_STATE when the lease was lost. */
 int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease,
-                    ig_err *err) IG_MUSTCHECK;
+                    ig_jobq_state *new_state, ig_err *err) IG_MUSTCHECK;
 
 /* Seconds to wait before retrying after failed attempt number attempt
  * (1-based): min(2^attempt, IG_JOBQ_BACKOFF_CAP_SECONDS) scaled by

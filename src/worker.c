@@ -429,8 +429,7 @@ static int write_end(slot *s, const ig_jobq_job *job, end_op op,
                                        new_state, err);
             break;
         case END_RELEASE:
-            rc = ig_jobq_release(s->qconn, &job->lease, err);
-            *new_state = IG_JOBQ_QUEUED;
+            rc = ig_jobq_release(s->qconn, &job->lease, new_state, err);
             break;
         default:
             ig_assert(0);
@@ -547,10 +546,15 @@ static void end_job(jobctx *c, int rc, const ig_err *rerr, ig_run_status status,
     ig_progress_update(s->w->progress, job->id, &pi);
     switch (op) {
     case END_RELEASE:
-        ig_log_job(job->id, job->pipeline, IG_LOG_INFO,
-                   "released to the queue at shutdown after row %lld "
-                   "(attempt not counted)",
-                   fin->last_row);
+        if (got == IG_JOBQ_CANCELLED)
+            ig_log_job(job->id, job->pipeline, IG_LOG_INFO,
+                       "cancelled at shutdown after row %lld (a cancel "
+                       "was requested)", fin->last_row);
+        else
+            ig_log_job(job->id, job->pipeline, IG_LOG_INFO,
+                       "released to the queue at shutdown after row %lld "
+                       "(attempt not counted)",
+                       fin->last_row);
         break;
     case END_RETRY:
         ig_log_job(job->id, job->pipeline,
@@ -762,7 +766,9 @@ static void *housekeeper_main(void *arg)
         } else if (n > 0) {
             ig_log(IG_LOG_WARN,
                    "rescued %lld job(s) whose worker stopped "
-                   "heartbeating; they resume from their checkpoint",
+                   "heartbeating: each resumes from its checkpoint, or "
+                   "fails (its attempts used up) or ends cancelled (a "
+                   "cancel was requested)",
                    n);
             pthread_mutex_lock(&w->mu);
             w->stats.rescued += n;

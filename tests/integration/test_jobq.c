@@ -400,7 +400,8 @@ static void test_jobq_lost_lease_fences_every_write(void **state)
     assert_int_equal(
         ig_jobq_fail_or_retry(fx.conn, &old->lease, "x", 1, &st, &err),
         IG_STATE);
-    assert_int_equal(ig_jobq_release(fx.conn, &old->lease, &err), IG_STATE);
+    assert_int_equal(ig_jobq_release(fx.conn, &old->lease, NULL, &err),
+                     IG_STATE);
 
     now = get(old->id);
     assert_int_equal(now->state, IG_JOBQ_RUNNING);
@@ -516,6 +517,7 @@ static void test_jobq_fail_or_retry_transient_then_permanent(void **state)
 
 static void test_jobq_release_keeps_the_attempt(void **state)
 {
+    ig_jobq_state st = IG_JOBQ_FAILED;
     ig_jobq_job *job, *j;
     ig_jobq_position pos = {3, 300, 30};
     ig_jobq_counts counts = {30, 30, 0, 0, 0, 0};
@@ -527,7 +529,8 @@ static void test_jobq_release_keeps_the_attempt(void **state)
     job = claim("w1");
     assert_int_equal(
         ig_jobq_checkpoint(fx.conn, &job->lease, &pos, &counts, &err), IG_OK);
-    assert_int_equal(ig_jobq_release(fx.conn, &job->lease, &err), IG_OK);
+    assert_int_equal(ig_jobq_release(fx.conn, &job->lease, &st, &err), IG_OK);
+    assert_int_equal(st, IG_JOBQ_QUEUED);
     ig_jobq_job_free(job);
     j = get(id);
     assert_int_equal(j->state, IG_JOBQ_QUEUED);
@@ -623,6 +626,22 @@ static void test_jobq_cancel_each_state(void **state)
                                     NULL, NULL, &err),
                      IG_OK);
     ig_jobq_job_free(job);
+
+    /* running, then released at a shutdown: cancelled, saying why. */
+    {
+        long long id2 = enqueue("items", 3);
+        ig_jobq_job *job2 = claim("w1");
+
+        assert_int_equal(ig_jobq_cancel(fx.conn, id2, &r, &st, &err), IG_OK);
+        assert_int_equal(ig_jobq_release(fx.conn, &job2->lease, &st, &err),
+                         IG_OK);
+        assert_int_equal(st, IG_JOBQ_CANCELLED);
+        ig_jobq_job_free(job2);
+        j = get(id2);
+        assert_int_equal(j->state, IG_JOBQ_CANCELLED);
+        assert_string_equal(j->last_error, "cancelled at a batch boundary");
+        ig_jobq_job_free(j);
+    }
 
     /* finished: reported, nothing changes. */
     assert_int_equal(ig_jobq_cancel(fx.conn, id, &r, &st, &err), IG_OK);
@@ -947,7 +966,8 @@ static void test_jobq_wait_wakes_on_enqueue_and_times_out(void **state)
         assert_non_null(job);
         assert_int_equal(ig_jobq_wait(listener, 50, &notified, &err), IG_OK);
         assert_int_equal(notified, 0);
-        assert_int_equal(ig_jobq_release(fx.conn, &job->lease, &err), IG_OK);
+        assert_int_equal(ig_jobq_release(fx.conn, &job->lease, NULL, &err),
+                         IG_OK);
         assert_int_equal(ig_jobq_wait(listener, 2000, &notified, &err), IG_OK);
         assert_int_equal(notified, 1);
         ig_jobq_job_free(job);
