@@ -13,6 +13,7 @@
  */
 #include "cmd_worker.h"
 
+#include "db.h"
 #include "http.h"
 #include "log.h"
 #include "progress.h"
@@ -30,6 +31,35 @@ static const ig_cli_opt worker_opts[] = {
      "needed)"},
     {NULL, NULL, NULL},
 };
+
+/* A database that answers but has no job queue is a setup mistake the
+ * worker would otherwise retry forever (one warning a second): say what
+ * to do. A database that does not answer yet is retried as usual, and a
+ * setting it refuses (password, database name) is said at once. */
+static int check_schema(const ig_conf *conf, ig_err *err)
+{
+    PGconn *conn = NULL;
+    PGresult *res;
+    int rc = ig_db_connect(conf->database_url, &conn, err), missing;
+
+    if (rc == IG_DB_RETRY) {
+        ig_log(IG_LOG_WARN, "%s; the import threads will keep trying",
+               err->msg);
+        return IG_OK;
+    }
+    if (rc != IG_OK)
+        return rc;
+    res = PQexec(conn, "SELECT to_regclass('import_jobs') IS NULL");
+    missing = PQresultStatus(res) == PGRES_TUPLES_OK &&
+              strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    PQfinish(conn);
+    if (missing)
+        return ig_err_set(err, IG_CONFIG,
+                          "the database has no job queue (table "
+                          "import_jobs): run 'ingot migrate up' first");
+    return IG_OK;
+}
 
 static int run_worker(ig_cli *cli)
 {
@@ -62,6 +92,8 @@ static int run_worker(ig_cli *cli)
         snprintf(id, sizeof(id), "%s:%ld", host, (long)getpid());
     }
 
+    if (check_schema(conf, &err) != IG_OK)
+        return ig_cli_fail(cli, "%s", err.msg);
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

@@ -8,6 +8,9 @@
 # the job.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/worker_lib.sh"
+# A database without the job queue is a setup mistake, said at once.
+run_ingot 2 worker --no-http --threads 1
+assert_contains "$ERR" "no job queue (table import_jobs): run 'ingot migrate up' first" "an unmigrated database"
 run_ingot 0 migrate up
 export INGOT_PIPELINE_DIR=$(pipeline_dir)
 export INGOT_LEASE_SECONDS=3
