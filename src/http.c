@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -90,6 +91,7 @@ typedef struct req {
     long long id;  /* job id routes */
     char pipeline[PIPELINE_NAME_MAX + 1];
     body_format fmt;
+    char charset[32]; /* Content-Type's charset, lower-cased, or "" */
     char *body; /* owned; NUL-terminated */
     size_t len, cap;
 } req;
@@ -657,6 +659,31 @@ static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
     return ret;
 }
 
+/* Whether a body in charset cs (charset_of; "" = none said) can be read
+ * as encoding enc. */
+static int charset_fits(const char *cs, ig_encoding enc)
+{
+    switch (enc) {
+    case IG_ENCODING_UTF8:
+        return !cs[0] || strcmp(cs, "utf-8") == 0 ||
+               strcmp(cs, "utf8") == 0 || strcmp(cs, "us-ascii") == 0;
+    case IG_ENCODING_LATIN1:
+        return !cs[0] || strcmp(cs, "iso-8859-1") == 0 ||
+               strcmp(cs, "latin1") == 0 || strcmp(cs, "latin-1") == 0;
+    case IG_ENCODING_WIN1252:
+        return !cs[0] || strcmp(cs, "windows-1252") == 0 ||
+               strcmp(cs, "cp1252") == 0;
+    }
+    return 0;
+}
+
+static const char *encoding_name(ig_encoding enc)
+{
+    return enc == IG_ENCODING_UTF8     ? "utf-8"
+           : enc == IG_ENCODING_LATIN1 ? "latin-1"
+                                       : "windows-1252";
+}
+
 static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                                      req *r)
 {
@@ -685,9 +712,27 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                          "%s", err.msg);
         goto out;
     }
+    if (!charset_fits(r->charset, r->fmt == FMT_JSON
+                                      ? IG_ENCODING_UTF8
+                                      : ig_pipeline_source(p)->encoding)) {
+        ret = send_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                         "unsupported_media_type",
+                         "charset=%s is not what pipeline %s reads (%s)",
+                         r->charset, r->pipeline,
+                         r->fmt == FMT_JSON
+                             ? "JSON, in UTF-8"
+                             : encoding_name(ig_pipeline_source(p)->encoding));
+        goto out;
+    }
     if (r->fmt == FMT_JSON) {
         const ig_source *src = ig_pipeline_source(p);
         long long nrows = 0;
+
+        /* A UTF-8 BOM (RFC 8259 allows a parser to ignore it). */
+        if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
+            data += 3;
+            len -= 3;
+        }
         /* JSON rows become CSV with a header, in UTF-8: a pipeline that
          * maps by position or reads another encoding would misread it. */
         if (!src->header || src->encoding != IG_ENCODING_UTF8) {
@@ -1197,6 +1242,44 @@ static enum MHD_Result handle_metrics(ig_http *h, struct MHD_Connection *c)
 /* ------------------------------------------------------------------ */
 /* libmicrohttpd callbacks                                             */
 
+/* MHD's unescaping, except that a path or argument holding %00 is left
+ * escaped: decoded, the NUL would end the string there, and
+ * /api/imports/colors%00x would import into colors. Escaped, it is no
+ * pipeline, job id or valid argument. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    if (strstr(s, "%00") != NULL)
+        return strlen(s);
+    return MHD_http_unescape(s);
+}
+
+/* The charset parameter of Content-Type ct, lower-cased and unquoted,
+ * into buf ("" when there is none). */
+static void charset_of(const char *ct, char *buf, size_t n)
+{
+    const char *p = ct ? strchr(ct, ';') : NULL;
+    size_t i = 0;
+
+    buf[0] = '\0';
+    while (p != NULL) {
+        p++;
+        while (*p == ' ')
+            p++;
+        if (strncasecmp(p, "charset=", 8) == 0) {
+            p += 8;
+            if (*p == '"')
+                p++;
+            while (*p && *p != ';' && *p != '"' && *p != ' ' && i + 1 < n)
+                buf[i++] = (char)tolower((unsigned char)*p++);
+            buf[i] = '\0';
+            return;
+        }
+        p = strchr(p, ';');
+    }
+}
+
 /* Content-Type without parameters, lower-cased, into buf. */
 static void media_type(const char *ct, char *buf, size_t n)
 {
@@ -1285,6 +1368,9 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
     media_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_CONTENT_TYPE),
                mt, sizeof(mt));
+    charset_of(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_CONTENT_TYPE),
+               r->charset, sizeof(r->charset));
     if (strcmp(mt, "text/csv") == 0) {
         r->fmt = FMT_CSV;
     } else if (strcmp(mt, "application/json") == 0) {
@@ -1497,7 +1583,8 @@ ig_http *ig_http_start(const ig_http_opts *opts, ig_err *err)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)IG_HTTP_MAX_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)IG_HTTP_IDLE_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (h->d == NULL) {
         ig_err_set(err, IG_IO,
                    "cannot listen on %s (address in use or not "

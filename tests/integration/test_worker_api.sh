@@ -102,6 +102,12 @@ http POST /api/imports/colors -H 'Content-Type: application/json' --data-binary 
 expect 422 "JSON not an array"
 http POST /api/imports/colors -H 'Content-Type: application/json' --data-binary '[{"name": "x", "code": {"a": 1}}]'
 expect 422 "nested JSON"; assert_contains "$BODY" "nested" "message"
+http POST '/api/imports/colors%00x' -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
+expect 404 "a NUL in the path does not cut the pipeline name"
+http POST /api/imports/colors -H 'Content-Type: text/csv; charset=windows-1252' --data-binary @"$IT_TMP/a.csv"
+expect 415 "a charset the pipeline does not read"; assert_contains "$BODY" "charset=windows-1252 is not what pipeline colors reads (utf-8)" "charset named"
+http POST /api/imports/colors -H 'Content-Type: application/json; charset="ISO-8859-1"' --data-binary '[]'
+expect 415 "JSON in another charset than UTF-8"
 
 # --- synchronous imports (below the threshold of 5 rows) -------------------
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
@@ -113,6 +119,9 @@ http POST /api/imports/colors -H 'Content-Type: application/json; charset=utf-8'
 expect 200 "sync JSON import"
 assert_eq "3|0" "$(jget '["counts"]["inserted"]')|$(jget '["counts"]["failed"]')" "JSON rows imported"
 assert_eq "J1=#00000A,J2=,J3=" "$(sql "SELECT string_agg(color_name || '=' || coalesce(color_code, ''), ',' ORDER BY color_name) FROM color_master WHERE color_name LIKE 'J%'")" "JSON null -> NULL"
+http POST /api/imports/colors -H 'Content-Type: application/json' --data-binary $'\xEF\xBB\xBF[{"name": "JB", "code": "#00000B"}]'
+expect 200 "a JSON body with a UTF-8 BOM"
+assert_eq "#00000B" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'JB'")" "read past the BOM"
 
 # --- background imports -----------------------------------------------------
 gen_colors 20 b "$IT_TMP/b.csv"; printf 'bbad,zz\n' >> "$IT_TMP/b.csv"
@@ -191,7 +200,7 @@ assert_contains "$BODY" 'ingot_imports_total{mode="sync",outcome="partially_succ
 assert_contains "$BODY" 'ingot_queue_jobs{state="cancelled"} 2' "queue depth by state"
 assert_contains "$BODY" 'ingot_worker_threads 1' "threads"
 assert_contains "$BODY" 'ingot_progress_fallbacks_total 1' "fallback counted"
-assert_contains "$BODY" 'ingot_import_duration_seconds_count{mode="sync"} 2' "durations"
+assert_contains "$BODY" 'ingot_import_duration_seconds_count{mode="sync"} 3' "durations"
 # One address holding idle connections (a slow or hostile client) gets
 # at most 32 of the 64: /healthz still answers another.
 python3 - "$PORT" >"$IT_TMP/hog.out" 2>&1 <<'PY' &
