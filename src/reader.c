@@ -31,8 +31,10 @@
  * - A quote RFC 4180 does not allow (CSV_STRICT's CSV_EPARSE) ends the
  *   record there: its fields so far are flushed with csv_fini(), the
  *   record is marked CSV_QUOTE, and the rest of that physical line is
- *   skipped; parsing resumes on the next line with a fresh parser. We do
- *   not try to guess what the author meant.
+ *   not parsed; parsing resumes on the next line with a fresh parser. We
+ *   do not try to guess what the author meant, but the rest of the line
+ *   is kept as read in the record's last field (held until the line
+ *   ends), so the reject file shows the whole line to fix.
  * - An unterminated quote can only be seen at EOF (CSV_STRICT_FINI): the
  *   record that swallowed the rest of the input is marked CSV_QUOTE.
  * - A field outgrowing max_field_bytes: libcsv has no hook to cap its
@@ -87,6 +89,12 @@ struct ig_reader {
     int lf_only; /* an LF file: a lone CR is data (decide_line_ends) */
     int decided; /* lf_only was decided by the first line end */
     long long cr_lines; /* lines counted for lone CRs before that */
+    /* A record ended by a misplaced quote is held until its line ends,
+     * the rest of the line kept (converted, at most max_field bytes) to
+     * go into its last field: see stray_quote. */
+    int held;
+    unsigned char *tail; /* owned */
+    size_t tail_len, tail_cap;
 
     /* parsing */
     struct csv_parser parser;
@@ -377,17 +385,74 @@ static size_t raw_index(const ig_reader *r, const unsigned char *s, size_t n,
     return i;
 }
 
+/* Keep raw bytes p[0..len) of a held record's line (a line end that
+ * ends it left out), converted to UTF-8, up to max_field bytes. */
+static void keep_tail(ig_reader *r, const unsigned char *p, size_t len)
+{
+    if (len > 0 && is_term(r, p[len - 1]))
+        len--;
+    if (r->encoding != IG_ENCODING_UTF8) {
+        len = convert(r, p, len);
+        p = r->conv;
+    }
+    if (len > r->max_field - r->tail_len)
+        len = r->max_field - r->tail_len;
+    if (r->tail_len + len > r->tail_cap) {
+        r->tail_cap = (r->tail_len + len) * 2;
+        r->tail = ig_xrealloc(r->tail, r->tail_cap);
+    }
+    memcpy(r->tail + r->tail_len, p, len);
+    r->tail_len += len;
+}
+
+/* The held record's line ended: its last field gets the rest of the line
+ * as read, so nothing of the line is lost (x"y,z stays x"y,z, and the
+ * reject file shows it), and the record is ready. */
+static void release_held(ig_reader *r)
+{
+    size_t n = r->tail_len;
+    ig_value last = r->nfields ? r->fields[r->nfields - 1] : IG_VALUE_NULL;
+    char *v;
+
+    r->held = 0;
+    r->rec_ready = 1;
+    if (r->lf_only && n > 0 && r->tail[n - 1] == '\r')
+        n--; /* a CRLF line's CR */
+    if (last.is_null)
+        last = (ig_value){"", 0, 0};
+    if (n > r->max_field - last.len) /* a field's bound holds */
+        n = r->max_field - last.len;
+    if (n == 0)
+        return;
+    v = ig_arena_alloc(r->arena, last.len + n + 1);
+    memcpy(v, last.p, last.len);
+    memcpy(v + last.len, r->tail, n);
+    v[last.len + n] = '\0';
+    if (r->nfields == 0)
+        push_field(r, (ig_value){v, n, 0});
+    else
+        r->fields[r->nfields - 1] = (ig_value){v, last.len + n, 0};
+}
+
 /* libcsv refused a quote (CSV_EPARSE) at converted position at: end the
- * record with what it holds and skip the rest of the line. */
+ * record with what it holds, skip the rest of the line for parsing, and
+ * hold the record until the line ends to keep that rest in its last
+ * field. */
 static void stray_quote(ig_reader *r, const unsigned char *s, size_t n,
                         size_t at)
 {
+    size_t raw = raw_index(r, s, n, at);
+
     note(r, "CSV_QUOTE",
-         "field %zu: misplaced quote near byte offset %lld; rest of the "
-         "line skipped",
-         r->nseen + 1, r->pos + (long long)raw_index(r, s, n, at));
+         "field %zu: misplaced quote near byte offset %lld; the rest of "
+         "the line is kept, as read, in that field",
+         r->nseen + 1, r->pos + (long long)raw);
     r->rec_blank = 0;
     (void)csv_fini(&r->parser, on_field, on_record, r); /* flush, reset */
+    r->rec_ready = 0;
+    r->held = 1;
+    r->tail_len = 0;
+    keep_tail(r, s + raw, n - raw);
     r->skip = 1;
     r->u8_need = 0;
 }
@@ -464,12 +529,17 @@ static void step(ig_reader *r)
         if (r->in_record)
             scan(r, s, n);
         feed(r, s, n);
+    } else if (r->held) {
+        keep_tail(r, s, n);
     }
     if (!r->decided && is_eol(last) &&
         (r->skip || r->parser.pstate == 0)) /* 0: ROW_NOT_BEGUN */
         decide_line_ends(r, last);
-    if (r->skip && is_term(r, last))
+    if (r->skip && is_term(r, last)) {
         r->skip = 0;
+        if (r->held)
+            release_held(r);
+    }
     r->cur_pos += n;
     r->pos += (long long)n;
     if (last == '\n')
@@ -569,8 +639,11 @@ static void finish(ig_reader *r)
     struct csv_parser *p = &r->parser;
 
     r->finished = 1;
-    if (r->skip)
+    if (r->skip) {
+        if (r->held) /* the input ended on its line */
+            release_held(r);
         return;
+    }
     if (r->in_record && r->u8_need > 0)
         bad_utf8(r, r->u8_lead_off, r->u8_lead_field);
     r->u8_need = 0;
@@ -784,6 +857,7 @@ void ig_reader_free(ig_reader *r)
         csv_free(&r->parser);
     ig_arena_free(r->hdr_arena);
     free(r->conv);
+    free(r->tail);
     free(r->chunk);
     free(r->name);
     free(r);

@@ -18,7 +18,9 @@
  *   CSV_QUOTE      unterminated quoted field (reported at EOF: it swallowed
  *                  the rest of the input), or a quote where RFC 4180 allows
  *                  none ('a"b', '"a"b'): the fields up to there are
- *                  returned and the rest of that physical line is skipped
+ *                  returned, the last one with the rest of that physical
+ *                  line appended as read (converted to UTF-8; 'a"b,c'
+ *                  stays 'a"b,c'), which is not parsed further
  *   CSV_UTF8       invalid UTF-8 (in a UTF-8 source): bad byte, truncated
  *                  or overlong sequence, surrogate, > U+10FFFF
  *   CSV_NUL        a NUL byte in a field

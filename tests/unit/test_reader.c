@@ -641,7 +641,10 @@ static void test_reader_unterminated_quote_at_eof(void **state)
     ig_arena_free(a);
 }
 
-static void test_reader_stray_quote_skips_rest_of_line(void **state)
+/* A misplaced quote ends the record's parsing; the rest of its line is
+ * kept as read in the last field (nothing lost for the reject file), and
+ * the next line reads normally. */
+static void test_reader_stray_quote_keeps_rest_of_line(void **state)
 {
     static const char in[] = "a,b,c\n"         /* 1 */
                              "1,x\"y,z\n"      /* 2: quote in unquoted */
@@ -656,10 +659,10 @@ static void test_reader_stray_quote_skips_rest_of_line(void **state)
     (void)state;
     next(r, a, &rec);
     bad(&rec, "CSV_QUOTE",
-        "input:2: field 2: misplaced quote near byte offset 9; rest of "
-        "the line skipped");
+        "input:2: field 2: misplaced quote near byte offset 9; the rest "
+        "of the line is kept, as read, in that field");
     pos(&rec, 1, 2, 6);
-    FIELDS(&rec, "1", "x");
+    FIELDS(&rec, "1", "x\"y,z");
     next(r, a, &rec);
     ok(&rec);
     pos(&rec, 2, 3, 14);
@@ -669,11 +672,11 @@ static void test_reader_stray_quote_skips_rest_of_line(void **state)
         "input:4: field 1: misplaced quote near byte "
         "offset 24");
     pos(&rec, 3, 4, 20);
-    FIELDS(&rec, "ab");
+    FIELDS(&rec, "abc,d,e");
     next(r, a, &rec);
     bad(&rec, "CSV_QUOTE", "input:5: field 1");
     pos(&rec, 4, 5, 30);
-    FIELDS(&rec, "p\nq");
+    FIELDS(&rec, "p\nq ,r,s");
     next(r, a, &rec);
     ok(&rec);
     pos(&rec, 5, 7, 41);
@@ -913,7 +916,7 @@ static void test_reader_latin1_stray_quote_offset_is_raw(void **state)
     (void)state;
     next(r, a, &rec);
     bad(&rec, "CSV_QUOTE", "near byte offset 4;");
-    FIELDS(&rec, "\xC3\xA9\xC3\xA9");
+    FIELDS(&rec, "\xC3\xA9\xC3\xA9\"x"); /* the rest, converted too */
     at_end(r, a);
     ig_reader_free(r);
     ig_arena_free(a);
@@ -1248,7 +1251,7 @@ int main(void)
         cmocka_unit_test(test_reader_ragged_rows_then_good_row),
         cmocka_unit_test(test_reader_too_many_fields_capped),
         cmocka_unit_test(test_reader_unterminated_quote_at_eof),
-        cmocka_unit_test(test_reader_stray_quote_skips_rest_of_line),
+        cmocka_unit_test(test_reader_stray_quote_keeps_rest_of_line),
         cmocka_unit_test(test_reader_invalid_utf8_then_good_row),
         cmocka_unit_test(test_reader_nul_byte),
         cmocka_unit_test(test_reader_field_too_long_then_good_row),
