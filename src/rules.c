@@ -116,13 +116,26 @@ static int fail_set(ig_rule_fail *f, const char *code, const char *fmt, ...)
 static int fail_set(ig_rule_fail *f, const char *code, const char *fmt, ...)
 {
     va_list ap;
+    int n;
 
     if (f == NULL)
         return IG_DATA;
     f->code = code;
     va_start(ap, fmt);
-    vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+    n = vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
     va_end(ap);
+    /* Cut short, the message may end inside a character (a quoted value
+     * with escapes, then an enum list): drop that partial character, so
+     * the message stays UTF-8 for the text columns it is stored in. */
+    if (n >= (int)sizeof(f->msg)) {
+        size_t len = strlen(f->msg), k = len;
+
+        while (k > 0 && ((unsigned char)f->msg[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0 && (unsigned char)f->msg[k - 1] >= 0xC0 &&
+            ig_utf8_len(f->msg + k - 1, len - k + 1) < 0)
+            f->msg[k - 1] = '\0';
+    }
     return IG_DATA;
 }
 

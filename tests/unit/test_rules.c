@@ -1270,6 +1270,39 @@ static void test_rules_message_shows_invisible_characters(void **state)
              "\"caf\xC3\xA9\" is not");
 }
 
+/* However a long message is cut to fit, it stays UTF-8 (it is stored in
+ * text columns): a quoted value full of escapes, then an enum list of
+ * accented names, cut at every byte position in turn. */
+static void test_rules_cut_message_stays_utf8(void **st)
+{
+    static const char *const towns[] = {
+        "Gen\xC3\xA8" "ve",  "Z\xC3\xBCrich",  "M\xC3\xBCnchen",
+        "K\xC3\xB8" "benhavn", "Malm\xC3\xB6", "Tr\xC3\xB8" "ndelag",
+        "G\xC3\xB6" "teborg", "Li\xC3\xA8ge",  "S\xC3\xA8te"};
+    ig_column c = column(IG_TYPE_TEXT);
+    char in[80];
+    ig_value out;
+    ig_rule_fail f;
+
+    c.rules.enum_values = towns;
+    c.rules.n_enum = sizeof(towns) / sizeof(towns[0]);
+    for (size_t pad = 0; pad < 12; pad++) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < pad; i++)
+            in[n++] = 'x';
+        while (n + 2 <= 64) { /* non-breaking spaces, shown as \u00A0 */
+            in[n++] = '\xC2';
+            in[n++] = '\xA0';
+        }
+        in[n] = '\0';
+        assert_int_equal(ig_rules_value(&c, V(in), *st, &out, &f), IG_DATA);
+        assert_string_equal(f.code, "enum");
+        if (ig_utf8_len(f.msg, strlen(f.msg)) < 0)
+            fail_msg("pad %zu: message is not UTF-8: %s", pad, f.msg);
+    }
+}
+
 static void test_rules_value_runs_xforms_type_then_rules(void **state)
 {
     ig_xform xf[] = {{IG_XFORM_UPPER, NULL, NULL, 0, NULL, 0}};
@@ -1362,6 +1395,7 @@ int main(void)
         cmocka_unit_test(test_rules_value_pattern_matches_canonical_value),
         cmocka_unit_test(test_rules_value_message_quote_cut_at_utf8_boundary),
         cmocka_unit_test(test_rules_message_shows_invisible_characters),
+        cmocka_unit_test(test_rules_cut_message_stays_utf8),
         cmocka_unit_test(test_rules_value_runs_xforms_type_then_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
