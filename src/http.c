@@ -66,7 +66,8 @@ struct ig_http {
     /* Shutdown (ig_http_free): synchronous imports stop at a batch
      * boundary and their answers are sent before the daemon stops. */
     volatile int stopping;  /* the runner's cancel input */
-    int sync_active;        /* guarded by mu: answers not yet sent */
+    int sync_active;        /* guarded by mu: imports accepted (uploading
+                               or running) whose answer is not sent yet */
     pthread_cond_t idle;    /* signalled when sync_active drops */
 };
 
@@ -86,7 +87,7 @@ typedef enum { FMT_CSV, FMT_JSON } body_format;
 typedef struct req {
     route r;
     int answered;  /* a response was queued already (early refusal) */
-    int sync;      /* a synchronous import: counted in h->sync_active */
+    int sync;      /* an import: counted in h->sync_active */
     int too_large; /* body went over the limit: discarding the rest */
     long long id;  /* job id routes */
     char pipeline[PIPELINE_NAME_MAX + 1];
@@ -592,7 +593,7 @@ static enum MHD_Result enqueue(ig_http *h, struct MHD_Connection *c,
 }
 
 static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
-                                req *r, const ig_pipeline *p,
+                                const req *r, const ig_pipeline *p,
                                 const char *csv, size_t len)
 {
     const ig_conf *conf = h->conf;
@@ -629,10 +630,6 @@ static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
     o.no_insert_first = !conf->insert_first;
     o.seekable = 1;
     o.cancel = &h->stopping;
-    pthread_mutex_lock(&h->mu);
-    h->sync_active++; /* until on_completed: the answer is sent */
-    r->sync = 1;
-    pthread_mutex_unlock(&h->mu);
     rc = ig_run(&o, results, &st, &fin, &err);
     counts = ig_results_counts(results);
     if (rc == IG_DB_RETRY) {
@@ -842,7 +839,7 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
     }
     if (rows == 0) { /* as JSON [] is */
         ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "unprocessable",
-                         "the body has a header but no data rows");
+                         "the body has no data rows");
         goto out;
     }
     if (background || rows >= conf->background_threshold)
@@ -1392,6 +1389,12 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
                           "INGOT_MAX_BODY_BYTES=%ld",
                           strtoll(cl, NULL, 10), h->conf->max_body_bytes);
     }
+    /* From here the request is an import being uploaded: a stop waits
+     * for its answer (see ig_http_free). */
+    pthread_mutex_lock(&h->mu);
+    h->sync_active++;
+    r->sync = 1;
+    pthread_mutex_unlock(&h->mu);
     return MHD_YES;
 }
 

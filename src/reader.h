@@ -19,8 +19,10 @@
  *                  the rest of the input), or a quote where RFC 4180 allows
  *                  none ('a"b', '"a"b'): the fields up to there are
  *                  returned, the last one with the rest of that physical
- *                  line appended as read (converted to UTF-8; 'a"b,c'
- *                  stays 'a"b,c'), which is not parsed further
+ *                  line, from the refused byte on, appended as read
+ *                  (converted to UTF-8; 'a"b,c' stays 'a"b,c', but
+ *                  '"a"b,c' is 'ab,c': the field's own quotes are
+ *                  gone), which is not parsed further
  *   CSV_UTF8       invalid UTF-8 (in a UTF-8 source): bad byte, truncated
  *                  or overlong sequence, surrogate, > U+10FFFF
  *   CSV_NUL        a NUL byte in a field

@@ -453,7 +453,10 @@ static void count_end(ig_worker *w, end_op op, ig_jobq_state st,
             w->stats.finished[st]++;
         break;
     case END_RELEASE:
-        w->stats.released++;
+        if (st == IG_JOBQ_CANCELLED) /* a cancel was pending: final */
+            w->stats.finished[st]++;
+        else
+            w->stats.released++;
         break;
     default:
         ig_assert(0);
