@@ -145,10 +145,12 @@ static void on_stop_signal(int sig)
 {
     static const char msg[] = "\ningot run: stopping after the batches in "
                               "flight (again to quit at once)\n";
+    ssize_t n;
+
     (void)sig;
     stop_requested = 1;
-    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
-        stop_requested = 1; /* nothing better to do in a handler */
+    n = write(STDERR_FILENO, msg, sizeof(msg) - 1); /* async-signal-safe */
+    (void)n; /* a handler can do nothing about a failed write */
 }
 
 static void catch_stop_signals(struct sigaction *old_int,

@@ -66,9 +66,9 @@ struct ig_http {
     /* Shutdown (ig_http_free): synchronous imports stop at a batch
      * boundary and their answers are sent before the daemon stops. */
     volatile int stopping;  /* the runner's cancel input */
-    int sync_active;        /* guarded by mu: imports accepted (uploading
+    int imports_open;       /* guarded by mu: imports accepted (uploading
                                or running) whose answer is not sent yet */
-    pthread_cond_t idle;    /* signalled when sync_active drops */
+    pthread_cond_t idle;    /* signalled when imports_open drops */
 };
 
 typedef enum {
@@ -87,7 +87,7 @@ typedef enum { FMT_CSV, FMT_JSON } body_format;
 typedef struct req {
     route r;
     int answered;  /* a response was queued already (early refusal) */
-    int sync;      /* an import: counted in h->sync_active */
+    int counted;   /* an import: counted in h->imports_open */
     int too_large; /* body went over the limit: discarding the rest */
     long long id;  /* job id routes */
     char pipeline[PIPELINE_NAME_MAX + 1];
@@ -1392,8 +1392,8 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
     /* From here the request is an import being uploaded: a stop waits
      * for its answer (see ig_http_free). */
     pthread_mutex_lock(&h->mu);
-    h->sync_active++;
-    r->sync = 1;
+    h->imports_open++;
+    r->counted = 1;
     pthread_mutex_unlock(&h->mu);
     return MHD_YES;
 }
@@ -1484,9 +1484,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
     (void)c;
     (void)toe;
-    if (r != NULL && r->sync) {
+    if (r != NULL && r->counted) {
         pthread_mutex_lock(&h->mu);
-        h->sync_active--;
+        h->imports_open--;
         pthread_cond_broadcast(&h->idle);
         pthread_mutex_unlock(&h->mu);
     }
@@ -1504,7 +1504,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static int resolve_listen(const char *listen, struct addrinfo **out,
                           ig_err *err)
 {
-    const char *opts_listen = listen ? listen : "";
+    const char *setting = listen ? listen : "";
     char host[256], port[16];
     const char *colon = listen ? strrchr(listen, ':') : NULL;
     struct addrinfo hints;
@@ -1528,7 +1528,7 @@ static int resolve_listen(const char *listen, struct addrinfo **out,
         atol(port) > 65535)
         return ig_err_set(err, IG_USAGE,
                           "INGOT_HTTP_LISTEN=%s: the port must be a number "
-                          "from 1 to 65535", opts_listen);
+                          "from 1 to 65535", setting);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -1622,17 +1622,19 @@ void ig_http_free(ig_http *h)
          * batch boundary and answer with what they committed (stopping
          * the daemon first would shut their sockets before the answer). */
         listener = MHD_quiesce_daemon(h->d);
+        /* The daemon no longer uses it: closed now, a new client is
+         * refused at once instead of waiting in the backlog. */
+        if (listener != MHD_INVALID_SOCKET)
+            close(listener);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += SHUTDOWN_WAIT_S;
         pthread_mutex_lock(&h->mu);
         h->stopping = 1;
-        while (h->sync_active > 0 &&
+        while (h->imports_open > 0 &&
                pthread_cond_timedwait(&h->idle, &h->mu, &until) == 0)
             ;
         pthread_mutex_unlock(&h->mu);
         MHD_stop_daemon(h->d);
-        if (listener != MHD_INVALID_SOCKET)
-            close(listener);
     }
     ig_pool_free(h->pool);
     free(h->token);
