@@ -665,7 +665,8 @@ static void note_types(ig_exec *ex, const PGresult *res)
             for (int r = 0; r < PQntuples(res); r++)
                 if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
                     strcmp(PQgetvalue(res, r, 1), t->cols[ci].name) == 0)
-                    ex->t[ti].col_type[ci] = ig_xstrdup(PQgetvalue(res, r, 6));
+                    ex->t[ti].col_type[ci] =
+                        ig_xstrdup(PQgetvalue(res, r, 6));
     }
 }
 

@@ -1272,7 +1272,7 @@ static void test_rules_message_shows_invisible_characters(void **state)
 
 /* However a long message is cut to fit, it stays UTF-8 (it is stored in
  * text columns): a quoted value full of escapes, then an enum list of
- * accented names, cut at every byte position in turn. */
+ * accented names, the cut moved through twelve byte positions. */
 static void test_rules_cut_message_stays_utf8(void **st)
 {
     static const char *const towns[] = {
