@@ -6,6 +6,7 @@
 #include "ingot.h"
 
 #include "conf.h"
+#include "log.h"
 #include "pipeline.h"
 #include "pool.h"
 #include "report.h"
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct ingot {
@@ -73,8 +75,59 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
     s->pool_size = (int)c.pool_size;
     s->writers = (int)c.writers;
     s->insert_first = (int)c.insert_first;
+    /* The library's log lines (retries, warnings) go to stderr at this
+     * level, process-wide: ingot.h says so. */
+    ig_log_set_level((ig_log_level)c.log_level);
     ig_conf_fini(&c);
     return 0;
+}
+
+/* Whether v is in the range of the settings table's key (conf.c) or, with
+ * zero_ok, 0 (none / the default); otherwise say which field and setting
+ * in errbuf. */
+static int in_range(const char *field, const char *key, long long v,
+                    int zero_ok, char *errbuf, size_t errlen)
+{
+    const ig_conf_key *k = ig_conf_find(key);
+
+    if ((zero_ok && v == 0) || k == NULL || (v >= k->min && v <= k->max))
+        return 1;
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "ingot_open: %s = %lld is out of range: "
+                 "%ld..%ld%s, as %s", field, v, k->min, k->max,
+                 zero_ok ? " or 0" : "", key);
+    return 0;
+}
+
+/* ingot_open's check of every numeric setting and the pipeline dir. */
+static int settings_ok(const ingot_settings *s, char *errbuf, size_t errlen)
+{
+    if (s == NULL) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "ingot_open: no settings (fill them "
+                     "with ingot_settings_init)");
+        return 0;
+    }
+    if (s->pipeline_dir != NULL && s->pipeline_dir[0] == '\0') {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "ingot_open: pipeline_dir is empty "
+                     "(NULL searches the default places)");
+        return 0;
+    }
+    return in_range("batch_size", "IMPORT_BATCH_SIZE", s->batch_size, 0,
+                    errbuf, errlen) &&
+           in_range("max_rows", "IMPORT_MAX_ROWS", s->max_rows, 0, errbuf,
+                    errlen) &&
+           in_range("timeout_seconds", "IMPORT_TIMEOUT_SECONDS",
+                    s->timeout_seconds, 1, errbuf, errlen) &&
+           in_range("statement_timeout_ms", "IMPORT_STATEMENT_TIMEOUT_MS",
+                    s->statement_timeout_ms, 0, errbuf, errlen) &&
+           in_range("pool_size", "IMPORT_POOL_SIZE", s->pool_size, 1, errbuf,
+                    errlen) &&
+           in_range("writers", "IMPORT_WRITERS", s->writers, 1, errbuf,
+                    errlen) &&
+           in_range("insert_first", "IMPORT_INSERT_FIRST", s->insert_first, 0,
+                    errbuf, errlen);
 }
 
 ingot *ingot_open(const ingot_settings *s, char *errbuf, size_t errlen)
@@ -83,13 +136,8 @@ ingot *ingot_open(const ingot_settings *s, char *errbuf, size_t errlen)
     ig_pool_opts po;
     ig_err err;
 
-    if (s == NULL || s->batch_size < 1 || s->max_rows < 1 ||
-        s->timeout_seconds < 0) {
-        if (errbuf && errlen)
-            snprintf(errbuf, errlen, "ingot_open: invalid settings "
-                     "(batch_size and max_rows must be >= 1)");
+    if (!settings_ok(s, errbuf, errlen))
         return NULL;
-    }
     in = ig_xcalloc(1, sizeof(*in));
     in->s = *s;
     in->database_url = ig_strdup(s->database_url);
@@ -213,6 +261,34 @@ static int check_reject(const char *path, FILE *input, ig_err *err)
     return ok ? IG_OK : IG_IO;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A run that failed (a database that is down, say) after the caller
+ * canceled it, or past its time limit, was stopped rather than failed:
+ * the pool gives up connecting on either, and the status says which. */
+static void stopped_anyway(const ingot *in, volatile int *cancel,
+                           double secs, int *status, ig_err *err)
+{
+    char why[sizeof(err->msg)];
+
+    snprintf(why, sizeof(why), "%s", err->msg[0] ? err->msg : "failed");
+    if (cancel != NULL && *cancel) {
+        *status = INGOT_CANCELED;
+        ig_err_set(err, IG_CANCELED, "canceled; when it stopped: %s", why);
+    } else if (in->s.timeout_seconds > 0 &&
+               secs >= (double)in->s.timeout_seconds) {
+        *status = INGOT_TIMED_OUT;
+        ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
+                   "(timeout_seconds); when it stopped: %s",
+                   in->s.timeout_seconds, why);
+    }
+}
+
 /* The one path every ingot_run_* takes. */
 static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
                          const char *buf, size_t len, const char *name,
@@ -224,6 +300,7 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     ig_run_progress fin;
     ig_run_status st = IG_RUN_FAILED;
     ig_err err;
+    double t0;
     int rc;
 
     ig_err_clear(&err);
@@ -263,11 +340,14 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     o.writers = in->s.writers;
     o.no_insert_first = !in->s.insert_first;
     memset(&fin, 0, sizeof(fin));
+    t0 = mono_s();
     rc = ig_run(&o, res->results, &st, &fin, &err);
     res->seconds = fin.elapsed;
     res->status = map_status(st);
-    if (rc != IG_OK)
+    if (rc != IG_OK) {
         res->status = INGOT_FAILED;
+        stopped_anyway(in, cancel, mono_s() - t0, &res->status, &err);
+    }
 out:
     if (res->status != INGOT_DONE)
         snprintf(res->error, sizeof(res->error), "%s",

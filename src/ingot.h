@@ -5,9 +5,9 @@
  * is exported (INGOT_API) and everything else in the library is hidden.
  * Names use the public "ingot_" prefix, as Lua uses "lua_" publicly.
  *
- * Use:
+ * Use (char err[256]; error checks left out):
  *     ingot_settings s;
- *     ingot_settings_init(&s);            // seed defaults + environment
+ *     ingot_settings_init(&s, err, sizeof err); // defaults + environment
  *     s.database_url = "postgresql://...";
  *     ingot *in = ingot_open(&s, err, sizeof err);
  *     ingot_result *r = ingot_run_path(in, "items", "items.csv", NULL);
@@ -19,7 +19,16 @@
  * caller and freed with ingot_close / ingot_result_free. Strings returned
  * by ingot_result_* are borrowed from the result. Settings strings are
  * copied by ingot_open. An ingot handle may run one import at a time;
- * open one handle per thread to import in parallel.
+ * open one handle per thread to import in parallel. A handle keeps its
+ * database connections open between runs; one the server closed meanwhile
+ * (a restart, a terminated backend) is replaced at the next run.
+ *
+ * Logging: libingot writes warnings (connection retries and the like) to
+ * stderr, process-wide, at the level INGOT_LOG_LEVEL gives
+ * (debug/info/warn/error/off); ingot_settings_init applies it.
+ *
+ * Building against an installed libingot: `pkg-config --cflags --libs
+ * ingot` (README.md, "Embedding").
  */
 #ifndef INGOT_H
 #define INGOT_H
@@ -42,12 +51,18 @@ typedef struct ingot_result ingot_result; /* opaque */
 
 typedef struct ingot_settings {
     const char *database_url; /* NULL = libpq defaults */
-    const char *pipeline_dir; /* NULL = ./pipelines, then installed */
+    const char *pipeline_dir; /* where pipeline names are looked up;
+                                 NULL = ./pipelines if that directory
+                                 exists, else the installed
+                                 share/ingot/pipelines, else (a build
+                                 that was never installed) the source
+                                 tree's pipelines/. Not "". */
     long batch_size;          /* IMPORT_BATCH_SIZE */
     long long max_rows;       /* IMPORT_MAX_ROWS */
-    long timeout_seconds;     /* IMPORT_TIMEOUT_SECONDS */
-    long statement_timeout_ms;
-    int pool_size;            /* IMPORT_POOL_SIZE */
+    long timeout_seconds;     /* IMPORT_TIMEOUT_SECONDS; 0 = none */
+    long statement_timeout_ms; /* IMPORT_STATEMENT_TIMEOUT_MS; 0 = none */
+    int pool_size;            /* IMPORT_POOL_SIZE; at least writers + 1
+                                 are opened anyway; 0 = that many */
     int writers;              /* IMPORT_WRITERS: batches of a single-table
                                  pipeline in flight at once, each on its
                                  own connection, when their keys are
@@ -57,7 +72,11 @@ typedef struct ingot_settings {
                                  first one (a run whose input it is, or
                                  that could not create it, is refused
                                  before reading); NULL = none */
-    /* Called after each committed batch (may be NULL). */
+    /* Called after each committed batch, on the thread that called
+     * ingot_run_* (may be NULL). total_rows is -1 unless counted (a file
+     * or buffer over max_rows lines is counted before anything is
+     * written); bytes_total is 0 when the input's size is unknown (a
+     * pipe, a FILE not at its start). */
     void (*progress)(long long rows, long long total_rows, long long bytes,
                      long long bytes_total, double elapsed, void *ud);
     void *progress_ud;
@@ -96,7 +115,8 @@ INGOT_API int ingot_settings_init(ingot_settings *s, char *errbuf,
                                   size_t errlen);
 
 /* Open a runner (connections are made lazily). NULL with errbuf filled
- * on bad settings. */
+ * on bad settings: a number outside its setting's range (the README's
+ * settings table) is refused, naming the field and the setting. */
 INGOT_API ingot *ingot_open(const ingot_settings *s, char *errbuf,
                             size_t errlen);
 INGOT_API void ingot_close(ingot *in);
@@ -105,7 +125,10 @@ INGOT_API void ingot_close(ingot *in);
  * a file path ("-" = stdin), an open FILE (read to EOF; name is for
  * messages) or a memory buffer. Never NULL (aborts on OOM): check
  * ingot_result_status(). cancel, when non-NULL, stops the import at the
- * next batch boundary once it becomes nonzero. */
+ * next batch boundary once it becomes nonzero. A database that cannot be
+ * reached is retried with backoff for up to 30 s, less once cancel is
+ * set or timeout_seconds have passed (the status is then CANCELED or
+ * TIMED_OUT, and the error says what the database answered). */
 INGOT_API ingot_result *ingot_run_path(ingot *in, const char *pipeline,
                                        const char *path,
                                        volatile int *cancel);
@@ -134,7 +157,10 @@ INGOT_API double ingot_result_success_rate(const ingot_result *r,
                                            int decimals);
 INGOT_API const char *ingot_result_pipeline(const ingot_result *r);
 
-/* Per target counts. */
+/* Per target counts: INGOT_INSERTED, INGOT_UPDATED, INGOT_UNCHANGED and
+ * INGOT_SKIPPED (rows the target left out: another row had the key, or
+ * the row does not reach it). INGOT_READ and INGOT_FAILED_ROWS are per
+ * import only (0 here): a failed row is failed for the whole import. */
 INGOT_API size_t ingot_result_ntargets(const ingot_result *r);
 INGOT_API const char *ingot_result_target(const ingot_result *r, size_t t);
 INGOT_API long long ingot_result_target_count(const ingot_result *r,

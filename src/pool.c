@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,10 +96,28 @@ void ig_pool_interrupt(ig_pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Whether the caller's stop(ud) asks to give up (NULL stop: never). */
+static int stopped(int (*stop)(const void *), const void *ud)
+{
+    return stop != NULL && stop(ud);
+}
+
+/* Sleep ms, in steps of at most 100 ms, returning early once the pool is
+ * interrupted or stop(ud) asks to stop. */
+static void nap(ig_pool *p, long ms, int (*stop)(const void *),
+                const void *ud)
+{
+    while (ms > 0 && !is_interrupted(p) && !stopped(stop, ud)) {
+        sleep_ms(ms > 100 ? 100 : ms);
+        ms -= 100;
+    }
+}
+
 /* Open and prepare one connection, retrying transient failures with
- * backoff within the pool's budget (not once interrupted). Called without
- * the lock held. */
-static int open_conn(ig_pool *p, PGconn **out, ig_err *err)
+ * backoff within the pool's budget (not once interrupted, nor once
+ * stop(ud) says so). Called without the lock held. */
+static int open_conn(ig_pool *p, PGconn **out,
+                     int (*stop)(const void *), const void *ud, ig_err *err)
 {
     long deadline = now_ms() + p->connect_timeout_ms;
     long delay = 100;
@@ -118,16 +137,38 @@ static int open_conn(ig_pool *p, PGconn **out, ig_err *err)
             *out = NULL;
         }
         if (rc != IG_DB_RETRY || now_ms() + delay > deadline ||
-            is_interrupted(p))
+            is_interrupted(p) || stopped(stop, ud))
             return rc;
         ig_log(IG_LOG_WARN, "pool: %s; retrying in %ld ms",
                err ? err->msg : "connect failed", delay);
-        sleep_ms(delay);
+        nap(p, delay, stop, ud);
         delay = delay * 2 > 2000 ? 2000 : delay * 2;
     }
 }
 
+/* Whether an idle connection may still be used. An idle connection has
+ * nothing to say: readable means the server ended it (a terminated
+ * backend, a restart, idle_session_timeout send their goodbye and close)
+ * or broke protocol, and its next query would fail. */
+static int idle_alive(PGconn *pg)
+{
+    struct pollfd pfd;
+
+    if (PQstatus(pg) != CONNECTION_OK)
+        return 0;
+    pfd.fd = PQsocket(pg);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    return pfd.fd >= 0 && poll(&pfd, 1, 0) == 0;
+}
+
 int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
+{
+    return ig_pool_acquire_while(p, NULL, NULL, out, err);
+}
+
+int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
+                          const void *ud, ig_pool_conn **out, ig_err *err)
 {
     ig_pool_conn *c = NULL;
     PGconn *pg = NULL;
@@ -135,20 +176,34 @@ int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
 
     *out = NULL;
     pthread_mutex_lock(&p->mu);
-    while (p->idle == NULL && p->open >= p->size)
-        pthread_cond_wait(&p->cv, &p->mu);
-    if (p->idle != NULL) {
+    for (;;) {
+        while (p->idle == NULL && p->open >= p->size)
+            pthread_cond_wait(&p->cv, &p->mu);
+        if (p->idle == NULL)
+            break;
         c = p->idle;
         p->idle = c->next;
         c->next = NULL;
+        if (idle_alive(c->pg)) {
+            pthread_mutex_unlock(&p->mu);
+            *out = c;
+            return IG_OK;
+        }
+        /* Dropped while idle: close it and look again (its slot is free
+         * for a new connection now). */
+        p->open--;
         pthread_mutex_unlock(&p->mu);
-        *out = c;
-        return IG_OK;
+        ig_log(IG_LOG_INFO, "pool: an idle connection was closed by the "
+                            "server; opening another");
+        PQfinish(c->pg);
+        free(c);
+        c = NULL;
+        pthread_mutex_lock(&p->mu);
     }
     p->open++; /* reserve the slot, then connect without the lock */
     pthread_mutex_unlock(&p->mu);
 
-    rc = open_conn(p, &pg, err);
+    rc = open_conn(p, &pg, stop, ud, err);
     if (rc != IG_OK) {
         pthread_mutex_lock(&p->mu);
         p->open--;

@@ -41,10 +41,20 @@ ig_pool *ig_pool_new(const ig_pool_opts *opts, ig_err *err) IG_MUSTCHECK;
 void ig_pool_free(ig_pool *p);
 
 /* Borrow a connection, opening one if none is idle and the pool is below
- * size (waiting for a release otherwise). IG_OK with *out set, or
- * IG_DB_RETRY when no connection could be opened within the budget. */
+ * size (waiting for a release otherwise). An idle connection the server
+ * has closed meanwhile (a terminated backend, a restart) is dropped, not
+ * handed out. IG_OK with *out set, or IG_DB_RETRY when no connection could
+ * be opened within the budget. */
 int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
     IG_MUSTCHECK;
+
+/* ig_pool_acquire, but opening a connection is not retried (and a wait
+ * between tries is cut short, within 100 ms) once stop(ud) returns
+ * non-zero: a run that is canceled or out of time gives up on a database
+ * that is down instead of waiting out the budget. stop may be NULL. */
+int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
+                          const void *ud, ig_pool_conn **out,
+                          ig_err *err) IG_MUSTCHECK;
 
 /* From now on a connection that cannot be opened is not retried: the
  * owner is stopping, and waiting out the budget for a database that is

@@ -58,6 +58,21 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Whether the caller asked the import to stop: a batch that failed for
+ * a transient reason is then not retried (the caller, stopping, would
+ * otherwise wait for a database that is down). */
+static int stop_asked(const ig_run_opts *o)
+{
+    return o->cancel != NULL && *o->cancel;
+}
+
+/* ig_pool_acquire_while's stop for the connections of batches: the run
+ * was asked to stop. */
+static int cancel_stop(const void *ud)
+{
+    return stop_asked(ud);
+}
+
 /* ------------------------------------------------------------------ */
 /* The database thread                                                 */
 
@@ -204,7 +219,8 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
     int rc, flags, insert_first, proven, has_stage = 0;
 
     if (pc == NULL) {
-        rc = ig_pool_acquire(d->o->pool, &pc, err);
+        rc = ig_pool_acquire_while(d->o->pool, cancel_stop, d->o,
+                                   &pc, err);
         if (rc != IG_OK)
             return rc;
     }
@@ -352,14 +368,6 @@ static void refresh_parent_stats(dbside *d)
         free(sql);
         free(q);
     }
-}
-
-/* Whether the caller asked the import to stop: a batch that failed for
- * a transient reason is then not retried (the caller, stopping, would
- * otherwise wait for a database that is down). */
-static int stop_asked(const ig_run_opts *o)
-{
-    return o->cancel != NULL && *o->cancel;
 }
 
 /* Wait *delay ms before a retry, and double it for the next (at most
@@ -726,18 +734,47 @@ static ig_hook *open_hook(const ig_pipeline *p, ig_err *err, int *rc)
     return hook;
 }
 
-static int build_exec(const ig_run_opts *o, ig_exec **ex, ig_err *err)
+/* The same before the first batch, where the run's time limit also
+ * counts: a run must not wait out the pool's connect budget past it. */
+typedef struct start_clock {
+    const ig_run_opts *o;
+    double t0;
+} start_clock;
+
+static int start_stop(const void *ud)
 {
-    ig_pool_conn *pc = NULL;
-    int rc = ig_pool_acquire(o->pool, &pc, err);
+    const start_clock *c = ud;
+    return stop_asked(c->o) ||
+           (c->o->timeout_seconds > 0 &&
+            now_s() - c->t0 >= (double)c->o->timeout_seconds);
+}
+
+/* The executor, planned on a connection of the pool. A connection lost
+ * meanwhile is retried like a batch. */
+static int build_exec(const ig_run_opts *o, double t0, ig_exec **ex,
+                      ig_err *err)
+{
+    start_clock clk = {o, t0};
+    long delay = 200;
+    int rc = IG_OK;
 
     *ex = NULL;
-    if (rc != IG_OK)
-        return rc;
-    *ex = ig_exec_new(o->pipeline, ig_pool_conn_pg(pc), err);
-    if (*ex == NULL)
-        rc = err ? err->code : IG_DB;
-    ig_pool_release(o->pool, pc, rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
+    for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
+        ig_pool_conn *pc = NULL;
+
+        rc = ig_pool_acquire_while(o->pool, start_stop, &clk, &pc, err);
+        if (rc != IG_OK)
+            return rc; /* the pool retried within its budget */
+        *ex = ig_exec_new(o->pipeline, ig_pool_conn_pg(pc), err);
+        rc = *ex != NULL ? IG_OK : err ? (int)err->code : IG_DB;
+        ig_pool_release(o->pool, pc,
+                        rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
+        if (rc != IG_DB_RETRY || start_stop(&clk))
+            break;
+        ig_log(IG_LOG_WARN, "planning the import, attempt %d: %s; retrying "
+               "in %ld ms", attempt, err ? err->msg : "", delay);
+        back_off(&delay);
+    }
     return rc;
 }
 
@@ -760,7 +797,8 @@ static int hash_keys(void *ud, size_t ti, const ig_value *keys, size_t n,
     }
     for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
         ig_pool_conn *pc = NULL;
-        rc = ig_pool_acquire(d->o->pool, &pc, err);
+        rc = ig_pool_acquire_while(d->o->pool, cancel_stop, d->o,
+                                   &pc, err);
         if (rc == IG_OK) {
             rc = ig_exec_key_hashes(d->ex, ig_pool_conn_pg(pc), ti, keys, n,
                                     out, err);
@@ -835,7 +873,8 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
 /* Open a dry run's single transaction. */
 static int begin_dry(dbside *d, ig_err *err)
 {
-    int rc = ig_pool_acquire(d->o->pool, &d->dry, err);
+    int rc = ig_pool_acquire_while(d->o->pool, cancel_stop, d->o,
+                                   &d->dry, err);
     if (rc == IG_OK)
         rc = ig_db_exec(ig_pool_conn_pg(d->dry), "BEGIN",
                         "starting the dry run", err);
@@ -911,6 +950,8 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
             break;
         if (o->cancel && *o->cancel) {
             *status = IG_RUN_CANCELED;
+            ig_err_set(err, IG_CANCELED, "canceled; stopped at a batch "
+                       "boundary");
             break;
         }
         if (o->timeout_seconds > 0 &&
@@ -1002,7 +1043,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
             rc = ig_err_set(err, IG_LIMIT,
                             "%s has %lld data rows, more than "
                             "IMPORT_MAX_ROWS=%lld: refused before writing "
-                            "anything (raise the limit with --max-rows)",
+                            "anything (raise IMPORT_MAX_ROWS, --max-rows)",
                             o->input_name, total, o->max_rows);
             goto out;
         }
@@ -1026,7 +1067,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         rc = err ? ig_err_prefix(err, "%s", o->input_name) : IG_CONFIG;
         goto out;
     }
-    rc = build_exec(o, &ex, err);
+    rc = build_exec(o, d.t0, &ex, err);
     if (rc != IG_OK)
         goto out;
     d.ex = ex;
