@@ -78,3 +78,26 @@ assert_eq "TEE-RED-S" "$(sql "SELECT string_agg(sku, ',') FROM item_variant")" "
 run_embed 2 "$IT_TMP/nosuch.yaml" "$IT_TMP/ok.csv"
 assert_contains "$OUT" "status: failed" "a missing pipeline is a failed result"
 assert_contains "$OUT" "error: " "with its message"
+
+# --- an installed libingot: header, library and pkg-config file -------------
+# A program built only from what `cmake --install` puts under a prefix.
+PREFIX=$IT_TMP/prefix
+cmake --install "$INGOT_BUILD_DIR" --prefix "$PREFIX" >/dev/null
+export PKG_CONFIG_PATH=$(dirname "$(find "$PREFIX" -name ingot.pc)")
+[ -n "$PKG_CONFIG_PATH" ] || fail "no ingot.pc installed under $PREFIX"
+flags=$(pkg-config --define-variable=prefix="$PREFIX" --cflags --libs ingot)
+assert_contains "$flags" "-I$PREFIX/include" "pkg-config --cflags names the installed header's directory"
+assert_contains "$flags" "-lingot" "pkg-config --libs links libingot"
+[ -f "$PREFIX/include/ingot.h" ] || fail "ingot.h not installed"
+san=""  # the library of a sanitizer build needs its runtime in the program
+grep -q '^INGOT_SANITIZE:BOOL=ON' "$INGOT_BUILD_DIR/CMakeCache.txt" && san="-fsanitize=address,undefined"
+# shellcheck disable=SC2086
+cc -std=c99 -Wall -Wextra -Werror $san examples/embed/embed.c $flags -o "$IT_TMP/embed_installed" \
+  || fail "embed.c does not build against the installed libingot"
+libdir=$(pkg-config --define-variable=prefix="$PREFIX" --variable=libdir ingot)
+sql "TRUNCATE color_master CASCADE"
+rc=0
+LD_LIBRARY_PATH=$libdir "$IT_TMP/embed_installed" "$D/colors.yaml" "$IT_TMP/ok.csv" >"$IT_TMP/out" 2>&1 || rc=$?
+assert_eq 0 "$rc" "the program built against the installed library runs"
+assert_contains "$(cat "$IT_TMP/out")" "counts: read=3 inserted=3" "and imports"
+assert_contains "$(LD_LIBRARY_PATH=$libdir ldd "$IT_TMP/embed_installed")" "$libdir/libingot.so.0" "with the installed library"
