@@ -937,7 +937,9 @@ static int xform_args(ld *L, ig_xform *x, yaml_node_t *v, const char *path)
             if (a->type != YAML_SCALAR_NODE || b->type != YAML_SCALAR_NODE)
                 return lerr(L, a, path, "replace entries must be scalars");
             from[i] = adup(L, sval(a));
-            to[i] = adup(L, sval(b));
+            /* A YAML null (null, ~, nothing) replaces with SQL NULL;
+             * a quoted "null" is the text. */
+            to[i] = is_null(b) ? NULL : adup(L, sval(b));
         }
         x->from = (const char *const *)from;
         x->to = (const char *const *)to;

@@ -254,7 +254,8 @@ static void test_pipeline_defaults_and_features(void **state)
         "      label:\n"
         "        from: Label\n"
         "        transforms:\n"
-        "          - {replace: {tees: T-Shirts, caps: Hats}, "
+        "          - {replace: {tees: T-Shirts, caps: Hats, \"N/A\": null,\n"
+        "                       \"n.a.\": ~, none: , nil: \"null\"}, "
         "case_insensitive: true}\n"
         "          - {null_if: [\"N/A\", \"-\"]}\n"
         "      made_on: { from: made, type: date, format: \"%d/%m/%Y\",\n"
@@ -291,9 +292,16 @@ static void test_pipeline_defaults_and_features(void **state)
     c = col(t, "label");
     assert_true(c->update);
     assert_int_equal(c->xforms[0].kind, IG_XFORM_REPLACE);
-    assert_int_equal(c->xforms[0].n, 2);
+    assert_int_equal(c->xforms[0].n, 6);
     assert_string_equal(c->xforms[0].from[1], "caps");
     assert_string_equal(c->xforms[0].to[1], "Hats");
+    /* A YAML null replaces with SQL NULL (to[i] NULL); quoted, the text. */
+    assert_string_equal(c->xforms[0].from[2], "N/A");
+    assert_null(c->xforms[0].to[2]);
+    assert_null(c->xforms[0].to[3]);
+    assert_string_equal(c->xforms[0].from[4], "none");
+    assert_null(c->xforms[0].to[4]);
+    assert_string_equal(c->xforms[0].to[5], "null");
     assert_true(c->xforms[0].case_insensitive);
     assert_int_equal(c->xforms[1].kind, IG_XFORM_NULL_IF);
     assert_int_equal(c->xforms[1].n, 2);
