@@ -207,6 +207,23 @@ static void add_from_joins(sb *b, const ig_exec *ex, size_t ti)
     }
 }
 
+/* The type column ci of target ti's staged text is cast to: its pipeline
+ * type's, except that a timestamp going into a timestamp without time
+ * zone column is read as one, as PostgreSQL reads such input (an offset
+ * ignored, no time zone applied), not through timestamptz and the
+ * session's TimeZone. */
+static const char *col_cast(const ig_exec *ex, size_t ti, size_t ci)
+{
+    const ig_column *c = &ig_pipeline_target(ex->p, ti)->cols[ci];
+    const char *have = ex->t[ti].col_type ? ex->t[ti].col_type[ci] : NULL;
+
+    if (c->type == IG_TYPE_TIMESTAMP && have != NULL &&
+        strncmp(have, "timestamp", 9) == 0 &&
+        strstr(have, "without time zone") != NULL)
+        return "timestamp";
+    return sql_type(c->type);
+}
+
 /* The value expression of column ci of target ti in the src CTE. */
 static void add_col_expr(sb *b, const ig_exec *ex, size_t ti, size_t ci)
 {
@@ -222,7 +239,7 @@ static void add_col_expr(sb *b, const ig_exec *ex, size_t ti, size_t ci)
         return;
     }
     sc = stage_col(ti, ci);
-    sb_add(b, "s.%s::%s", sc, sql_type(c->type));
+    sb_add(b, "s.%s::%s", sc, col_cast(ex, ti, ci));
     free(sc);
 }
 
@@ -558,6 +575,8 @@ static int same_input(const char *want, const char *have)
                strcmp(have, "character") == 0;
     if (strcmp(want, "timestamptz") == 0)
         return strcmp(have, "timestamp with time zone") == 0;
+    if (strcmp(want, "timestamp") == 0)
+        return strcmp(have, "timestamp without time zone") == 0;
     return strcmp(want, have) == 0;
 }
 
@@ -881,7 +900,7 @@ static void plan_direct(ig_exec *ex, const PGresult *res)
         for (int r = 0; r < PQntuples(res) && !found; r++)
             if (strcmp(PQgetvalue(res, r, 1), c->name) == 0) {
                 found = 1;
-                ok = same_input(sql_type(c->type), PQgetvalue(res, r, 2));
+                ok = same_input(col_cast(ex, 0, ci), PQgetvalue(res, r, 2));
             }
         ok = ok && found;
     }
