@@ -26,6 +26,8 @@ struct ig_mapper {
     size_t nnames;        /* header columns + extra names */
     const char **names;   /* borrowed strings (header or pipeline) */
     size_t nheader;
+    int width_checked;  /* headerless: the first record's width was
+                           checked against the positions read */
     int **col_index;      /* [target][col] -> index into names, or -1 */
     int **key_cols;       /* [target][k] -> column index */
     int **skip_cols;      /* [target][i] -> column index */
@@ -698,6 +700,36 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
     return rc;
 }
 
+/* A headerless input's first good record sets its width (the reader
+ * refuses later rows of another width): a position the pipeline reads
+ * beyond it would be NULL in every row, so it is refused as a header
+ * without the column is (source.missing_columns: error). */
+static int check_width(ig_mapper *m, const ig_record *rec, ig_err *err)
+{
+    const ig_source *src = ig_pipeline_source(m->p);
+
+    m->width_checked = 1;
+    if (src->missing_columns != IG_MISSING_COLUMNS_ERROR)
+        return IG_OK;
+    for (size_t ti = 0; ti < ig_pipeline_ntargets(m->p); ti++) {
+        const ig_target *t = ig_pipeline_target(m->p, ti);
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            int pos = col_position(&t->cols[ci]);
+            if (pos >= 0 && (size_t)pos >= rec->nfields)
+                return ig_err_set(err, IG_CONFIG,
+                                  "line %lld: the input has %zu field%s per "
+                                  "row and pipeline %s reads position %d "
+                                  "(target %s, column %s); fix the input or "
+                                  "set source.missing_columns: null",
+                                  rec->line, rec->nfields,
+                                  rec->nfields == 1 ? "" : "s",
+                                  ig_pipeline_name(m->p), pos + 1, t->name,
+                                  t->cols[ci].name);
+        }
+    }
+    return IG_OK;
+}
+
 /* Map one record. write = 1: append it to b (or record its failure);
  * write = 0: only let its keys enter the duplicate key sets. */
 static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
@@ -709,6 +741,9 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
 
     rs.n = 0;
     rs.arena = ig_batch_arena(b);
+    if (m->nheader == 0 && !m->width_checked && rec->error == NULL &&
+        (rc = check_width(m, rec, err)) != IG_OK)
+        return rc;
     if (rec->error != NULL) {
         add_reason(&rs, NULL, NULL,
                    rec->error_code ? rec->error_code : "CSV", rec->error);

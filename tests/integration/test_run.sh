@@ -106,6 +106,18 @@ sed -i 's/"bad"/"#000002"/' "$IT_TMP/nohdr.csv.rejects.csv"
 run_ingot 0 run "$IT_TMP/nohdr.yaml" "$IT_TMP/nohdr.csv.rejects.csv"
 assert_eq "#000002" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'NoHdrA'")" "a headerless reject file re-imports"
 
+# A position beyond a headerless input's width is refused before any row
+# is written, as a header without the column is; missing_columns: null
+# makes it NULL on purpose.
+printf 'NoHdrC\nNoHdrD\n' > "$IT_TMP/narrow.csv"
+run_ingot 2 run "$IT_TMP/nohdr.yaml" "$IT_TMP/narrow.csv"
+assert_contains "$ERR" "line 1: the input has 1 field per row and pipeline nohdr reads position 2 (target color_master, column color_code); fix the input or set source.missing_columns: null" "a position beyond the width"
+assert_eq 0 "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('NoHdrC', 'NoHdrD')")" "nothing written"
+sed 's/^source: { header: false }/source: { header: false, missing_columns: null }/' "$IT_TMP/nohdr.yaml" > "$IT_TMP/nohdr_null.yaml"
+sed -i 's/rules: { pattern: "^#\[0-9A-F\]{6}$" }//' "$IT_TMP/nohdr_null.yaml"
+run_ingot 0 run "$IT_TMP/nohdr_null.yaml" "$IT_TMP/narrow.csv"
+assert_eq "NoHdrC:,NoHdrD:" "$(sql "SELECT string_agg(color_name || ':' || coalesce(color_code, ''), ',' ORDER BY color_name) FROM color_master WHERE color_name IN ('NoHdrC', 'NoHdrD')")" "missing_columns: null reads it as NULL"
+
 # A value too long for a varchar(n), or too large for a numeric(p,s),
 # names its column, which PostgreSQL's message does not.
 sql "CREATE TABLE vt (code varchar(5) PRIMARY KEY, note varchar(3), amount numeric(4,2))"
