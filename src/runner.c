@@ -343,7 +343,10 @@ static void account(dbside *d, slot *sl, const ig_counts *per_target)
  * import ran 2.3x slower. ANALYZE sends an invalidation, so those plans are
  * made again. Runs when a parent target's rows inserted by this import
  * doubled (and at 64), outside any batch transaction; a role that does
- * not own the table only gets a warning, so failures are ignored. */
+ * not own the table only gets a warning, so failures are ignored.
+ * SKIP_LOCKED: its SHARE UPDATE EXCLUSIVE lock blocks no reads or writes,
+ * but waits behind a VACUUM, a CREATE INDEX CONCURRENTLY or another
+ * ANALYZE; the import skips the refresh instead of waiting with them. */
 static void refresh_parent_stats(dbside *d)
 {
     size_t nt = ig_pipeline_ntargets(d->o->pipeline);
@@ -359,7 +362,7 @@ static void refresh_parent_stats(dbside *d)
         if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
             return;
         q = ig_sql_qualified(ig_pipeline_target(d->o->pipeline, t)->table);
-        sql = ig_xasprintf("ANALYZE %s", q);
+        sql = ig_xasprintf("ANALYZE (SKIP_LOCKED) %s", q);
         if (ig_db_exec(ig_pool_conn_pg(pc), sql, "refreshing statistics",
                        &err) != IG_OK)
             ig_log(IG_LOG_DEBUG, "%s", err.msg);

@@ -147,3 +147,24 @@ assert_eq "0" "$(sql "SELECT count(*) FROM item_variant v JOIN item_master i ON 
      OR (substr(i.name, 6)::int < 1000 AND v.stock <> 10)
      OR (substr(i.name, 6)::int > 1500 AND v.stock <> 20)")" "each variant's price and stock come from one file"
 echo "# items.yaml twice at once: $(sql "SELECT count(*) FILTER (WHERE stock = 10) || ' variants from file 1, ' || count(*) FILTER (WHERE stock = 20) || ' from file 2' FROM item_variant")"
+
+# --- a parent table held by a VACUUM-like lock ------------------------------
+# The import ANALYZEs the parent tables it grows; another session holding
+# SHARE UPDATE EXCLUSIVE on item_master (as VACUUM, CREATE INDEX
+# CONCURRENTLY or an ANALYZE do) must not hold the import up: the refresh
+# is skipped, and the import ends while the lock is still held.
+sql "TRUNCATE item_variant, item_master, color_master, size_master"
+gen_items 3001 3600 30 > "$IT_TMP/i3.csv"
+psql "$DATABASE_URL" -qAtX -c "BEGIN" -c "LOCK TABLE item_master IN SHARE UPDATE EXCLUSIVE MODE" \
+  -c "SELECT pg_sleep(60)" -c "COMMIT" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 1 100); do
+  [ "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'item_master'::regclass AND mode = 'ShareUpdateExclusiveLock' AND granted")" = 1 ] && break
+  sleep 0.05
+done
+run_ingot 0 run items "$IT_TMP/i3.csv" --max-rows 100000 --batch-size 500 --json --no-reject-file
+kill -0 $holder 2>/dev/null || fail "the lock holder ended before the import did: the import waited for it"
+assert_eq "1" "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'item_master'::regclass AND mode = 'ShareUpdateExclusiveLock' AND granted")" "the lock was held throughout"
+assert_eq "600|7200" "$(sql "SELECT (SELECT count(*) FROM item_master), (SELECT count(*) FROM item_variant)")" "the import landed in full"
+sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'" >/dev/null
+wait $holder 2>/dev/null || true
