@@ -300,8 +300,9 @@ static int hook_pcall(ig_hook *h, lua_CFunction body, char *msg, size_t msgsz)
         n = strcspn(e, "\n");
         if (n > MAX_MESSAGE)
             n = MAX_MESSAGE;
-        if (has_location(e))
-            snprintf(msg, msgsz, "%.*s", (int)n, e);
+        if (has_location(e) || (strncmp(e, h->chunk, strlen(h->chunk)) == 0 &&
+                                e[strlen(h->chunk)] == ':'))
+            snprintf(msg, msgsz, "%.*s", (int)n, e); /* placed already */
         else
             snprintf(msg, msgsz, "%s: %.*s", h->chunk, (int)n, e);
     }
@@ -1079,10 +1080,17 @@ static const char *number_text(lua_State *L, const ig_hook *h, int idx,
             host_error(L, h, "column \"%s\" is %s, which is not a value", col,
                        isnan(d) ? "nan" : "infinite");
         n = 0;
-        for (int prec = 15; prec <= 17; prec++) {
-            n = snprintf(buf, sizeof buf, "%.*g", prec, d);
-            if (strtod(buf, NULL) == d)
-                break;
+        if (d == floor(d) && fabs(d) < 1e21) {
+            /* A whole number in digits: 1e15 is "1000000000000000", which
+             * an int or bigint column takes, not "1e+15". */
+            n = snprintf(buf, sizeof buf, "%.0f", d);
+        } else {
+            /* The shortest form that reads back as the same double. */
+            for (int prec = 1; prec <= 17; prec++) {
+                n = snprintf(buf, sizeof buf, "%.*g", prec, d);
+                if (strtod(buf, NULL) == d)
+                    break;
+            }
         }
     }
     *len = (size_t)n;

@@ -347,6 +347,14 @@ static void test_hook_numbers_and_booleans_become_text(void **state)
     assert_val(&f->v[QTY], "0.1");
     assert_val(&f->v[COLOR], "-12");
 
+    /* Whole numbers in digits (a bigint column takes "1000000000000000",
+     * not "1e+15"), others in the shortest form that reads back. */
+    tr(f, "a", "b", "c", "bignum");
+    assert_false(f->out.rejected);
+    assert_val(&f->v[QTY], "1000000000000000");
+    assert_val(&f->v[COLOR], "1e-320");
+    assert_val(&f->v[NAME], "123456789012");
+
     tr(f, "a", "b", "c", "bools");
     assert_val(&f->v[COLOR], "t");
     assert_val(&f->v[QTY], "f");
@@ -375,6 +383,7 @@ static void test_hook_bad_results_are_hook_errors(void **state)
         tr(f, "a", "b", "c", cases[i].note);
         assert_outcome(&f->out, "HOOK_ERROR", cases[i].frag);
         assert_non_null(strstr(f->out.reasons[0].message, "basic.lua"));
+        assert_null(strstr(f->out.reasons[0].message, "basic.lua: basic.lua"));
         assert_val(&f->v[COLOR], "b"); /* nothing half-written */
         assert_val(&f->v[NOTE], cases[i].note);
     }

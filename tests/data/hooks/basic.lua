@@ -51,6 +51,12 @@ function modes.helper(row) row.name = helper.shout(row.name); return row end
 function modes.print(row) print("debug", 1, nil); return row end
 function modes.gccount(row) row.qty = collectgarbage("count") > 0; return row end
 function modes.unchanged(row) return row end
+function modes.bignum(row)
+  row.qty = 1e15
+  row.color = 1e-320
+  row.name = 123456789012.0
+  return row
+end
 
 function M.transform(row, ctx)
   local f = modes[row.note]
