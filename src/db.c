@@ -2,6 +2,7 @@
  * db.c - libpq helpers: connect, exec, SQLSTATE classification.
  */
 #include "db.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,6 +83,18 @@ int ig_db_err(ig_err *err, PGconn *conn, const PGresult *res,
     return ig_err_set(err, code, "%s: %s%s", ctx, msg, extra);
 }
 
+/* libpq's notice processor: what the server says outside a query's
+ * result (a WARNING, or the FATAL of a backend being terminated) goes
+ * through ingot's log, with its level and time, not bare to stderr. */
+static void log_notice(void *arg, const char *message)
+{
+    char msg[600];
+
+    (void)arg;
+    chomp_into(msg, sizeof(msg), message);
+    ig_log(IG_LOG_WARN, "postgres: %s", msg);
+}
+
 int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
 {
     /* Keepalives and a TCP user timeout notice a peer that vanished (host
@@ -136,6 +149,7 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
         return ig_err_set(err, permanent ? IG_DB : IG_DB_RETRY,
                           "cannot connect to PostgreSQL: %s", msg);
     }
+    PQsetNoticeProcessor(c, log_notice, NULL);
     *out = c;
     return IG_OK;
 }

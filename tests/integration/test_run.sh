@@ -364,3 +364,16 @@ run_ingot 0 run "$IT_TMP/colors_err.yaml" "$IT_TMP/e.csv" --json --no-reject-fil
 assert_eq "DupA|#000002" "$(sql "SELECT color_name, color_code FROM color_master WHERE color_name = 'DupA'")" "on_conflict error + last keeps the last row"
 run_ingot 2 run "$IT_TMP/colors_err.yaml" "$IT_TMP/e.csv" --json --no-reject-file
 assert_contains "$OUT" '"code": "ALREADY_EXISTS"' "existing keys are row errors under on_conflict: error"
+
+# What the server says outside a result (a trigger's WARNING here; the
+# FATAL of a terminated backend alike) goes through ingot's log, with its
+# time and level, not bare to stderr.
+sql "CREATE TABLE noisy (k text PRIMARY KEY, v text)"
+sql "CREATE FUNCTION noisy_warn() RETURNS trigger LANGUAGE plpgsql AS
+     \$\$ BEGIN RAISE WARNING 'noisy row %', NEW.k; RETURN NEW; END \$\$"
+sql "CREATE TRIGGER noisy_warn BEFORE INSERT ON noisy FOR EACH ROW EXECUTE FUNCTION noisy_warn()"
+printf 'targets:\n  - table: noisy\n    key: [k]\n    columns: { k: k, v: v }\n' > "$IT_TMP/noisy.yaml"
+printf 'k,v\nn1,a\n' > "$IT_TMP/noisy.csv"
+run_ingot 0 run "$IT_TMP/noisy.yaml" "$IT_TMP/noisy.csv"
+assert_contains "$ERR" "postgres: WARNING:  noisy row n1" "the server's warning is logged"
+assert_eq "" "$(grep -v -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+ [a-z]+ ' <<<"$ERR" || true)" "every stderr line is a log line"
