@@ -129,6 +129,11 @@ static void print_json(const ingot_result *r, const char *input,
         json_array_append_new(failed, fj);
     }
     json_object_set_new(o, "failed_rows", failed);
+    /* failed_rows holds the first 1000; the reject file has them all. */
+    json_object_set_new(o, "failed_rows_truncated",
+                        json_boolean(ingot_result_nfailed(r) <
+                                     (size_t)ingot_result_count(
+                                         r, INGOT_FAILED_ROWS)));
     json_object_set_new(o, "reject_file", reject ? json_string(reject) : json_null());
     json_dumpf(o, stdout, IG_CLI_JSON_FLAGS);
     fputc('\n', stdout);

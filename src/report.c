@@ -309,5 +309,10 @@ json_t *ig_report_run(const char *pipeline, const char *input,
         json_array_append_new(
             failed, failed_row_json(ig_results_failed_row(results, i)));
     json_object_set_new(o, "failed_rows", failed);
+    /* failed_rows holds the first 1000 (ig_results keeps no more). */
+    json_object_set_new(
+        o, "failed_rows_truncated",
+        json_boolean(results != NULL &&
+                     (long long)ig_results_nfailed_kept(results) < c.failed));
     return o;
 }

@@ -377,3 +377,11 @@ printf 'k,v\nn1,a\n' > "$IT_TMP/noisy.csv"
 run_ingot 0 run "$IT_TMP/noisy.yaml" "$IT_TMP/noisy.csv"
 assert_contains "$ERR" "postgres: WARNING:  noisy row n1" "the server's warning is logged"
 assert_eq "" "$(grep -v -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[^ ]+ [a-z]+ ' <<<"$ERR" || true)" "every stderr line is a log line"
+
+# --json keeps the first 1000 failed rows and says when there were more.
+{ echo "name,code"; for i in $(seq 1 1005); do echo "Many $i,bad"; done; } > "$IT_TMP/many.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/many.csv" --json --no-reject-file
+assert_eq "1005|1000|true" "$(jq -r '"\(.counts.failed)|\(.failed_rows | length)|\(.failed_rows_truncated)"' <<<"$OUT")" "failed_rows cut at 1000, and said so"
+head -4 "$IT_TMP/many.csv" > "$IT_TMP/few.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/few.csv" --json --no-reject-file
+assert_eq "3|3|false" "$(jq -r '"\(.counts.failed)|\(.failed_rows | length)|\(.failed_rows_truncated)"' <<<"$OUT")" "all failed rows there, not truncated"

@@ -113,7 +113,15 @@ expect 415 "JSON in another charset than UTF-8"
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/a.csv"
 expect 200 "sync CSV import"
 assert_eq "done|partially_succeeded|2|1" "$(jget '["status"]')|$(jget '["state"]')|$(jget '["counts"]["inserted"]')|$(jget '["counts"]["failed"]')" "sync results"
+assert_eq "1|False" "$(jget '["failed_rows"].__len__()')|$(jget '["failed_rows_truncated"]')" "failed rows all there, not truncated"
 assert_eq "3|pattern" "$(jget '["failed_rows"][0]["row"]')|$(jget '["failed_rows"][0]["reasons"][0]["code"]')" "failed row named"
+
+# The server closing the worker's idle connections (a restart,
+# pg_terminate_backend) costs no request a 503: the pool replaces them.
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'ingot%'" >/dev/null
+wait_until 10 '[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE '"'"'ingot%'"'"' AND backend_start < now() - interval '"'"'1 s'"'"'")" = 0 ]'
+http GET "/api/imports/jobs?limit=1"; expect 200 "jobs list after the server closed the pool's connections"
+http GET "/api/imports/jobs?state=succeeded&limit=1"; expect 200 "and again"
 http POST /api/imports/colors -H 'Content-Type: application/json; charset=utf-8' \
   --data-binary '[{"name": "J1", "code": "#00000A"}, {"code": null, "name": "J2"}, {"name": "J3", "extra": 3.5}]'
 expect 200 "sync JSON import"
