@@ -264,6 +264,20 @@ static int is_ascii_space(unsigned char c)
 
 /* Length of the whitespace character at p[i] (p has n bytes): 1 for ASCII
  * whitespace, 2 for U+00A0 NO-BREAK SPACE (spreadsheets love it), else 0. */
+/* Whether u[0..3) is one of the three-byte Unicode spaces spreadsheet
+ * exports carry: U+1680, U+2000..U+200A (en quad .. hair space), U+2028
+ * and U+2029 (line and paragraph separators), U+202F (the narrow
+ * no-break space of French number formats), U+205F and U+3000
+ * (ideographic space). */
+static int wide_space(const unsigned char *u)
+{
+    if (u[0] == 0xE2 && u[1] == 0x80)
+        return u[2] <= 0x8A || u[2] == 0xA8 || u[2] == 0xA9 || u[2] == 0xAF;
+    return (u[0] == 0xE1 && u[1] == 0x9A && u[2] == 0x80) ||
+           (u[0] == 0xE2 && u[1] == 0x81 && u[2] == 0x9F) ||
+           (u[0] == 0xE3 && u[1] == 0x80 && u[2] == 0x80);
+}
+
 static size_t space_at(const char *p, size_t n, size_t i)
 {
     const unsigned char *u = (const unsigned char *)p;
@@ -272,6 +286,8 @@ static size_t space_at(const char *p, size_t n, size_t i)
         return 1;
     if (u[i] == 0xC2 && i + 1 < n && u[i + 1] == 0xA0)
         return 2;
+    if (u[i] >= 0xE1 && i + 2 < n && wide_space(u + i))
+        return 3;
     return 0;
 }
 
@@ -285,6 +301,8 @@ static size_t space_before(const char *p, size_t lo, size_t e)
         return 1;
     if (e - lo >= 2 && u[e - 2] == 0xC2 && u[e - 1] == 0xA0)
         return 2;
+    if (e - lo >= 3 && wide_space(u + e - 3))
+        return 3;
     return 0;
 }
 

@@ -224,7 +224,7 @@ static void test_rules_utf8_len_rejects_malformed(void **state)
 /* ------------------------------------------------------------------ */
 /* Transforms                                                          */
 
-static void test_rules_trim_ascii_whitespace_and_nbsp(void **state)
+static void test_rules_trim_whitespace_nbsp_and_unicode_spaces(void **state)
 {
     ig_arena *a = *state;
 
@@ -234,6 +234,16 @@ static void test_rules_trim_ascii_whitespace_and_nbsp(void **state)
     assert_text(xform_kind(a, IG_XFORM_TRIM, " \xC2\xA0 "), "");
     /* A lone 0xA0 byte (not NBSP) is not whitespace. */
     assert_text(xform_kind(a, IG_XFORM_TRIM, "\xC3\xA0 "), "\xC3\xA0");
+    /* Unicode spaces: ideographic (U+3000), narrow no-break (U+202F),
+     * thin (U+2009), en quad (U+2000), hair (U+200A). */
+    assert_text(xform_kind(a, IG_XFORM_TRIM,
+                           "\xE3\x80\x80 1\xE2\x80\xAF" "000\xE2\x80\xAF"),
+                "1\xE2\x80\xAF" "000");
+    assert_text(xform_kind(a, IG_XFORM_TRIM,
+                           "\xE2\x80\x89\xE2\x80\x80x\xE2\x80\x8A"), "x");
+    /* Near misses stay: U+200B (zero width), U+2010 (hyphen). */
+    assert_text(xform_kind(a, IG_XFORM_TRIM, "\xE2\x80\x8Bx\xE2\x80\x90"),
+                "\xE2\x80\x8Bx\xE2\x80\x90");
 }
 
 static void test_rules_trim_avoids_copies(void **state)
@@ -264,6 +274,8 @@ static void test_rules_collapse_spaces_runs_become_one_space(void **state)
                 " x y ");
     assert_text(xform_kind(a, IG_XFORM_COLLAPSE_SPACES, "Crème  brûlée"),
                 "Crème brûlée");
+    assert_text(xform_kind(a, IG_XFORM_COLLAPSE_SPACES,
+                           "1\xE2\x80\xAF" "000 \xE3\x80\x80x"), "1 000 x");
 }
 
 static void test_rules_collapse_spaces_single_spaces_not_copied(void **st)
@@ -1326,7 +1338,7 @@ int main(void)
         cmocka_unit_test(test_rules_utf8_len_counts_code_points),
         cmocka_unit_test(test_rules_utf8_len_accepts_every_boundary),
         cmocka_unit_test(test_rules_utf8_len_rejects_malformed),
-        cmocka_unit_test(test_rules_trim_ascii_whitespace_and_nbsp),
+        cmocka_unit_test(test_rules_trim_whitespace_nbsp_and_unicode_spaces),
         cmocka_unit_test(test_rules_trim_avoids_copies),
         cmocka_unit_test(test_rules_collapse_spaces_runs_become_one_space),
         cmocka_unit_test(test_rules_collapse_spaces_single_spaces_not_copied),
