@@ -21,6 +21,7 @@
 
 #include "arena.h"
 #include "hook.h"
+#include "rules.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1215,11 +1216,32 @@ static int column_special_tramp(ld *L, const ig_pipeline_key *k,
     return column_special(L, k, v, path, ((colmap *)obj)->cx);
 }
 
+/* Whether the rules read bound v as a value of type t, as rule min / max
+ * will for every row: a bound they cannot read would fail them all. */
+static int bound_reads(ig_type t, const char *v)
+{
+    ig_arena *a = ig_arena_new(0);
+    ig_value out;
+    int ok = ig_rules_type(t, 0, 0, NULL, (ig_value){v, strlen(v), 0}, a,
+                           &out, NULL) == IG_OK;
+
+    ig_arena_free(a);
+    return ok;
+}
+
 static int check_bound(ld *L, ig_type t, const yaml_node_t *n,
                        const char *path, const char *v, double *out)
 {
     char *end = NULL;
     long long x;
+
+    if (t != IG_TYPE_TEXT && t != IG_TYPE_BOOL && t != IG_TYPE_UUID &&
+        t != IG_TYPE_JSON && !bound_reads(t, v))
+        return lerr(L, n, path, "'%s' is not a valid %s%s", v,
+                    ig_type_name(t),
+                    t == IG_TYPE_DATE        ? " (YYYY-MM-DD)"
+                    : t == IG_TYPE_TIMESTAMP ? " (YYYY-MM-DD[ HH:MM[:SS]])"
+                                             : "");
 
     switch (t) {
     case IG_TYPE_INT:

@@ -475,6 +475,48 @@ static void test_pipeline_diag_reports_every_problem(void **state)
     assert_non_null(strstr(err.msg, ":1:1: descriptoin: unknown key"));
 }
 
+/* A min / max bound the rules could not read would fail every row: the
+ * loader reads it as the rules will (ig_rules_type), not more leniently. */
+static void test_pipeline_bounds_read_as_the_rules_do(void **state)
+{
+    static const struct {
+        const char *type, *bound, *msg;
+    } bad[] = {
+        {"date", "2024-02-30", "'2024-02-30' is not a valid date"},
+        {"date", "2024-1-5", "'2024-1-5' is not a valid date"},
+        {"timestamp", "2024-01-01 99:99",
+         "'2024-01-01 99:99' is not a valid timestamp"},
+        {"numeric", "1e2000", "'1e2000' is not a valid numeric"},
+        {"int", "3000000000", "'3000000000' is not a valid int"},
+    };
+    ig_pipeline_opts o;
+    (void)state;
+
+    memset(&o, 0, sizeof(o));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char yaml[512];
+        const char *path;
+        ig_err err;
+
+        snprintf(yaml, sizeof(yaml),
+                 "targets:\n"
+                 "  - table: t\n"
+                 "    key: k\n"
+                 "    columns:\n"
+                 "      k: k\n"
+                 "      v: { from: v, type: %s, rules: { max: \"%s\" } }\n",
+                 bad[i].type, bad[i].bound);
+        path = tmp_yaml(yaml);
+        ig_err_clear(&err);
+        if (ig_pipeline_load(path, &o, &err) != NULL)
+            fail_msg("%s max %s loaded", bad[i].type, bad[i].bound);
+        unlink(path);
+        if (strstr(err.msg, bad[i].msg) == NULL ||
+            strstr(err.msg, "rules.max") == NULL)
+            fail_msg("%s max %s: %s", bad[i].type, bad[i].bound, err.msg);
+    }
+}
+
 /* "missing_columns: null" unquoted is the enum value null, not YAML's
  * "no value" (which would silently keep the default, error). */
 static void test_pipeline_unquoted_null_enum_value(void **state)
@@ -622,6 +664,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_diag_reports_every_problem),
         cmocka_unit_test(test_pipeline_unquoted_null_enum_value),
         cmocka_unit_test(test_pipeline_missing_file_is_not_found),
+        cmocka_unit_test(test_pipeline_bounds_read_as_the_rules_do),
         cmocka_unit_test(test_pipeline_name_tables),
         cmocka_unit_test(test_pipeline_docs_match_key_tables),
     };
