@@ -488,6 +488,11 @@ static void build_missing(ig_exec *ex, size_t ti)
         sb_add(&b, ", (p%zu.id IS NULL AND s.%s IS NOT NULL)", i, sc);
         free(sc);
     }
+    for (size_t i = 0; i < tp->nlookups; i++) { /* the keys, for messages */
+        char *sc = stage_col(ti, (size_t)tp->lookups[i].col);
+        sb_add(&b, ", s.%s", sc);
+        free(sc);
+    }
     add_from_joins(&b, ex, ti);
     sb_add(&b, " WHERE s._e%zu AND (", ti);
     for (size_t i = 0; i < tp->nlookups; i++) {
@@ -1360,13 +1365,22 @@ static size_t mark_missing(run_ctx *rc, size_t ti, PGresult *res)
         size_t row = (size_t)atol(PQgetvalue(res, (int)i, 0));
         for (size_t l = 0; l < tp->nlookups; l++) {
             const ig_column *c = &t->cols[tp->lookups[l].col];
-            const char *table, *key, *pred;
+            const char *table, *key, *pred, *v;
             char msg[300];
+            int vlen;
             if (PQgetvalue(res, (int)i, (int)l + 1)[0] != 't')
                 continue;
             lookup_parent(rc->ex->p, &c->lookup, &table, &key, &pred);
-            snprintf(msg, sizeof(msg), "no %s row with %s = the row's %s",
-                     table, key, c->lookup.from ? c->lookup.from : key);
+            /* The key looked for, cut to 80 bytes at a character. */
+            v = PQgetvalue(res, (int)i, (int)(1 + tp->nlookups + l));
+            vlen = (int)strlen(v);
+            if (vlen > 80)
+                for (vlen = 80; vlen > 0 && (v[vlen] & 0xC0) == 0x80;)
+                    vlen--;
+            snprintf(msg, sizeof(msg), "no %s row with %s = \"%.*s\"%s (the "
+                     "row's %s)", table, key, vlen, v,
+                     vlen < (int)strlen(v) ? "..." : "",
+                     c->lookup.from ? c->lookup.from : key);
             mark_failed(rc, row, t->name, c->name, "MISSING_PARENT", NULL,
                         msg);
             break;

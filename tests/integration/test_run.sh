@@ -236,6 +236,7 @@ run_ingot 1 run "$D/variants.yaml" "$IT_TMP/v.csv" --json --no-reject-file
 assert_contains "$OUT" '"inserted": 3' "good variants inserted"
 assert_contains "$OUT" '"failed": 4' "bad variants failed"
 assert_contains "$OUT" '"code": "MISSING_PARENT"' "missing parent is a row error"
+assert_eq "2" "$(jq '[.failed_rows[].reasons[] | select(.code == "MISSING_PARENT") | select(.message | test("= \"(Hat|Mauve)\" \\(the row"))] | length' <<<"$OUT")" "a missing parent's message names the key looked for"
 assert_contains "$OUT" '"code": "23514"' "check violation carries its SQLSTATE"
 assert_contains "$OUT" '"constraint": "item_variant_price_check"' "constraint named"
 assert_eq "CAP-GRN-M,CAP-RED-L,TEE-RED-S" "$(sql "SELECT string_agg(sku, ',' ORDER BY sku) FROM item_variant")" "exactly the good rows committed"
