@@ -397,13 +397,18 @@ static void check_target(checker *ck, size_t ti, ig_err *err)
 
 /* A conflict key ingot can only compare by its bytes where the database
  * may find other spellings equal (exec.h: ig_exec_inexact_key): what an
- * import would warn about. The executor plans it as a run would. */
+ * import would warn about. The executor plans it as a run would, and
+ * PostgreSQL plans the statements it would send (a guard, a lookup
+ * predicate, a touch column of a type now() does not fit). */
 static void check_keys(checker *ck, ig_err *err)
 {
     ig_exec *ex = ig_exec_new(ck->p, ck->conn, err);
 
     if (ex == NULL) /* what failed there is reported above */
         return;
+    if (ig_exec_explain(ex, ck->conn, err) != IG_OK)
+        add(ck->r, 0, 0, 0, "targets", "PostgreSQL refuses the statements "
+            "an import would run: %s", err->msg);
     if (ig_exec_inexact_key(ex) != NULL)
         add(ck->r, 1, 0, 0, "key",
             "%s: the database may find keys equal whose mapped values "

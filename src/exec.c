@@ -990,6 +990,41 @@ void ig_exec_free(ig_exec *ex)
     free(ex);
 }
 
+int ig_exec_explain(ig_exec *ex, PGconn *conn, ig_err *err)
+{
+    int rc = IG_OK;
+
+    ex->from = ex->stage_row;
+    for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++) {
+        target_plan *tp = &ex->t[ti];
+        char *keep[3] = {tp->upsert, tp->upsert_dedup, tp->missing};
+        char *sql[3];
+
+        tp->upsert = tp->upsert_dedup = tp->missing = NULL;
+        build_upsert(ex, ti, 0);
+        if (keep[1] != NULL)
+            build_upsert(ex, ti, 1);
+        build_missing(ex, ti);
+        sql[0] = tp->upsert;
+        sql[1] = tp->upsert_dedup;
+        sql[2] = tp->missing;
+        for (int i = 0; i < 3; i++) {
+            if (rc == IG_OK && sql[i] != NULL) {
+                char *q = ig_xasprintf("EXPLAIN %s", sql[i]);
+                rc = ig_db_exec(conn, q, ig_pipeline_target(ex->p, ti)->name,
+                                err);
+                free(q);
+            }
+            free(sql[i]);
+        }
+        tp->upsert = keep[0];
+        tp->upsert_dedup = keep[1];
+        tp->missing = keep[2];
+    }
+    ex->from = ex->stage;
+    return rc;
+}
+
 unsigned long long ig_exec_stage_id(const ig_exec *ex)
 {
     return ex->stage_id;

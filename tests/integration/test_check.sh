@@ -55,6 +55,17 @@ pl smallint "      weight: { from: weight, type: bigint }"
 run_ingot 0 check "$IT_TMP/smallint.yaml"
 assert_contains "$OUT" "warning: bigint into a smaller integer column may overflow" "narrowing is a warning"
 
+# PostgreSQL plans the statements an import would run: a guard naming a
+# column the table lacks, or a touch column now() does not fit, fails the
+# check instead of the first batch.
+sed 's/^    touch: updated_at/    touch: updated_at\n    guard: t.nosuch > 0/' "$IT_TMP/good.yaml" > "$IT_TMP/bad_guard.yaml"
+run_ingot 2 check "$IT_TMP/bad_guard.yaml"
+assert_contains "$OUT" "PostgreSQL refuses the statements an import would run: gadget: " "a bad guard"
+assert_contains "$OUT" "column t.nosuch does not exist" "with PostgreSQL's reason"
+sed 's/^    touch: updated_at/    touch: id/' "$IT_TMP/good.yaml" > "$IT_TMP/bad_touch.yaml"
+run_ingot 2 check "$IT_TMP/bad_touch.yaml"
+assert_contains "$OUT" "column \"id\" is of type bigint but expression is of type timestamp with time zone" "a touch column of the wrong type"
+
 # The check wrote nothing and left no transaction behind.
 assert_eq "0" "$(sql 'SELECT count(*) FROM gadget')" "check writes nothing"
 
