@@ -1216,17 +1216,49 @@ static int column_special_tramp(ld *L, const ig_pipeline_key *k,
     return column_special(L, k, v, path, ((colmap *)obj)->cx);
 }
 
-/* Whether the rules read bound v as a value of type t, as rule min / max
- * will for every row: a bound they cannot read would fail them all. */
-static int bound_reads(ig_type t, const char *v)
+/* Whether the rules read v as a value of type t (with precision, scale
+ * and a date format), as they will in every row: a rule bound, a const or
+ * a default they cannot read would fail every row it applies to. */
+static int typed_reads(ig_type t, int precision, int scale, const char *fmt,
+                       const char *v)
 {
     ig_arena *a = ig_arena_new(0);
     ig_value out;
-    int ok = ig_rules_type(t, 0, 0, NULL, (ig_value){v, strlen(v), 0}, a,
-                           &out, NULL) == IG_OK;
+    int ok = ig_rules_type(t, precision, scale, fmt,
+                           (ig_value){v, strlen(v), 0}, a, &out,
+                           NULL) == IG_OK;
 
     ig_arena_free(a);
     return ok;
+}
+
+static int bound_reads(ig_type t, const char *v)
+{
+    return typed_reads(t, 0, 0, NULL, v);
+}
+
+/* A const or default value the column's type cannot read. */
+static int check_fixed_values(ld *L, const ig_column *c, const char *dflt,
+                              yaml_node_t **seen, const char *path)
+{
+    static const char *const keys[] = {"const", "default"};
+    const char *vals[2] = {c->source == IG_COLSRC_CONST ? c->constant : NULL,
+                           dflt};
+    char kp[PATHMAX];
+
+    for (int i = 0; i < 2; i++) {
+        if (vals[i] == NULL || c->type == IG_TYPE_TEXT ||
+            typed_reads(c->type, c->precision, c->scale, c->date_format,
+                        vals[i]))
+            continue;
+        subpath(kp, path, keys[i]);
+        return lerr(L, seen[kidx(IG_PSEC_COLUMN, keys[i])], kp,
+                    "'%s' is not a valid %s%s%s, so every row would fail",
+                    vals[i], ig_type_name(c->type),
+                    c->date_format ? " in the format " : "",
+                    c->date_format ? c->date_format : "");
+    }
+    return IG_OK;
 }
 
 static int check_bound(ld *L, ig_type t, const yaml_node_t *n,
@@ -1421,7 +1453,8 @@ static int parse_column(ld *L, yaml_node_t *kn, yaml_node_t *n,
                       seen) != IG_OK ||
             check_source(L, &cx, n, seen, path) != IG_OK ||
             check_typed_keys(L, &m.d, seen, path) != IG_OK ||
-            check_rules(L, &cx) != IG_OK)
+            check_rules(L, &cx) != IG_OK ||
+            check_fixed_values(L, c, m.d.dflt, seen, path) != IG_OK)
             return IG_CONFIG;
     }
     if (m.d.dflt != NULL) {

@@ -517,6 +517,53 @@ static void test_pipeline_bounds_read_as_the_rules_do(void **state)
     }
 }
 
+/* A const or default the column's type cannot read would fail every row
+ * it applies to: refused at load, at its place; one in the column's date
+ * format is fine. */
+static void test_pipeline_const_and_default_read_in_the_type(void **state)
+{
+    static const struct {
+        const char *col, *msg;
+    } cases[] = {
+        {"{ const: abc, type: int }",
+         "columns.v.const: 'abc' is not a valid int, so every row would fail"},
+        {"{ from: v, type: date, default: 2024-13-01 }",
+         "columns.v.default: '2024-13-01' is not a valid date"},
+        {"{ from: v, type: numeric, precision: 4, scale: 2, default: 123.45 }",
+         "columns.v.default: '123.45' is not a valid numeric"},
+        {"{ from: v, type: date, format: \"%d/%m/%Y\", default: 01/02/2024 }",
+         NULL},
+        {"{ const: \"42\", type: int }", NULL},
+    };
+    ig_pipeline_opts o;
+    (void)state;
+
+    memset(&o, 0, sizeof(o));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        const char *path;
+        ig_pipeline *p;
+        ig_err err;
+
+        snprintf(yaml, sizeof(yaml),
+                 "targets:\n  - table: t\n    key: k\n    columns:\n"
+                 "      k: k\n      v: %s\n", cases[i].col);
+        path = tmp_yaml(yaml);
+        ig_err_clear(&err);
+        p = ig_pipeline_load(path, &o, &err);
+        unlink(path);
+        if (cases[i].msg == NULL) {
+            if (p == NULL)
+                fail_msg("%s: %s", cases[i].col, err.msg);
+            ig_pipeline_free(p);
+        } else if (p != NULL || strstr(err.msg, cases[i].msg) == NULL) {
+            ig_pipeline_free(p);
+            fail_msg("%s: expected '%s', got '%s'", cases[i].col,
+                     cases[i].msg, p ? "(loaded)" : err.msg);
+        }
+    }
+}
+
 /* "missing_columns: null" unquoted is the enum value null, not YAML's
  * "no value" (which would silently keep the default, error). */
 static void test_pipeline_unquoted_null_enum_value(void **state)
@@ -665,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_unquoted_null_enum_value),
         cmocka_unit_test(test_pipeline_missing_file_is_not_found),
         cmocka_unit_test(test_pipeline_bounds_read_as_the_rules_do),
+        cmocka_unit_test(test_pipeline_const_and_default_read_in_the_type),
         cmocka_unit_test(test_pipeline_name_tables),
         cmocka_unit_test(test_pipeline_docs_match_key_tables),
     };
