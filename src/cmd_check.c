@@ -268,6 +268,46 @@ static void check_column(checker *ck, const ig_target *t, size_t ti,
             " but the column is %s", c->precision, c->scale, dc->type);
 }
 
+/* Whether a unique index makes lookup lk's key name at most one parent
+ * row under its predicate: probed as ON CONFLICT inference (EXPLAIN, in a
+ * savepoint), as check_conflict_index does. Without one, a key two parent
+ * rows share fails the child's batch ("cannot affect row a second time")
+ * or picks one of them: a warning, since the data may be unique anyway. */
+static void check_parent_unique(checker *ck, const ig_column *c,
+                                const char *path, ig_err *err)
+{
+    const ig_lookup *lk = &c->lookup;
+    const char *pred = lk->predicate;
+    char *qt = ig_sql_qualified(lk->table), *qk = ig_db_quote_ident(lk->key);
+    char *sql;
+    PGresult *res;
+
+    if (pred == NULL && lk->target >= 0)
+        pred = ig_pipeline_target(ck->p, (size_t)lk->target)->key_predicate;
+    sql = ig_xasprintf("EXPLAIN INSERT INTO %s (%s) SELECT %s FROM %s WHERE "
+                       "false ON CONFLICT (%s)%s%s DO NOTHING", qt, qk, qk,
+                       qt, qk, pred ? " WHERE " : "", pred ? pred : "");
+    if (ig_db_exec(ck->conn, "SAVEPOINT ingot_check", "savepoint", err) ==
+        IG_OK) {
+        const char *state;
+        res = PQexec(ck->conn, sql);
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK && state != NULL &&
+            strcmp(state, "42P10") == 0)
+            add(ck->r, 1, c->pos.line, c->pos.col, path, "no unique index on "
+                "%s (%s)%s%s: a key two parent rows share would fail the "
+                "batch or pick one of them", lk->table, lk->key,
+                pred ? " WHERE " : "", pred ? pred : "");
+        PQclear(res);
+        if (ig_db_exec(ck->conn, "ROLLBACK TO SAVEPOINT ingot_check",
+                       "rollback", err) != IG_OK)
+            add(ck->r, 0, c->pos.line, c->pos.col, path, "%s", err->msg);
+    }
+    free(sql);
+    free(qk);
+    free(qt);
+}
+
 static void check_lookup(checker *ck, size_t ti, const ig_column *c,
                          ig_err *err)
 {
@@ -299,6 +339,8 @@ static void check_lookup(checker *ck, size_t ti, const ig_column *c,
     else if (!is_int_type(ic->base) && strcmp(ic->base, "uuid") != 0)
         add(ck->r, 0, c->pos.line, c->pos.col, path, "parent id %s.%s is %s;"
             " expected an integer or uuid id", lk->table, lk->id, ic->type);
+    if (kc != NULL)
+        check_parent_unique(ck, c, path, err);
     dbtable_fini(&parent);
 }
 

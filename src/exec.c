@@ -1712,11 +1712,26 @@ static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
     int code;
 
     if (n == 1) {
-        /* This row alone fails: record PostgreSQL's reason. */
+        /* This row alone fails: record PostgreSQL's reason. A single
+         * row that affects a row twice (21000) in a target with lookups
+         * had a lookup find two parent rows for its key: say so. */
+        char msg[sizeof(rc->message) + 160];
+        int fanout = 0;
+        for (size_t ti = 0; target && ti < rc->ex->ntargets; ti++)
+            if (strcmp(ig_pipeline_target(rc->ex->p, ti)->name, target) ==
+                0)
+                fanout = rc->ex->t[ti].nlookups > 0 &&
+                         strcmp(rc->state, "21000") == 0;
+        snprintf(msg, sizeof(msg), "%s%s", rc->message,
+                 fanout
+                     ? " (a lookup of this row matched two parent rows: "
+                       "the parent's key is not unique; ingot check warns "
+                       "of a missing unique index)"
+                     : "");
         mark_failed(rc, rows[0], target,
                     rc->column[0] ? rc->column : guess_column(rc, target),
                     rc->state, rc->constraint[0] ? rc->constraint : NULL,
-                    rc->message);
+                    msg);
         return IG_OK;
     }
     half = n / 2;

@@ -66,6 +66,29 @@ sed 's/^    touch: updated_at/    touch: id/' "$IT_TMP/good.yaml" > "$IT_TMP/bad
 run_ingot 2 check "$IT_TMP/bad_touch.yaml"
 assert_contains "$OUT" "column \"id\" is of type bigint but expression is of type timestamp with time zone" "a touch column of the wrong type"
 
+# A lookup whose parent key no unique index covers (under the lookup's
+# predicate) is a warning: two parent rows with the key would fail the
+# batch or pick one.
+sql "CREATE TABLE maker (id bigserial PRIMARY KEY, code text NOT NULL, deleted_at timestamptz)"
+sql "CREATE UNIQUE INDEX maker_code_live ON maker (code) WHERE deleted_at IS NULL"
+for pred in "" "deleted_at IS NULL"; do
+  cat > "$IT_TMP/lookup.yaml" <<YAML
+targets:
+  - table: gadget
+    key: [code]
+    key_predicate: deleted_at IS NULL
+    columns:
+      code: code
+      weight: { lookup: { table: maker, key: code, from: maker${pred:+, predicate: $pred} } }
+YAML
+  run_ingot 0 check "$IT_TMP/lookup.yaml"
+  if [ -z "$pred" ]; then
+    assert_contains "$OUT" "lookup: warning: no unique index on maker (code): a key two parent rows share would fail the batch or pick one of them" "a lookup key without a unique index"
+  else
+    assert_not_contains "$OUT" "no unique index" "a lookup key with its unique index under the predicate"
+  fi
+done
+
 # The check wrote nothing and left no transaction behind.
 assert_eq "0" "$(sql 'SELECT count(*) FROM gadget')" "check writes nothing"
 

@@ -386,3 +386,21 @@ assert_eq "1005|1000|true" "$(jq -r '"\(.counts.failed)|\(.failed_rows | length)
 head -4 "$IT_TMP/many.csv" > "$IT_TMP/few.csv"
 run_ingot 2 run "$D/colors.yaml" "$IT_TMP/few.csv" --json --no-reject-file
 assert_eq "3|3|false" "$(jq -r '"\(.counts.failed)|\(.failed_rows | length)|\(.failed_rows_truncated)"' <<<"$OUT")" "all failed rows there, not truncated"
+
+# A lookup whose key two parent rows share (no unique index) fails that
+# row with the reason, not the batch; the other rows land.
+sql "CREATE TABLE maker (id bigserial PRIMARY KEY, code text NOT NULL)"
+sql "INSERT INTO maker (code) VALUES ('M1'), ('M2'), ('M2')"
+sql "CREATE TABLE widget (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, maker_id bigint)"
+cat > "$IT_TMP/widget.yaml" <<'YAML'
+targets:
+  - table: widget
+    key: [name]
+    columns:
+      name: name
+      maker_id: { lookup: { table: maker, key: code, from: maker } }
+YAML
+printf 'name,maker\nw1,M1\nw2,M2\nw3,M1\n' > "$IT_TMP/widget.csv"
+run_ingot 1 run "$IT_TMP/widget.yaml" "$IT_TMP/widget.csv" --json --no-reject-file
+assert_eq "2|1|2" "$(jq -r '"\(.counts.inserted)|\(.counts.failed)|\(.failed_rows[0].row)"' <<<"$OUT")" "only the ambiguous row failed"
+assert_contains "$(jq -r '.failed_rows[0].reasons[0].message' <<<"$OUT")" "matched two parent rows" "and says why"
