@@ -92,6 +92,9 @@ static void log_notice(void *arg, const char *message)
 
     (void)arg;
     chomp_into(msg, sizeof(msg), message);
+    for (char *p = msg; *p; p++) /* DETAIL / HINT: one log line */
+        if (*p == '\n')
+            *p = ' ';
     ig_log(IG_LOG_WARN, "postgres: %s", msg);
 }
 

@@ -1401,7 +1401,7 @@ static size_t mark_missing(run_ctx *rc, size_t ti, PGresult *res)
         for (size_t l = 0; l < tp->nlookups; l++) {
             const ig_column *c = &t->cols[tp->lookups[l].col];
             const char *table, *key, *pred, *v;
-            char msg[300];
+            char msg[640]; /* names (63 bytes each, quoted) and 80 */
             int vlen;
             if (PQgetvalue(res, (int)i, (int)l + 1)[0] != 't')
                 continue;
@@ -1721,7 +1721,8 @@ static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
             if (strcmp(ig_pipeline_target(rc->ex->p, ti)->name, target) ==
                 0)
                 fanout = rc->ex->t[ti].nlookups > 0 &&
-                         strcmp(rc->state, "21000") == 0;
+                         strcmp(rc->state, "21000") == 0 &&
+                         strstr(rc->message, "a second time") != NULL;
         snprintf(msg, sizeof(msg), "%s%s", rc->message,
                  fanout
                      ? " (a lookup of this row matched two parent rows: "

@@ -120,12 +120,13 @@ int ig_exec_target_was_empty(const ig_exec *ex);
  * such rows are applied one after the other in file order instead. */
 const char *ig_exec_inexact_key(const ig_exec *ex);
 
-/* Have PostgreSQL plan (EXPLAIN, nothing runs) every statement an import
- * of ex's pipeline would send, over a one-row subquery in place of the
- * stage table, so a guard, predicate or touch column the database
- * refuses is found before any row is read (ingot check). Works in a
- * read-only transaction. IG_OK, or the first refusal in *err, naming the
- * target; the transaction is then aborted. */
+/* Have PostgreSQL plan (EXPLAIN, nothing runs) each target's upsert, its
+ * DISTINCT ON form and its missing-parent query as an import would send
+ * them, over a one-row subquery in place of the stage table, so a guard,
+ * predicate or touch column the database refuses is found before any row
+ * is read (ingot check). Works in a read-only transaction. IG_OK, or the
+ * first refusal in *err, naming the target; the transaction is then
+ * aborted. */
 int ig_exec_explain(ig_exec *ex, PGconn *conn, ig_err *err) IG_MUSTCHECK;
 
 /* Whether target t's keys are compared by the database's hash of them

@@ -1064,8 +1064,9 @@ static int valid_utf8(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* The number at idx as text: integers exactly, floats in the shortest
- * "%.Ng" that reads back to the same double. Arena copy, or raises. */
+/* The number at idx as text: integers exactly, whole floats below 1e21 in
+ * digits, other floats in the shortest "%.Ng" that reads back to the same
+ * double. Arena copy, or raises. */
 static const char *number_text(lua_State *L, const ig_hook *h, int idx,
                                const char *col, ig_arena *a, size_t *len)
 {

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 struct ingot {
@@ -261,34 +260,6 @@ static int check_reject(const char *path, FILE *input, ig_err *err)
     return ok ? IG_OK : IG_IO;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* A run that failed (a database that is down, say) after the caller
- * canceled it, or past its time limit, was stopped rather than failed:
- * the pool gives up connecting on either, and the status says which. */
-static void stopped_anyway(const ingot *in, volatile int *cancel,
-                           double secs, int *status, ig_err *err)
-{
-    char why[sizeof(err->msg)];
-
-    snprintf(why, sizeof(why), "%s", err->msg[0] ? err->msg : "failed");
-    if (cancel != NULL && *cancel) {
-        *status = INGOT_CANCELED;
-        ig_err_set(err, IG_CANCELED, "canceled; when it stopped: %s", why);
-    } else if (in->s.timeout_seconds > 0 &&
-               secs >= (double)in->s.timeout_seconds) {
-        *status = INGOT_TIMED_OUT;
-        ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
-                   "(timeout_seconds); when it stopped: %s",
-                   in->s.timeout_seconds, why);
-    }
-}
-
 /* The one path every ingot_run_* takes. */
 static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
                          const char *buf, size_t len, const char *name,
@@ -300,7 +271,6 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     ig_run_progress fin;
     ig_run_status st = IG_RUN_FAILED;
     ig_err err;
-    double t0;
     int rc;
 
     ig_err_clear(&err);
@@ -340,14 +310,11 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     o.writers = in->s.writers;
     o.no_insert_first = !in->s.insert_first;
     memset(&fin, 0, sizeof(fin));
-    t0 = mono_s();
     rc = ig_run(&o, res->results, &st, &fin, &err);
     res->seconds = fin.elapsed;
     res->status = map_status(st);
-    if (rc != IG_OK) {
+    if (rc != IG_OK)
         res->status = INGOT_FAILED;
-        stopped_anyway(in, cancel, mono_s() - t0, &res->status, &err);
-    }
 out:
     if (res->status != INGOT_DONE)
         snprintf(res->error, sizeof(res->error), "%s",

@@ -88,7 +88,9 @@ typedef struct ingot_settings {
 /* Outcome of an import. */
 enum {
     INGOT_DONE = 0,      /* every row processed (see the failed count) */
-    INGOT_TIMED_OUT = 1, /* stopped at a batch boundary by the timeout */
+    INGOT_TIMED_OUT = 1, /* stopped at a batch boundary by the timeout, or
+                            while waiting for a database it could not
+                            reach */
     INGOT_CANCELED = 2,
     INGOT_LIMIT = 3,     /* IMPORT_MAX_ROWS exceeded */
     INGOT_FAILED = 4     /* could not run: see ingot_result_error */
@@ -126,9 +128,11 @@ INGOT_API void ingot_close(ingot *in);
  * messages) or a memory buffer. Never NULL (aborts on OOM): check
  * ingot_result_status(). cancel, when non-NULL, stops the import at the
  * next batch boundary once it becomes nonzero. A database that cannot be
- * reached is retried with backoff for up to 30 s, less once cancel is
- * set or timeout_seconds have passed (the status is then CANCELED or
- * TIMED_OUT, and the error says what the database answered). */
+ * reached at the start is retried with backoff for up to 30 s, less once
+ * cancel is set or timeout_seconds have passed (the status is then
+ * CANCELED or TIMED_OUT, and the error says what the database answered);
+ * lost during the import, a batch is retried up to 8 times, each with
+ * that budget, until cancel is set. */
 INGOT_API ingot_result *ingot_run_path(ingot *in, const char *pipeline,
                                        const char *path,
                                        volatile int *cancel);

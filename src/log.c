@@ -10,20 +10,21 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Set once before threads start (log.h), so a plain variable is enough. */
-static ig_log_level g_level = IG_LOG_INFO;
+/* Set by main or by ingot_settings_init, which an embedding program may
+ * call while other threads import: read and written atomically. */
+static int g_level = IG_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error",
                                           "off"};
 
 void ig_log_set_level(ig_log_level level)
 {
-    g_level = level;
+    __atomic_store_n(&g_level, (int)level, __ATOMIC_RELAXED);
 }
 
 ig_log_level ig_log_get_level(void)
 {
-    return g_level;
+    return (ig_log_level)__atomic_load_n(&g_level, __ATOMIC_RELAXED);
 }
 
 int ig_log_parse_level(const char *s)

@@ -1,9 +1,9 @@
 /*
  * log.h - levelled logging to stderr.
  *
- * The log sink and level are the only process-wide state in ingot: set once
- * in main (or by an embedding program through ingot.h) before any thread
- * starts, read-only afterwards. Lines carry a timestamp, the level and, via
+ * The log sink and level are the only process-wide state in ingot: the
+ * level is set in main, or by ingot_settings_init (from INGOT_LOG_LEVEL)
+ * in an embedding program, from any thread (it is atomic). Lines carry a timestamp, the level and, via
  * ig_log_job(), the job id and pipeline. Never log passwords, tokens,
  * conninfo or row values at info level or above (STYLE.md rule 18).
  */
@@ -20,7 +20,7 @@ typedef enum {
     IG_LOG_OFF
 } ig_log_level;
 
-/* Set the minimum level that is written. Call before threads start. */
+/* Set the minimum level that is written. Thread-safe. */
 void ig_log_set_level(ig_log_level level);
 ig_log_level ig_log_get_level(void);
 

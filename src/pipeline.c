@@ -1237,19 +1237,33 @@ static int bound_reads(ig_type t, const char *v)
     return typed_reads(t, 0, 0, NULL, v);
 }
 
-/* A const or default value the column's type cannot read. */
+/* A const or default value the column's type cannot read. A const goes
+ * through the column's transforms first, as in every row; a default is
+ * the last transform, so it is read as it is. A lookup's default is the
+ * parent's key, not the column's value (the id): not checked here. */
 static int check_fixed_values(ld *L, const ig_column *c, const char *dflt,
                               yaml_node_t **seen, const char *path)
 {
     static const char *const keys[] = {"const", "default"};
     const char *vals[2] = {c->source == IG_COLSRC_CONST ? c->constant : NULL,
-                           dflt};
+                           c->source == IG_COLSRC_LOOKUP ? NULL : dflt};
     char kp[PATHMAX];
 
     for (int i = 0; i < 2; i++) {
-        if (vals[i] == NULL || c->type == IG_TYPE_TEXT ||
-            typed_reads(c->type, c->precision, c->scale, c->date_format,
-                        vals[i]))
+        ig_arena *a;
+        ig_value v;
+        int ok;
+
+        if (vals[i] == NULL || c->type == IG_TYPE_TEXT)
+            continue;
+        a = ig_arena_new(0);
+        ig_rules_xforms(c->xforms, i == 0 ? c->n_xforms : 0,
+                        (ig_value){vals[i], strlen(vals[i]), 0}, a, &v);
+        ok = v.is_null || typed_reads(c->type, c->precision, c->scale,
+                                      c->date_format,
+                                      ig_arena_strndup(a, v.p, v.len));
+        ig_arena_free(a);
+        if (ok)
             continue;
         subpath(kp, path, keys[i]);
         return lerr(L, seen[kidx(IG_PSEC_COLUMN, keys[i])], kp,

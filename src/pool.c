@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -153,13 +154,18 @@ static int open_conn(ig_pool *p, PGconn **out,
 static int idle_alive(PGconn *pg)
 {
     struct pollfd pfd;
+    int rc;
 
     if (PQstatus(pg) != CONNECTION_OK)
         return 0;
     pfd.fd = PQsocket(pg);
     pfd.events = POLLIN;
     pfd.revents = 0;
-    return pfd.fd >= 0 && poll(&pfd, 1, 0) == 0;
+    if (pfd.fd < 0)
+        return 0;
+    while ((rc = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return rc == 0;
 }
 
 int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
@@ -190,8 +196,9 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
             return IG_OK;
         }
         /* Dropped while idle: close it and look again (its slot is free
-         * for a new connection now). */
+         * for a new connection now, for us or a waiter). */
         p->open--;
+        pthread_cond_signal(&p->cv);
         pthread_mutex_unlock(&p->mu);
         ig_log(IG_LOG_INFO, "pool: an idle connection was closed by the "
                             "server; opening another");

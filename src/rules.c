@@ -262,8 +262,6 @@ static int is_ascii_space(unsigned char c)
            c == '\r';
 }
 
-/* Length of the whitespace character at p[i] (p has n bytes): 1 for ASCII
- * whitespace, 2 for U+00A0 NO-BREAK SPACE (spreadsheets love it), else 0. */
 /* Whether u[0..3) is one of the three-byte Unicode spaces spreadsheet
  * exports carry: U+1680, U+2000..U+200A (en quad .. hair space), U+2028
  * and U+2029 (line and paragraph separators), U+202F (the narrow
@@ -272,12 +270,16 @@ static int is_ascii_space(unsigned char c)
 static int wide_space(const unsigned char *u)
 {
     if (u[0] == 0xE2 && u[1] == 0x80)
-        return u[2] <= 0x8A || u[2] == 0xA8 || u[2] == 0xA9 || u[2] == 0xAF;
+        return (u[2] >= 0x80 && u[2] <= 0x8A) || u[2] == 0xA8 ||
+               u[2] == 0xA9 || u[2] == 0xAF;
     return (u[0] == 0xE1 && u[1] == 0x9A && u[2] == 0x80) ||
            (u[0] == 0xE2 && u[1] == 0x81 && u[2] == 0x9F) ||
            (u[0] == 0xE3 && u[1] == 0x80 && u[2] == 0x80);
 }
 
+/* Length of the whitespace character at p[i] (p has n bytes): 1 for ASCII
+ * whitespace, 2 for U+00A0 NO-BREAK SPACE (spreadsheets love it), 3 for a
+ * wide_space, else 0. */
 static size_t space_at(const char *p, size_t n, size_t i)
 {
     const unsigned char *u = (const unsigned char *)p;

@@ -362,7 +362,10 @@ static void refresh_parent_stats(dbside *d)
         if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
             return;
         q = ig_sql_qualified(ig_pipeline_target(d->o->pipeline, t)->table);
-        sql = ig_xasprintf("ANALYZE (SKIP_LOCKED) %s", q);
+        /* A skipped table is a WARNING to the client: not news here. */
+        sql = ig_xasprintf("SET client_min_messages = error; ANALYZE "
+                           "(SKIP_LOCKED) %s; SET client_min_messages = "
+                           "warning", q);
         if (ig_db_exec(ig_pool_conn_pg(pc), sql, "refreshing statistics",
                        &err) != IG_OK)
             ig_log(IG_LOG_DEBUG, "%s", err.msg);
@@ -752,6 +755,26 @@ static int start_stop(const void *ud)
             now_s() - c->t0 >= (double)c->o->timeout_seconds);
 }
 
+/* build_exec gave up on a database it could not reach because the run
+ * was canceled or out of time: set that status and say so, with what the
+ * database answered. */
+static void stopped_connecting(const ig_run_opts *o, ig_run_status *status,
+                               ig_err *err)
+{
+    char why[sizeof(err->msg)];
+
+    *status = stop_asked(o) ? IG_RUN_CANCELED : IG_RUN_TIMED_OUT;
+    if (err == NULL)
+        return;
+    snprintf(why, sizeof(why), "%s", err->msg);
+    if (*status == IG_RUN_CANCELED)
+        ig_err_set(err, IG_CANCELED, "canceled while connecting: %s", why);
+    else
+        ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
+                   "(IMPORT_TIMEOUT_SECONDS) while connecting: %s",
+                   o->timeout_seconds, why);
+}
+
 /* The executor, planned on a connection of the pool. A connection lost
  * meanwhile is retried like a batch. */
 static int build_exec(const ig_run_opts *o, double t0, ig_exec **ex,
@@ -1071,8 +1094,14 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         goto out;
     }
     rc = build_exec(o, d.t0, &ex, err);
-    if (rc != IG_OK)
+    if (rc != IG_OK) {
+        /* The database was away and the caller's cancel or time limit
+         * ended the wait for it: that, not a failure, is the outcome. */
+        start_clock clk = {o, d.t0};
+        if (rc == IG_DB_RETRY && start_stop(&clk))
+            stopped_connecting(o, status, err);
         goto out;
+    }
     d.ex = ex;
     if (!ig_exec_target_was_empty(ex)) /* expect existing keys at first */
         d.insert_first = 0;

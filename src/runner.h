@@ -116,7 +116,11 @@ typedef struct ig_run_opts {
 /* Run the import into results (borrowed; created by the caller with the
  * pipeline's target names). Returns IG_OK with *status set for every
  * outcome that has results (done, timed out, canceled, limit), or an error
- * (*status = IG_RUN_FAILED) when the import could not start or go on. */
+ * (*status = IG_RUN_FAILED) when the import could not start or go on.
+ * A database that cannot be reached before the first batch is waited for
+ * within the pool's budget; once cancel is set or timeout_seconds have
+ * passed the run stops waiting: IG_OK, canceled / timed out, nothing
+ * read, and *err says what the database answered. */
 int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
            ig_run_progress *final, ig_err *err) IG_MUSTCHECK;
 

@@ -164,6 +164,7 @@ for _ in $(seq 1 100); do
 done
 run_ingot 0 run items "$IT_TMP/i3.csv" --max-rows 100000 --batch-size 500 --json --no-reject-file
 kill -0 $holder 2>/dev/null || fail "the lock holder ended before the import did: the import waited for it"
+assert_not_contains "$ERR" "skipping analyze" "a skipped refresh is not logged as a warning"
 assert_eq "1" "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'item_master'::regclass AND mode = 'ShareUpdateExclusiveLock' AND granted")" "the lock was held throughout"
 assert_eq "600|7200" "$(sql "SELECT (SELECT count(*) FROM item_master), (SELECT count(*) FROM item_variant)")" "the import landed in full"
 sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'" >/dev/null

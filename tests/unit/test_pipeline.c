@@ -534,6 +534,14 @@ static void test_pipeline_const_and_default_read_in_the_type(void **state)
         {"{ from: v, type: date, format: \"%d/%m/%Y\", default: 01/02/2024 }",
          NULL},
         {"{ const: \"42\", type: int }", NULL},
+        /* A const goes through the column's transforms first. */
+        {"{ const: \"N/A\", type: int, transforms: [{replace: "
+         "{\"N/A\": \"0\"}}] }", NULL},
+        {"{ const: \"N/A\", type: int, transforms: [{null_if: "
+         "[\"N/A\"]}] }", NULL},
+        /* A lookup's default is the parent's key, not the id. */
+        {"{ lookup: { table: maker, key: code, from: m }, default: M1 }",
+         NULL},
     };
     ig_pipeline_opts o;
     (void)state;
