@@ -362,10 +362,11 @@ static void refresh_parent_stats(dbside *d)
         if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
             return;
         q = ig_sql_qualified(ig_pipeline_target(d->o->pipeline, t)->table);
-        /* A skipped table is a WARNING to the client: not news here. */
-        sql = ig_xasprintf("SET client_min_messages = error; ANALYZE "
-                           "(SKIP_LOCKED) %s; SET client_min_messages = "
-                           "warning", q);
+        /* A skipped table is a WARNING to the client: not news here.
+         * SET LOCAL ends with the transaction, failed or not (a failed
+         * one makes the pool discard the connection). */
+        sql = ig_xasprintf("BEGIN; SET LOCAL client_min_messages = error; "
+                           "ANALYZE (SKIP_LOCKED) %s; COMMIT", q);
         if (ig_db_exec(ig_pool_conn_pg(pc), sql, "refreshing statistics",
                        &err) != IG_OK)
             ig_log(IG_LOG_DEBUG, "%s", err.msg);
@@ -740,8 +741,9 @@ static ig_hook *open_hook(const ig_pipeline *p, ig_err *err, int *rc)
     return hook;
 }
 
-/* The same before the first batch, where the run's time limit also
- * counts: a run must not wait out the pool's connect budget past it. */
+/* ig_pool_acquire_while's stop before the first batch: cancel_stop, or
+ * the run's time limit passed (a run must not wait out the pool's
+ * connect budget past it). */
 typedef struct start_clock {
     const ig_run_opts *o;
     double t0;
