@@ -1290,8 +1290,8 @@ static int type_civil(ig_value v, int ts, const char *fmt, ig_arena *a,
 
     if (rc == -2)
         return fail_set(f, "type",
-                        "%s has a year of fewer than four digits where %s "
-                        "reads %%Y (use %%y for a two-digit year)",
+                        "%s has a year before 1000 where %s reads %%Y "
+                        "(use %%y for a two-digit year)",
                         quoted(v, &q), fmt);
     if (rc)
         return fail_set(f, "type", "%s is not a valid %s (expected %s)",

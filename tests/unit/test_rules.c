@@ -846,12 +846,15 @@ static void test_rules_format_year_needs_four_digits(void **state)
     ig_arena *a = *state;
 
     type_bad(a, IG_TYPE_DATE, 0, 0, "%d/%m/%Y", "3/4/25", "type",
-             "\"3/4/25\" has a year of fewer than four digits where "
+             "\"3/4/25\" has a year before 1000 where "
              "%d/%m/%Y reads %Y (use %y for a two-digit year)");
     type_bad(a, IG_TYPE_DATE, 0, 0, "%d/%m/%Y", "03/04/202", "type",
-             "fewer than four digits");
+             "a year before 1000");
     type_bad(a, IG_TYPE_TIMESTAMP, 0, 0, "%d/%m/%Y %H:%M", "03/04/25 14:30",
-             "type", "fewer than four digits");
+             "type", "a year before 1000");
+    /* Four digits, but before 1000: the message must not say "fewer". */
+    type_bad(a, IG_TYPE_DATE, 0, 0, "%d/%m/%Y", "01/01/0999", "type",
+             "\"01/01/0999\" has a year before 1000");
     type_ok(a, IG_TYPE_DATE, 0, 0, "%d/%m/%Y", "3/4/2025", "2025-04-03");
     type_ok(a, IG_TYPE_DATE, 0, 0, "%d/%m/%y", "3/4/25", "2025-04-03");
     type_ok(a, IG_TYPE_DATE, 0, 0, "%Y%m%d", "20250403", "2025-04-03");
