@@ -451,13 +451,28 @@ static void check_keys(checker *ck, ig_err *err)
     if (ig_exec_explain(ex, ck->conn, err) != IG_OK)
         add(ck->r, 0, 0, 0, "targets", "PostgreSQL refuses the statements "
             "an import would run: %s", err->msg);
-    if (ig_exec_inexact_key(ex) != NULL)
-        add(ck->r, 1, 0, 0, "key",
+    if (ig_exec_inexact_key(ex) != NULL) {
+        /* Placed at the target it names ("target t, key column c"). */
+        const char *k = ig_exec_inexact_key(ex);
+        const ig_target *at = NULL;
+        char path[300] = "key";
+
+        for (size_t ti = 0; at == NULL && ti < ig_pipeline_ntargets(ck->p);
+             ti++) {
+            const ig_target *t = ig_pipeline_target(ck->p, ti);
+            size_t n = strlen(t->name);
+            if (strncmp(k, "target ", 7) == 0 &&
+                strncmp(k + 7, t->name, n) == 0 && k[7 + n] == ',') {
+                at = t;
+                snprintf(path, sizeof(path), "targets[%zu].key", ti);
+            }
+        }
+        add(ck->r, 1, at ? at->pos.line : 0, at ? at->pos.col : 0, path,
             "%s: the database may find keys equal whose mapped values "
             "differ, and ingot can only compare their bytes for this type: "
             "such rows are not duplicates to the `duplicates` policy, and "
-            "an import keeps to one writer",
-            ig_exec_inexact_key(ex));
+            "an import keeps to one writer", k);
+    }
     ig_exec_free(ex);
 }
 

@@ -135,7 +135,7 @@ assert_eq "$expect_last" "$(sql "SELECT string_agg(lower(shade_name) || '=' || c
 
 # ingot check says the same before any import; the citext key is fine.
 run_ingot 0 check "$IT_TMP/dshade.yaml"
-assert_contains "$OUT" "warning: target dshade, key column shade_name (shade_name)" "check warns"
+assert_contains "$OUT" "dshade.yaml:3:5: targets[0].key: warning: target dshade, key column shade_name (shade_name)" "check warns, at the target"
 run_ingot 0 check "$IT_TMP/shade.yaml"
 assert_not_contains "$OUT" "warning" "no warning for citext"
 
