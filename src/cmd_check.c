@@ -268,9 +268,51 @@ static void check_column(checker *ck, const ig_target *t, size_t ti,
             " but the column is %s", c->precision, c->scale, dc->type);
 }
 
+/* Whether a unique index on table (cols, quoted; plain for messages)
+ * covers rows matching pred, as ON CONFLICT inference finds it: EXPLAIN
+ * of an INSERT .. ON CONFLICT in a savepoint. 1 yes, 0 no (42P10),
+ * PROBE_FAILED when the probe failed otherwise, PROBE_BROKE when the
+ * savepoint could not be taken or rolled back (the check's transaction
+ * is then unusable); both with *err. */
+enum { PROBE_FAILED = -1, PROBE_BROKE = -2 };
+
+static int probe_unique(checker *ck, const char *table, const char *cols,
+                        const char *plain, const char *pred, ig_err *err)
+{
+    char *qt = ig_sql_qualified(table);
+    char *sql = ig_xasprintf("EXPLAIN INSERT INTO %s (%s) SELECT %s FROM %s "
+                             "WHERE false ON CONFLICT (%s)%s%s DO NOTHING",
+                             qt, cols, cols, qt, cols, pred ? " WHERE " : "",
+                             pred ? pred : "");
+    PGresult *res;
+    const char *state;
+    int got = PROBE_BROKE;
+
+    if (ig_db_exec(ck->conn, "SAVEPOINT ingot_check", "savepoint", err) !=
+        IG_OK)
+        goto out;
+    res = PQexec(ck->conn, sql);
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        got = 1;
+    else if (state != NULL && strcmp(state, "42P10") == 0)
+        got = 0;
+    else {
+        got = PROBE_FAILED;
+        ig_db_err(err, ck->conn, res, "probing ON CONFLICT (%s)", plain);
+    }
+    PQclear(res);
+    if (ig_db_exec(ck->conn, "ROLLBACK TO SAVEPOINT ingot_check", "rollback",
+                   err) != IG_OK)
+        got = PROBE_BROKE;
+out:
+    free(sql);
+    free(qt);
+    return got;
+}
+
 /* Whether a unique index makes lookup lk's key name at most one parent
- * row under its predicate: probed as ON CONFLICT inference (EXPLAIN, in a
- * savepoint), as check_conflict_index does. Without one, a key two parent
+ * row under its predicate (probe_unique). Without one, a key two parent
  * rows share fails the child's batch ("cannot affect row a second time")
  * or picks one of them: a warning, since the data may be unique anyway. */
 static void check_parent_unique(checker *ck, const ig_column *c,
@@ -278,34 +320,20 @@ static void check_parent_unique(checker *ck, const ig_column *c,
 {
     const ig_lookup *lk = &c->lookup;
     const char *pred = lk->predicate;
-    char *qt = ig_sql_qualified(lk->table), *qk = ig_db_quote_ident(lk->key);
-    char *sql;
-    PGresult *res;
+    char *qk = ig_db_quote_ident(lk->key);
+    int got;
 
     if (pred == NULL && lk->target >= 0)
         pred = ig_pipeline_target(ck->p, (size_t)lk->target)->key_predicate;
-    sql = ig_xasprintf("EXPLAIN INSERT INTO %s (%s) SELECT %s FROM %s WHERE "
-                       "false ON CONFLICT (%s)%s%s DO NOTHING", qt, qk, qk,
-                       qt, qk, pred ? " WHERE " : "", pred ? pred : "");
-    if (ig_db_exec(ck->conn, "SAVEPOINT ingot_check", "savepoint", err) ==
-        IG_OK) {
-        const char *state;
-        res = PQexec(ck->conn, sql);
-        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK && state != NULL &&
-            strcmp(state, "42P10") == 0)
-            add(ck->r, 1, c->pos.line, c->pos.col, path, "no unique index on "
-                "%s (%s)%s%s: a key two parent rows share would fail the "
-                "batch or pick one of them", lk->table, lk->key,
-                pred ? " WHERE " : "", pred ? pred : "");
-        PQclear(res);
-        if (ig_db_exec(ck->conn, "ROLLBACK TO SAVEPOINT ingot_check",
-                       "rollback", err) != IG_OK)
-            add(ck->r, 0, c->pos.line, c->pos.col, path, "%s", err->msg);
-    }
-    free(sql);
+    got = probe_unique(ck, lk->table, qk, lk->key, pred, err);
+    if (got == 0)
+        add(ck->r, 1, c->pos.line, c->pos.col, path, "no unique index on "
+            "%s (%s)%s%s: a key two parent rows share would fail the "
+            "batch or pick one of them", lk->table, lk->key,
+            pred ? " WHERE " : "", pred ? pred : "");
+    else if (got == PROBE_BROKE)
+        add(ck->r, 0, c->pos.line, c->pos.col, path, "%s", err->msg);
     free(qk);
-    free(qt);
 }
 
 static void check_lookup(checker *ck, size_t ti, const ig_column *c,
@@ -359,49 +387,29 @@ static void quoted_list(char *buf, size_t n, const char *const *names,
     }
 }
 
-/* Probe ON CONFLICT inference with EXPLAIN inside a savepoint. */
+/* The conflict key needs a unique index matching key + key_predicate. */
 static void check_conflict_index(checker *ck, const ig_target *t, size_t ti,
                                  ig_err *err)
 {
     char cols[1024], plain[1024], path[300];
-    char *qt = ig_sql_qualified(t->table), *sql;
-    PGresult *res;
-    const char *state;
 
     quoted_list(cols, sizeof(cols), t->key, t->n_key, 1);
     quoted_list(plain, sizeof(plain), t->key, t->n_key, 0);
-    sql = ig_xasprintf("EXPLAIN INSERT INTO %s (%s) SELECT %s FROM %s WHERE "
-                       "false ON CONFLICT (%s)%s%s DO NOTHING",
-                       qt, cols, cols, qt, cols,
-                       t->key_predicate ? " WHERE " : "",
-                       t->key_predicate ? t->key_predicate : "");
     snprintf(path, sizeof(path), "targets[%zu] (%s)", ti, t->name);
-    if (ig_db_exec(ck->conn, "SAVEPOINT ingot_check", "savepoint", err) !=
-        IG_OK) {
+    switch (probe_unique(ck, t->table, cols, plain, t->key_predicate, err)) {
+    case 0:
+        add(ck->r, 0, t->pos.line, t->pos.col, path, "no unique index on "
+            "(%s)%s%s: ON CONFLICT would fail at run time; create one "
+            "(see %s)", plain, t->key_predicate ? " WHERE " : "",
+            t->key_predicate ? t->key_predicate : "", ck->migrations_hint);
+        break;
+    case PROBE_FAILED:
+    case PROBE_BROKE:
         add(ck->r, 0, t->pos.line, t->pos.col, path, "%s", err->msg);
-        goto out;
+        break;
+    default:
+        break;
     }
-    res = PQexec(ck->conn, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (state != NULL && strcmp(state, "42P10") == 0)
-            add(ck->r, 0, t->pos.line, t->pos.col, path, "no unique index on "
-                "(%s)%s%s: ON CONFLICT would fail at run time; create one "
-                "(see %s)", plain, t->key_predicate ? " WHERE " : "",
-                t->key_predicate ? t->key_predicate : "",
-                ck->migrations_hint);
-        else {
-            ig_db_err(err, ck->conn, res, "probing ON CONFLICT (%s)", plain);
-            add(ck->r, 0, t->pos.line, t->pos.col, path, "%s", err->msg);
-        }
-    }
-    PQclear(res);
-    if (ig_db_exec(ck->conn, "ROLLBACK TO SAVEPOINT ingot_check", "rollback",
-                   err) != IG_OK)
-        add(ck->r, 0, t->pos.line, t->pos.col, path, "%s", err->msg);
-out:
-    free(sql);
-    free(qt);
 }
 
 static void check_target(checker *ck, size_t ti, ig_err *err)
