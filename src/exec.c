@@ -4,8 +4,10 @@
  * Statements are built once per pipeline from validated, quoted
  * identifiers and the pipeline author's predicate fragments; row values
  * only ever travel through COPY. The run of one batch is a recursion over
- * row subsets: each attempt sits in a savepoint, and a subset PostgreSQL
- * rejects is split in two until the guilty rows stand alone.
+ * row subsets: each attempt sits in a savepoint; in a subset PostgreSQL
+ * rejects, one pass of a PL/pgSQL loop applies the rows one at a time to
+ * find the guilty ones (rolled back after), and where that cannot say,
+ * the subset is split in two until the guilty rows stand alone.
  */
 #include "exec.h"
 
@@ -97,6 +99,9 @@ struct ig_exec {
     char *create_stage; /* CREATE TEMP TABLE IF NOT EXISTS ... */
     char *copy;         /* COPY stage FROM STDIN */
     char *truncate;
+    char *rows_fn;      /* CREATE OR REPLACE FUNCTION pg_temp.. of the
+                           row pass (see build_rows_fn), or NULL */
+    char *rows_call;    /* SELECT * FROM that function */
     unsigned long long stage_id;
 };
 
@@ -585,17 +590,142 @@ static int same_input(const char *want, const char *have)
     return strcmp(want, have) == 0;
 }
 
+/* Target ti's upsert (the form without DISTINCT ON) reading `from`
+ * instead of the stage. Owned by the caller. */
+static char *upsert_over(ig_exec *ex, size_t ti, const char *from)
+{
+    char *upsert = ex->t[ti].upsert, *sql;
+
+    ex->t[ti].upsert = NULL;
+    ex->from = from;
+    build_upsert(ex, ti, 0);
+    sql = ex->t[ti].upsert;
+    ex->t[ti].upsert = upsert;
+    ex->from = ex->stage;
+    return sql;
+}
+
 /* ex->proof: target 0's upsert, built over ex->stage_row. */
 static void build_proof(ig_exec *ex)
 {
-    char *upsert = ex->t[0].upsert;
+    ex->proof = upsert_over(ex, 0, ex->stage_row);
+}
 
-    ex->t[0].upsert = NULL;
-    ex->from = ex->stage_row;
-    build_upsert(ex, 0, 0);
-    ex->proof = ex->t[0].upsert;
-    ex->t[0].upsert = upsert;
-    ex->from = ex->stage;
+/* The row pass: a PL/pgSQL function (created in pg_temp, in a savepoint
+ * that is rolled back after it) that reads the stage in row order and
+ * runs every target's upsert for one row at a time, each row in its own
+ * subtransaction (an exception block), and returns the rows that failed
+ * with PostgreSQL's reason. A subset of n rows with k bad ones costs one
+ * round trip and about twice its upsert, where bisection costs about
+ * 2k log2(n/k) COPYs and upserts. The upserts are the batch's own,
+ * reading a one-row subquery of the loop's record (its fields reach the
+ * statement as parameters, never as text) instead of the stage.
+ * NULL when a pipeline fragment contains the function's quote tag. */
+#define ROWS_TAG "$ingot_rows$"
+
+/* ", row_number() OVER (..) = 1 AS _wN": whether the stage row s is the
+ * last of its key in target ti (duplicates: last), as the upsert's
+ * DISTINCT ON keeps it: the key as the table compares it (a looked-up
+ * key by its natural key), every row with a NULL in its key a key of its
+ * own. */
+static void add_last_of_key(sb *b, const ig_exec *ex, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    const target_plan *tp = &ex->t[ti];
+    sb nul = {0};
+
+    sb_add(b, ", row_number() OVER (PARTITION BY ");
+    for (size_t k = 0; k < t->n_key; k++) {
+        size_t ci = col_index(t, t->key[k]);
+        char *sc = stage_col(ti, ci);
+        if (t->cols[ci].source == IG_COLSRC_LOOKUP)
+            sb_add(b, "s.%s, ", sc);
+        else if (tp->key_cast != NULL && tp->key_cast[k][0] != '\0')
+            sb_add(b, "(s.%s::%s)::%s, ", sc, col_cast(ex, ti, ci),
+                   tp->key_cast[k]);
+        else
+            sb_add(b, "s.%s::%s, ", sc, col_cast(ex, ti, ci));
+        sb_add(&nul, "%ss.%s IS NULL", k ? " OR " : "", sc);
+        free(sc);
+    }
+    sb_add(b, "CASE WHEN %s THEN s._row END ORDER BY s._row DESC) = 1 AS _w%zu",
+           nul.s, ti);
+    free(nul.s);
+}
+
+static void build_rows_fn(ig_exec *ex)
+{
+    sb rec = {0}, fn = {0}, last = {0};
+    char *name;
+    int ok = 1;
+
+    /* A row another of its key follows in the subset (duplicates: last)
+     * is not applied by the upsert, so the pass does not try it -- except
+     * in a target others look up: the pass goes row by row, and a later
+     * target's lookup in an earlier row needs the parent that row's own
+     * values make (the batch makes every parent first). */
+    sb_add(&rec, "(SELECT ig_rec._row AS _row");
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        const ig_target *t = ig_pipeline_target(ex->p, ti);
+        int parent = 0;
+        for (size_t tj = 0; tj < ex->ntargets; tj++) {
+            const ig_target *c = ig_pipeline_target(ex->p, tj);
+            for (size_t ci = 0; ci < c->n_cols; ci++)
+                parent = parent ||
+                         (c->cols[ci].source == IG_COLSRC_LOOKUP &&
+                          c->cols[ci].lookup.target == (int)ti);
+        }
+        if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0 &&
+            !parent) {
+            add_last_of_key(&last, ex, ti);
+            sb_add(&rec, ", ig_rec._e%zu AND ig_rec._w%zu AS _e%zu", ti, ti,
+                   ti);
+        } else {
+            sb_add(&rec, ", ig_rec._e%zu AS _e%zu", ti, ti);
+        }
+    }
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        const ig_target *t = ig_pipeline_target(ex->p, ti);
+        for (size_t ci = 0; ci < t->n_cols; ci++) {
+            char *sc = stage_col(ti, ci);
+            sb_add(&rec, ", ig_rec.%s AS %s", sc, sc);
+            free(sc);
+        }
+    }
+    sb_add(&rec, ")");
+    name = ig_xasprintf("pg_temp.\"ingot_rows_%016llx\"", ex->stage_id);
+    /* #variable_conflict use_column: a name that is also a column of the
+     * author's tables (in a guard, say) stays the column. */
+    sb_add(&fn,
+           "CREATE OR REPLACE FUNCTION %s() RETURNS TABLE (ig_row integer, "
+           "ig_target integer, ig_state text, ig_constraint text, "
+           "ig_column text, ig_message text, ig_detail text) "
+           "LANGUAGE plpgsql AS " ROWS_TAG "\n#variable_conflict use_column\n"
+           "DECLARE ig_rec record; ig_x record; ig_t integer; "
+           "BEGIN FOR ig_rec IN SELECT s.*%s FROM %s s ORDER BY s._row LOOP "
+           "BEGIN ",
+           name, last.s ? last.s : "", ex->stage);
+    for (size_t ti = 0; ti < ex->ntargets; ti++) {
+        char *sql = upsert_over(ex, ti, rec.s);
+        ok = ok && strstr(sql, ROWS_TAG) == NULL;
+        sb_add(&fn, "ig_t := %zu; %s INTO ig_x; ", ti, sql);
+        free(sql);
+    }
+    sb_add(&fn,
+           "EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS "
+           "ig_state = RETURNED_SQLSTATE, ig_constraint = CONSTRAINT_NAME, "
+           "ig_column = COLUMN_NAME, ig_message = MESSAGE_TEXT, "
+           "ig_detail = PG_EXCEPTION_DETAIL; ig_row := ig_rec._row; "
+           "ig_target := ig_t; RETURN NEXT; END; END LOOP; END " ROWS_TAG);
+    if (ok) {
+        ex->rows_fn = fn.s;
+        ex->rows_call = ig_xasprintf("SELECT * FROM %s()", name);
+    } else {
+        free(fn.s);
+    }
+    free(name);
+    free(rec.s);
+    free(last.s);
 }
 
 /* Columns of every target table, one query: per row the target's index,
@@ -958,6 +1088,7 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
         ig_log(IG_LOG_DEBUG, "exec: target %zu upsert: %s", ti,
                ex->t[ti].upsert);
     }
+    build_rows_fn(ex);
     plan_direct(ex, res);
     PQclear(res);
     return ex;
@@ -987,6 +1118,8 @@ void ig_exec_free(ig_exec *ex)
     free(ex->create_stage);
     free(ex->copy);
     free(ex->truncate);
+    free(ex->rows_fn);
+    free(ex->rows_call);
     free(ex);
 }
 
@@ -1142,6 +1275,8 @@ typedef struct run_ctx {
                           still to be sent (IG_EXEC_BEGIN), or NULL */
     char *xid;         /* where the started transaction's id goes */
     int want_xid;      /* begin was sent: the next tuples are the xid */
+    int no_row_pass; /* the row pass found nothing or could not run:
+                        bisect for the rest of this batch */
     /* The last statement failure, for the row it is pinned on. */
     char state[8], constraint[64], column[64], message[480];
 } run_ctx;
@@ -1352,22 +1487,31 @@ static int copy_rows(run_ctx *rc, const size_t *rows, size_t n,
     return code;
 }
 
+/* Keep a failure's fields (NULL or "" when PostgreSQL gave none) for the
+ * row it will be pinned on. */
+static void note_failure(run_ctx *rc, const char *st, const char *cn,
+                         const char *col, const char *msg, const char *det)
+{
+    int has_det = det != NULL && det[0] != '\0';
+
+    snprintf(rc->state, sizeof(rc->state), "%s",
+             st && st[0] ? st : "XX000");
+    snprintf(rc->constraint, sizeof(rc->constraint), "%s", cn ? cn : "");
+    snprintf(rc->column, sizeof(rc->column), "%s", col ? col : "");
+    snprintf(rc->message, sizeof(rc->message), "%s%s%s",
+             msg && msg[0] ? msg : "rejected by PostgreSQL",
+             has_det ? ": " : "", has_det ? det : "");
+}
+
 /* Classify a failed statement: transient (abort the batch), or a data
  * failure inside this subset (isolate rows). */
 static int stmt_failed(run_ctx *rc, PGresult *res, const char *what)
 {
-    const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *cn = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-    const char *col = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
-    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    const char *det = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-
-    snprintf(rc->state, sizeof(rc->state), "%s", st ? st : "XX000");
-    snprintf(rc->constraint, sizeof(rc->constraint), "%s", cn ? cn : "");
-    snprintf(rc->column, sizeof(rc->column), "%s", col ? col : "");
-    snprintf(rc->message, sizeof(rc->message), "%s%s%s",
-             msg ? msg : "rejected by PostgreSQL", det ? ": " : "",
-             det ? det : "");
+    note_failure(rc, PQresultErrorField(res, PG_DIAG_SQLSTATE),
+                 PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME),
+                 PQresultErrorField(res, PG_DIAG_COLUMN_NAME),
+                 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+                 PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
     return ig_db_err(rc->err, rc->conn, res, "%s", what);
 }
 
@@ -1705,34 +1849,41 @@ static const char *guess_column(const run_ctx *rc, const char *target)
     return found;
 }
 
-/* Isolate the guilty rows of a subset PostgreSQL rejected. */
+/* Row `row` fails alone in target `target`: record PostgreSQL's reason
+ * (the failure noted in rc). A single row that affects a row twice
+ * (21000) in a target with lookups had a lookup find two parent rows for
+ * its key: say so. */
+static void pin_row(run_ctx *rc, size_t row, const char *target)
+{
+    char msg[sizeof(rc->message) + 160];
+    int fanout = 0;
+    for (size_t ti = 0; target && ti < rc->ex->ntargets; ti++)
+        if (strcmp(ig_pipeline_target(rc->ex->p, ti)->name, target) ==
+            0)
+            fanout = rc->ex->t[ti].nlookups > 0 &&
+                     strcmp(rc->state, "21000") == 0 &&
+                     strstr(rc->message, "a second time") != NULL;
+    snprintf(msg, sizeof(msg), "%s%s", rc->message,
+             fanout
+                 ? " (a lookup of this row matched two parent rows: "
+                   "the parent's key is not unique; ingot check warns "
+                   "of a missing unique index)"
+                 : "");
+    mark_failed(rc, row, target,
+                rc->column[0] ? rc->column : guess_column(rc, target),
+                rc->state, rc->constraint[0] ? rc->constraint : NULL,
+                msg);
+}
+
+/* Split a subset PostgreSQL rejected in two until the guilty rows stand
+ * alone. */
 static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
 {
     size_t half;
     int code;
 
     if (n == 1) {
-        /* This row alone fails: record PostgreSQL's reason. A single
-         * row that affects a row twice (21000) in a target with lookups
-         * had a lookup find two parent rows for its key: say so. */
-        char msg[sizeof(rc->message) + 160];
-        int fanout = 0;
-        for (size_t ti = 0; target && ti < rc->ex->ntargets; ti++)
-            if (strcmp(ig_pipeline_target(rc->ex->p, ti)->name, target) ==
-                0)
-                fanout = rc->ex->t[ti].nlookups > 0 &&
-                         strcmp(rc->state, "21000") == 0 &&
-                         strstr(rc->message, "a second time") != NULL;
-        snprintf(msg, sizeof(msg), "%s%s", rc->message,
-                 fanout
-                     ? " (a lookup of this row matched two parent rows: "
-                       "the parent's key is not unique; ingot check warns "
-                       "of a missing unique index)"
-                     : "");
-        mark_failed(rc, rows[0], target,
-                    rc->column[0] ? rc->column : guess_column(rc, target),
-                    rc->state, rc->constraint[0] ? rc->constraint : NULL,
-                    msg);
+        pin_row(rc, rows[0], target);
         return IG_OK;
     }
     half = n / 2;
@@ -1740,6 +1891,97 @@ static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
     if (code == IG_OK)
         code = run_subset(rc, rows + half, n - half);
     return code;
+}
+
+/* Subsets smaller than this are bisected: a few COPYs of a few rows
+ * cost less than the row pass's function. */
+#define ROW_PASS_MIN 16
+
+/* Run the row pass (build_rows_fn) over rows[0..n) in a savepoint rolled
+ * back after it, and mark the rows it returns failed. *found: how many.
+ * A pass that cannot run (no PL/pgSQL, say), or that met a failure no row
+ * is guilty of (a class 42 or 0A error of the row form), finds nothing
+ * and turns the pass off for the batch. A transient failure (a deadlock)
+ * fails the batch for a retry, as it would have in bisection. */
+static int row_pass(run_ctx *rc, size_t *rows, size_t n, size_t *found)
+{
+    PGresult *res = NULL;
+    char *prefix;
+    int code, copied, rb, retry = 0, unusable = 0;
+
+    *found = 0;
+    prefix = ig_xasprintf("SAVEPOINT ig_run; %s; %s%s", rc->ex->rows_fn,
+                          rc->dirty ? rc->ex->truncate : "",
+                          rc->dirty ? "; " : "");
+    code = copy_rows(rc, rows, n, prefix, rc->ex->rows_call, &res, &copied);
+    free(prefix);
+    if (code == IG_DB_RETRY || PQstatus(rc->conn) != CONNECTION_OK) {
+        PQclear(res);
+        return code == IG_OK ? IG_DB_RETRY : code;
+    }
+    for (int i = 0; code == IG_OK && res && i < PQntuples(res); i++) {
+        const char *st = PQgetvalue(res, i, 2);
+        if (ig_db_sqlstate_transient(st)) {
+            retry = 1;
+            note_failure(rc, st, NULL, NULL, PQgetvalue(res, i, 5), NULL);
+        } else if (strncmp(st, "42", 2) == 0 || strncmp(st, "0A", 2) == 0) {
+            unusable = 1;
+        }
+    }
+    if (retry) {
+        PQclear(res);
+        return ig_err_set(rc->err, IG_DB_RETRY, "a row of the batch: %s",
+                          rc->message);
+    }
+    if (code == IG_OK && res && !unusable) {
+        for (int i = 0; i < PQntuples(res); i++) {
+            long ti = atol(PQgetvalue(res, i, 1));
+            size_t row = (size_t)atol(PQgetvalue(res, i, 0));
+            const ig_batch_row *r = ig_batch_row_at(rc->b, row);
+            const char *target =
+                ti >= 0 && (size_t)ti < rc->ex->ntargets
+                    ? ig_pipeline_target(rc->ex->p, (size_t)ti)->name
+                    : NULL;
+            if (r == NULL || r->failed)
+                continue; /* only a newly failed row shrinks the rerun */
+            note_failure(rc, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+                         PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
+                         PQgetvalue(res, i, 6));
+            pin_row(rc, row, target);
+            (*found)++;
+        }
+    }
+    PQclear(res);
+    if (code != IG_OK || unusable)
+        ig_log(IG_LOG_DEBUG, "exec: the row pass could not isolate rows%s%s; "
+                             "bisecting",
+               code != IG_OK ? ": " : "", code != IG_OK ? rc->message : "");
+    else if (*found == 0)
+        ig_log(IG_LOG_DEBUG, "exec: the row pass found no row failing alone; "
+                             "bisecting");
+    else
+        ig_log(IG_LOG_DEBUG, "exec: row pass: %zu of %zu rows failed", *found,
+               n);
+    if (code != IG_OK || unusable || *found == 0)
+        rc->no_row_pass = 1;
+    rb = sp(rc, "ROLLBACK TO SAVEPOINT ig_run; RELEASE SAVEPOINT ig_run");
+    return rb;
+}
+
+/* Isolate the guilty rows of a subset PostgreSQL rejected (rolled back):
+ * the row pass where it applies, then the rest again; else bisection. */
+static int isolate(run_ctx *rc, size_t *rows, size_t n, const char *target)
+{
+    if (n >= ROW_PASS_MIN && rc->ex->rows_fn != NULL && !rc->no_row_pass) {
+        size_t found;
+        int code = row_pass(rc, rows, n, &found);
+        if (code != IG_OK)
+            return code;
+        if (found > 0)
+            return rerun_without_failed(rc, rows, n);
+        /* Rows that fail only together: bisection finds the later one. */
+    }
+    return bisect(rc, rows, n, target);
 }
 
 /* Apply rows[0..n) in a savepoint; on a data failure, roll back and
@@ -1826,7 +2068,7 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
     }
     if (refail && code == IG_OK)
         return rerun_without_failed(rc, rows, n);
-    return bisect(rc, rows, n, failed_target);
+    return isolate(rc, rows, n, failed_target);
 }
 
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,

@@ -24,8 +24,11 @@
  *
  * Row failures never sink a batch. Rows whose lookup finds no parent, rows
  * that hit an existing key under on_conflict: error, and rows PostgreSQL
- * rejects (constraint, trigger, cast) are isolated -- the last by
- * bisection with savepoints -- marked failed in the batch with their
+ * rejects (constraint, trigger, cast) are isolated -- the last by a row
+ * pass (a PL/pgSQL loop in pg_temp applying the subset one row at a time,
+ * each in an exception block, rolled back after) or, where no row fails
+ * alone or the pass cannot run, by bisection with savepoints -- marked
+ * failed in the batch with their
  * SQLSTATE, constraint and message, and the rest is applied. A row is
  * atomic across targets: a row that fails in any target writes nothing.
  *

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_run.sh - ingot run against a real PostgreSQL: insert / update /
 # unchanged counting (updated_at untouched on no-op), soft-deleted rows,
-# duplicate-key policies, missing parents, constraint failures isolated by
-# bisection, malformed CSV, limits, dry run, reject file, JSON, exit codes.
+# duplicate-key policies, missing parents, constraint failures isolated
+# (few rows: by bisection), malformed CSV, limits, dry run, reject file,
+# JSON, exit codes.
 source "$(dirname "$0")/lib.sh"
 D=tests/data/run
 run_ingot 0 migrate up

@@ -43,7 +43,9 @@ docs/pipelines.md and docs/architecture.md row by row in file order:
 - a batch (a quarter of --batch-size first, then --batch-size; rows that
   failed a rule count) is one INSERT .. ON CONFLICT, with DISTINCT ON
   keeping the last row of a key for duplicates: last (the others are
-  skipped); a statement PostgreSQL rejects is split in halves until the
+  skipped); in a statement PostgreSQL rejects, a row pass finds the rows
+  the statement applied that fail alone (subsets of 16 rows or more) and
+  the rest runs again, a smaller subset is split in halves until the
   guilty row is alone, the rest committed; NOT NULL (23502) is checked
   before the CHECK (23514), both before the conflict;
 - an empty k (NULL) equals no other key, as in PostgreSQL's unique
@@ -58,6 +60,8 @@ docs/pipelines.md and docs/architecture.md row by row in file order:
 import json
 import random
 import re
+
+ROW_PASS_MIN = 16  # exec.c: smaller rejected subsets are bisected
 import sys
 
 INT_MIN, INT_MAX = -2**31, 2**31 - 1
@@ -403,13 +407,26 @@ class Model:
         return "updated"
 
     def subset(self, rows):
-        """Apply rows in a savepoint; bisect when PostgreSQL rejects it."""
+        """Apply rows in a savepoint. When PostgreSQL rejects it, a subset
+        of ROW_PASS_MIN rows or more gets the row pass: each row the
+        upsert would apply (the last of its key) is tried alone, those
+        failing are marked and the rest runs again as a subset; a smaller
+        one is split in halves until the guilty row is alone."""
         win = {}
         for r in rows:
             if r["elig"]:  # DISTINCT ON (k) ORDER BY k, _row DESC; a
                 # NULL k is a key of its own
                 win[r["k"] if r["k"] is not None else ("null", r["row"])] = r
-        if any(self.db_error(r) for r in win.values()):
+        bad = [r for r in win.values() if self.db_error(r)]
+        if bad and len(rows) >= ROW_PASS_MIN:
+            for r in bad:
+                self.fail(r["row"], [self.db_error(r)])
+            gone = {r["row"] for r in bad}
+            rest = [r for r in rows if r["row"] not in gone]
+            if rest:
+                self.subset(rest)
+            return
+        if bad:
             if len(rows) == 1:
                 self.fail(rows[0]["row"], [self.db_error(rows[0])])
                 return
