@@ -12,8 +12,8 @@
 # (CHECK on item_master: 1% of names end in 00, 20% of rows have brand
 # Kite), and pipelines/items.yaml on its variants file (CHECK on
 # item_variant.stock: 1.2% of rows are a multiple of 100, 20% of 5).
-# Each bad row must come back as a failed row with the constraint's name;
-# the script checks the failed count against the file before timing.
+# Before timing, the script checks the failed count against the file
+# (which rows and why: tests/integration/test_run_rejected_rows.sh).
 # Uses a scratch database next to DATABASE_URL (created and dropped here).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

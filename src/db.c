@@ -9,26 +9,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The SQLSTATEs a batch is retried after (besides class 08). */
+static const char *const transient_states[] = {
+    "40001", /* serialization_failure */
+    "40P01", /* deadlock_detected */
+    "53300", /* too_many_connections */
+    "57P01", /* admin_shutdown */
+    "57P02", /* crash_shutdown */
+    "57P03", /* cannot_connect_now */
+    "57014", /* query_canceled: statement_timeout, e.g. an application
+                holding row locks longer; never a row's fault */
+    "55P03", /* lock_not_available (lock_timeout) */
+    NULL,
+};
+
+const char *const *ig_db_transient_states(void)
+{
+    return transient_states;
+}
+
 int ig_db_sqlstate_transient(const char *s)
 {
-    static const char *const transient[] = {
-        "40001", /* serialization_failure */
-        "40P01", /* deadlock_detected */
-        "53300", /* too_many_connections */
-        "57P01", /* admin_shutdown */
-        "57P02", /* crash_shutdown */
-        "57P03", /* cannot_connect_now */
-        "57014", /* query_canceled: statement_timeout, e.g. an application
-                    holding row locks longer; never a row's fault */
-        "55P03", /* lock_not_available (lock_timeout) */
-        NULL,
-    };
     if (s == NULL)
         return 0;
     if (strncmp(s, "08", 2) == 0) /* connection_exception class */
         return 1;
-    for (int i = 0; transient[i]; i++)
-        if (strcmp(s, transient[i]) == 0)
+    for (int i = 0; transient_states[i]; i++)
+        if (strcmp(s, transient_states[i]) == 0)
             return 1;
     return 0;
 }

@@ -27,6 +27,9 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
 /* 1 when sqlstate (may be NULL) names a transient failure, else 0. */
 int ig_db_sqlstate_transient(const char *sqlstate);
 
+/* The transient SQLSTATEs (class 08 aside), NULL-terminated; static. */
+const char *const *ig_db_transient_states(void);
+
 /* Fill *err from a failed result (res may be NULL: then the connection's
  * message is used) with the formatted context first, the server message,
  * and SQLSTATE / constraint / table when present. Returns IG_DB or

@@ -611,35 +611,73 @@ static void build_proof(ig_exec *ex)
     ex->proof = upsert_over(ex, 0, ex->stage_row);
 }
 
-/* The row pass: a PL/pgSQL function (created in pg_temp, in a savepoint
- * that is rolled back after it) that reads the stage in row order and
- * runs every target's upsert for one row at a time, each row in its own
- * subtransaction (an exception block), and returns the rows that failed
- * with PostgreSQL's reason. A subset of n rows with k bad ones costs one
- * round trip and about twice its upsert, where bisection costs about
- * 2k log2(n/k) COPYs and upserts. The upserts are the batch's own,
- * reading a one-row subquery of the loop's record (its fields reach the
- * statement as parameters, never as text) instead of the stage.
- * NULL when a pipeline fragment contains the function's quote tag. */
+/* The row pass: a PL/pgSQL function in pg_temp that reads the stage in
+ * row order and runs every target's statements for one row at a time,
+ * each row in its own subtransaction (an exception block), and returns
+ * the rows that failed with PostgreSQL's reason. A subset of n rows with
+ * k bad ones costs one round trip and about two to three times its
+ * upsert, where bisection costs about 2k log2(n/k) COPYs and upserts. The
+ * statements are the batch's own, reading a one-row subquery of the
+ * loop's record (its fields reach them as parameters, never as text)
+ * instead of the stage. The function is created once per session (its
+ * name is a hash of its text, so pipelines sharing a connection never
+ * share one) and kept: PL/pgSQL keeps every function it compiled, so one
+ * per pass would grow the backend without bound.
+ *
+ * A row the batch would leave out goes back without a trace: one whose
+ * lookup finds no parent, or whose key exists under on_conflict: error,
+ * raises ROWS_SKIP, which undoes its other targets' writes (in a batch it
+ * writes nothing) and is not reported (the batch's own queries report it).
+ * Transient failures are raised again: they end the pass at once.
+ * NULL when a pipeline fragment contains one of the quote tags. */
 #define ROWS_TAG "$ingot_rows$"
+#define ROWS_FN_TAG "$ingot_fn$"
+#define ROWS_DO_TAG "$ingot_do$"
+#define ROWS_SKIP "IGX01"
+
+static size_t occurrences(const char *s, const char *sub)
+{
+    size_t n = 0;
+
+    for (const char *p = strstr(s, sub); p; p = strstr(p + 1, sub))
+        n++;
+    return n;
+}
+
+/* Whether another target looks target ti up. */
+static int is_parent(const ig_exec *ex, size_t ti)
+{
+    for (size_t tj = 0; tj < ex->ntargets; tj++) {
+        const ig_target *c = ig_pipeline_target(ex->p, tj);
+        for (size_t ci = 0; ci < c->n_cols; ci++)
+            if (c->cols[ci].source == IG_COLSRC_LOOKUP &&
+                c->cols[ci].lookup.target == (int)ti)
+                return 1;
+    }
+    return 0;
+}
 
 /* ", row_number() OVER (..) = 1 AS _wN": whether the stage row s is the
- * last of its key in target ti (duplicates: last), as the upsert's
- * DISTINCT ON keeps it: the key as the table compares it (a looked-up
- * key by its natural key), every row with a NULL in its key a key of its
- * own. */
+ * last of its key among the rows eligible for target ti (duplicates:
+ * last), as the upsert's DISTINCT ON keeps it: the key as the table
+ * compares it (a looked-up key as the parent's key type), every row with
+ * a NULL in its key a key of its own. */
 static void add_last_of_key(sb *b, const ig_exec *ex, size_t ti)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
     const target_plan *tp = &ex->t[ti];
     sb nul = {0};
 
-    sb_add(b, ", row_number() OVER (PARTITION BY ");
+    sb_add(b, ", row_number() OVER (PARTITION BY s._e%zu, ", ti);
     for (size_t k = 0; k < t->n_key; k++) {
         size_t ci = col_index(t, t->key[k]);
         char *sc = stage_col(ti, ci);
-        if (t->cols[ci].source == IG_COLSRC_LOOKUP)
-            sb_add(b, "s.%s, ", sc);
+        const char *lkt = NULL;
+        for (size_t i = 0; i < tp->nlookups; i++)
+            if ((size_t)tp->lookups[i].col == ci)
+                lkt = tp->lookups[i].key_type;
+        if (lkt != NULL)
+            sb_add(b, "s.%s::%s, ", sc, lkt);
         else if (tp->key_cast != NULL && tp->key_cast[k][0] != '\0')
             sb_add(b, "(s.%s::%s)::%s, ", sc, col_cast(ex, ti, ci),
                    tp->key_cast[k]);
@@ -653,36 +691,68 @@ static void add_last_of_key(sb *b, const ig_exec *ex, size_t ti)
     free(nul.s);
 }
 
+/* The row pass's statements for target ti of one row (see build_rows_fn):
+ * its missing-parent check, then its upsert; with swallow (a condition),
+ * the upsert may fail under it without failing the row. */
+static void add_row_target(sb *fn, ig_exec *ex, size_t ti, const char *rec,
+                           const char *transient, const char *swallow)
+{
+    target_plan *tp = &ex->t[ti];
+    char *sql = upsert_over(ex, ti, rec);
+    const char *into = tp->conflict_error ? "ig_c1, ig_c2, ig_c3, ig_c4"
+                                          : "ig_x";
+
+    sb_add(fn, "ig_t := %zu; ", ti);
+    if (tp->nlookups > 0) {
+        /* build_missing over the row: "SELECT s._row, .." -> PERFORM */
+        char *keep = tp->missing;
+        tp->missing = NULL;
+        ex->from = rec;
+        build_missing(ex, ti);
+        ex->from = ex->stage;
+        sb_add(fn, "PERFORM %s; IF FOUND THEN RAISE SQLSTATE '" ROWS_SKIP
+                   "'; END IF; ",
+               tp->missing + strlen("SELECT "));
+        free(tp->missing);
+        tp->missing = keep;
+    }
+    if (swallow)
+        sb_add(fn, "IF %s THEN BEGIN %s INTO %s; EXCEPTION WHEN OTHERS THEN "
+                   "IF SQLSTATE IN (%s) THEN RAISE; END IF; END; ELSE ",
+               swallow, sql, into, transient);
+    sb_add(fn, "%s INTO %s; ", sql, into);
+    if (tp->conflict_error)
+        sb_add(fn, "IF ig_c4 IS NOT NULL THEN RAISE SQLSTATE '" ROWS_SKIP
+                   "'; END IF; ");
+    if (swallow)
+        sb_add(fn, "END IF; ");
+    free(sql);
+}
+
 static void build_rows_fn(ig_exec *ex)
 {
-    sb rec = {0}, fn = {0}, last = {0};
-    char *name;
-    int ok = 1;
+    sb rec = {0}, body = {0}, last = {0}, transient = {0};
+    const char *const *ts = ig_db_transient_states();
 
+    for (size_t i = 0; ts[i]; i++)
+        sb_add(&transient, "%s'%s'", i ? ", " : "", ts[i]);
     /* A row another of its key follows in the subset (duplicates: last)
      * is not applied by the upsert, so the pass does not try it -- except
-     * in a target others look up: the pass goes row by row, and a later
-     * target's lookup in an earlier row needs the parent that row's own
-     * values make (the batch makes every parent first). */
+     * in a target others look up, where a later target's lookup in this
+     * row needs the parent this row's own values make (the batch makes
+     * every parent first): there it is applied, and a failure ignored,
+     * since the batch does not apply its values. */
     sb_add(&rec, "(SELECT ig_rec._row AS _row");
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         const ig_target *t = ig_pipeline_target(ex->p, ti);
-        int parent = 0;
-        for (size_t tj = 0; tj < ex->ntargets; tj++) {
-            const ig_target *c = ig_pipeline_target(ex->p, tj);
-            for (size_t ci = 0; ci < c->n_cols; ci++)
-                parent = parent ||
-                         (c->cols[ci].source == IG_COLSRC_LOOKUP &&
-                          c->cols[ci].lookup.target == (int)ti);
-        }
-        if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0 &&
-            !parent) {
+        if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0)
             add_last_of_key(&last, ex, ti);
+        if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0 &&
+            !is_parent(ex, ti))
             sb_add(&rec, ", ig_rec._e%zu AND ig_rec._w%zu AS _e%zu", ti, ti,
                    ti);
-        } else {
+        else
             sb_add(&rec, ", ig_rec._e%zu AS _e%zu", ti, ti);
-        }
     }
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         const ig_target *t = ig_pipeline_target(ex->p, ti);
@@ -693,39 +763,58 @@ static void build_rows_fn(ig_exec *ex)
         }
     }
     sb_add(&rec, ")");
-    name = ig_xasprintf("pg_temp.\"ingot_rows_%016llx\"", ex->stage_id);
     /* #variable_conflict use_column: a name that is also a column of the
      * author's tables (in a guard, say) stays the column. */
-    sb_add(&fn,
-           "CREATE OR REPLACE FUNCTION %s() RETURNS TABLE (ig_row integer, "
-           "ig_target integer, ig_state text, ig_constraint text, "
-           "ig_column text, ig_message text, ig_detail text) "
-           "LANGUAGE plpgsql AS " ROWS_TAG "\n#variable_conflict use_column\n"
+    sb_add(&body,
+           "RETURNS TABLE (ig_row integer, ig_target integer, ig_state text, "
+           "ig_constraint text, ig_column text, ig_message text, "
+           "ig_detail text) LANGUAGE plpgsql AS " ROWS_TAG
+           "\n#variable_conflict use_column\n"
            "DECLARE ig_rec record; ig_x record; ig_t integer; "
+           "ig_c1 bigint; ig_c2 bigint; ig_c3 bigint; ig_c4 text; "
            "BEGIN FOR ig_rec IN SELECT s.*%s FROM %s s ORDER BY s._row LOOP "
            "BEGIN ",
-           name, last.s ? last.s : "", ex->stage);
+           last.s ? last.s : "", ex->stage);
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
-        char *sql = upsert_over(ex, ti, rec.s);
-        ok = ok && strstr(sql, ROWS_TAG) == NULL;
-        sb_add(&fn, "ig_t := %zu; %s INTO ig_x; ", ti, sql);
-        free(sql);
+        const ig_target *t = ig_pipeline_target(ex->p, ti);
+        char *swallow = NULL;
+        if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0 &&
+            is_parent(ex, ti))
+            swallow = ig_xasprintf("NOT ig_rec._w%zu", ti);
+        add_row_target(&body, ex, ti, rec.s, transient.s, swallow);
+        free(swallow);
     }
-    sb_add(&fn,
+    sb_add(&body,
            "EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS "
            "ig_state = RETURNED_SQLSTATE, ig_constraint = CONSTRAINT_NAME, "
            "ig_column = COLUMN_NAME, ig_message = MESSAGE_TEXT, "
-           "ig_detail = PG_EXCEPTION_DETAIL; ig_row := ig_rec._row; "
-           "ig_target := ig_t; RETURN NEXT; END; END LOOP; END " ROWS_TAG);
-    if (ok) {
-        ex->rows_fn = fn.s;
+           "ig_detail = PG_EXCEPTION_DETAIL; "
+           "IF ig_state IN (%s) OR left(ig_state, 2) = '08' THEN RAISE; "
+           "END IF; IF ig_state <> '" ROWS_SKIP "' THEN "
+           "ig_row := ig_rec._row; ig_target := ig_t; RETURN NEXT; END IF; "
+           "END; END LOOP; END " ROWS_TAG,
+           transient.s);
+    /* Its own tag opens and closes the body, no author fragment holds a
+     * tag. */
+    if (occurrences(body.s, ROWS_TAG) == 2 &&
+        occurrences(body.s, ROWS_FN_TAG) == 0 &&
+        occurrences(body.s, ROWS_DO_TAG) == 0) {
+        XXH64_hash_t h = XXH64(body.s, body.len, 0);
+        char *name = ig_xasprintf("pg_temp.\"ingot_rows_%016llx\"",
+                                  (unsigned long long)h);
+        ex->rows_fn = ig_xasprintf(
+            "SAVEPOINT ig_fn; DO " ROWS_DO_TAG " BEGIN IF to_regprocedure("
+            "'%s()') IS NULL THEN EXECUTE " ROWS_FN_TAG
+            "CREATE FUNCTION %s() %s" ROWS_FN_TAG "; END IF; END " ROWS_DO_TAG
+            "; RELEASE SAVEPOINT ig_fn",
+            name, name, body.s);
         ex->rows_call = ig_xasprintf("SELECT * FROM %s()", name);
-    } else {
-        free(fn.s);
+        free(name);
     }
-    free(name);
+    free(body.s);
     free(rec.s);
     free(last.s);
+    free(transient.s);
 }
 
 /* Columns of every target table, one query: per row the target's index,
@@ -1899,39 +1988,43 @@ static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
 
 /* Run the row pass (build_rows_fn) over rows[0..n) in a savepoint rolled
  * back after it, and mark the rows it returns failed. *found: how many.
- * A pass that cannot run (no PL/pgSQL, say), or that met a failure no row
- * is guilty of (a class 42 or 0A error of the row form), finds nothing
- * and turns the pass off for the batch. A transient failure (a deadlock)
- * fails the batch for a retry, as it would have in bisection. */
+ * A pass that cannot run (no PL/pgSQL, a statement timeout shorter than
+ * the pass) or that met a failure no row is guilty of (a class 42 or 0A
+ * error of the row form) finds nothing and turns the pass off for the
+ * batch: bisection goes on. A transient failure (a deadlock) fails the
+ * batch for a retry, as anywhere else. */
 static int row_pass(run_ctx *rc, size_t *rows, size_t n, size_t *found)
 {
     PGresult *res = NULL;
     char *prefix;
-    int code, copied, rb, retry = 0, unusable = 0;
+    int code, copied, unusable = 0;
 
     *found = 0;
-    prefix = ig_xasprintf("SAVEPOINT ig_run; %s; %s%s", rc->ex->rows_fn,
+    code = ig_db_exec(rc->conn, rc->ex->rows_fn,
+                      "creating the row pass function", rc->err);
+    if (code != IG_OK) {
+        if (PQstatus(rc->conn) != CONNECTION_OK)
+            return code;
+        ig_log(IG_LOG_DEBUG, "exec: no row pass (%s); bisecting",
+               rc->err ? rc->err->msg : "");
+        rc->no_row_pass = 1;
+        return sp(rc, "ROLLBACK TO SAVEPOINT ig_fn; "
+                      "RELEASE SAVEPOINT ig_fn");
+    }
+    prefix = ig_xasprintf("SAVEPOINT ig_run; %s%s",
                           rc->dirty ? rc->ex->truncate : "",
                           rc->dirty ? "; " : "");
     code = copy_rows(rc, rows, n, prefix, rc->ex->rows_call, &res, &copied);
     free(prefix);
-    if (code == IG_DB_RETRY || PQstatus(rc->conn) != CONNECTION_OK) {
+    if (PQstatus(rc->conn) != CONNECTION_OK ||
+        (code == IG_DB_RETRY && strcmp(rc->state, "57014") != 0)) {
         PQclear(res);
         return code == IG_OK ? IG_DB_RETRY : code;
     }
     for (int i = 0; code == IG_OK && res && i < PQntuples(res); i++) {
         const char *st = PQgetvalue(res, i, 2);
-        if (ig_db_sqlstate_transient(st)) {
-            retry = 1;
-            note_failure(rc, st, NULL, NULL, PQgetvalue(res, i, 5), NULL);
-        } else if (strncmp(st, "42", 2) == 0 || strncmp(st, "0A", 2) == 0) {
+        if (strncmp(st, "42", 2) == 0 || strncmp(st, "0A", 2) == 0)
             unusable = 1;
-        }
-    }
-    if (retry) {
-        PQclear(res);
-        return ig_err_set(rc->err, IG_DB_RETRY, "a row of the batch: %s",
-                          rc->message);
     }
     if (code == IG_OK && res && !unusable) {
         for (int i = 0; i < PQntuples(res); i++) {
@@ -1964,8 +2057,7 @@ static int row_pass(run_ctx *rc, size_t *rows, size_t n, size_t *found)
                n);
     if (code != IG_OK || unusable || *found == 0)
         rc->no_row_pass = 1;
-    rb = sp(rc, "ROLLBACK TO SAVEPOINT ig_run; RELEASE SAVEPOINT ig_run");
-    return rb;
+    return sp(rc, "ROLLBACK TO SAVEPOINT ig_run; RELEASE SAVEPOINT ig_run");
 }
 
 /* Isolate the guilty rows of a subset PostgreSQL rejected (rolled back):

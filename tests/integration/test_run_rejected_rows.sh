@@ -76,3 +76,69 @@ assert_contains "$ERR" "row pass: 20 of 32 rows failed" "one row pass found the 
 assert_eq "11|1|20" "$(jq -r '"\(.counts.inserted)|\(.counts.skipped)|\(.counts.failed)"' <<<"$OUT")" "the first 'Twice' skipped, not failed"
 assert_eq "[]" "$(jq -c '[.failed_rows[] | select(.values[0] | startswith("Bad") | not)]' <<<"$OUT")" "only the Bad rows failed"
 assert_eq "#00FF00" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'Twice'")" "the last 'Twice' landed"
+
+# --- ... and in a parent target, the row still makes its child ------------
+# items.yaml: the first "Tee" row's item values break a CHECK on
+# item_master, the second "Tee" row's do not. A batch keeps the second
+# row's item and inserts both variants; so must a batch that another row's
+# failure sends to the row pass.
+sql "TRUNCATE item_variant, item_master, color_master, size_master RESTART IDENTITY CASCADE"
+sql "ALTER TABLE item_variant DROP CONSTRAINT stock_not_fives"
+sql "ALTER TABLE item_master ADD CONSTRAINT no_bad_brand CHECK (brand <> 'Bad')"
+python3 -c '
+print("item_name,description,category,brand,color,color_code,size,sku,price,stock")
+print("Tee,Tee,Tops,Bad,Red,#CC0000,S,TEE-1,10.00,1")
+print("Tee,Tee,Tops,Good,Red,#CC0000,M,TEE-2,10.00,1")
+print("Other,Other,Tops,Bad,Red,#CC0000,S,OTH-1,10.00,1")
+for i in range(20): print("Item %02d,Item,Tops,Good,Red,#CC0000,S,IT-%02d,10.00,1" % (i, i))' >"$IT_TMP/p.csv"
+INGOT_LOG_LEVEL=debug run_ingot 1 run "$ROOT/pipelines/items.yaml" "$IT_TMP/p.csv" --json
+assert_contains "$ERR" "row pass: 1 of 23 rows failed" "the row pass found the one bad row"
+assert_eq '["OTH-1"]' "$(jq -c '[.failed_rows[].values[7]]' <<<"$OUT")" "only the unrelated row failed"
+assert_eq "Good|TEE-1,TEE-2" "$(sql "SELECT m.brand, string_agg(v.sku, ',' ORDER BY v.sku) FROM item_master m JOIN item_variant v ON v.item_id = m.id WHERE m.name = 'Tee' GROUP BY m.brand")" "both Tee variants, the last Tee item"
+
+# --- rows a batch leaves out write nothing in the pass either -------------
+# A row whose lookup finds no parent fails as MISSING_PARENT and writes
+# nothing, so its size (XL) does not collide with a later row's (xl)
+# under a case-insensitive unique index.
+sql "TRUNCATE item_variant, item_master, color_master, size_master RESTART IDENTITY CASCADE"
+sql "CREATE UNIQUE INDEX size_ci ON size_master (lower(size_name))"
+sql "INSERT INTO item_master (name) VALUES ('Shirt')"
+sql "INSERT INTO color_master (color_name) VALUES ('Red')"
+cat >"$IT_TMP/sv.yaml" <<'YAML'
+targets:
+  - table: size_master
+    key: [size_name]
+    key_predicate: deleted_at IS NULL
+    columns:
+      size_name: { from: size }
+  - table: item_variant
+    key: [item_id, color_id, size_id]
+    key_predicate: deleted_at IS NULL
+    columns:
+      item_id:  { lookup: { table: item_master, key: name, from: item, predicate: deleted_at IS NULL } }
+      color_id: { lookup: { table: color_master, key: color_name, from: color, predicate: deleted_at IS NULL } }
+      size_id:  { lookup: { target: size_master, from: size } }
+      sku:      { from: sku }
+      price:    { from: price, type: numeric }
+YAML
+python3 -c '
+print("item,color,size,sku,price")
+print("Nope,Red,XL,NOPE-1,1")
+print("Shirt,Red,xl,SH-XL,1")
+for i in range(20): print("Shirt,Red,S%02d,SH-%02d,1" % (i, i))
+print("Shirt,Red,S99,SH-NEG,-1")' >"$IT_TMP/sv.csv"
+INGOT_LOG_LEVEL=debug run_ingot 1 run "$IT_TMP/sv.yaml" "$IT_TMP/sv.csv" --json
+assert_eq '[["NOPE-1","MISSING_PARENT"],["SH-NEG","23514"]]' "$(jq -c '[.failed_rows[] | [.values[3], .reasons[0].code]]' <<<"$OUT")" "the missing parent and the bad price fail, nothing else"
+assert_eq "21" "$(sql "SELECT count(*) FROM item_variant")" "the 21 good variants landed"
+assert_eq "xl" "$(sql "SELECT size_name FROM size_master WHERE lower(size_name) = 'xl'")" "the missing-parent row's size was not written"
+
+# --- a pass longer than the statement timeout: bisection finishes ---------
+sql "TRUNCATE item_variant, item_master, color_master, size_master RESTART IDENTITY CASCADE"
+sql "ALTER TABLE item_master DROP CONSTRAINT no_bad_brand"
+sql "ALTER TABLE item_variant ADD CONSTRAINT stock_not_fives CHECK (stock % 5 <> 0)"
+sql "CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN IF pg_trigger_depth() = 1 AND current_query() LIKE '%ingot_rows%' THEN PERFORM pg_sleep(0.01); END IF; RETURN NEW; END \$\$"
+sql "CREATE TRIGGER slow_row BEFORE INSERT ON item_variant FOR EACH ROW EXECUTE FUNCTION slow_row()"
+INGOT_LOG_LEVEL=debug run_ingot 1 run "$ROOT/pipelines/items.yaml" "$IT_TMP/v.csv" --json --batch-size 200 --statement-timeout 1000
+assert_contains "$ERR" "the row pass could not isolate rows: canceling statement due to statement timeout" "the pass hit the statement timeout"
+assert_eq "$bad|$good" "$(jq -r '"\(.counts.failed)|\(.counts.inserted)"' <<<"$OUT")" "bisection still isolated every bad row"
