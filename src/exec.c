@@ -662,13 +662,24 @@ static int is_parent(const ig_exec *ex, size_t ti)
  * last), as the upsert's DISTINCT ON keeps it: the key as the table
  * compares it (a looked-up key as the parent's key type), every row with
  * a NULL in its key a key of its own. */
+static void add_key_exprs(sb *b, const ig_exec *ex, size_t ti);
+
 static void add_last_of_key(sb *b, const ig_exec *ex, size_t ti)
+{
+    sb_add(b, ", row_number() OVER (PARTITION BY s._e%zu, ", ti);
+    add_key_exprs(b, ex, ti);
+    sb_add(b, " ORDER BY s._row DESC) = 1 AS _w%zu", ti);
+}
+
+/* Target ti's key over the stage row s, as the table compares it (a
+ * looked-up key as the parent's key type), then a term that makes every
+ * row with a NULL in its key a key of its own. */
+static void add_key_exprs(sb *b, const ig_exec *ex, size_t ti)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
     const target_plan *tp = &ex->t[ti];
     sb nul = {0};
 
-    sb_add(b, ", row_number() OVER (PARTITION BY s._e%zu, ", ti);
     for (size_t k = 0; k < t->n_key; k++) {
         size_t ci = col_index(t, t->key[k]);
         char *sc = stage_col(ti, ci);
@@ -686,8 +697,7 @@ static void add_last_of_key(sb *b, const ig_exec *ex, size_t ti)
         sb_add(&nul, "%ss.%s IS NULL", k ? " OR " : "", sc);
         free(sc);
     }
-    sb_add(b, "CASE WHEN %s THEN s._row END ORDER BY s._row DESC) = 1 AS _w%zu",
-           nul.s, ti);
+    sb_add(b, "CASE WHEN %s THEN s._row END", nul.s);
     free(nul.s);
 }
 
@@ -717,7 +727,7 @@ static void add_row_target(sb *fn, ig_exec *ex, size_t ti, const char *rec,
         tp->missing = keep;
     }
     if (swallow)
-        sb_add(fn, "IF %s THEN BEGIN %s INTO %s; EXCEPTION WHEN OTHERS THEN "
+        sb_add(fn, "IF %s THEN BEGIN %s INTO %s; EXCEPTION WHEN OTHERS OR ASSERT_FAILURE THEN "
                    "IF SQLSTATE IN (%s) THEN RAISE; END IF; END; ELSE ",
                swallow, sql, into, transient);
     sb_add(fn, "%s INTO %s; ", sql, into);
@@ -734,8 +744,17 @@ static void build_rows_fn(ig_exec *ex)
     sb rec = {0}, body = {0}, last = {0}, transient = {0};
     const char *const *ts = ig_db_transient_states();
 
+    int walk = ex->ntargets == 1 &&
+               ig_pipeline_target(ex->p, 0)->duplicates ==
+                   IG_DUPLICATES_LAST &&
+               ig_pipeline_target(ex->p, 0)->n_key > 0;
+
     for (size_t i = 0; ts[i]; i++)
         sb_add(&transient, "%s'%s'", i ? ", " : "", ts[i]);
+    /* One table under duplicates: last: the rows in key order (the
+     * batch's), each key's rows from the last back, until one applies:
+     * the row a batch would keep once the later ones failed, in one pass
+     * however many of a key fail. */
     /* A row another of its key follows in the subset (duplicates: last)
      * is not applied by the upsert, so the pass does not try it -- except
      * in a target others look up, where a later target's lookup in this
@@ -745,10 +764,11 @@ static void build_rows_fn(ig_exec *ex)
     sb_add(&rec, "(SELECT ig_rec._row AS _row");
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         const ig_target *t = ig_pipeline_target(ex->p, ti);
-        if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0)
+        int windowed = !walk && t->duplicates == IG_DUPLICATES_LAST &&
+                       t->n_key > 0;
+        if (windowed)
             add_last_of_key(&last, ex, ti);
-        if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0 &&
-            !is_parent(ex, ti))
+        if (windowed && !is_parent(ex, ti))
             sb_add(&rec, ", ig_rec._e%zu AND ig_rec._w%zu AS _e%zu", ti, ti,
                    ti);
         else
@@ -772,9 +792,18 @@ static void build_rows_fn(ig_exec *ex)
            "\n#variable_conflict use_column\n"
            "DECLARE ig_rec record; ig_x record; ig_t integer; "
            "ig_c1 bigint; ig_c2 bigint; ig_c3 bigint; ig_c4 text; "
-           "BEGIN FOR ig_rec IN SELECT s.*%s FROM %s s ORDER BY s._row LOOP "
-           "BEGIN ",
-           last.s ? last.s : "", ex->stage);
+           "ig_done bigint := 0; BEGIN FOR ig_rec IN ");
+    if (walk) {
+        sb_add(&body, "SELECT s.*, dense_rank() OVER (ORDER BY ");
+        add_key_exprs(&body, ex, 0);
+        sb_add(&body, ") AS ig_g FROM %s s WHERE s._e0 ORDER BY ", ex->stage);
+        add_key_exprs(&body, ex, 0);
+        sb_add(&body, ", s._row DESC LOOP CONTINUE WHEN ig_rec.ig_g = "
+                      "ig_done; BEGIN ");
+    } else {
+        sb_add(&body, "SELECT s.*%s FROM %s s ORDER BY s._row LOOP BEGIN ",
+               last.s ? last.s : "", ex->stage);
+    }
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         const ig_target *t = ig_pipeline_target(ex->p, ti);
         char *swallow = NULL;
@@ -784,8 +813,10 @@ static void build_rows_fn(ig_exec *ex)
         add_row_target(&body, ex, ti, rec.s, transient.s, swallow);
         free(swallow);
     }
+    if (walk)
+        sb_add(&body, "ig_done := ig_rec.ig_g; ");
     sb_add(&body,
-           "EXCEPTION WHEN OTHERS THEN GET STACKED DIAGNOSTICS "
+           "EXCEPTION WHEN OTHERS OR ASSERT_FAILURE THEN GET STACKED DIAGNOSTICS "
            "ig_state = RETURNED_SQLSTATE, ig_constraint = CONSTRAINT_NAME, "
            "ig_column = COLUMN_NAME, ig_message = MESSAGE_TEXT, "
            "ig_detail = PG_EXCEPTION_DETAIL; "
@@ -2194,8 +2225,12 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     if (flags & IG_EXEC_BEGIN) {
         lazy = !exists && n > 0 && (flags & IG_EXEC_INSERT_FIRST) &&
                ex->direct != NULL;
+        /* SET CONSTRAINTS ALL IMMEDIATE: a deferred constraint checked at
+         * COMMIT would fail the whole batch with no row to pin it on;
+         * checked at each statement, its failures are isolated like any. */
         rc.begin = begin = ig_xasprintf(
-            "BEGIN; SELECT pg_current_xact_id()::text; %s%s",
+            "BEGIN; SET CONSTRAINTS ALL IMMEDIATE; "
+            "SELECT pg_current_xact_id()::text; %s%s",
             exists || lazy ? "" : ex->create_stage,
             exists || lazy ? "" : "; ");
         *has_stage = !lazy;

@@ -904,7 +904,8 @@ static int begin_dry(dbside *d, ig_err *err)
     int rc = ig_pool_acquire_while(d->o->pool, cancel_stop, d->o,
                                    &d->dry, err);
     if (rc == IG_OK)
-        rc = ig_db_exec(ig_pool_conn_pg(d->dry), "BEGIN",
+        rc = ig_db_exec(ig_pool_conn_pg(d->dry),
+                        "BEGIN; SET CONSTRAINTS ALL IMMEDIATE",
                         "starting the dry run", err);
     return rc;
 }
