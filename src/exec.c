@@ -657,20 +657,6 @@ static int is_parent(const ig_exec *ex, size_t ti)
     return 0;
 }
 
-/* ", row_number() OVER (..) = 1 AS _wN": whether the stage row s is the
- * last of its key among the rows eligible for target ti (duplicates:
- * last), as the upsert's DISTINCT ON keeps it: the key as the table
- * compares it (a looked-up key as the parent's key type), every row with
- * a NULL in its key a key of its own. */
-static void add_key_exprs(sb *b, const ig_exec *ex, size_t ti);
-
-static void add_last_of_key(sb *b, const ig_exec *ex, size_t ti)
-{
-    sb_add(b, ", row_number() OVER (PARTITION BY s._e%zu, ", ti);
-    add_key_exprs(b, ex, ti);
-    sb_add(b, " ORDER BY s._row DESC) = 1 AS _w%zu", ti);
-}
-
 /* Target ti's key over the stage row s, as the table compares it (a
  * looked-up key as the parent's key type), then a term that makes every
  * row with a NULL in its key a key of its own. */
@@ -699,6 +685,16 @@ static void add_key_exprs(sb *b, const ig_exec *ex, size_t ti)
     }
     sb_add(b, "CASE WHEN %s THEN s._row END", nul.s);
     free(nul.s);
+}
+
+/* ", row_number() OVER (..) = 1 AS _wN": whether the stage row s is the
+ * last of its key among the rows eligible for target ti (duplicates:
+ * last), as the upsert's DISTINCT ON keeps it (add_key_exprs). */
+static void add_last_of_key(sb *b, const ig_exec *ex, size_t ti)
+{
+    sb_add(b, ", row_number() OVER (PARTITION BY s._e%zu, ", ti);
+    add_key_exprs(b, ex, ti);
+    sb_add(b, " ORDER BY s._row DESC) = 1 AS _w%zu", ti);
 }
 
 /* The row pass's statements for target ti of one row (see build_rows_fn):
