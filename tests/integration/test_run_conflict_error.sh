@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# test_run_conflict_error.sh - `on_conflict: error`: a row whose key is
+# already in the table is a row error (ALREADY_EXISTS) and every other row
+# goes in, also when
+#   - the table has columns named like the statement's own row numbers
+#     (`_row`, `_rows`);
+#   - a BEFORE INSERT trigger changes the key, so the keys the INSERT
+#     returns are not the file's (the rows are told apart by counts, in
+#     halves of the batch, and in the row pass);
+#   - under `duplicates: last` one existing key is repeated many times:
+#     all its rows fail in one run of the batch, not one rerun per row.
+source "$(dirname "$0")/lib.sh"
+
+# --- columns named _row and _rows -----------------------------------------
+sql "CREATE TABLE tagged (id serial PRIMARY KEY, code text NOT NULL UNIQUE,
+       _row text, _rows text, v text)"
+cat >"$IT_TMP/tagged.yaml" <<'EOF'
+description: a table whose columns shadow the statement's row numbers
+targets:
+  - table: tagged
+    key: [code]
+    on_conflict: error
+    duplicates: last
+    columns:
+      code: code
+      _row: r
+      _rows: rs
+      v: v
+EOF
+printf 'code,r,rs,v\na,1,x,first\nb,2,y,b\na,3,z,last\n' >"$IT_TMP/tagged.csv"
+run_ingot 0 run "$IT_TMP/tagged.yaml" "$IT_TMP/tagged.csv" --json --no-reject-file
+assert_eq '{"read":3,"inserted":2,"updated":0,"unchanged":0,"skipped":1,"failed":0}' \
+  "$(jq -c .counts <<<"$OUT")" "columns named _row and _rows: imported"
+assert_eq "a|3|z|last;b|2|y|b" \
+  "$(sql "SELECT string_agg(concat_ws('|', code, _row, _rows, v), ';' ORDER BY code) FROM tagged")" \
+  "the last row of a key, with its _row and _rows values"
+run_ingot 2 run "$IT_TMP/tagged.yaml" "$IT_TMP/tagged.csv" --json --no-reject-file
+assert_eq "1:ALREADY_EXISTS 2:ALREADY_EXISTS 3:ALREADY_EXISTS" \
+  "$(jq -r '[.failed_rows[] | "\(.row):\(.reasons[0].code)"] | join(" ")' <<<"$OUT")" \
+  "re-imported: every row of an existing key fails"
+
+# --- a BEFORE INSERT trigger that changes the key -------------------------
+sql "CREATE TABLE upper_code (id serial PRIMARY KEY, code text NOT NULL UNIQUE,
+       v text CHECK (v <> 'bad'))"
+sql "CREATE FUNCTION upper_code_key() RETURNS trigger LANGUAGE plpgsql AS
+       \$\$BEGIN NEW.code := upper(NEW.code); RETURN NEW; END\$\$"
+sql "CREATE TRIGGER upper_code_key BEFORE INSERT ON upper_code
+       FOR EACH ROW EXECUTE FUNCTION upper_code_key()"
+cat >"$IT_TMP/upper.yaml" <<'EOF'
+description: keys upper-cased by a trigger
+targets:
+  - table: upper_code
+    key: [code]
+    on_conflict: error
+    columns:
+      code: code
+      v: v
+EOF
+# 200 rows k0..k199; K0, K10, .. K190 exist already; every 17th row from
+# row 6 breaks the CHECK, so some batches also go through the row pass.
+awk 'BEGIN { print "code,v"; for (i = 0; i < 200; i++)
+  printf "k%d,%s\n", i, (i % 17 == 5 ? "bad" : "n" i) }' >"$IT_TMP/upper.csv"
+for bs in 5000 64 7; do
+  sql "TRUNCATE upper_code"
+  sql "INSERT INTO upper_code (code, v) SELECT 'K' || g, 'old' FROM generate_series(0, 199, 10) g"
+  run_ingot 1 run "$IT_TMP/upper.yaml" "$IT_TMP/upper.csv" --json --no-reject-file --batch-size "$bs"
+  want=$(awk 'BEGIN { for (i = 0; i < 200; i++) {
+      if (i % 17 == 5) printf "%s%d:23514", s, i + 1
+      else if (i % 10 == 0) printf "%s%d:ALREADY_EXISTS", s, i + 1
+      else continue; s = " " } }')
+  assert_eq "$want" \
+    "$(jq -r '[.failed_rows[] | "\(.row):\(.reasons[0].code)"] | join(" ")' <<<"$OUT")" \
+    "trigger-changed keys, batch size $bs: the existing keys and the CHECK failures, no other row"
+  inserted=$(awk 'BEGIN { for (i = 0; i < 200; i++) if (i % 17 != 5 && i % 10 != 0) n++; print n }')
+  assert_eq "$inserted" "$(jq .counts.inserted <<<"$OUT")" "trigger-changed keys, batch size $bs: inserted count"
+  assert_eq "$((inserted + 20))|20" \
+    "$(sql "SELECT count(*), count(*) FILTER (WHERE v = 'old') FROM upper_code")" \
+    "trigger-changed keys, batch size $bs: every good row is in, the old rows untouched"
+done
+
+# --- duplicates: last, one existing key repeated --------------------------
+sql "CREATE TABLE repeated (id serial PRIMARY KEY, code text NOT NULL UNIQUE, v text)"
+sql "INSERT INTO repeated (code, v) VALUES ('k1', 'old')"
+cat >"$IT_TMP/repeated.yaml" <<'EOF'
+description: duplicates last, on_conflict error
+targets:
+  - table: repeated
+    key: [code]
+    on_conflict: error
+    duplicates: last
+    columns:
+      code: code
+      v: v
+EOF
+awk 'BEGIN { print "code,v"; for (i = 0; i < 2000; i++) printf "k1,v%d\n", i;
+  print "k2,a"; print "k2,b" }' >"$IT_TMP/repeated.csv"
+INGOT_LOG_LEVEL=debug run_ingot 1 run "$IT_TMP/repeated.yaml" "$IT_TMP/repeated.csv" --json --no-reject-file
+assert_eq '{"read":2002,"inserted":1,"updated":0,"unchanged":0,"skipped":1,"failed":2000}' \
+  "$(jq -c .counts <<<"$OUT")" "an existing key repeated: each of its rows fails"
+assert_eq '["ALREADY_EXISTS"]' "$(jq -c '[.failed_rows[].reasons[0].code] | unique' <<<"$OUT")" \
+  "... as ALREADY_EXISTS"
+assert_eq "k1|old;k2|b" "$(sql "SELECT string_agg(code || '|' || v, ';' ORDER BY code) FROM repeated")" \
+  "the existing row is untouched, the new key has its last row"
+batches=$(grep -c 'debug batch [0-9]* committed' <<<"$ERR")
+[ "$batches" -ge 1 ] || fail "no batch was logged: $ERR"
+assert_eq "$batches" "$(grep -c 'rows failed; running the other' <<<"$ERR")" \
+  "the rows of the existing key fail together: one rerun per batch, not one per row"
