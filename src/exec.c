@@ -690,19 +690,6 @@ static size_t occurrences(const char *s, const char *sub)
     return n;
 }
 
-/* Whether another target looks target ti up. */
-static int is_parent(const ig_exec *ex, size_t ti)
-{
-    for (size_t tj = 0; tj < ex->ntargets; tj++) {
-        const ig_target *c = ig_pipeline_target(ex->p, tj);
-        for (size_t ci = 0; ci < c->n_cols; ci++)
-            if (c->cols[ci].source == IG_COLSRC_LOOKUP &&
-                c->cols[ci].lookup.target == (int)ti)
-                return 1;
-    }
-    return 0;
-}
-
 /* Target ti's key over the stage row s, as the table compares it (a
  * looked-up key as the parent's key type), then a term that makes every
  * row with a NULL in its key a key of its own. */
@@ -812,7 +799,7 @@ static void build_rows_fn(ig_exec *ex)
                        t->n_key > 0;
         if (windowed)
             add_last_of_key(&last, ex, ti);
-        if (windowed && !is_parent(ex, ti))
+        if (windowed && !ig_pipeline_is_parent(ex->p, ti))
             sb_add(&rec, ", ig_rec._e%zu AND ig_rec._w%zu AS _e%zu", ti, ti,
                    ti);
         else
@@ -852,7 +839,7 @@ static void build_rows_fn(ig_exec *ex)
         const ig_target *t = ig_pipeline_target(ex->p, ti);
         char *swallow = NULL;
         if (t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0 &&
-            is_parent(ex, ti))
+            ig_pipeline_is_parent(ex->p, ti))
             swallow = ig_xasprintf("NOT ig_rec._w%zu", ti);
         add_row_target(&body, ex, ti, rec.s, transient.s, swallow);
         free(swallow);

@@ -2153,6 +2153,15 @@ const ig_hooks_decl *ig_pipeline_hooks(const ig_pipeline *p)
 {
     return &p->hooks;
 }
+int ig_pipeline_is_parent(const ig_pipeline *p, size_t i)
+{
+    for (size_t t = 0; t < p->ntargets; t++)
+        for (size_t c = 0; c < p->targets[t].n_cols; c++)
+            if (p->targets[t].cols[c].source == IG_COLSRC_LOOKUP &&
+                p->targets[t].cols[c].lookup.target == (int)i)
+                return 1;
+    return 0;
+}
 size_t ig_pipeline_ninputs(const ig_pipeline *p) { return p->ninputs; }
 const char *ig_pipeline_input(const ig_pipeline *p, size_t i)
 {

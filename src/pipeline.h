@@ -263,6 +263,8 @@ const ig_source *ig_pipeline_source(const ig_pipeline *p);
 size_t ig_pipeline_ntargets(const ig_pipeline *p);
 const ig_target *ig_pipeline_target(const ig_pipeline *p, size_t i);
 const ig_hooks_decl *ig_pipeline_hooks(const ig_pipeline *p);
+/* Whether a column of another target looks target i up (a parent). */
+int ig_pipeline_is_parent(const ig_pipeline *p, size_t i);
 
 /* Options to build this pipeline's Lua host (hook.h's ig_hook_opts) from
  * its hooks declaration: path, module, lua_path, pipeline name, limits.

@@ -1042,13 +1042,8 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         d.grown = ig_xcalloc(nt ? nt : 1, sizeof(*d.grown));
         d.analyzed_at = ig_xcalloc(nt ? nt : 1, sizeof(*d.analyzed_at));
         d.is_parent = ig_xcalloc(nt ? nt : 1, sizeof(*d.is_parent));
-        for (size_t t = 0; t < nt; t++) {
-            const ig_target *tg = ig_pipeline_target(o->pipeline, t);
-            for (size_t c = 0; c < tg->n_cols; c++)
-                if (tg->cols[c].source == IG_COLSRC_LOOKUP &&
-                    tg->cols[c].lookup.target >= 0)
-                    d.is_parent[tg->cols[c].lookup.target] = 1;
-        }
+        for (size_t t = 0; t < nt; t++)
+            d.is_parent[t] = ig_pipeline_is_parent(o->pipeline, t);
     }
     *status = IG_RUN_FAILED;
     pthread_mutex_init(&d.mu, NULL);

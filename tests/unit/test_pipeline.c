@@ -103,6 +103,10 @@ static void test_pipeline_items_lookups_resolve_to_earlier_targets(void **s)
     assert_string_equal(color->lookup.key, "color_name");
     assert_string_equal(color->lookup.from, "color");
     assert_int_equal(col(v, "size_id")->lookup.target, 2);
+    /* item, colour and size are looked up by the variant; it by none */
+    for (size_t t = 0; t < 3; t++)
+        assert_true(ig_pipeline_is_parent(p, t));
+    assert_false(ig_pipeline_is_parent(p, 3));
     ig_pipeline_free(p);
 }
 
@@ -214,6 +218,8 @@ static void test_pipeline_item_variant_looks_up_by_table(void **state)
     (void)state;
 
     assert_int_equal(c->lookup.target, -1);
+    /* a lookup into a table no target writes makes no parent target */
+    assert_false(ig_pipeline_is_parent(p, 0));
     assert_string_equal(c->lookup.table, "color_master");
     assert_string_equal(c->lookup.key, "color_name");
     assert_string_equal(c->lookup.id, "id");
