@@ -346,6 +346,99 @@ static void sb_field(strbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+/* Whether p[0..n) is a JSON number (RFC 8259, section 6). */
+static int json_number(const char *p, size_t n)
+{
+    size_t i = 0;
+
+    if (i < n && p[i] == '-')
+        i++;
+    if (i < n && p[i] == '0')
+        i++;
+    else if (i < n && p[i] >= '1' && p[i] <= '9')
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    else
+        return 0;
+    if (i < n && p[i] == '.') {
+        size_t d = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        size_t d;
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        d = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    return i == n;
+}
+
+/* The JSON body p[0..n) with every number that is the value of a row's
+ * key (inside an object inside the top-level array) written as a string
+ * of its own text (owned, in *out, *outlen), so that the row gets the
+ * number exactly as sent: jansson would hold it as an int64 or a double
+ * (15 significant digits, "1.10" as 1.1, longer integers refused). A
+ * token that is not a JSON number is left for jansson to refuse. *nq:
+ * how many numbers were quoted. */
+static void quote_numbers(const char *p, size_t n, char **out,
+                          size_t *outlen, size_t *nq)
+{
+    strbuf b = {NULL, 0, 0, '"'};
+    size_t from = 0;
+    int depth = 0, in_str = 0, esc = 0;
+    char last = 0; /* the last character outside strings but spaces */
+
+    *nq = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0;
+            continue;
+        }
+        if (depth == 2 && last == ':' && (c == '-' || (c >= '0' && c <= '9'))) {
+            size_t j = i;
+            while (j < n && strchr("+-.eE0123456789", p[j]) != NULL &&
+                   p[j] != '\0')
+                j++;
+            if (json_number(p + i, j - i)) {
+                sb_put(&b, p + from, i - from);
+                sb_put(&b, "\"", 1);
+                sb_put(&b, p + i, j - i);
+                sb_put(&b, "\"", 1);
+                from = j;
+                (*nq)++;
+            }
+            last = '0';
+            i = j - 1;
+            continue;
+        }
+        if (c == '"')
+            in_str = 1;
+        else if (c == '[' || c == '{')
+            depth++;
+        else if (c == ']' || c == '}')
+            depth--;
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            last = c;
+    }
+    sb_put(&b, p + from, n - from);
+    *out = b.p;
+    *outlen = b.len;
+}
+
 /* Append the CSV text of one scalar JSON value. IG_DATA for an object or
  * array (nested values have no column to go to). */
 static int put_scalar(strbuf *b, json_t *v)
@@ -689,6 +782,7 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
     ig_pipeline *p = NULL;
     json_t *rows_json = NULL;
     char *csv = NULL; /* owned when converted from JSON */
+    char *quoted = NULL; /* the JSON body, numbers as strings */
     const char *data = r->body ? r->body : "";
     size_t len = r->len;
     const char *bg = query(c, "background");
@@ -761,19 +855,32 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
          * equal keys and drop the first value without a word. */
         /* JSON_DECODE_ANY: a scalar is well-formed JSON of the wrong shape
          * (422 below), not malformed. */
-        rows_json = json_loadb(data, len,
-                               JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-                               &jerr);
+        {
+            size_t qlen, nq;
+            quote_numbers(data, len, &quoted, &qlen, &nq);
+            rows_json = json_loadb(quoted, qlen,
+                                   JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                                   &jerr);
+            /* Malformed: jansson's message on the body as sent (its
+             * positions, its tokens), unless all it finds there is a
+             * number too long for it, which the quoting took care of. */
+            if (rows_json == NULL && nq > 0) {
+                json_error_t orig;
+                json_t *again = json_loadb(
+                    data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                    &orig);
+                json_decref(again);
+                if (again == NULL &&
+                    json_error_code(&orig) != json_error_numeric_overflow)
+                    jerr = orig;
+            }
+        }
         if (rows_json == NULL &&
             json_error_code(&jerr) == json_error_numeric_overflow) {
-            /* Valid JSON (RFC 8259 sets no size), but jansson reads
-             * numbers as int64 or double: a longer one would lose digits. */
-            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                             "number_out_of_range",
-                             "line %d, column %d: a number beyond a 64-bit "
-                             "integer or a double cannot be read exactly; "
-                             "send it as a JSON string",
-                             jerr.line, jerr.column);
+            /* A long number where a row should be ([1e400]): not rows. */
+            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT, "unprocessable",
+                             "the body must be a JSON array of objects, one "
+                             "per row");
             goto out;
         }
         if (rows_json == NULL &&
@@ -849,6 +956,7 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
 out:
     ig_pipeline_free(p);
     json_decref(rows_json);
+    free(quoted);
     free(csv);
     return ret;
 }

@@ -20,10 +20,10 @@
 # ""; a string is its text -- but an empty string is an empty field too, so
 # it lands as NULL as well (no null_markers setting tells the two apart:
 # markers compare the field's text, quoted or not); numbers and booleans
-# become their JSON text, reals with 15 significant digits; nested objects
-# or arrays are 422, and so are a number beyond int64 or a double
-# (number_out_of_range) and an object with the same key twice
-# (duplicate_field); malformed JSON is 400.
+# become their JSON text exactly as sent (any length, "1.10" stays 1.10,
+# "-0" and "1e3" as written); nested objects or arrays are 422, and so is
+# an object with the same key twice (duplicate_field); malformed JSON is
+# 400.
 #
 # Most checks do not stop the test: every failing one is printed, then it
 # fails.
@@ -130,15 +130,6 @@ def enc(s):  # a JSON string, each character raw or escaped at random
     out.append('"')
     return "".join(out)
 
-def jreal(lit):  # jansson's text of a JSON real, JSON_REAL_PRECISION(15)
-    s = "%.15g" % float(lit)
-    if "." not in s and "e" not in s:
-        s += ".0"
-    if "e" in s:
-        m, e = s.split("e")
-        s = m + "e" + ("-" if e[0] == "-" else "") + (e.lstrip("+-").lstrip("0") or "0")
-    return s
-
 def pgnum(t):  # numeric's text in PostgreSQL (unconstrained: scale as written)
     d = Decimal(t.strip(" "))
     s = format(d, "f")
@@ -183,8 +174,8 @@ def v_text():  # -> (json text | MISSING, expected hex | N, fail code | None)
     if r < 0.07: return "null", N, None
     if r < 0.12: return MISSING, N, None
     if r < 0.17: return enc(""), N, None          # '' is an empty field: NULL
-    if r < 0.19: l = int_lit(); return l, hx(str(int(l))), None
-    if r < 0.21: l = real_lit(); return l, hx(jreal(l)), None
+    if r < 0.19: l = int_lit(); return l, hx(l), None   # the text as sent
+    if r < 0.21: l = real_lit(); return l, hx(l), None
     if r < 0.23: t = rnd.choice(["true", "false"]); return t, hx(t), None
     s = hostile()
     return enc(s), hx(s), None
@@ -218,7 +209,7 @@ def v_num():
     if r < 0.35:
         l = str(rnd.choice([0, -1, 2**63 - 1, -2**63, rnd.randint(-10**12, 10**12)]))
         return l, pgnum(l), None
-    if r < 0.60: l = real_lit(); return l, pgnum(jreal(l)), None
+    if r < 0.60: l = real_lit(); return l, pgnum(l), None
     if r < 0.97:
         t = rnd.choice([
             lambda: "%s%d.%s" % (rnd.choice(["", "-", "+"]), rnd.randint(0, 10**9),
@@ -493,6 +484,18 @@ body "[$new_row, {\"k\": \"nw-2\", \"v1\": \"x\",}]"
 refused rt "$IT_TMP/b.json" 400 malformed_json "trailing comma"
 body "[$new_row]]"
 refused rt "$IT_TMP/b.json" 400 malformed_json "garbage after the array"
+# Numbers keep their text (quoted for the parser): what is not a JSON
+# number stays malformed, and the message is about the body as sent.
+for bad in '01' '1.' '.5' '-' '1e' '+1' '1.5e+'; do
+  body "[{\"k\": \"nw-2\", \"n\": 1, \"x\": $bad, \"b\": true}]"
+  refused rt "$IT_TMP/b.json" 400 malformed_json "the number $bad"
+done
+body '[{"k": "nw-2", "n": 1, "x": 12 34, "b": true}]'
+refused rt "$IT_TMP/b.json" 400 malformed_json "two numbers in a row"
+assert_contains "$(jq -r .error.message "$IT_TMP/resp")" "line 1, column 33: '}' expected near '34'" "the position and token in the body as sent"
+assert_not_contains "$(jq -r .error.message "$IT_TMP/resp")" '"' "no quote the parser was given"
+body '[{"k": "nw-2", 12: 1}]'
+refused rt "$IT_TMP/b.json" 400 malformed_json "a number as a key"
 printf '[{"k": "nw-2", "v1": "a\xff\xfeb", "v2": null, "n": 1, "x": 1, "b": true}]' >"$IT_TMP/b.json"
 refused rt "$IT_TMP/b.json" 400 malformed_json "invalid UTF-8 in a string"
 body "[$new_row, {\"k\": \"nw-2\", \"v1\": \"a\\ud83d b\", \"v2\": null, \"n\": 1, \"x\": 1, \"b\": true}]"
@@ -504,6 +507,8 @@ refused rt "$IT_TMP/b.json" 400 malformed_json "\\u0000 in a value"
 assert_contains "$(jq -r .error.message "$IT_TMP/resp")" 'holds \u0000 (NUL)' "the NUL is named"
 body '[1, 2, 3]'
 refused rt "$IT_TMP/b.json" 422 unprocessable "an array of numbers"
+body '[1e400, 123456789012345678901234567890]'
+refused rt "$IT_TMP/b.json" 422 unprocessable "an array of numbers too long for a double"
 body "[$new_row, \"k\", null]"
 refused rt "$IT_TMP/b.json" 422 unprocessable "objects then non-objects"
 body "[[\"k\", \"v1\"], [\"nw-2\", \"a\"]]"
@@ -555,13 +560,15 @@ EOF
 accept rt_nullcols "a mapped key in no object, missing_columns: null" \
   '[{"k": "mc-1", "v1": "a", "n": 1, "x": "1.0"}, {"k": "mc-2", "b": false}]' \
   "mc-1|a|N|1|1.0|N" "mc-2|N|N|N|N|false"
-# A number beyond int64 or a double cannot be read exactly (jansson):
-# 422, not a malformed body, and nothing lands; as a string it does.
+# A number beyond int64 or a double keeps its digits, as a number and as
+# a string; so do a real's trailing zeros and digits past a double's.
+accept rt "numbers beyond int64 and a double keep their text" \
+  '[{"k": "big-0", "v1": 123456789012345678901234567890, "v2": 1e400, "n": 1,
+     "x": 123456789012345678901234567890.000000000000000000001, "b": true},
+    {"k": "big-2", "v1": 1.10, "v2": -0, "n": -0, "x": 1e400, "b": false}]' \
+  "big-0|123456789012345678901234567890|1e400|1|123456789012345678901234567890.000000000000000000001|true" \
+  "big-2|1.10|-0|0|1$(printf '0%.0s' $(seq 400))|false"
 dump "$IT_TMP/before"
-body '[{"k": "big-1", "v1": "a", "v2": null, "n": 1, "x": 123456789012345678901234567890, "b": true}]'
-refused rt "$IT_TMP/b.json" 422 number_out_of_range "an integer beyond 64 bits"
-body '[{"k": "big-1", "v1": "a", "v2": null, "n": 1, "x": 1e400, "b": true}]'
-refused rt "$IT_TMP/b.json" 422 number_out_of_range "a real beyond a double"
 # A key that is a read one with spaces around it (" k"): the CSV header
 # compares names without them, so it is that column twice: refused.
 body '[{"k": "sp-1", "v1": "a", "v2": null, "n": 1, "x": 1, "b": true},
