@@ -19,25 +19,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(50000)
-ROUNDS=${BENCH_ROUNDS:-3}
-BIN=${INGOT_BIN:-$ROOT/build/ingot}
-[ -x "$BIN" ] || bash scripts/build.sh release >/dev/null
-: "${DATABASE_URL:?source .ingot/env first (bash scripts/servers.sh start)}"
-base=${DATABASE_URL%%\?*}; qs=""; [ "$base" = "$DATABASE_URL" ] || qs="?${DATABASE_URL#*\?}"
-DB=bench_conflict_$$
-ADMIN="${base%/*}/ingot$qs"
-export DATABASE_URL="${base%/*}/$DB$qs"
-OUT=$ROOT/bench/out
-mkdir -p "$OUT"
-trap 'psql "$ADMIN" -qAtX -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-psql "$ADMIN" -qAtX -c "CREATE DATABASE $DB" >/dev/null
-"$BIN" migrate up >/dev/null
-export IMPORT_MAX_ROWS=100000000 INGOT_LOG_LEVEL=error
-unset REDIS_URL || true
-
-q() { PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
-now() { date +%s.%N; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+SCRATCH=bench_conflict
+source "$ROOT/bench/scratch.sh"
 
 # case: label|pipeline|table contents (one / half)|expected failed rows
 CASES=(
@@ -47,7 +30,6 @@ CASES=(
 )
 
 run_case() { # pipeline contents file half-file -> seconds on stdout, failed count in $OUT/conflict.failed
-  local t0 t1
   q -c "TRUNCATE item_variant, item_master, color_master, size_master RESTART IDENTITY CASCADE" >/dev/null
   if [ "$2" = half ]; then
     q -c "\\copy item_master (name, description, category, brand, is_active) FROM '$4' CSV HEADER" >/dev/null
@@ -55,11 +37,7 @@ run_case() { # pipeline contents file half-file -> seconds on stdout, failed cou
     q -c "INSERT INTO item_master (name) VALUES ('not in the file')" >/dev/null
   fi
   q -c "VACUUM ANALYZE item_master" >/dev/null
-  t0=$(now)
-  "$BIN" run "$1" "$3" --json --no-reject-file --insert-first 0 >"$OUT/conflict.json" 2>"$OUT/conflict.err" || [ $? = 1 ]
-  t1=$(now)
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["failed"])' "$OUT/conflict.json" >"$OUT/conflict.failed"
-  echo "$t1 - $t0" | bc -l
+  timed_run conflict "$1" "$3" --insert-first 0
 }
 
 echo "ingot on_conflict: error benchmark $(date -u +%FT%TZ), $(nproc) cores, medians of $ROUNDS rounds" | tee "$OUT/conflict_error.txt"

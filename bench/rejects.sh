@@ -20,28 +20,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(10000 50000)
-ROUNDS=${BENCH_ROUNDS:-3}
-BIN=${INGOT_BIN:-$ROOT/build/ingot}
-[ -x "$BIN" ] || bash scripts/build.sh release >/dev/null
-: "${DATABASE_URL:?source .ingot/env first (bash scripts/servers.sh start)}"
-base=${DATABASE_URL%%\?*}; qs=""; [ "$base" = "$DATABASE_URL" ] || qs="?${DATABASE_URL#*\?}"
-DB=bench_rejects_$$
-ADMIN="${base%/*}/ingot$qs"
-export DATABASE_URL="${base%/*}/$DB$qs"
-OUT=$ROOT/bench/out
-mkdir -p "$OUT"
-trap 'psql "$ADMIN" -qAtX -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-psql "$ADMIN" -qAtX -c "CREATE DATABASE $DB" >/dev/null
-"$BIN" migrate up >/dev/null
-export IMPORT_MAX_ROWS=100000000 INGOT_LOG_LEVEL=error
-unset REDIS_URL || true
+SCRATCH=bench_rejects
+source "$ROOT/bench/scratch.sh"
 
-q() { PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
 reset() { q -c "TRUNCATE item_variant, item_master, color_master, size_master RESTART IDENTITY CASCADE" \
             -c "ALTER TABLE item_master DROP CONSTRAINT IF EXISTS bench_bad" \
             -c "ALTER TABLE item_variant DROP CONSTRAINT IF EXISTS bench_bad" >/dev/null; }
-now() { date +%s.%N; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # case: label|pipeline|file kind|table|CHECK expression ("" = clean)|expected failed rows (python over the file)
 CASES=(
@@ -54,14 +38,9 @@ CASES=(
 )
 
 run_case() { # label pipeline file table check -> seconds on stdout, failed count in $OUT/rej.failed
-  local t0 t1
   reset
   [ -z "$5" ] || q -c "ALTER TABLE $4 ADD CONSTRAINT bench_bad CHECK ($5)" >/dev/null
-  t0=$(now)
-  "$BIN" run "pipelines/$2.yaml" "$3" --json --no-reject-file >"$OUT/rej.json" 2>"$OUT/rej.err" || [ $? = 1 ]
-  t1=$(now)
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["failed"])' "$OUT/rej.json" >"$OUT/rej.failed"
-  echo "$t1 - $t0" | bc -l
+  timed_run rej "pipelines/$2.yaml" "$3"
 }
 
 echo "ingot rejects benchmark $(date -u +%FT%TZ), $(nproc) cores, medians of $ROUNDS rounds" | tee "$OUT/rejects.txt"
