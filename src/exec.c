@@ -69,6 +69,10 @@ typedef struct target_plan {
     size_t nlookups;
     lookup_plan *lookups;
     int conflict_error; /* on_conflict: error (upsert returns failed rows) */
+    int insert_trigger; /* ... into a table with a BEFORE INSERT row
+                           trigger, which may change the key: the rows
+                           whose key existed are told by counts, never by
+                           matching the keys the INSERT returns */
     char *key_hash;     /* SELECT of the database's hash of each key in
                            text arrays $1.. (one per key column), or NULL:
                            the key's bytes compare as the database does */
@@ -494,8 +498,12 @@ static void build_upsert(ig_exec *ex, size_t ti, int dedup)
         }
         sb_add(&b, ") AND NOT EXISTS (SELECT 1 FROM ins i WHERE ");
         for (size_t k = 0; k < t->n_key; k++) {
+            /* in the table's type where the bytes do not decide (a
+             * character(n) key ignores trailing spaces) */
             char *q = ig_db_quote_ident(t->key[k]);
-            sb_add(&b, "%si.%s = d.%s", k ? " AND " : "", q, q);
+            int cast = tp->key_cast != NULL && tp->key_cast[k][0] != '\0';
+            sb_add(&b, "%si.%s = d.%s%s%s", k ? " AND " : "", q, q,
+                   cast ? "::" : "", cast ? tp->key_cast[k] : "");
             free(q);
         }
         sb_add(&b, ")) SELECT (SELECT count(*) FROM src), "
@@ -671,15 +679,18 @@ static void build_proof(ig_exec *ex)
  * per pass would grow the backend without bound.
  *
  * A row the batch would leave out goes back without a trace: one whose
- * lookup finds no parent, or whose key exists under on_conflict: error,
- * raises ROWS_SKIP, which undoes its other targets' writes (in a batch it
- * writes nothing) and is not reported (the batch's own queries report it).
+ * lookup finds no parent raises ROWS_SKIP, which undoes its other targets'
+ * writes (in a batch it writes nothing) and is not reported (the batch's
+ * own query reports it). One whose key exists under on_conflict: error
+ * (its upsert inserted nothing: counts, which no trigger changes) raises
+ * ROWS_EXISTS, undone the same way and reported as ALREADY_EXISTS.
  * Transient failures are raised again: they end the pass at once.
  * NULL when a pipeline fragment contains one of the quote tags. */
 #define ROWS_TAG "$ingot_rows$"
 #define ROWS_FN_TAG "$ingot_fn$"
 #define ROWS_DO_TAG "$ingot_do$"
 #define ROWS_SKIP "IGX01"
+#define ROWS_EXISTS "IGX02"
 
 static size_t occurrences(const char *s, const char *sub)
 {
@@ -762,9 +773,8 @@ static void add_row_target(sb *fn, ig_exec *ex, size_t ti, const char *rec,
                swallow, sql, into, transient);
     sb_add(fn, "%s INTO %s; ", sql, into);
     if (tp->conflict_error)
-        sb_add(fn, "IF ig_c3 < ig_c2 THEN RAISE SQLSTATE '" ROWS_SKIP
-                   "'; END IF; "); /* kept, not inserted: by count, which
-                                       no trigger changes */
+        sb_add(fn, "IF ig_c3 < ig_c2 THEN RAISE SQLSTATE '" ROWS_EXISTS
+                   "'; END IF; ");
     if (swallow)
         sb_add(fn, "END IF; ");
     free(sql);
@@ -1154,6 +1164,38 @@ static int check_keys(ig_exec *ex, size_t ti, PGconn *conn,
     return IG_OK;
 }
 
+/* Under on_conflict: error, whether target ti's table (or a partition of
+ * it) has a BEFORE INSERT row trigger (tp->insert_trigger): one may change
+ * the key, and the keys the INSERT returns then say nothing of which rows
+ * went in. */
+static int check_insert_trigger(ig_exec *ex, size_t ti, PGconn *conn,
+                                ig_err *err)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    const char *params[1];
+    PGresult *res = NULL;
+    char *qt;
+    int rc;
+
+    if (t->on_conflict != IG_ON_CONFLICT_ERROR)
+        return IG_OK;
+    qt = ig_sql_qualified(t->table);
+    params[0] = qt;
+    /* tgtype: ROW 1, BEFORE 2, INSERT 4 (PostgreSQL's pg_trigger.h) */
+    rc = ig_db_query(conn,
+                     "SELECT EXISTS (SELECT 1 FROM pg_trigger g WHERE "
+                     "(g.tgrelid = $1::text::regclass OR g.tgrelid IN "
+                     "(SELECT relid FROM pg_partition_tree($1::text::"
+                     "regclass))) AND g.tgenabled <> 'D' AND "
+                     "g.tgtype & 7 = 7)",
+                     1, params, &res, "looking up the table's triggers", err);
+    if (rc == IG_OK)
+        ex->t[ti].insert_trigger = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    free(qt);
+    return rc;
+}
+
 /* The insert-first path: a batch whose keys are all new can be COPYed
  * straight into the table. It applies to a one-target pipeline without
  * lookups into a table (plain or partitioned, not a view) whose every
@@ -1225,6 +1267,8 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
         rc = plan_lookups(ex, conn, ti, err);
     for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
         rc = check_keys(ex, ti, conn, res, err);
+    for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
+        rc = check_insert_trigger(ex, ti, conn, err);
     if (rc != IG_OK) {
         PQclear(res);
         ig_exec_free(ex);
@@ -1428,6 +1472,8 @@ typedef struct run_ctx {
     int want_xid;      /* begin was sent: the next tuples are the xid */
     int no_row_pass; /* the row pass found nothing or could not run:
                         bisect for the rest of this batch */
+    size_t conflict_ti; /* the target whose counts could not tell which
+                           rows' keys existed (conflict_rows) */
     /* The last statement failure, for the row it is pinned on. */
     char state[8], constraint[64], column[64], message[480];
 } run_ctx;
@@ -1784,42 +1830,58 @@ static char *target_sql(run_ctx *rc, size_t ti, const size_t *rows,
  * marked, 2 when the subset must be split to tell which (some inserted,
  * and the key matching disagrees with the counts: a BEFORE trigger
  * changed keys). */
+/* Row `row` failed in target ti because its key already existed. */
+static void mark_exists(run_ctx *rc, size_t row, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
+    char msg[200];
+
+    snprintf(msg, sizeof(msg), "a row with this key already exists in "
+             "%s (on_conflict: error)", t->table);
+    mark_failed(rc, row, t->name, NULL, "ALREADY_EXISTS", NULL, msg);
+}
+
+/* Under on_conflict: error, mark the rows of rows[0..n) whose key
+ * already existed in target ti's table, from the upsert's result res
+ * (build_upsert): the kept rows, how many were inserted, the rows of the
+ * kept rows the key matching found not inserted (with the rows each
+ * superseded) and how many kept rows that was. *refail: 1 when rows were
+ * marked, 2 when the counts cannot tell which (some went in, and the key
+ * matching disagrees with the counts or, under a BEFORE INSERT trigger,
+ * cannot be trusted): see tell_conflicts. */
 static void conflict_rows(run_ctx *rc, size_t ti, const size_t *rows,
                           size_t n, PGresult *res, int *refail)
 {
-    const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
     long long kept = atoll(PQgetvalue(res, 0, 1));
     long long ins = atoll(PQgetvalue(res, 0, 2));
     long long nmiss = atoll(PQgetvalue(res, 0, 4));
     const char *p = PQgetvalue(res, 0, 3);
-    char msg[200];
 
     if (ins == kept)
         return; /* every kept row went in, whatever the keys say */
-    snprintf(msg, sizeof(msg), "a row with this key already exists in "
-             "%s (on_conflict: error)", t->table);
-    if (nmiss == kept - ins) {
+    if (ins == 0) {
+        /* No row went in: every eligible row's key existed. */
+        for (size_t i = 0; i < n; i++)
+            if (ig_batch_row_at(rc->b, rows[i])->elig[ti])
+                mark_exists(rc, rows[i], ti);
+        *refail = 1;
+    } else if (nmiss == kept - ins && !rc->ex->t[ti].insert_trigger) {
         while (*p) {
             char *end;
             long row = strtol(p, &end, 10);
             if (end == p)
                 break; /* defensive: malformed list */
-            mark_failed(rc, (size_t)row, t->name, NULL, "ALREADY_EXISTS",
-                        NULL, msg);
+            mark_exists(rc, (size_t)row, ti);
             *refail = 1;
             p = *end == ',' ? end + 1 : end;
         }
-    } else if (ins == 0 || n < 2) {
-        /* No row went in: every eligible row's key existed. */
-        for (size_t i = 0; i < n; i++)
-            if (ig_batch_row_at(rc->b, rows[i])->elig[ti])
-                mark_failed(rc, rows[i], t->name, NULL, "ALREADY_EXISTS",
-                            NULL, msg);
-        *refail = 1;
     } else {
-        ig_log(IG_LOG_DEBUG, "exec: target %s: the keys the insert returned "
-               "do not match the rows (a trigger changing keys?); splitting "
-               "%zu rows", t->name, n);
+        ig_log(IG_LOG_DEBUG, "exec: target %s: %lld of %lld rows went in "
+               "and the keys cannot tell which%s; asking row by row",
+               ig_pipeline_target(rc->ex->p, ti)->name, ins, kept,
+               rc->ex->t[ti].insert_trigger ? " (a BEFORE INSERT trigger)"
+                                            : "");
+        rc->conflict_ti = ti;
         *refail = 2;
     }
 }
@@ -2136,10 +2198,14 @@ static int row_pass(run_ctx *rc, size_t *rows, size_t n, size_t *found)
                     : NULL;
             if (r == NULL || r->failed)
                 continue; /* only a newly failed row shrinks the rerun */
-            note_failure(rc, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
-                         PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
-                         PQgetvalue(res, i, 6));
-            pin_row(rc, row, target);
+            if (strcmp(PQgetvalue(res, i, 2), ROWS_EXISTS) == 0 && target) {
+                mark_exists(rc, row, (size_t)ti);
+            } else {
+                note_failure(rc, PQgetvalue(res, i, 2),
+                             PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+                             PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
+                pin_row(rc, row, target);
+            }
             (*found)++;
         }
     }
@@ -2173,6 +2239,62 @@ static int isolate(run_ctx *rc, size_t *rows, size_t n, const char *target)
         /* Rows that fail only together: bisection finds the later one. */
     }
     return bisect(rc, rows, n, target);
+}
+
+typedef struct keyed_row {
+    unsigned long long h;
+    size_t row;
+} keyed_row;
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    const keyed_row *x = a, *y = b;
+
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* The rows of rows[0..n) (rolled back) whose key already existed in
+ * target rc->conflict_ti, where the counts could not tell which
+ * (conflict_rows): the row pass asks each row, one round trip. Without
+ * it, or when it found none, the subset runs again in two parts, cut at
+ * the key boundary nearest the middle: a key's rows stay in one part (an
+ * earlier row of a key in one part could go in and make its last row
+ * fail in the other). A part holding one key always tells. */
+static int tell_conflicts(run_ctx *rc, size_t *rows, size_t n)
+{
+    keyed_row *k;
+    size_t cut = 0, best = n;
+    int code;
+
+    if (rc->ex->rows_fn != NULL && !rc->no_row_pass) {
+        size_t found;
+        code = row_pass(rc, rows, n, &found);
+        if (code != IG_OK)
+            return code;
+        if (found > 0)
+            return rerun_without_failed(rc, rows, n);
+    }
+    k = ig_xmalloc(n * sizeof(*k));
+    for (size_t i = 0; i < n; i++) {
+        k[i].h = ig_batch_row_at(rc->b, rows[i])->khash[rc->conflict_ti];
+        k[i].row = rows[i];
+    }
+    qsort(k, n, sizeof(*k), cmp_keyed);
+    for (size_t i = 0; i < n; i++)
+        rows[i] = k[i].row;
+    for (size_t i = 1; i < n; i++)
+        if (k[i - 1].h != k[i].h) {
+            size_t d = i > n / 2 ? i - n / 2 : n / 2 - i;
+            if (d < best)
+                best = d, cut = i;
+        }
+    free(k);
+    if (cut == 0) /* one key hash: keys with a NULL, each its own key */
+        cut = n / 2;
+    code = run_subset(rc, rows, cut);
+    return code == IG_OK ? run_subset(rc, rows + cut, n - cut) : code;
 }
 
 /* Apply rows[0..n) in a savepoint; on a data failure, roll back and
@@ -2258,13 +2380,8 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
         if (rb != IG_OK)
             return rb;
     }
-    if (refail == 2 && code == IG_OK) {
-        /* Which rows' keys existed is unknown: halves until it is (a
-         * one-row subset always tells, conflict_rows). */
-        code = run_subset(rc, rows, n / 2);
-        return code == IG_OK ? run_subset(rc, rows + n / 2, n - n / 2)
-                             : code;
-    }
+    if (refail == 2 && code == IG_OK)
+        return tell_conflicts(rc, rows, n);
     if (refail && code == IG_OK)
         return rerun_without_failed(rc, rows, n);
     return isolate(rc, rows, n, failed_target);

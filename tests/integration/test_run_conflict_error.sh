@@ -78,6 +78,73 @@ for bs in 5000 64 7; do
     "trigger-changed keys, batch size $bs: every good row is in, the old rows untouched"
 done
 
+# --- keys the bytes do not decide, with duplicates: last ------------------
+# A key's earlier row must not go in and make its last row fail: a
+# character(3) key with a trailing space (the stored key drops it when
+# compared as text), a key a trigger upper-cases, a key a trigger extends
+# so that one row's key becomes another's.
+sql "CREATE TABLE padded (id serial PRIMARY KEY, code character(3) UNIQUE, v text)"
+sql "INSERT INTO padded (code, v) VALUES ('zz', 'old')"
+sql "CREATE TABLE extended (id serial PRIMARY KEY, code text NOT NULL UNIQUE, v text)"
+sql "CREATE FUNCTION extend_key() RETURNS trigger LANGUAGE plpgsql AS
+       \$\$BEGIN NEW.code := NEW.code || '_'; RETURN NEW; END\$\$"
+sql "CREATE TRIGGER extend_key BEFORE INSERT ON extended
+       FOR EACH ROW EXECUTE FUNCTION extend_key()"
+sql "INSERT INTO extended (code, v) VALUES ('p_', 'old')"   # stored as p__
+for case in "padded|code,v\n\"ab \",a\nzz,x\n\"ab \",b\n|ab|b;zz|old" \
+            "upper_code|code,v\nk1,a\nk0,x\nk1,b\n|K0|old;K1|b" \
+            "extended|code,v\np_,a\np,b\n|p_|b;p__|old"; do
+  IFS='|' read -r table csv want1 want2 <<<"$case"
+  [ "$table" = upper_code ] && { sql "TRUNCATE upper_code"; sql "INSERT INTO upper_code (code, v) VALUES ('k0', 'old')"; }
+  sed "s/table: repeated_placeholder/table: $table/" >"$IT_TMP/$table.yaml" <<'EOF2'
+description: duplicates last, on_conflict error
+targets:
+  - table: repeated_placeholder
+    key: [code]
+    on_conflict: error
+    duplicates: last
+    columns:
+      code: code
+      v: v
+EOF2
+  printf "$csv" >"$IT_TMP/$table.csv"
+  run_ingot 1 run "$IT_TMP/$table.yaml" "$IT_TMP/$table.csv" --json --no-reject-file
+  want_rows='["2:ALREADY_EXISTS"]'
+  [ "$table" = extended ] && want_rows='["1:ALREADY_EXISTS"]'
+  assert_eq "$want_rows" "$(jq -c '[.failed_rows[] | "\(.row):\(.reasons[0].code)"]' <<<"$OUT")" \
+    "$table: only the row whose key existed fails"
+  assert_eq "$want1|$want2" "$(sql "SELECT string_agg(code || '|' || v, ';' ORDER BY code) FROM $table")" \
+    "$table: the last row of the new key went in"
+done
+
+# --- no row pass (it hits the statement timeout): split by key ------------
+sql "CREATE TABLE slow_upper (id serial PRIMARY KEY, code text NOT NULL UNIQUE, v text)"
+sql "CREATE FUNCTION slow_upper_key() RETURNS trigger LANGUAGE plpgsql AS
+       \$\$BEGIN NEW.code := upper(NEW.code);
+         IF current_query() LIKE '%ingot_rows%' THEN PERFORM pg_sleep(0.01); END IF;
+         RETURN NEW; END\$\$"
+sql "CREATE TRIGGER slow_upper_key BEFORE INSERT ON slow_upper
+       FOR EACH ROW EXECUTE FUNCTION slow_upper_key()"
+sql "INSERT INTO slow_upper (code, v) SELECT 'k' || g, 'old' FROM generate_series(0, 199, 10) g"
+sed 's/table: upper_code/table: slow_upper/; s/on_conflict: error/on_conflict: error\n    duplicates: last/' \
+  "$IT_TMP/upper.yaml" >"$IT_TMP/slow.yaml"
+awk 'BEGIN { print "code,v"; for (i = 0; i < 200; i++) printf "k%d,a%d\n", i, i;
+  for (i = 0; i < 200; i += 3) printf "k%d,b%d\n", i, i }' >"$IT_TMP/slow.csv"
+INGOT_LOG_LEVEL=debug run_ingot 1 run "$IT_TMP/slow.yaml" "$IT_TMP/slow.csv" --json --no-reject-file --statement-timeout 1000
+assert_contains "$ERR" "the row pass could not isolate rows" "the pass hit the statement timeout"
+# K0, K10, .. K190 exist: each of their rows fails (first and second
+# occurrences), every other key's last row goes in.
+want=$(awk 'BEGIN { for (i = 0; i < 200; i++) { if (i % 10 == 0) n++ }
+  for (i = 0; i < 200; i += 3) if (i % 10 == 0) n++; print n }')
+assert_eq "$want" "$(jq .counts.failed <<<"$OUT")" "every row of an existing key failed"
+assert_eq '["ALREADY_EXISTS"]' "$(jq -c '[.failed_rows[].reasons[0].code] | unique' <<<"$OUT")" "... as ALREADY_EXISTS"
+assert_eq "0" "$(sql "SELECT count(*) FROM slow_upper WHERE v <> 'old' AND right(code, 1) = '0'")" \
+  "no existing key was overwritten or added twice"
+assert_eq "180" "$(sql "SELECT count(*) FROM slow_upper WHERE v <> 'old'")" "the 180 new keys went in"
+assert_eq "0" "$(sql "SELECT count(*) FROM slow_upper s WHERE v <> 'old' AND v <> CASE
+    WHEN substr(code, 2)::int % 3 = 0 THEN 'b' ELSE 'a' END || substr(code, 2)")" \
+  "each new key holds its last row"
+
 # --- duplicates: last, one existing key repeated --------------------------
 sql "CREATE TABLE repeated (id serial PRIMARY KEY, code text NOT NULL UNIQUE, v text)"
 sql "INSERT INTO repeated (code, v) VALUES ('k1', 'old')"
