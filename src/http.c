@@ -381,22 +381,20 @@ static int json_number(const char *p, size_t n)
     return i == n;
 }
 
-/* The JSON body p[0..n) with every number that is the value of a row's
- * key (inside an object inside the top-level array) written as a string
- * of its own text (owned, in *out, *outlen), so that the row gets the
- * number exactly as sent: jansson would hold it as an int64 or a double
- * (15 significant digits, "1.10" as 1.1, longer integers refused). A
- * token that is not a JSON number is left for jansson to refuse. *nq:
- * how many numbers were quoted. */
-static void quote_numbers(const char *p, size_t n, char **out,
-                          size_t *outlen, size_t *nq)
+/* The numbers of the JSON body p[0..n) that are the value of a row's key
+ * (inside an object inside the top-level array) and are JSON numbers:
+ * their starts and ends, in *spans (owned; 2 per number), how many in
+ * *nspans. A token that is not a JSON number is left for jansson to
+ * refuse. */
+static void find_numbers(const char *p, size_t n, size_t **spans,
+                         size_t *nspans)
 {
-    strbuf b = {NULL, 0, 0, '"'};
-    size_t from = 0;
+    size_t cap = 0;
     int depth = 0, in_str = 0, esc = 0;
     char last = 0; /* the last character outside strings but spaces */
 
-    *nq = 0;
+    *spans = NULL;
+    *nspans = 0;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (in_str) {
@@ -410,16 +408,16 @@ static void quote_numbers(const char *p, size_t n, char **out,
         }
         if (depth == 2 && last == ':' && (c == '-' || (c >= '0' && c <= '9'))) {
             size_t j = i;
-            while (j < n && strchr("+-.eE0123456789", p[j]) != NULL &&
-                   p[j] != '\0')
+            while (j < n && p[j] != '\0' &&
+                   strchr("+-.eE0123456789", p[j]) != NULL)
                 j++;
             if (json_number(p + i, j - i)) {
-                sb_put(&b, p + from, i - from);
-                sb_put(&b, "\"", 1);
-                sb_put(&b, p + i, j - i);
-                sb_put(&b, "\"", 1);
-                from = j;
-                (*nq)++;
+                if (*nspans + 2 > cap) {
+                    cap = cap ? 2 * cap : 64;
+                    *spans = ig_xrealloc(*spans, cap * sizeof(**spans));
+                }
+                (*spans)[(*nspans)++] = i;
+                (*spans)[(*nspans)++] = j;
             }
             last = '0';
             i = j - 1;
@@ -434,9 +432,49 @@ static void quote_numbers(const char *p, size_t n, char **out,
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
             last = c;
     }
-    sb_put(&b, p + from, n - from);
-    *out = b.p;
-    *outlen = b.len;
+}
+
+/* The JSON body p[0..n) with the numbers find_numbers found (spans)
+ * written as strings of their own text (owned, exactly n + nspans bytes
+ * and a NUL): jansson would hold a number as an int64 or a double (15
+ * significant digits, 1.10 as 1.1, longer integers refused), and the row
+ * gets the number exactly as sent. */
+static char *quote_numbers(const char *p, size_t n, const size_t *spans,
+                           size_t nspans)
+{
+    char *out = ig_xmalloc(n + nspans + 1), *o = out;
+    size_t from = 0;
+
+    for (size_t k = 0; k < nspans; k++) {
+        memcpy(o, p + from, spans[k] - from);
+        o += spans[k] - from;
+        *o++ = '"';
+        from = spans[k];
+    }
+    memcpy(o, p + from, n - from);
+    o[n - from] = '\0';
+    return out;
+}
+
+/* A parse error jerr of the quoted body (quote_numbers), as a position in
+ * the body as sent: less the quotes put in before it (on its line, for the
+ * column; no quote is a line break). */
+static void unquote_error(json_error_t *jerr, const char *quoted,
+                          const size_t *spans, size_t nspans)
+{
+    size_t pos = jerr->position > 0 ? (size_t)jerr->position : 0;
+    size_t line_start = pos, before = 0, on_line = 0;
+
+    while (line_start > 0 && quoted[line_start - 1] != '\n')
+        line_start--;
+    /* quote k of the quoted body sits at spans[k] + k */
+    for (size_t k = 0; k < nspans && spans[k] + k < pos; k++) {
+        before++;
+        if (spans[k] + k >= line_start)
+            on_line++;
+    }
+    jerr->position -= (int)before;
+    jerr->column -= (int)on_line;
 }
 
 /* Append the CSV text of one scalar JSON value. IG_DATA for an object or
@@ -856,15 +894,19 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
         /* JSON_DECODE_ANY: a scalar is well-formed JSON of the wrong shape
          * (422 below), not malformed. */
         {
-            size_t qlen, nq;
-            quote_numbers(data, len, &quoted, &qlen, &nq);
-            rows_json = json_loadb(quoted, qlen,
+            size_t *spans, nspans;
+            find_numbers(data, len, &spans, &nspans);
+            if (nspans > 0)
+                quoted = quote_numbers(data, len, spans, nspans);
+            rows_json = json_loadb(quoted ? quoted : data,
+                                   quoted ? len + nspans : len,
                                    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                                    &jerr);
             /* Malformed: jansson's message on the body as sent (its
-             * positions, its tokens), unless all it finds there is a
-             * number too long for it, which the quoting took care of. */
-            if (rows_json == NULL && nq > 0) {
+             * tokens unquoted), unless all it finds there is a number too
+             * long for it, which the quoting took care of: then the
+             * quoted body's message, its position moved back. */
+            if (rows_json == NULL && quoted != NULL) {
                 json_error_t orig;
                 json_t *again = json_loadb(
                     data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
@@ -873,7 +915,10 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                 if (again == NULL &&
                     json_error_code(&orig) != json_error_numeric_overflow)
                     jerr = orig;
+                else
+                    unquote_error(&jerr, quoted, spans, nspans);
             }
+            free(spans);
         }
         if (rows_json == NULL &&
             json_error_code(&jerr) == json_error_numeric_overflow) {

@@ -496,6 +496,17 @@ assert_contains "$(jq -r .error.message "$IT_TMP/resp")" "line 1, column 33: '}'
 assert_not_contains "$(jq -r .error.message "$IT_TMP/resp")" '"' "no quote the parser was given"
 body '[{"k": "nw-2", 12: 1}]'
 refused rt "$IT_TMP/b.json" 400 malformed_json "a number as a key"
+# A body whose first fault for the parser is a number too long for a
+# double: the message on the real fault is placed as for a short number.
+body '[{"k": "nw-2", "n": 1,
+        "v1": "x", "x": 10000, "v2": 123, "b": tru}]'
+refused rt "$IT_TMP/b.json" 400 malformed_json "a bad token after short numbers"
+short=$(jq -r .error.message "$IT_TMP/resp")
+body '[{"k": "nw-2", "n": 1,
+        "v1": "x", "x": 1e400, "v2": 123, "b": tru}]'
+refused rt "$IT_TMP/b.json" 400 malformed_json "a bad token after a long number"
+assert_eq "$short" "$(jq -r .error.message "$IT_TMP/resp")" "the same message and position as after short numbers"
+assert_contains "$short" "line 2, column" "the message is placed"
 printf '[{"k": "nw-2", "v1": "a\xff\xfeb", "v2": null, "n": 1, "x": 1, "b": true}]' >"$IT_TMP/b.json"
 refused rt "$IT_TMP/b.json" 400 malformed_json "invalid UTF-8 in a string"
 body "[$new_row, {\"k\": \"nw-2\", \"v1\": \"a\\ud83d b\", \"v2\": null, \"n\": 1, \"x\": 1, \"b\": true}]"
