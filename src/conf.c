@@ -199,8 +199,20 @@ static char *dotenv_value(char *v)
     return v;
 }
 
+/* Whether environment name `name` is in the NULL-terminated list only
+ * (every name is, when only is NULL). */
+static int wanted(const char *const *only, const char *name)
+{
+    if (only == NULL)
+        return 1;
+    for (; *only; only++)
+        if (strcmp(*only, name) == 0)
+            return 1;
+    return 0;
+}
+
 static int load_dotenv(ig_conf *c, const char *path, int required,
-                       ig_err *err)
+                       const char *const *only, ig_err *err)
 {
     FILE *f = fopen(path, "r");
     char line[8192];
@@ -234,8 +246,8 @@ static int load_dotenv(ig_conf *c, const char *path, int required,
         *eq = '\0';
         name = dotenv_value(p);
         k = ig_conf_find(name);
-        if (k == NULL || getenv(name) != NULL)
-            continue; /* not ours, or the environment wins */
+        if (k == NULL || getenv(name) != NULL || !wanted(only, name))
+            continue; /* not ours, the environment wins, or not asked */
         snprintf(origin, sizeof(origin), "%s:%d", path, lineno);
         rc = ig_conf_set(c, k, dotenv_value(eq + 1), origin, err);
     }
@@ -246,16 +258,22 @@ static int load_dotenv(ig_conf *c, const char *path, int required,
 int ig_conf_load(ig_conf *c, const char *dotenv_path, int required,
                  ig_err *err)
 {
+    return ig_conf_load_only(c, dotenv_path, required, NULL, err);
+}
+
+int ig_conf_load_only(ig_conf *c, const char *dotenv_path, int required,
+                      const char *const *only, ig_err *err)
+{
     int rc;
 
     if (dotenv_path != NULL) {
-        rc = load_dotenv(c, dotenv_path, required, err);
+        rc = load_dotenv(c, dotenv_path, required, only, err);
         if (rc != IG_OK)
             return rc;
     }
     for (const ig_conf_key *k = keys; k->name; k++) {
         const char *v = getenv(k->name);
-        if (v == NULL)
+        if (v == NULL || !wanted(only, k->name))
             continue;
         rc = ig_conf_set(c, k, v, "environment", err);
         if (rc != IG_OK)

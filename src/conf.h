@@ -77,6 +77,14 @@ void ig_conf_init(ig_conf *c);
 int ig_conf_load(ig_conf *c, const char *dotenv_path, int required,
                  ig_err *err) IG_MUSTCHECK;
 
+/* ig_conf_load for the settings named in only (environment names,
+ * NULL-terminated) and no other: the rest keep their defaults, and what
+ * the environment or the .env file says of them is neither read nor
+ * checked (a program embedding libingot is not refused for a worker
+ * setting it never uses). */
+int ig_conf_load_only(ig_conf *c, const char *dotenv_path, int required,
+                      const char *const *only, ig_err *err) IG_MUSTCHECK;
+
 /* Set one key from text; origin ("environment", "--batch-size", ".env:3")
  * goes into the error message. IG_OK or IG_CONFIG. */
 int ig_conf_set(ig_conf *c, const ig_conf_key *k, const char *value,

@@ -51,9 +51,17 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
     ig_conf c;
     ig_err err;
 
+    /* The settings an import uses, those below; a bad worker setting
+     * (INGOT_HTTP_LISTEN, say) is not the embedding program's concern. */
+    static const char *const used[] = {
+        "DATABASE_URL", "INGOT_PIPELINE_DIR", "IMPORT_BATCH_SIZE",
+        "IMPORT_MAX_ROWS", "IMPORT_TIMEOUT_SECONDS",
+        "IMPORT_STATEMENT_TIMEOUT_MS", "IMPORT_POOL_SIZE", "IMPORT_WRITERS",
+        "IMPORT_INSERT_FIRST", "INGOT_LOG_LEVEL", NULL};
+
     memset(s, 0, sizeof(*s));
     ig_conf_init(&c);
-    if (ig_conf_load(&c, ".env", 0, &err) != IG_OK) {
+    if (ig_conf_load_only(&c, ".env", 0, used, &err) != IG_OK) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s", err.msg);
         ig_conf_fini(&c);

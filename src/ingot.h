@@ -111,8 +111,10 @@ INGOT_API const char *ingot_version(void);
 
 /* Fill *s with the defaults overridden by ./.env and the environment
  * (DATABASE_URL, IMPORT_BATCH_SIZE, ...). Returns 0, or -1 with a message
- * in errbuf when a setting is invalid. The strings it sets are borrowed:
- * valid until the next call (like getenv's; call it from one thread). */
+ * in errbuf when a setting it fills (or INGOT_LOG_LEVEL) is invalid; the
+ * settings of the worker and its HTTP API are neither read nor checked.
+ * The strings it sets are borrowed: valid until the next call (like
+ * getenv's; call it from one thread). */
 INGOT_API int ingot_settings_init(ingot_settings *s, char *errbuf,
                                   size_t errlen);
 

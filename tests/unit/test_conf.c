@@ -118,6 +118,44 @@ static void test_conf_dotenv_error_names_file_and_line(void **st)
     unlink(path);
 }
 
+/* ig_conf_load_only reads and checks the settings it is given and no
+ * other, from the environment and from .env. */
+static void test_conf_load_only_leaves_the_rest(void **st)
+{
+    char path[] = "/tmp/ingot-test-envXXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    static const char *const only[] = {"IMPORT_BATCH_SIZE",
+                                       "IMPORT_MAX_ROWS", NULL};
+    ig_conf c;
+    ig_err err;
+    (void)st;
+
+    fprintf(f, "IMPORT_BATCH_SIZE=250\nINGOT_LEASE_SECONDS=never\n");
+    fclose(f);
+    clear_env();
+    setenv("INGOT_WORKER_THREADS", "many", 1);
+    setenv("IMPORT_MAX_ROWS", "888", 1);
+    ig_conf_init(&c);
+    assert_int_equal(ig_conf_load(&c, path, 1, &err), IG_CONFIG);
+    ig_conf_fini(&c);
+    ig_conf_init(&c);
+    assert_int_equal(ig_conf_load_only(&c, path, 1, only, &err), IG_OK);
+    assert_int_equal(c.batch_size, 250); /* from .env */
+    assert_int_equal(c.max_rows, 888);   /* from the environment */
+    assert_int_equal(c.worker_threads, 2); /* not read: the default */
+    assert_int_equal(c.lease_seconds, 30);
+    ig_conf_fini(&c);
+    setenv("IMPORT_MAX_ROWS", "lots", 1); /* asked for: still checked */
+    ig_conf_init(&c);
+    assert_int_equal(ig_conf_load_only(&c, path, 1, only, &err), IG_CONFIG);
+    assert_non_null(strstr(err.msg, "IMPORT_MAX_ROWS"));
+    ig_conf_fini(&c);
+    unsetenv("INGOT_WORKER_THREADS");
+    unsetenv("IMPORT_MAX_ROWS");
+    unlink(path);
+}
+
 static void test_conf_redact_hides_passwords(void **st)
 {
     char b[256];
@@ -191,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_conf_bad_values_name_the_setting),
         cmocka_unit_test(test_conf_env_overrides_dotenv_and_flag_overrides_env),
         cmocka_unit_test(test_conf_dotenv_error_names_file_and_line),
+        cmocka_unit_test(test_conf_load_only_leaves_the_rest),
         cmocka_unit_test(test_conf_redact_hides_passwords),
         cmocka_unit_test(test_conf_secret_not_echoed_in_errors),
         cmocka_unit_test(test_conf_every_setting_is_in_the_readme),
