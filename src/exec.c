@@ -832,7 +832,8 @@ static void build_rows_fn(ig_exec *ex)
            "ig_detail text) LANGUAGE plpgsql AS " ROWS_TAG
            "\n#variable_conflict use_column\n"
            "DECLARE ig_rec record; ig_x record; ig_t integer; "
-           "ig_c1 bigint; ig_c2 bigint; ig_c3 bigint; ig_c4 text; ig_c5 bigint; "
+           "ig_c1 bigint; ig_c2 bigint; ig_c3 bigint; ig_c4 text; "
+           "ig_c5 bigint; "
            "ig_done bigint := 0; BEGIN FOR ig_rec IN ");
     if (walk) {
         sb_add(&body, "SELECT s.*, dense_rank() OVER (ORDER BY ");
@@ -1822,14 +1823,6 @@ static char *target_sql(run_ctx *rc, size_t ti, const size_t *rows,
     return ig_xstrdup(sql);
 }
 
-/* Under on_conflict: error, mark the rows of rows[0..n) whose key
- * already existed in target ti's table, from the upsert's result res
- * (build_upsert): the kept rows, how many were inserted, the rows of the
- * kept rows the key matching found not inserted (with the rows each
- * superseded) and how many kept rows that was. *refail: 1 when rows were
- * marked, 2 when the subset must be split to tell which (some inserted,
- * and the key matching disagrees with the counts: a BEFORE trigger
- * changed keys). */
 /* Row `row` failed in target ti because its key already existed. */
 static void mark_exists(run_ctx *rc, size_t row, size_t ti)
 {
@@ -1889,7 +1882,7 @@ static void conflict_rows(run_ctx *rc, size_t ti, const size_t *rows,
 /* Read target ti's counts (and, under on_conflict: error, its rejected
  * rows among rows[0..n)) from the upsert's result res (borrowed).
  * *refail: rows were marked failed and the subset must be run again (2:
- * split in two first, see conflict_rows). */
+ * which ones is still to be found, see tell_conflicts). */
 static void target_result(run_ctx *rc, size_t ti, const size_t *rows,
                           size_t n, PGresult *res, long long nsrc,
                           long long nkeys, ig_counts *delta, int *refail)
