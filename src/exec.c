@@ -772,9 +772,12 @@ static void add_row_target(sb *fn, ig_exec *ex, size_t ti, const char *rec,
                    "IF SQLSTATE IN (%s) THEN RAISE; END IF; END; ELSE ",
                swallow, sql, into, transient);
     sb_add(fn, "%s INTO %s; ", sql, into);
+    /* Kept and not inserted: its key existed -- unless an earlier row of
+     * its key went in during this pass (a parent's, applied for its
+     * lookups): then the batch's counts decide. */
     if (tp->conflict_error)
-        sb_add(fn, "IF ig_c3 < ig_c2 THEN RAISE SQLSTATE '" ROWS_EXISTS
-                   "'; END IF; ");
+        sb_add(fn, "IF ig_c3 < ig_c2 THEN RAISE SQLSTATE '%s'; END IF; ",
+               swallow ? ROWS_SKIP : ROWS_EXISTS);
     if (swallow)
         sb_add(fn, "END IF; ");
     free(sql);
@@ -1870,7 +1873,7 @@ static void conflict_rows(run_ctx *rc, size_t ti, const size_t *rows,
         }
     } else {
         ig_log(IG_LOG_DEBUG, "exec: target %s: %lld of %lld rows went in "
-               "and the keys cannot tell which%s; asking row by row",
+               "and the keys cannot tell which%s; finding them",
                ig_pipeline_target(rc->ex->p, ti)->name, ins, kept,
                rc->ex->t[ti].insert_trigger ? " (a BEFORE INSERT trigger)"
                                             : "");
@@ -2236,7 +2239,7 @@ static int isolate(run_ctx *rc, size_t *rows, size_t n, const char *target)
 
 typedef struct keyed_row {
     unsigned long long h;
-    size_t row;
+    size_t pos; /* in file order */
 } keyed_row;
 
 static int cmp_keyed(const void *a, const void *b)
@@ -2245,20 +2248,97 @@ static int cmp_keyed(const void *a, const void *b)
 
     if (x->h != y->h)
         return x->h < y->h ? -1 : 1;
-    return x->row < y->row ? -1 : x->row > y->row;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Cut rows[0..n) (file order) in two parts for tell_conflicts, each part
+ * in file order, the first to run first; returns the first part's size
+ * (it moves rows). A key of target ti never has rows in both parts: an
+ * earlier row of a key could go in and make its last row fail. Where a
+ * cut in file order keeps every key on one side, that cut, nearest the
+ * middle: every other target's rows keep their order too. Where keys
+ * interleave, whole keys go to the first part in the order of their first
+ * rows until it holds half the rows (another target's key with rows in
+ * both parts may then see an earlier row applied last: a pipeline with no
+ * row pass, whose key check needed one, and keys interleaved in two
+ * targets). */
+static size_t cut_by_key(run_ctx *rc, size_t ti, size_t *rows, size_t n)
+{
+    keyed_row *k = ig_xmalloc(n * sizeof(*k));
+    size_t *first = ig_xmalloc(n * sizeof(*first));
+    size_t *last = ig_xmalloc(n * sizeof(*last));
+    size_t cut = 0, best = n, reach = 0;
+
+    qsort(rows, n, sizeof(*rows), cmp_row);
+    for (size_t i = 0; i < n; i++) {
+        k[i].h = ig_batch_row_at(rc->b, rows[i])->khash[ti];
+        k[i].pos = i;
+    }
+    qsort(k, n, sizeof(*k), cmp_keyed);
+    for (size_t g = 0, e; g < n; g = e) { /* each key: its first, last row */
+        for (e = g + 1; e < n && k[e].h == k[g].h; e++)
+            ;
+        for (size_t j = g; j < e; j++) {
+            first[k[j].pos] = k[g].pos;
+            last[k[j].pos] = k[e - 1].pos;
+        }
+    }
+    for (size_t c = 1; c < n; c++) {
+        if (last[c - 1] > reach)
+            reach = last[c - 1];
+        if (reach < c && (c > n / 2 ? c - n / 2 : n / 2 - c) < best) {
+            best = c > n / 2 ? c - n / 2 : n / 2 - c;
+            cut = c;
+        }
+    }
+    if (cut == 0) {
+        /* Keys interleave: whole keys, by their first rows. */
+        size_t *tmp = ig_xmalloc(n * sizeof(*tmp)), na = 0, nb = 0;
+        size_t limit = 0; /* where the last key starts: it goes to B */
+        unsigned char *in_a = ig_xcalloc(n, 1);
+        for (size_t i = 0; i < n; i++)
+            if (first[i] > limit)
+                limit = first[i];
+        for (size_t i = 0; i < n; i++) {
+            if (first[i] == i) /* a key starts: A while under half */
+                in_a[i] = na < n / 2 && i < limit;
+            else
+                in_a[i] = in_a[first[i]];
+            na += in_a[i];
+        }
+        for (size_t i = 0; i < n; i++)
+            if (in_a[i])
+                tmp[nb++] = rows[i];
+        cut = nb;
+        for (size_t i = 0; i < n; i++)
+            if (!in_a[i])
+                tmp[nb++] = rows[i];
+        memcpy(rows, tmp, n * sizeof(*rows));
+        free(tmp);
+        free(in_a);
+    }
+    free(k);
+    free(first);
+    free(last);
+    return cut;
 }
 
 /* The rows of rows[0..n) (rolled back) whose key already existed in
  * target rc->conflict_ti, where the counts could not tell which
  * (conflict_rows): the row pass asks each row, one round trip. Without
- * it, or when it found none, the subset runs again in two parts, cut at
- * the key boundary nearest the middle: a key's rows stay in one part (an
- * earlier row of a key in one part could go in and make its last row
- * fail in the other). A part holding one key always tells. */
+ * it, or when it found none, the subset runs again in two parts
+ * (cut_by_key), until the counts tell: a part holding one key always
+ * does. */
 static int tell_conflicts(run_ctx *rc, size_t *rows, size_t n)
 {
-    keyed_row *k;
-    size_t cut = 0, best = n;
+    size_t cut;
     int code;
 
     if (rc->ex->rows_fn != NULL && !rc->no_row_pass) {
@@ -2269,22 +2349,9 @@ static int tell_conflicts(run_ctx *rc, size_t *rows, size_t n)
         if (found > 0)
             return rerun_without_failed(rc, rows, n);
     }
-    k = ig_xmalloc(n * sizeof(*k));
-    for (size_t i = 0; i < n; i++) {
-        k[i].h = ig_batch_row_at(rc->b, rows[i])->khash[rc->conflict_ti];
-        k[i].row = rows[i];
-    }
-    qsort(k, n, sizeof(*k), cmp_keyed);
-    for (size_t i = 0; i < n; i++)
-        rows[i] = k[i].row;
-    for (size_t i = 1; i < n; i++)
-        if (k[i - 1].h != k[i].h) {
-            size_t d = i > n / 2 ? i - n / 2 : n / 2 - i;
-            if (d < best)
-                best = d, cut = i;
-        }
-    free(k);
-    if (cut == 0) /* one key hash: keys with a NULL, each its own key */
+    cut = cut_by_key(rc, rc->conflict_ti, rows, n);
+    if (cut == 0 || cut == n) /* one key hash: keys with a NULL, each its
+                                 own key */
         cut = n / 2;
     code = run_subset(rc, rows, cut);
     return code == IG_OK ? run_subset(rc, rows + cut, n - cut) : code;

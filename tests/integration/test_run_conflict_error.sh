@@ -5,8 +5,11 @@
 #   - the table has columns named like the statement's own row numbers
 #     (`_row`, `_rows`);
 #   - a BEFORE INSERT trigger changes the key, so the keys the INSERT
-#     returns are not the file's (the rows are told apart by counts, in
-#     halves of the batch, and in the row pass);
+#     returns are not the file's (the rows are told apart by counts: the
+#     row pass's, or the batch's in parts that keep a key's rows
+#     together);
+#   - the target is a parent (looked up by another) under
+#     `duplicates: last`, and the row pass runs for another row;
 #   - under `duplicates: last` one existing key is repeated many times:
 #     all its rows fail in one run of the batch, not one rerun per row.
 source "$(dirname "$0")/lib.sh"
@@ -144,6 +147,74 @@ assert_eq "180" "$(sql "SELECT count(*) FROM slow_upper WHERE v <> 'old'")" "the
 assert_eq "0" "$(sql "SELECT count(*) FROM slow_upper s WHERE v <> 'old' AND v <> CASE
     WHEN substr(code, 2)::int % 3 = 0 THEN 'b' ELSE 'a' END || substr(code, 2)")" \
   "each new key holds its last row"
+
+# --- a parent under on_conflict: error and duplicates: last ---------------
+# A child row breaks a CHECK, so the row pass runs; it applies the
+# parent's earlier row of a key (for the child's lookup), and the key's
+# last row must still go in, not fail as if the key had existed.
+sql "CREATE TABLE par (id serial PRIMARY KEY, name text NOT NULL UNIQUE, v text)"
+sql "CREATE TABLE chi (id serial PRIMARY KEY, sku text NOT NULL UNIQUE,
+       par_id integer REFERENCES par, q integer CHECK (q >= 0))"
+cat >"$IT_TMP/parchi.yaml" <<'EOF2'
+description: a parent under on_conflict error, duplicates last
+targets:
+  - name: par
+    table: par
+    key: [name]
+    on_conflict: error
+    duplicates: last
+    columns:
+      name: name
+      v: v
+  - name: chi
+    table: chi
+    key: [sku]
+    columns:
+      sku: sku
+      par_id: { lookup: { target: par } }
+      q: { from: q, type: int }
+EOF2
+awk 'BEGIN { print "name,v,sku,q"; print "A,first,s1,1"; print "A,last,s2,1";
+  for (i = 3; i <= 20; i++) printf "B%d,x,s%d,%d\n", i, i, (i == 10 ? -1 : 1) }' >"$IT_TMP/parchi.csv"
+run_ingot 1 run "$IT_TMP/parchi.yaml" "$IT_TMP/parchi.csv" --json --no-reject-file
+assert_eq '["10:23514"]' "$(jq -c '[.failed_rows[] | "\(.row):\(.reasons[0].code)"]' <<<"$OUT")" \
+  "a parent's key with two rows: only the bad child row fails"
+assert_eq "A|last" "$(sql "SELECT name || '|' || v FROM par WHERE name = 'A'")" "the parent key holds its last row"
+assert_eq "19" "$(sql "SELECT count(*) FROM chi")" "every good child row went in"
+
+# --- no row pass: parts keep every target's rows in file order ------------
+# (A guard holding the pass's quote tag leaves the pipeline without one.)
+sql "CREATE TABLE par2 (id serial PRIMARY KEY, name text NOT NULL UNIQUE, v text)"
+sql "CREATE TABLE chi2 (id serial PRIMARY KEY, sku text NOT NULL UNIQUE, par_id integer)"
+sql "CREATE FUNCTION same_row() RETURNS trigger LANGUAGE plpgsql AS
+       \$\$BEGIN RETURN NEW; END\$\$"
+sql "CREATE TRIGGER same_row BEFORE INSERT ON chi2 FOR EACH ROW EXECUTE FUNCTION same_row()"
+sql "INSERT INTO chi2 (sku) VALUES ('s7')"
+cat >"$IT_TMP/parchi2.yaml" <<'EOF2'
+description: no row pass, a trigger on the on_conflict error target
+targets:
+  - name: par2
+    table: par2
+    key: [name]
+    duplicates: last
+    guard: "'$ingot_fn$' IS NOT NULL"
+    columns:
+      name: name
+      v: v
+  - name: chi2
+    table: chi2
+    key: [sku]
+    on_conflict: error
+    columns:
+      sku: sku
+      par_id: { lookup: { target: par2 } }
+EOF2
+awk 'BEGIN { print "name,v,sku"; for (i = 1; i <= 40; i++) printf "A,v%d,s%d\n", i, i }' >"$IT_TMP/parchi2.csv"
+run_ingot 1 run "$IT_TMP/parchi2.yaml" "$IT_TMP/parchi2.csv" --json --no-reject-file
+assert_eq '["7:ALREADY_EXISTS"]' "$(jq -c '[.failed_rows[] | "\(.row):\(.reasons[0].code)"]' <<<"$OUT")" \
+  "no row pass: only the existing child key fails"
+assert_eq "A|v40" "$(sql "SELECT name || '|' || v FROM par2")" "the parent holds the file's last row"
+assert_eq "40" "$(sql "SELECT count(*) FROM chi2")" "the 39 new child rows went in"
 
 # --- duplicates: last, one existing key repeated --------------------------
 sql "CREATE TABLE repeated (id serial PRIMARY KEY, code text NOT NULL UNIQUE, v text)"
