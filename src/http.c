@@ -17,6 +17,7 @@
 
 #include "db.h"
 #include "jobq.h"
+#include "jsontext.h"
 #include "log.h"
 #include "pipeline.h"
 #include "pool.h"
@@ -346,95 +347,7 @@ static void sb_field(strbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* Whether p[0..n) is a JSON number (RFC 8259, section 6). */
-static int json_number(const char *p, size_t n)
-{
-    size_t i = 0;
-
-    if (i < n && p[i] == '-')
-        i++;
-    if (i < n && p[i] == '0')
-        i++;
-    else if (i < n && p[i] >= '1' && p[i] <= '9')
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-    else
-        return 0;
-    if (i < n && p[i] == '.') {
-        size_t d = ++i;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        size_t d;
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            i++;
-        d = i;
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    return i == n;
-}
-
-/* The numbers of the JSON body p[0..n) that are the value of a row's key
- * (inside an object inside the top-level array) and are JSON numbers:
- * their starts and ends, in *spans (owned; 2 per number), how many in
- * *nspans. A token that is not a JSON number is left for jansson to
- * refuse. */
-static void find_numbers(const char *p, size_t n, size_t **spans,
-                         size_t *nspans)
-{
-    size_t cap = 0;
-    int depth = 0, in_str = 0, esc = 0;
-    char last = 0; /* the last character outside strings but spaces */
-
-    *spans = NULL;
-    *nspans = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (in_str) {
-            if (esc)
-                esc = 0;
-            else if (c == '\\')
-                esc = 1;
-            else if (c == '"')
-                in_str = 0;
-            continue;
-        }
-        if (depth == 2 && last == ':' && (c == '-' || (c >= '0' && c <= '9'))) {
-            size_t j = i;
-            while (j < n && p[j] != '\0' &&
-                   strchr("+-.eE0123456789", p[j]) != NULL)
-                j++;
-            if (json_number(p + i, j - i)) {
-                if (*nspans + 2 > cap) {
-                    cap = cap ? 2 * cap : 64;
-                    *spans = ig_xrealloc(*spans, cap * sizeof(**spans));
-                }
-                (*spans)[(*nspans)++] = i;
-                (*spans)[(*nspans)++] = j;
-            }
-            last = '0';
-            i = j - 1;
-            continue;
-        }
-        if (c == '"')
-            in_str = 1;
-        else if (c == '[' || c == '{')
-            depth++;
-        else if (c == ']' || c == '}')
-            depth--;
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-            last = c;
-    }
-}
-
-/* The JSON body p[0..n) with the numbers find_numbers found (spans)
+/* The JSON body p[0..n) with the numbers ig_jsontext_numbers found (spans)
  * written as strings of their own text (owned, exactly n + nspans bytes
  * and a NUL): jansson would hold a number as an int64 or a double (15
  * significant digits, 1.10 as 1.1, longer integers refused), and the row
@@ -895,7 +808,7 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
          * (422 below), not malformed. */
         {
             size_t *spans, nspans;
-            find_numbers(data, len, &spans, &nspans);
+            ig_jsontext_numbers(data, len, 1, &spans, &nspans);
             if (nspans > 0)
                 quoted = quote_numbers(data, len, spans, nspans);
             rows_json = json_loadb(quoted ? quoted : data,

@@ -20,6 +20,8 @@
 
 #include "rules.h"
 
+#include "jsontext.h"
+
 #include <jansson.h>
 #include <locale.h>
 #include <math.h>
@@ -823,6 +825,28 @@ static int type_json(ig_value v, ig_value *out, ig_rule_fail *f)
      * does not. Duplicate keys are allowed, as jsonb allows them. */
     j = json_loadb(v.p, v.len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
                    &jerr);
+    if (j == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        /* A number beyond a double (1e400): jsonb takes it. Check the
+         * rest with every number written as 0. */
+        size_t *spans, nspans;
+        ig_jsontext_numbers(v.p, v.len, 0, &spans, &nspans);
+        if (nspans > 0) {
+            char *z = ig_xmalloc(v.len + 1), *o = z;
+            size_t from = 0;
+            for (size_t k = 0; k < nspans; k += 2) {
+                memcpy(o, v.p + from, spans[k] - from);
+                o += spans[k] - from;
+                *o++ = '0';
+                from = spans[k + 1];
+            }
+            memcpy(o, v.p + from, v.len - from);
+            o += v.len - from;
+            j = json_loadb(z, (size_t)(o - z),
+                           JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
+            free(z);
+        }
+        free(spans);
+    }
     if (j == NULL)
         return fail_set(f, "type", "%s is not valid JSON: %s", quoted(v, &q),
                         jerr.text);

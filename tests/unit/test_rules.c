@@ -906,7 +906,10 @@ static void test_rules_json_valid_passes_original_text(void **state)
                                      "null",
                                      " [ ] ",
                                      "{\"a\":1,\"a\":2}",
-                                     "123456789012345678901234567890"};
+                                     "123456789012345678901234567890",
+                                     /* beyond a double: jsonb takes it */
+                                     "1e400",
+                                     "{\"a\": [1e400, -2E+999, \"1e400\"]}"};
     ig_value out;
     ig_rule_fail f;
     size_t i;
@@ -922,7 +925,8 @@ static void test_rules_json_valid_passes_original_text(void **state)
 static void test_rules_json_invalid_rejected(void **state)
 {
     static const char *const bad[] = {"{a:1}", "[1,]",        "",   "{\"a\":1",
-                                      "'x'",   "\"\\u0000\"", "1 2"};
+                                      "'x'",   "\"\\u0000\"", "1 2",
+                                      "[1e400,]", "{\"a\": 1e400 2}"};
     size_t i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
