@@ -14,6 +14,22 @@
 #     all its rows fail in one run of the batch, not one rerun per row.
 source "$(dirname "$0")/lib.sh"
 
+# last_error_pipeline TABLE: $IT_TMP/TABLE.yaml, columns code and v, key
+# code, on_conflict: error, duplicates: last.
+last_error_pipeline() {
+  cat >"$IT_TMP/$1.yaml" <<EOF
+description: duplicates last, on_conflict error
+targets:
+  - table: $1
+    key: [code]
+    on_conflict: error
+    duplicates: last
+    columns:
+      code: code
+      v: v
+EOF
+}
+
 # --- columns named _row and _rows -----------------------------------------
 sql "CREATE TABLE tagged (id serial PRIMARY KEY, code text NOT NULL UNIQUE,
        _row text, _rows text, v text)"
@@ -99,17 +115,7 @@ for case in "padded|code,v\n\"ab \",a\nzz,x\n\"ab \",b\n|ab|b;zz|old" \
             "extended|code,v\np_,a\np,b\n|p_|b;p__|old"; do
   IFS='|' read -r table csv want1 want2 <<<"$case"
   [ "$table" = upper_code ] && { sql "TRUNCATE upper_code"; sql "INSERT INTO upper_code (code, v) VALUES ('k0', 'old')"; }
-  sed "s/table: repeated_placeholder/table: $table/" >"$IT_TMP/$table.yaml" <<'EOF2'
-description: duplicates last, on_conflict error
-targets:
-  - table: repeated_placeholder
-    key: [code]
-    on_conflict: error
-    duplicates: last
-    columns:
-      code: code
-      v: v
-EOF2
+  last_error_pipeline "$table"
   printf "$csv" >"$IT_TMP/$table.csv"
   run_ingot 1 run "$IT_TMP/$table.yaml" "$IT_TMP/$table.csv" --json --no-reject-file
   want_rows='["2:ALREADY_EXISTS"]'
@@ -219,17 +225,7 @@ assert_eq "40" "$(sql "SELECT count(*) FROM chi2")" "the 39 new child rows went 
 # --- duplicates: last, one existing key repeated --------------------------
 sql "CREATE TABLE repeated (id serial PRIMARY KEY, code text NOT NULL UNIQUE, v text)"
 sql "INSERT INTO repeated (code, v) VALUES ('k1', 'old')"
-cat >"$IT_TMP/repeated.yaml" <<'EOF'
-description: duplicates last, on_conflict error
-targets:
-  - table: repeated
-    key: [code]
-    on_conflict: error
-    duplicates: last
-    columns:
-      code: code
-      v: v
-EOF
+last_error_pipeline repeated
 awk 'BEGIN { print "code,v"; for (i = 0; i < 2000; i++) printf "k1,v%d\n", i;
   print "k2,a"; print "k2,b" }' >"$IT_TMP/repeated.csv"
 INGOT_LOG_LEVEL=debug run_ingot 1 run "$IT_TMP/repeated.yaml" "$IT_TMP/repeated.csv" --json --no-reject-file
