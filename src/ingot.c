@@ -52,7 +52,8 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
     ig_err err;
 
     /* The settings an import uses, those below; a bad worker setting
-     * (INGOT_HTTP_LISTEN, say) is not the embedding program's concern. */
+     * (INGOT_WORKER_THREADS=many, say) is not the embedding program's
+     * concern. */
     static const char *const used[] = {
         "DATABASE_URL", "INGOT_PIPELINE_DIR", "IMPORT_BATCH_SIZE",
         "IMPORT_MAX_ROWS", "IMPORT_TIMEOUT_SECONDS",
