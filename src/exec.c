@@ -2121,8 +2121,152 @@ static void pin_row(run_ctx *rc, size_t row, const char *target)
                 msg);
 }
 
+typedef struct keyed_row {
+    unsigned long long h;
+    size_t pos; /* in file order */
+} keyed_row;
+
+static int cmp_keyed(const void *a, const void *b)
+{
+    const keyed_row *x = a, *y = b;
+
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Whether target ti keeps the last row of a key (the DISTINCT ON form):
+ * a subset holding some of a key's rows applies another row than the
+ * batch would. */
+static int keeps_last(const ig_exec *ex, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+
+    return t->duplicates == IG_DUPLICATES_LAST && t->n_key > 0;
+}
+
+/* The key groups of target ti among rows[0..n) (file order): for each
+ * position, the first and last position of its key's rows (a row the
+ * target does not take is a key of its own). */
+static void key_spans(run_ctx *rc, size_t ti, const size_t *rows, size_t n,
+                      size_t *first, size_t *last)
+{
+    keyed_row *k = ig_xmalloc(n * sizeof(*k));
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const ig_batch_row *r = ig_batch_row_at(rc->b, rows[i]);
+        first[i] = last[i] = i;
+        if (r->elig[ti]) {
+            k[m].h = r->khash[ti];
+            k[m++].pos = i;
+        }
+    }
+    qsort(k, m, sizeof(*k), cmp_keyed);
+    for (size_t g = 0, e; g < m; g = e) {
+        for (e = g + 1; e < m && k[e].h == k[g].h; e++)
+            ;
+        for (size_t j = g; j < e; j++) {
+            first[k[j].pos] = k[g].pos;
+            last[k[j].pos] = k[e - 1].pos;
+        }
+    }
+    free(k);
+}
+
+/* Cut rows[0..n) in two parts for a subset run again in parts (bisection,
+ * tell_conflicts): each part in file order, the first to run first;
+ * returns the first part's size (it moves rows). No key of a target
+ * keeping the last row of a key (duplicates: last), nor of target
+ * primary (when not (size_t)-1), has rows on both sides when that can be:
+ * a part holding some of a key's rows would apply an earlier row than the
+ * batch does (one that fails, or goes in and makes the last one fail
+ * under on_conflict: error). Such a cut in file order, nearest the
+ * middle, keeps every target's order. Where keys interleave, whole keys
+ * of one target (primary, else the first keeping the last) go to the
+ * first part in the order of their first rows until it holds half the
+ * rows (another target's key with rows in both parts may then see an
+ * earlier row applied last); and where all rows are one key, the key's
+ * last row runs after the others, as the row pass tries a key's rows
+ * from the last back. */
+static size_t cut_by_key(run_ctx *rc, size_t primary, size_t *rows,
+                         size_t n)
+{
+    size_t *first = ig_xmalloc(n * sizeof(*first));
+    size_t *last = ig_xmalloc(n * sizeof(*last));
+    size_t *reach_of = ig_xmalloc(n * sizeof(*reach_of));
+    size_t cut = 0, best = n, reach = 0, group = (size_t)-1;
+
+    qsort(rows, n, sizeof(*rows), cmp_row);
+    for (size_t i = 0; i < n; i++)
+        reach_of[i] = i;
+    for (size_t ti = 0; ti < rc->ex->ntargets; ti++) {
+        if (ti != primary && !keeps_last(rc->ex, ti))
+            continue;
+        if (group == (size_t)-1)
+            group = ti;
+        key_spans(rc, ti, rows, n, first, last);
+        for (size_t i = 0; i < n; i++)
+            if (last[i] > reach_of[i])
+                reach_of[i] = last[i];
+    }
+    if (primary != (size_t)-1)
+        group = primary;
+    for (size_t c = 1; c < n; c++) {
+        if (reach_of[c - 1] > reach)
+            reach = reach_of[c - 1];
+        if (reach < c && (c > n / 2 ? c - n / 2 : n / 2 - c) < best) {
+            best = c > n / 2 ? c - n / 2 : n / 2 - c;
+            cut = c;
+        }
+    }
+    if (cut == 0 && group != (size_t)-1) {
+        size_t limit = 0; /* where the last key starts: it goes to B */
+        key_spans(rc, group, rows, n, first, last);
+        for (size_t i = 0; i < n; i++)
+            if (first[i] > limit)
+                limit = first[i];
+        if (limit == 0) {
+            cut = n - 1; /* one key: its last row after the others */
+        } else {
+            /* Keys interleave: whole keys, by their first rows. */
+            size_t *tmp = ig_xmalloc(n * sizeof(*tmp)), na = 0, nb = 0;
+            unsigned char *in_a = ig_xcalloc(n, 1);
+            for (size_t i = 0; i < n; i++) {
+                if (first[i] == i) /* a key starts: A while under half */
+                    in_a[i] = na < n / 2 && i < limit;
+                else
+                    in_a[i] = in_a[first[i]];
+                na += in_a[i];
+            }
+            for (size_t i = 0; i < n; i++)
+                if (in_a[i])
+                    tmp[nb++] = rows[i];
+            cut = nb;
+            for (size_t i = 0; i < n; i++)
+                if (!in_a[i])
+                    tmp[nb++] = rows[i];
+            memcpy(rows, tmp, n * sizeof(*rows));
+            free(tmp);
+            free(in_a);
+        }
+    }
+    free(first);
+    free(last);
+    free(reach_of);
+    return cut > 0 && cut < n ? cut : n / 2;
+}
+
 /* Split a subset PostgreSQL rejected in two until the guilty rows stand
- * alone. */
+ * alone: in parts that keep a key's rows together (cut_by_key), so that
+ * each part applies the rows the batch would. */
 static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
 {
     size_t half;
@@ -2132,7 +2276,7 @@ static int bisect(run_ctx *rc, size_t *rows, size_t n, const char *target)
         pin_row(rc, rows[0], target);
         return IG_OK;
     }
-    half = n / 2;
+    half = cut_by_key(rc, (size_t)-1, rows, n);
     code = run_subset(rc, rows, half);
     if (code == IG_OK)
         code = run_subset(rc, rows + half, n - half);
@@ -2237,99 +2381,6 @@ static int isolate(run_ctx *rc, size_t *rows, size_t n, const char *target)
     return bisect(rc, rows, n, target);
 }
 
-typedef struct keyed_row {
-    unsigned long long h;
-    size_t pos; /* in file order */
-} keyed_row;
-
-static int cmp_keyed(const void *a, const void *b)
-{
-    const keyed_row *x = a, *y = b;
-
-    if (x->h != y->h)
-        return x->h < y->h ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-static int cmp_row(const void *a, const void *b)
-{
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* Cut rows[0..n) (file order) in two parts for tell_conflicts, each part
- * in file order, the first to run first; returns the first part's size
- * (it moves rows). A key of target ti never has rows in both parts: an
- * earlier row of a key could go in and make its last row fail. Where a
- * cut in file order keeps every key on one side, that cut, nearest the
- * middle: every other target's rows keep their order too. Where keys
- * interleave, whole keys go to the first part in the order of their first
- * rows until it holds half the rows (another target's key with rows in
- * both parts may then see an earlier row applied last: a pipeline with no
- * row pass, whose key check needed one, and keys interleaved in two
- * targets). */
-static size_t cut_by_key(run_ctx *rc, size_t ti, size_t *rows, size_t n)
-{
-    keyed_row *k = ig_xmalloc(n * sizeof(*k));
-    size_t *first = ig_xmalloc(n * sizeof(*first));
-    size_t *last = ig_xmalloc(n * sizeof(*last));
-    size_t cut = 0, best = n, reach = 0;
-
-    qsort(rows, n, sizeof(*rows), cmp_row);
-    for (size_t i = 0; i < n; i++) {
-        k[i].h = ig_batch_row_at(rc->b, rows[i])->khash[ti];
-        k[i].pos = i;
-    }
-    qsort(k, n, sizeof(*k), cmp_keyed);
-    for (size_t g = 0, e; g < n; g = e) { /* each key: its first, last row */
-        for (e = g + 1; e < n && k[e].h == k[g].h; e++)
-            ;
-        for (size_t j = g; j < e; j++) {
-            first[k[j].pos] = k[g].pos;
-            last[k[j].pos] = k[e - 1].pos;
-        }
-    }
-    for (size_t c = 1; c < n; c++) {
-        if (last[c - 1] > reach)
-            reach = last[c - 1];
-        if (reach < c && (c > n / 2 ? c - n / 2 : n / 2 - c) < best) {
-            best = c > n / 2 ? c - n / 2 : n / 2 - c;
-            cut = c;
-        }
-    }
-    if (cut == 0) {
-        /* Keys interleave: whole keys, by their first rows. */
-        size_t *tmp = ig_xmalloc(n * sizeof(*tmp)), na = 0, nb = 0;
-        size_t limit = 0; /* where the last key starts: it goes to B */
-        unsigned char *in_a = ig_xcalloc(n, 1);
-        for (size_t i = 0; i < n; i++)
-            if (first[i] > limit)
-                limit = first[i];
-        for (size_t i = 0; i < n; i++) {
-            if (first[i] == i) /* a key starts: A while under half */
-                in_a[i] = na < n / 2 && i < limit;
-            else
-                in_a[i] = in_a[first[i]];
-            na += in_a[i];
-        }
-        for (size_t i = 0; i < n; i++)
-            if (in_a[i])
-                tmp[nb++] = rows[i];
-        cut = nb;
-        for (size_t i = 0; i < n; i++)
-            if (!in_a[i])
-                tmp[nb++] = rows[i];
-        memcpy(rows, tmp, n * sizeof(*rows));
-        free(tmp);
-        free(in_a);
-    }
-    free(k);
-    free(first);
-    free(last);
-    return cut;
-}
-
 /* The rows of rows[0..n) (rolled back) whose key already existed in
  * target rc->conflict_ti, where the counts could not tell which
  * (conflict_rows): the row pass asks each row, one round trip. Without
@@ -2350,9 +2401,6 @@ static int tell_conflicts(run_ctx *rc, size_t *rows, size_t n)
             return rerun_without_failed(rc, rows, n);
     }
     cut = cut_by_key(rc, rc->conflict_ti, rows, n);
-    if (cut == 0 || cut == n) /* one key hash: keys with a NULL, each its
-                                 own key */
-        cut = n / 2;
     code = run_subset(rc, rows, cut);
     return code == IG_OK ? run_subset(rc, rows + cut, n - cut) : code;
 }

@@ -406,12 +406,49 @@ class Model:
         cur["touched"] = True
         return "updated"
 
+    def cut_rows(self, rows):
+        """exec.c's cut_by_key for one target: the rows in file order and
+        where to cut them. Under duplicates: last no key has rows on both
+        sides: the cut in file order nearest the middle that allows it;
+        else whole keys by their first rows to the first part until it
+        holds half the rows; one key: its last row after the others."""
+        rows = sorted(rows, key=lambda r: r["row"])
+        n = len(rows)
+        if self.sc["policy"] != "last":
+            return rows, n // 2
+        first, last, pos = list(range(n)), list(range(n)), {}
+        for i, r in enumerate(rows):
+            if r["elig"]:
+                pos.setdefault(r["k"] if r["k"] is not None
+                               else ("null", r["row"]), []).append(i)
+        for ps in pos.values():
+            for i in ps:
+                first[i], last[i] = ps[0], ps[-1]
+        cut, best, reach = 0, n, 0
+        for c in range(1, n):
+            reach = max(reach, last[c - 1])
+            if reach < c and abs(c - n // 2) < best:
+                best, cut = abs(c - n // 2), c
+        if cut == 0:
+            limit = max(first)
+            if limit == 0:
+                cut = n - 1
+            else:
+                in_a, na = [False] * n, 0
+                for i in range(n):
+                    in_a[i] = (na < n // 2 and i < limit) if first[i] == i \
+                        else in_a[first[i]]
+                    na += in_a[i]
+                a = [rows[i] for i in range(n) if in_a[i]]
+                rows, cut = a + [rows[i] for i in range(n) if not in_a[i]], len(a)
+        return rows, cut if 0 < cut < n else n // 2
+
     def subset(self, rows):
         """Apply rows in a savepoint. When PostgreSQL rejects it, a subset
         of ROW_PASS_MIN rows or more gets the row pass: each row the
         upsert would apply (the last of its key) is tried alone, those
         failing are marked and the rest runs again as a subset; a smaller
-        one is split in halves until the guilty row is alone."""
+        one is split in two (cut_rows) until the guilty row is alone."""
         win = {}
         for r in rows:
             if r["elig"]:  # DISTINCT ON (k) ORDER BY k, _row DESC; a
@@ -430,7 +467,7 @@ class Model:
             if len(rows) == 1:
                 self.fail(rows[0]["row"], [self.db_error(rows[0])])
                 return
-            h = len(rows) // 2
+            rows, h = self.cut_rows(rows)
             self.subset(rows[:h])
             self.subset(rows[h:])
             return
