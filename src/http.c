@@ -789,6 +789,14 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
                                             "(source.encoding)");
             goto out;
         }
+        /* An empty body is an empty import (422, as an empty CSV one),
+         * not malformed JSON. */
+        if (strspn(data, " \t\r\n") >= len) {
+            ret = send_error(c, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                             "unprocessable", "the body is empty: send a "
+                             "JSON array of objects, one per row");
+            goto out;
+        }
         /* Bounded before jansson holds it: 64 MiB of [{},{},...] would
          * be gigabytes of objects. */
         if (json_shape(data, len, &nrows, &err) != IG_OK) {

@@ -520,6 +520,10 @@ body '[1, 2, 3]'
 refused rt "$IT_TMP/b.json" 422 unprocessable "an array of numbers"
 body '[1e400, 123456789012345678901234567890]'
 refused rt "$IT_TMP/b.json" 422 unprocessable "an array of numbers too long for a double"
+body ''
+refused rt "$IT_TMP/b.json" 422 unprocessable "an empty body, as an empty CSV one"
+body $' \r\n\t'
+refused rt "$IT_TMP/b.json" 422 unprocessable "a body of white space"
 body "[$new_row, \"k\", null]"
 refused rt "$IT_TMP/b.json" 422 unprocessable "objects then non-objects"
 body "[[\"k\", \"v1\"], [\"nw-2\", \"a\"]]"
