@@ -347,29 +347,7 @@ static void sb_field(strbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* The JSON body p[0..n) with the numbers ig_jsontext_numbers found (spans)
- * written as strings of their own text (owned, exactly n + nspans bytes
- * and a NUL): jansson would hold a number as an int64 or a double (15
- * significant digits, 1.10 as 1.1, longer integers refused), and the row
- * gets the number exactly as sent. */
-static char *quote_numbers(const char *p, size_t n, const size_t *spans,
-                           size_t nspans)
-{
-    char *out = ig_xmalloc(n + nspans + 1), *o = out;
-    size_t from = 0;
-
-    for (size_t k = 0; k < nspans; k++) {
-        memcpy(o, p + from, spans[k] - from);
-        o += spans[k] - from;
-        *o++ = '"';
-        from = spans[k];
-    }
-    memcpy(o, p + from, n - from);
-    o[n - from] = '\0';
-    return out;
-}
-
-/* A parse error jerr of the quoted body (quote_numbers), as a position in
+/* A parse error jerr of the quoted body (ig_jsontext_rewrite), as a position in
  * the body as sent: less the quotes put in before it (on its line, for the
  * column; no quote is a line break). */
 static void unquote_error(json_error_t *jerr, const char *quoted,
@@ -815,12 +793,16 @@ static enum MHD_Result handle_import(ig_http *h, struct MHD_Connection *c,
         /* JSON_DECODE_ANY: a scalar is well-formed JSON of the wrong shape
          * (422 below), not malformed. */
         {
-            size_t *spans, nspans;
+            size_t *spans, nspans, qlen = 0;
             ig_jsontext_numbers(data, len, 1, &spans, &nspans);
+            /* A row's numbers as strings of their own text: jansson
+             * would hold them as an int64 or a double (15 significant
+             * digits, 1.10 as 1.1, longer integers refused). */
             if (nspans > 0)
-                quoted = quote_numbers(data, len, spans, nspans);
+                quoted = ig_jsontext_rewrite(data, len, spans, nspans,
+                                             IG_JSONTEXT_QUOTE, &qlen);
             rows_json = json_loadb(quoted ? quoted : data,
-                                   quoted ? len + nspans : len,
+                                   quoted ? qlen : len,
                                    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                                    &jerr);
             /* Malformed: jansson's message on the body as sent (its

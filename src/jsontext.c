@@ -90,3 +90,32 @@ void ig_jsontext_numbers(const char *p, size_t n, int row_values,
             last = c;
     }
 }
+
+char *ig_jsontext_rewrite(const char *p, size_t n, const size_t *spans,
+                          size_t nspans, ig_jsontext_how how,
+                          size_t *outlen)
+{
+    /* QUOTE adds two bytes per number, ZERO never grows the text */
+    char *out = ig_xmalloc(n + (how == IG_JSONTEXT_QUOTE ? nspans : 0) + 1);
+    char *o = out;
+    size_t from = 0;
+
+    for (size_t k = 0; k + 1 < nspans; k += 2) {
+        memcpy(o, p + from, spans[k] - from);
+        o += spans[k] - from;
+        if (how == IG_JSONTEXT_QUOTE) {
+            *o++ = '"';
+            memcpy(o, p + spans[k], spans[k + 1] - spans[k]);
+            o += spans[k + 1] - spans[k];
+            *o++ = '"';
+        } else {
+            *o++ = '0';
+        }
+        from = spans[k + 1];
+    }
+    memcpy(o, p + from, n - from);
+    o += n - from;
+    *o = '\0';
+    *outlen = (size_t)(o - out);
+    return out;
+}

@@ -21,4 +21,16 @@ int ig_jsontext_is_number(const char *p, size_t n);
 void ig_jsontext_numbers(const char *p, size_t n, int row_values,
                          size_t **spans, size_t *nspans);
 
+/* What ig_jsontext_rewrite makes of each number. */
+typedef enum {
+    IG_JSONTEXT_QUOTE, /* a string of its own text: 1.10 -> "1.10" */
+    IG_JSONTEXT_ZERO   /* 0: the text's shape without its numbers */
+} ig_jsontext_how;
+
+/* p[0..n) with each number of spans (ig_jsontext_numbers) rewritten as
+ * how says: owned, NUL-terminated, its length in *outlen. */
+char *ig_jsontext_rewrite(const char *p, size_t n, const size_t *spans,
+                          size_t nspans, ig_jsontext_how how,
+                          size_t *outlen);
+
 #endif

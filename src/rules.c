@@ -831,18 +831,11 @@ static int type_json(ig_value v, ig_value *out, ig_rule_fail *f)
         size_t *spans, nspans;
         ig_jsontext_numbers(v.p, v.len, 0, &spans, &nspans);
         if (nspans > 0) {
-            char *z = ig_xmalloc(v.len + 1), *o = z;
-            size_t from = 0;
-            for (size_t k = 0; k < nspans; k += 2) {
-                memcpy(o, v.p + from, spans[k] - from);
-                o += spans[k] - from;
-                *o++ = '0';
-                from = spans[k + 1];
-            }
-            memcpy(o, v.p + from, v.len - from);
-            o += v.len - from;
-            j = json_loadb(z, (size_t)(o - z),
-                           JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &jerr);
+            size_t zlen;
+            char *z = ig_jsontext_rewrite(v.p, v.len, spans, nspans,
+                                          IG_JSONTEXT_ZERO, &zlen);
+            j = json_loadb(z, zlen, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+                           &jerr);
             free(z);
         }
         free(spans);

@@ -66,11 +66,33 @@ static void test_jsontext_finds_numbers_outside_strings(void **state)
     assert_string_equal(spans_of("\"x\\\\\" 7", 0), "6-7");
 }
 
+static void test_jsontext_rewrite_quotes_or_zeroes(void **state)
+{
+    const char *text = "[{\"a\": 1.10, \"b\": [1e400], \"c\": -0}]";
+    size_t *spans, nspans, len;
+    char *out;
+    (void)state;
+
+    ig_jsontext_numbers(text, strlen(text), 0, &spans, &nspans);
+    out = ig_jsontext_rewrite(text, strlen(text), spans, nspans,
+                              IG_JSONTEXT_QUOTE, &len);
+    assert_string_equal(out, "[{\"a\": \"1.10\", \"b\": [\"1e400\"], \"c\": \"-0\"}]");
+    assert_int_equal(len, strlen(out));
+    free(out);
+    out = ig_jsontext_rewrite(text, strlen(text), spans, nspans,
+                              IG_JSONTEXT_ZERO, &len);
+    assert_string_equal(out, "[{\"a\": 0, \"b\": [0], \"c\": 0}]");
+    assert_int_equal(len, strlen(out));
+    free(out);
+    free(spans);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jsontext_numbers_by_the_grammar),
         cmocka_unit_test(test_jsontext_finds_numbers_outside_strings),
+        cmocka_unit_test(test_jsontext_rewrite_quotes_or_zeroes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
