@@ -167,6 +167,8 @@ void ig_batch_add_failure(ig_batch *b, const ig_record *rec,
     f = &b->fails[b->nfails++];
     f->row = rec->recno;
     f->line = rec->line;
+    f->offset = rec->offset;
+    f->end = rec->end;
     f->values = rec->fields;
     f->nvalues = rec->nfields;
     f->reasons = rs;
@@ -196,6 +198,8 @@ const ig_batch_failure *ig_batch_failures(ig_batch *b, size_t *n)
             continue;
         all[k].row = r->rec.recno;
         all[k].line = r->rec.line;
+        all[k].offset = r->rec.offset;
+        all[k].end = r->rec.end;
         all[k].values = r->rec.fields;
         all[k].nvalues = r->rec.nfields;
         all[k].reasons = &r->reason;

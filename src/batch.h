@@ -38,6 +38,8 @@ typedef struct ig_batch_row {
  * rules, hooks, duplicate keys) or in it (marked by the executor). */
 typedef struct ig_batch_failure {
     long long row, line;
+    long long offset, end;    /* the record's bytes in the input (see
+                                 ig_record) */
     const ig_value *values;   /* original fields */
     size_t nvalues;
     const ig_reason *reasons;

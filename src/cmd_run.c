@@ -177,11 +177,11 @@ static void catch_stop_signals(struct sigaction *old_int,
         sigaction(SIGTERM, old_term, NULL);
 }
 
-/* from_stdin: the input was stdin (or another file that is not regular)
- * and no reject file was asked for or refused, so failed rows are said to
- * be unsaved. */
+/* unsaved: why failed rows have no reject file (the input is stdin, or
+ * another file that is not regular, and none was asked for or refused),
+ * or NULL. */
 static void print_summary(const ingot_result *r, const char *reject,
-                          int from_stdin, int dry_run)
+                          const char *unsaved, int dry_run)
 {
     long long read = ingot_result_count(r, INGOT_READ);
     long long failed = ingot_result_count(r, INGOT_FAILED_ROWS);
@@ -232,10 +232,9 @@ static void print_summary(const ingot_result *r, const char *reject,
         printf("  ... and %lld more failed rows\n", failed - (long long)nshow);
     if (reject && failed > 0)
         printf("failed rows written to %s\n", reject);
-    else if (from_stdin && failed > 0)
-        printf("failed rows not saved (the input is not a regular file): "
-               "pass --reject-file PATH, or --json for them with their "
-               "values\n");
+    else if (unsaved && failed > 0)
+        printf("failed rows not saved (%s): pass --reject-file PATH, or "
+               "--json for them with their values\n", unsaved);
 }
 
 static int is_regular(const char *path)
@@ -334,8 +333,12 @@ static int run_run(ig_cli *cli)
              !(ingot_result_status(r) != INGOT_DONE &&
                ingot_result_count(r, INGOT_READ) == 0)) /* refused */
         print_summary(r, reject,
-                      !regular && reject == NULL &&
-                          ig_cli_opt_value(cli, "no-reject-file") == NULL,
+                      regular || reject != NULL ||
+                              ig_cli_opt_value(cli, "no-reject-file") != NULL
+                          ? NULL
+                      : strcmp(input, "-") == 0
+                          ? "the input is stdin"
+                          : "the input is not a regular file",
                       dry);
     if (ingot_result_status(r) == INGOT_CANCELED && stop_requested)
         fprintf(stderr, "ingot run: interrupted: stopped at a batch "

@@ -189,7 +189,9 @@ INGOT_API const char *ingot_result_failed_reason(const ingot_result *r,
                                                  const char **code,
                                                  const char **constraint);
 /* Original fields of failed row i: its first 1024 fields at most, and no
- * more than 64 KiB of them (the reject file has every field). */
+ * more than 64 KiB of them (the reject file has every field), as UTF-8
+ * text: a NUL byte or an invalid one is U+FFFD, an over-long field (see
+ * source.max_field_bytes) "". */
 INGOT_API size_t ingot_result_failed_nvalues(const ingot_result *r,
                                              size_t i);
 INGOT_API const char *ingot_result_failed_value(const ingot_result *r,

@@ -890,6 +890,11 @@ int ig_reader_lf_only(const ig_reader *r)
     return r->lf_only;
 }
 
+long long ig_reader_width(const ig_reader *r)
+{
+    return r->expected;
+}
+
 long long ig_reader_bytes(const ig_reader *r)
 {
     return r->pos;
@@ -911,6 +916,7 @@ static void emit(ig_reader *r, ig_arena *arena, ig_record *rec)
     rec->recno = ++r->recno;
     rec->line = r->rec_line;
     rec->offset = r->rec_off;
+    rec->end = r->pos;
     rec->error_code = r->err_code;
     rec->error = r->err_code ? ig_arena_strdup(arena, r->err_msg) : NULL;
     r->fields = NULL;

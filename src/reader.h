@@ -109,4 +109,9 @@ long long ig_reader_bytes(const ig_reader *r);
  * Decided at the first line end; 0 before it. Cannot fail. */
 int ig_reader_lf_only(const ig_reader *r);
 
+/* Fields a record should have: the header's count, or for an input
+ * without a header row its first clean record's; -1 before that record.
+ * Cannot fail. */
+long long ig_reader_width(const ig_reader *r);
+
 #endif /* IG_READER_H */

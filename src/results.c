@@ -3,6 +3,8 @@
  */
 #include "results.h"
 
+#include "rules.h"
+
 #include <csv.h>
 #include <errno.h>
 #include <iconv.h>
@@ -10,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KEPT_VALUES 1024
 #define KEPT_BYTES (64 * 1024)
@@ -35,6 +38,10 @@ struct ig_results {
                                    that is itself a reject file */
     char delim, quote;
     size_t reject_ncols; /* input columns: every reject line has as many */
+    size_t reject_width; /* a headerless input's width, or 0 */
+    int raw_fd;          /* rows the reader could not parse are copied */
+    const char *raw_buf; /* from here (see ig_results_set_reject_source) */
+    size_t raw_len;
     int reject_failed;
     int reject_errno;    /* why, when it could not be opened or written */
     int reject_opened;   /* the file was created */
@@ -50,6 +57,7 @@ ig_results *ig_results_new(const ig_results_opts *opts)
 
     pthread_mutex_init(&r->mu, NULL);
     r->to_src = (iconv_t)-1;
+    r->raw_fd = -1;
     r->ntargets = opts->ntargets;
     r->per_target = ig_xcalloc(opts->ntargets ? opts->ntargets : 1,
                                sizeof(*r->per_target));
@@ -236,19 +244,122 @@ int ig_results_reject_written(const ig_results *r)
     return r->reject_opened;
 }
 
+void ig_results_set_reject_source(ig_results *r, int fd, const char *buf,
+                                  size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    r->raw_fd = fd;
+    r->raw_buf = buf;
+    r->raw_len = len;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void ig_results_set_reject_width(ig_results *r, size_t width)
+{
+    pthread_mutex_lock(&r->mu);
+    r->reject_width = width;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Bytes [off, off + n) of the raw source into buf; 0, or -1 (errno). */
+static int raw_read(ig_results *r, long long off, char *buf, size_t n)
+{
+    if (r->raw_buf != NULL) {
+        if (off < 0 || (size_t)off > r->raw_len || n > r->raw_len - (size_t)off) {
+            errno = EINVAL;
+            return -1;
+        }
+        memcpy(buf, r->raw_buf + off, n);
+        return 0;
+    }
+    while (n > 0) {
+        ssize_t got = pread(r->raw_fd, buf, n, (off_t)off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (got == 0)
+                errno = EIO; /* the input shrank under us */
+            return -1;
+        }
+        buf += got;
+        off += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+/* Copy the record input[off, end) to the reject file as it was, without
+ * its line end. 1 when copied; 0 when there is no source or the range is
+ * unknown (the caller writes the fields); a read error after that marks
+ * the reject file failed (it is reported when closed). */
+static int copy_raw(ig_results *r, long long off, long long end)
+{
+    char buf[64 * 1024], tail[2];
+    size_t n;
+
+    if ((r->raw_fd < 0 && r->raw_buf == NULL) || off < 0 || end <= off)
+        return 0;
+    /* The line end it was read with (LF, CR or CRLF) is not the record's. */
+    n = end - off >= 2 ? 2 : 1;
+    if (raw_read(r, end - (long long)n, tail, n) != 0)
+        return 0;
+    while (n > 0 && end > off && (tail[n - 1] == '\n' || tail[n - 1] == '\r')) {
+        end--;
+        n--;
+    }
+    while (off < end && !r->reject_failed) {
+        size_t part = end - off < (long long)sizeof(buf) ? (size_t)(end - off)
+                                                         : sizeof(buf);
+        if (raw_read(r, off, buf, part) != 0 ||
+            fwrite(buf, 1, part, r->reject) != part) {
+            r->reject_failed = 1, r->reject_errno = errno;
+            break;
+        }
+        off += (long long)part;
+    }
+    return 1;
+}
+
+/* The reader's code when the row failed only because it could not be
+ * parsed (CSV_QUOTE, CSV_RAGGED, ...), else NULL. */
+static const char *reader_code(const ig_reason *reasons, size_t nreasons)
+{
+    if (nreasons == 1 && reasons[0].target == NULL &&
+        strncmp(reasons[0].code, "CSV_", 4) == 0)
+        return reasons[0].code;
+    return NULL;
+}
+
 static void write_reject(ig_results *r, long long row, long long line,
+                         long long offset, long long end,
                          const ig_value *values, size_t nvalues,
                          const ig_reason *reasons, size_t nreasons)
 {
     char num[32];
     size_t len = 0, cap = 256;
-    char *msg = ig_xmalloc(cap);
-    size_t ncols = r->reject_ncols ? r->reject_ncols : nvalues;
-
-    /* A ragged row is cut or padded to the header's width, so the ingot_*
-     * columns stay in place; fields beyond it go into the message. */
+    char *msg;
+    const char *parse = reader_code(reasons, nreasons);
+    int ragged = parse != NULL && strcmp(parse, "CSV_RAGGED") == 0;
+    size_t ncols = r->reject_ncols ? r->reject_ncols
+                   : ragged && r->reject_width ? r->reject_width
+                                               : nvalues;
     int first = 1;
 
+    /* A row the reader could not parse goes as it was, so that it fails
+     * again until it is fixed (padded, a short row would land with NULLs)
+     * and keeps what the reader could not (an over-long field, the quotes
+     * around a misplaced one). Not a ragged row of an input without a
+     * header: the first clean record sets such a file's width, and this
+     * one could come first. */
+    if (parse != NULL && !(ragged && r->reject_ncols == 0) &&
+        copy_raw(r, offset, end)) {
+        ncols = 0;
+        nvalues = 0;
+        first = 0;
+    }
+    /* Otherwise a ragged row is cut or padded to the input's width, so
+     * the ingot_* columns stay in place; fields beyond it go into the
+     * message. */
     for (size_t i = 0; i < ncols; i++) {
         int have = i < nvalues && !values[i].is_null;
         if (r->reject_ncols && r->reject_skip[i])
@@ -257,6 +368,7 @@ static void write_reject(ig_results *r, long long row, long long line,
                   first);
         first = 0;
     }
+    msg = ig_xmalloc(cap);
     snprintf(num, sizeof(num), "%lld", row);
     put_field(r, num, strlen(num), first);
     snprintf(num, sizeof(num), "%lld", line);
@@ -316,6 +428,7 @@ static size_t kept_values(const ig_value *values, size_t nvalues)
 }
 
 void ig_results_fail_row(ig_results *r, long long row, long long line,
+                         long long offset, long long end,
                          const ig_value *values, size_t nvalues,
                          const ig_reason *reasons, size_t nreasons)
 {
@@ -323,7 +436,8 @@ void ig_results_fail_row(ig_results *r, long long row, long long line,
     r->all.failed++;
     if (r->reject_path && !r->reject_failed &&
         (r->reject != NULL || open_reject(r) == 0))
-        write_reject(r, row, line, values, nvalues, reasons, nreasons);
+        write_reject(r, row, line, offset, end, values, nvalues, reasons,
+                     nreasons);
     if (r->nkept < r->max_kept) {
         kept_row *k;
         if (r->nkept == r->cap) {
@@ -342,10 +456,22 @@ void ig_results_fail_row(ig_results *r, long long row, long long line,
         }
         nvalues = kept_values(values, nvalues);
         k->values = ig_xcalloc(nvalues ? nvalues : 1, sizeof(char *));
-        for (size_t i = 0; i < nvalues; i++)
-            k->values[i] = values[i].is_null
-                               ? NULL
-                               : ig_xstrdup(values[i].p ? values[i].p : "");
+        for (size_t i = 0; i < nvalues; i++) {
+            const char *p = values[i].p ? values[i].p : "";
+            size_t len = values[i].p ? values[i].len : 0, n;
+            char *clean;
+            if (values[i].is_null)
+                continue; /* NULL, from ig_xcalloc */
+            /* Shown as text (JSON, the API): a NUL or a byte that starts
+             * no UTF-8 sequence must not cut the value or drop it. */
+            clean = ig_utf8_scrub(p, len, &n);
+            if (clean == NULL) {
+                clean = ig_xmalloc(len + 1);
+                memcpy(clean, p, len);
+                clean[len] = '\0';
+            }
+            k->values[i] = clean;
+        }
         k->row.row = row;
         k->row.line = line;
         k->row.nreasons = nreasons;

@@ -73,6 +73,22 @@ void ig_results_set_reject(ig_results *r, const char *path,
                            const char *const *header, size_t ncols,
                            char delimiter, char quote, const char *encoding);
 
+/* Where the reject file copies a row the reader could not parse from:
+ * fd, a regular file read with pread() (never moved; -1: none), or the
+ * input in memory (buf, len; NULL: none). Such a row is then written as
+ * it was in the input, byte for byte, followed by the ingot_* fields: it
+ * fails the same way when imported again until someone fixes it, and
+ * nothing of it is lost (an over-long field, a misplaced quote). Without
+ * a source its fields are written as read. Call after
+ * ig_results_set_reject. */
+void ig_results_set_reject_source(ig_results *r, int fd, const char *buf,
+                                  size_t len);
+
+/* The input's width when it has no header row (its first clean record's
+ * field count): a ragged row of such an input is padded or cut to it, so
+ * its ingot_* fields never fall under data columns of a re-import. */
+void ig_results_set_reject_width(ig_results *r, size_t width);
+
 /* Close the reject file, if a failed row opened it; IG_IO naming the path
  * if it could not be created or written. */
 int ig_results_close_reject(ig_results *r, ig_err *err) IG_MUSTCHECK;
@@ -86,9 +102,13 @@ int ig_results_is_reject_column(const char *name);
  * ig_results_set_reject). */
 int ig_results_reject_written(const ig_results *r);
 
-/* Record a failed row with its reasons and original fields (all copied).
- * Counts it as failed. Cannot fail (allocation aborts). */
+/* Record a failed row with its reasons and original fields (all copied;
+ * the kept copies, which callers show, in valid UTF-8: a NUL byte or an
+ * invalid sequence as U+FFFD). offset, end: the record's bytes in the
+ * input (see ig_record; -1 when unknown). Counts it as failed. Cannot
+ * fail (allocation aborts). */
 void ig_results_fail_row(ig_results *r, long long row, long long line,
+                         long long offset, long long end,
                          const ig_value *values, size_t nvalues,
                          const ig_reason *reasons, size_t nreasons);
 

@@ -309,7 +309,8 @@ static void account(dbside *d, slot *sl, const ig_counts *per_target)
     ig_counts add = delta;
 
     for (size_t i = 0; i < nf; i++)
-        ig_results_fail_row(d->results, f[i].row, f[i].line, f[i].values,
+        ig_results_fail_row(d->results, f[i].row, f[i].line, f[i].offset,
+                            f[i].end, f[i].values,
                             f[i].nvalues, f[i].reasons, f[i].nreasons);
     for (size_t t = 0; t < nt; t++) {
         ig_results_add(d->results, (int)t, &per_target[t]);
@@ -965,7 +966,7 @@ static int has_lookups(const ig_pipeline *p)
 static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
                      ig_mapper *m, ig_run_status *status, ig_err *err)
 {
-    int eof = 0, rc = IG_OK;
+    int eof = 0, rc = IG_OK, width_told = 0;
     long long batch_no = 0, queued = 0;
 
     /* Fill one buffer while the writers apply the others; the next batch
@@ -997,6 +998,14 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
                         status, err);
         if (rc != IG_OK)
             break;
+        /* Before the batch's failed rows are written: a ragged row of an
+         * input without a header is padded to this width. */
+        if (o->reject && !width_told && ig_reader_ncolumns(r) == 0 &&
+            ig_reader_width(r) >= 0) {
+            ig_results_set_reject_width(d->results,
+                                        (size_t)ig_reader_width(r));
+            width_told = 1;
+        }
         if (ig_batch_read(sl->b) > 0)
             hand_over(d, sl, ++queued);
     }
@@ -1132,6 +1141,10 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
             : ig_pipeline_source(o->pipeline)->encoding == IG_ENCODING_WIN1252
                 ? "WINDOWS-1252"
                 : NULL);
+    if (o->reject && (o->buf != NULL || (o->seekable && o->file != NULL)))
+        ig_results_set_reject_source(results,
+                                     o->buf ? -1 : fileno(o->file), o->buf,
+                                     o->buf_len);
     /* The writer count is final: one buffer more than the batches that can
      * be in flight (a third buffer for one writer would only touch fresh
      * memory, and fresh pages cost a page fault each). */

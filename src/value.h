@@ -27,6 +27,9 @@ typedef struct ig_record {
     long long recno;     /* data record number, 1-based (header excluded) */
     long long line;      /* physical line where the record starts, 1-based */
     long long offset;    /* byte offset of the record start in the input */
+    long long end;       /* byte offset just past its last byte read: the
+                            record as written is input[offset, end), a
+                            line end it had included */
     const char *error;   /* NULL, or why the record is malformed (arena) */
     const char *error_code; /* NULL, or a short code: "CSV_QUOTE", ... */
 } ig_record;

@@ -107,6 +107,50 @@ sed -i 's/"bad"/"#000002"/' "$IT_TMP/nohdr.csv.rejects.csv"
 run_ingot 0 run "$IT_TMP/nohdr.yaml" "$IT_TMP/nohdr.csv.rejects.csv"
 assert_eq "#000002" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'NoHdrA'")" "a headerless reject file re-imports"
 
+# A ragged row of a headerless input is padded or cut to its width: its
+# ingot_* fields never land in data columns of the re-import.
+printf 'NoHdrF,#000003\nNoHdrE\nNoHdrG,#000004,x\n' > "$IT_TMP/nohdr_rag.csv"
+run_ingot 1 run "$IT_TMP/nohdr.yaml" "$IT_TMP/nohdr_rag.csv"
+assert_eq '"NoHdrE","","2","2",' "$(sed -n 1p "$IT_TMP/nohdr_rag.csv.rejects.csv" | cut -c1-20)" "a short headerless row padded"
+assert_contains "$(sed -n 2p "$IT_TMP/nohdr_rag.csv.rejects.csv")" '"NoHdrG","#000004","3","3","[CSV_RAGGED] ' "a long headerless row cut"
+assert_contains "$(sed -n 2p "$IT_TMP/nohdr_rag.csv.rejects.csv")" 'extra fields: x"' "its extra field in the message"
+run_ingot 0 run "$IT_TMP/nohdr.yaml" "$IT_TMP/nohdr_rag.csv.rejects.csv"
+assert_eq "NoHdrE:NULL,NoHdrG:#000004" "$(sql "SELECT string_agg(color_name || ':' || coalesce(color_code, 'NULL'), ',' ORDER BY color_name) FROM color_master WHERE color_name IN ('NoHdrE', 'NoHdrG')")" "re-imported by position, nothing shifted"
+
+# A row the reader could not parse is copied to the reject file as it was
+# (quotes, shortness, an over-long field), so that imported again unchanged
+# it fails again, and once fixed it lands.
+printf 'name,code\nRagA\n"Rag"B,#0000A1\nWideC,#0000A2,extra\nGoodD,#0000A3\n' > "$IT_TMP/pe.csv"
+run_ingot 1 run "$D/colors.yaml" "$IT_TMP/pe.csv"
+pe="$IT_TMP/pe.csv.rejects.csv"
+assert_eq 'RagA,"1","2","[CSV_RAGGED] ' "$(sed -n 2p "$pe" | cut -c1-27)" "a short row copied as it was"
+assert_eq '"Rag"B,#0000A1,"2","3","[CSV_QUOTE] ' "$(sed -n 3p "$pe" | cut -c1-36)" "a misplaced quote copied as it was"
+assert_eq 'WideC,#0000A2,extra,"3","4","[CSV_RAGGED] ' "$(sed -n 4p "$pe" | cut -c1-42)" "a long row copied as it was"
+run_ingot 2 run "$D/colors.yaml" "$pe" --no-reject-file
+assert_contains "$OUT" "3 failed" "unchanged, they fail again"
+assert_eq 0 "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('RagA', 'RagB', 'WideC', 'Rag\"B')")" "none of them landed"
+sed -i 's/^RagA,/RagA,#0000A0,/; s/^"Rag"B,/RagB,/; s/^WideC,#0000A2,extra,/WideC,#0000A2,/' "$pe"
+run_ingot 0 run "$D/colors.yaml" "$pe" --json
+assert_contains "$OUT" '"inserted": 3' "fixed, they land"
+long=$(printf 'L%.0s' $(seq 300))
+printf 'name,code\nShort,#0000C1\n%s,#0000C2\n' "$long" > "$IT_TMP/fs.csv"
+sed 's/^targets:/source: { max_field_bytes: 200 }\ntargets:/' "$D/colors.yaml" > "$IT_TMP/fs.yaml"
+run_ingot 1 run "$IT_TMP/fs.yaml" "$IT_TMP/fs.csv"
+assert_eq "$long,#0000C2,\"2\",\"3\",\"[CSV_FIELD_SIZE] " "$(sed -n 2p "$IT_TMP/fs.csv.rejects.csv" | cut -c1-335)" "an over-long field kept whole"
+run_ingot 2 run "$IT_TMP/fs.yaml" "$IT_TMP/fs.csv.rejects.csv" --no-reject-file
+assert_contains "$OUT" "[CSV_FIELD_SIZE]" "and refused again, not stored empty"
+assert_eq 0 "$(sql "SELECT count(*) FROM color_master WHERE color_code = '#0000C2'")" "the over-long row did not land"
+
+# --json shows a failed row's values in place: an invalid byte or a NUL
+# is U+FFFD, and the values after it keep their positions.
+printf 'name,code\nBad\377X,#0000B1\nNu\000l,#0000B2\n' > "$IT_TMP/u8.csv"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/u8.csv" --json --no-reject-file
+python3 -c '
+import json, sys
+rows = json.loads(sys.stdin.read())["failed_rows"]
+assert [r["values"] for r in rows] == [["Bad\ufffdX", "#0000B1"], ["Nu\ufffdl", "#0000B2"]], rows
+' <<<"$OUT" || fail "failed values in place as text: $OUT"
+
 # A position beyond a headerless input's width is refused before any row
 # is written, as a header without the column is; missing_columns: null
 # makes it NULL on purpose.
@@ -151,7 +195,7 @@ assert_eq '"name","code","ingot_row","ingot_line","ingot_error"' \
 # summary says the failed rows were not saved, and --reject-file saves them.
 mkdir -p "$IT_TMP/stdin_cwd"
 (cd "$IT_TMP/stdin_cwd" && run_ingot 1 run "$OLDPWD/$D/colors.yaml" - < "$IT_TMP/c3.csv"
- assert_contains "$OUT" "failed rows not saved (the input is not a regular file): pass --reject-file PATH" "stdin failures said unsaved"
+ assert_contains "$OUT" "failed rows not saved (the input is stdin): pass --reject-file PATH" "stdin failures said unsaved"
  assert_eq "" "$(ls -- *rejects* 2>/dev/null)" "no reject file guessed for stdin")
 run_ingot 1 run "$D/colors.yaml" - --reject-file "$IT_TMP/stdin.rej" < "$IT_TMP/c3.csv"
 assert_contains "$OUT" "failed rows written to $IT_TMP/stdin.rej" "stdin with --reject-file"
@@ -252,7 +296,11 @@ assert_contains "$OUT" '"code": "CSV_RAGGED"' "ragged row reported"
 assert_contains "$OUT" '"line": 3' "ragged row's line"
 assert_eq "2" "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('A2','C2')")" "rows around the ragged one imported"
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m2.csv" --reject-file "$IT_TMP/m2.rej"
-assert_eq '"B2","#000002","2","3","[CSV_RAGGED] '"$IT_TMP"'/m2.csv:3: 3 fields, expected 2 (record at byte offset 21); extra fields: extra"' "$(sed -n 2p "$IT_TMP/m2.rej")" "ragged row keeps the header's width, extras in the message"
+assert_eq 'B2,#000002,extra,"2","3","[CSV_RAGGED] '"$IT_TMP"'/m2.csv:3: 3 fields, expected 2 (record at byte offset 21)"' "$(sed -n 2p "$IT_TMP/m2.rej")" "a ragged row of a file is copied as it was"
+# From a pipe there is nothing to copy from: the ragged row keeps the
+# header's width, its extra fields go into the message.
+cat "$IT_TMP/m2.csv" | run_ingot 1 run "$D/colors.yaml" - --reject-file "$IT_TMP/m2p.rej"
+assert_eq '"B2","#000002","2","3","[CSV_RAGGED] -:3: 3 fields, expected 2 (record at byte offset 21); extra fields: extra"' "$(sed -n 2p "$IT_TMP/m2p.rej")" "from a pipe, the header's width, extras in the message"
 printf 'name,code\nA3,#000001\nB\xff3,#000002\nC3,#000003\n' > "$IT_TMP/m3.csv"
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m3.csv" --json --no-reject-file
 assert_contains "$OUT" '"code": "CSV_UTF8"' "invalid UTF-8 reported"

@@ -673,6 +673,47 @@ static void test_reader_stray_quote_keeps_rest_of_line(void **state)
     ig_arena_free(a);
 }
 
+/* in[offset, end) is the record as written, then its line end: the
+ * reject file copies rows it could not parse from there. */
+static void span(const char *in, const ig_record *rec, const char *want)
+{
+    size_t n = (size_t)(rec->end - rec->offset);
+
+    assert_true(rec->end > rec->offset);
+    while (n > 0 && (in[rec->offset + (long long)n - 1] == '\n' ||
+                     in[rec->offset + (long long)n - 1] == '\r'))
+        n--;
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(in + rec->offset, want, n);
+}
+
+static void test_reader_record_bytes(void **state)
+{
+    static const char in[] = "a,b,c\r\n"
+                             "1,x\"y,z\r\n"        /* misplaced quote */
+                             "\"p\r\nq\",2\r\n"    /* ragged, two lines */
+                             "\r\n"                 /* blank */
+                             "\"ab\"c,d,e\r\n"      /* text after a quote */
+                             "5,6,\"7";             /* unterminated, EOF */
+    ig_arena *a = ig_arena_new(0);
+    ig_reader *r = open_mem(MEM(in), 1);
+    ig_record rec;
+
+    (void)state;
+    next(r, a, &rec);
+    span(in, &rec, "1,x\"y,z");
+    next(r, a, &rec);
+    span(in, &rec, "\"p\r\nq\",2");
+    next(r, a, &rec);
+    span(in, &rec, "\"ab\"c,d,e");
+    next(r, a, &rec);
+    span(in, &rec, "5,6,\"7");
+    assert_int_equal(rec.end, (long long)strlen(in));
+    at_end(r, a);
+    ig_reader_free(r);
+    ig_arena_free(a);
+}
+
 static void test_reader_invalid_utf8_then_good_row(void **state)
 {
     static const char in[] = "a,b\n"                /* 0 */
@@ -1239,6 +1280,7 @@ int main(void)
         cmocka_unit_test(test_reader_too_many_fields_capped),
         cmocka_unit_test(test_reader_unterminated_quote_at_eof),
         cmocka_unit_test(test_reader_stray_quote_keeps_rest_of_line),
+        cmocka_unit_test(test_reader_record_bytes),
         cmocka_unit_test(test_reader_invalid_utf8_then_good_row),
         cmocka_unit_test(test_reader_nul_byte),
         cmocka_unit_test(test_reader_field_too_long_then_good_row),
