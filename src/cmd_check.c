@@ -312,9 +312,10 @@ out:
 }
 
 /* Whether a unique index makes lookup lk's key name at most one parent
- * row under its predicate (probe_unique). Without one, a key two parent
- * rows share fails the child's batch ("cannot affect row a second time")
- * or picks one of them: a warning, since the data may be unique anyway. */
+ * row under its predicate (probe_unique). Without one, a row whose key two
+ * parent rows share fails, and each lookup counts the parent rows (the
+ * executor's join, exec.c): a warning, since the data may be unique
+ * anyway. */
 static void check_parent_unique(checker *ck, const ig_column *c,
                                 const char *path, ig_err *err)
 {
@@ -328,8 +329,9 @@ static void check_parent_unique(checker *ck, const ig_column *c,
     got = probe_unique(ck, lk->table, qk, lk->key, pred, err);
     if (got == 0)
         add(ck->r, 1, c->pos.line, c->pos.col, path, "no unique index on "
-            "%s (%s)%s%s: a key two parent rows share would fail the "
-            "batch or pick one of them", lk->table, lk->key,
+            "%s (%s)%s%s: a row whose key two parent rows share fails "
+            "(AMBIGUOUS_PARENT), and every lookup counts the rows with its "
+            "key", lk->table, lk->key,
             pred ? " WHERE " : "", pred ? pred : "");
     else if (got == PROBE_BROKE)
         add(ck->r, 0, c->pos.line, c->pos.col, path, "%s", err->msg);

@@ -54,6 +54,8 @@ static void sb_add(sb *b, const char *fmt, ...)
 typedef struct lookup_plan {
     int col;            /* column index in the target */
     char *key_type;     /* SQL type of the parent's key column */
+    int unique;         /* a unique index says a key names one parent row
+                           (else the join counts them: see add_from_joins) */
 } lookup_plan;
 
 typedef struct target_plan {
@@ -203,12 +205,25 @@ static void add_from_joins(sb *b, const ig_exec *ex, size_t ti)
         qid = ig_db_quote_ident(c->lookup.id ? c->lookup.id : "id");
         sc = stage_col(ti, (size_t)tp->lookups[i].col);
         /* The predicate is the author's SQL over the parent's columns: it
-         * goes inside a subquery so it cannot be ambiguous. */
-        sb_add(b,
-               " LEFT JOIN (SELECT %s AS id, %s AS key FROM %s%s%s%s) p%zu"
-               " ON p%zu.key = s.%s::%s",
-               qid, qk, qt, pred ? " WHERE (" : "", pred ? pred : "",
-               pred ? ")" : "", i, i, sc, tp->lookups[i].key_type);
+         * goes inside a subquery so it cannot be ambiguous. Without a
+         * unique index a key may name several parent rows, and a join
+         * would write the row once for each: the lookup counts them
+         * instead (n), and the id is NULL unless there is exactly one
+         * (build_missing fails the row). */
+        if (tp->lookups[i].unique)
+            sb_add(b,
+                   " LEFT JOIN (SELECT %s AS id, %s AS key FROM %s%s%s%s) "
+                   "p%zu ON p%zu.key = s.%s::%s",
+                   qid, qk, qt, pred ? " WHERE (" : "", pred ? pred : "",
+                   pred ? ")" : "", i, i, sc, tp->lookups[i].key_type);
+        else
+            sb_add(b,
+                   " LEFT JOIN LATERAL (SELECT CASE WHEN count(*) = 1 THEN "
+                   "(array_agg(q.id))[1] END AS id, count(*) AS n FROM "
+                   "(SELECT %s AS id, %s AS key FROM %s%s%s%s) q WHERE "
+                   "q.key = s.%s::%s) p%zu ON true",
+                   qid, qk, qt, pred ? " WHERE (" : "", pred ? pred : "",
+                   pred ? ")" : "", sc, tp->lookups[i].key_type, i);
         free(qt);
         free(qk);
         free(qid);
@@ -552,6 +567,11 @@ static void build_missing(ig_exec *ex, size_t ti)
         sb_add(&b, ", s.%s", sc);
         free(sc);
     }
+    for (size_t i = 0; i < tp->nlookups; i++) /* parent rows with the key */
+        if (tp->lookups[i].unique)
+            sb_add(&b, ", 1");
+        else
+            sb_add(&b, ", p%zu.n", i);
     add_from_joins(&b, ex, ti);
     sb_add(&b, " WHERE s._e%zu AND (", ti);
     for (size_t i = 0; i < tp->nlookups; i++) {
@@ -600,6 +620,55 @@ static void build_stage(ig_exec *ex)
     free(cols.s);
 }
 
+/* Whether a lookup of a target by that target's own one-column key and
+ * predicate: its upsert's ON CONFLICT needs the unique index that makes
+ * the key name one row. */
+static int lookup_is_unique(const ig_pipeline *p, const ig_lookup *lk)
+{
+    const ig_target *pt;
+
+    if (lk->target < 0)
+        return 0;
+    pt = ig_pipeline_target(p, (size_t)lk->target);
+    return pt->n_key == 1 &&
+           (lk->key == NULL || strcmp(lk->key, pt->key[0]) == 0) &&
+           (lk->predicate == NULL ||
+            (pt->key_predicate != NULL &&
+             strcmp(lk->predicate, pt->key_predicate) == 0));
+}
+
+/* Whether a unique index makes key name at most one row of table under
+ * pred: PostgreSQL infers an ON CONFLICT arbiter exactly when one does
+ * (the predicate implied, as for the upserts). Planned, never run: a
+ * failure to plan it other than "no such index" (no INSERT privilege on
+ * a table only looked up, say) answers no, which costs the lookup a
+ * count, never a wrong row. */
+static int probe_unique(PGconn *conn, const char *table, const char *key,
+                        const char *pred)
+{
+    char *qt = ig_sql_qualified(table), *qk = ig_db_quote_ident(key);
+    int in_tx = PQtransactionStatus(conn) == PQTRANS_INTRANS;
+    char *sql = ig_xasprintf("%sEXPLAIN INSERT INTO %s (%s) SELECT %s FROM "
+                             "%s WHERE false ON CONFLICT (%s)%s%s%s DO "
+                             "NOTHING",
+                             in_tx ? "SAVEPOINT ig_probe; " : "", qt, qk, qk,
+                             qt, qk, pred ? " WHERE (" : "", pred ? pred : "",
+                             pred ? ")" : "");
+    PGresult *res = PQexec(conn, sql);
+    int unique = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+    PQclear(res);
+    if (in_tx) {
+        res = PQexec(conn, "ROLLBACK TO SAVEPOINT ig_probe; "
+                           "RELEASE SAVEPOINT ig_probe");
+        PQclear(res);
+    }
+    free(sql);
+    free(qt);
+    free(qk);
+    return unique;
+}
+
 static int plan_lookups(ig_exec *ex, PGconn *conn, size_t ti, ig_err *err)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
@@ -621,6 +690,8 @@ static int plan_lookups(ig_exec *ex, PGconn *conn, size_t ti, ig_err *err)
         if (rc != IG_OK)
             return ig_err_prefix(err, "target %s, column %s", t->name,
                                  c->name);
+        lp->unique = lookup_is_unique(ex->p, &c->lookup) ||
+                     probe_unique(conn, table, key, pred);
     }
     return IG_OK;
 }
@@ -1748,8 +1819,9 @@ static size_t mark_missing(run_ctx *rc, size_t ti, PGresult *res)
         for (size_t l = 0; l < tp->nlookups; l++) {
             const ig_column *c = &t->cols[tp->lookups[l].col];
             const char *table, *key, *pred, *v;
-            char msg[640]; /* names (63 bytes each, quoted) and 80 */
+            char msg[704]; /* names (63 bytes each, quoted) and 80 */
             int vlen;
+            long long nparents;
             if (PQgetvalue(res, (int)i, (int)l + 1)[0] != 't')
                 continue;
             lookup_parent(rc->ex->p, &c->lookup, &table, &key, &pred);
@@ -1759,11 +1831,23 @@ static size_t mark_missing(run_ctx *rc, size_t ti, PGresult *res)
             if (vlen > 80)
                 for (vlen = 80; vlen > 0 && (v[vlen] & 0xC0) == 0x80;)
                     vlen--;
-            snprintf(msg, sizeof(msg), "no %s row with %s = \"%.*s\"%s (the "
-                     "row's %s)", table, key, vlen, v,
-                     vlen < (int)strlen(v) ? "..." : "",
-                     c->lookup.from ? c->lookup.from : key);
-            mark_failed(rc, row, t->name, c->name, "MISSING_PARENT", NULL,
+            nparents = atoll(
+                PQgetvalue(res, (int)i, (int)(1 + 2 * tp->nlookups + l)));
+            if (nparents > 1)
+                snprintf(msg, sizeof(msg), "%lld %s rows have %s = \"%.*s\"%s "
+                         "(the row's %s): the lookup needs exactly one",
+                         nparents,
+                         table, key, vlen, v,
+                         vlen < (int)strlen(v) ? "..." : "",
+                         c->lookup.from ? c->lookup.from : key);
+            else
+                snprintf(msg, sizeof(msg), "no %s row with %s = \"%.*s\"%s "
+                         "(the row's %s)", table, key, vlen, v,
+                         vlen < (int)strlen(v) ? "..." : "",
+                         c->lookup.from ? c->lookup.from : key);
+            mark_failed(rc, row, t->name, c->name,
+                        nparents > 1 ? "AMBIGUOUS_PARENT" : "MISSING_PARENT",
+                        NULL,
                         msg);
             break;
         }
@@ -2096,29 +2180,13 @@ static const char *guess_column(const run_ctx *rc, const char *target)
 }
 
 /* Row `row` fails alone in target `target`: record PostgreSQL's reason
- * (the failure noted in rc). A single row that affects a row twice
- * (21000) in a target with lookups had a lookup find two parent rows for
- * its key: say so. */
+ * (the failure noted in rc). */
 static void pin_row(run_ctx *rc, size_t row, const char *target)
 {
-    char msg[sizeof(rc->message) + 160];
-    int fanout = 0;
-    for (size_t ti = 0; target && ti < rc->ex->ntargets; ti++)
-        if (strcmp(ig_pipeline_target(rc->ex->p, ti)->name, target) ==
-            0)
-            fanout = rc->ex->t[ti].nlookups > 0 &&
-                     strcmp(rc->state, "21000") == 0 &&
-                     strstr(rc->message, "a second time") != NULL;
-    snprintf(msg, sizeof(msg), "%s%s", rc->message,
-             fanout
-                 ? " (a lookup of this row matched two parent rows: "
-                   "the parent's key is not unique; ingot check warns "
-                   "of a missing unique index)"
-                 : "");
     mark_failed(rc, row, target,
                 rc->column[0] ? rc->column : guess_column(rc, target),
                 rc->state, rc->constraint[0] ? rc->constraint : NULL,
-                msg);
+                rc->message);
 }
 
 typedef struct keyed_row {

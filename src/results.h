@@ -38,7 +38,8 @@ typedef struct ig_reason {
     const char *target;     /* target name, or NULL (reader, hooks) */
     const char *column;     /* column name, or NULL */
     const char *code;       /* rule name, HOOK*, CSV_*, DUPLICATE_KEY,
-                               MISSING_PARENT, or a SQLSTATE */
+                               MISSING_PARENT,
+                               AMBIGUOUS_PARENT, or a SQLSTATE */
     const char *constraint; /* constraint name, or NULL */
     const char *message;
 } ig_reason;

@@ -83,7 +83,7 @@ targets:
 YAML
   run_ingot 0 check "$IT_TMP/lookup.yaml"
   if [ -z "$pred" ]; then
-    assert_contains "$OUT" "lookup: warning: no unique index on maker (code): a key two parent rows share would fail the batch or pick one of them" "a lookup key without a unique index"
+    assert_contains "$OUT" "lookup: warning: no unique index on maker (code): a row whose key two parent rows share fails (AMBIGUOUS_PARENT), and every lookup counts the rows with its key" "a lookup key without a unique index"
   else
     assert_not_contains "$OUT" "no unique index" "a lookup key with its unique index under the predicate"
   fi
