@@ -40,7 +40,7 @@ docs/pipelines.md and docs/architecture.md row by row in file order:
   the rules and were not skipped (skip_when_null); a row PostgreSQL later
   rejects stays in that set (the documented limit), so its key's later
   rows are DUPLICATE_KEY errors naming it, or skipped;
-- a batch (a quarter of --batch-size first, then --batch-size; rows that
+- a batch (--batch-size rows from the start of the file; rows that
   failed a rule count) is one INSERT .. ON CONFLICT, with DISTINCT ON
   keeping the last row of a key for duplicates: last (the others are
   skipped); in a statement PostgreSQL rejects, a row pass finds the rows
@@ -289,16 +289,14 @@ def parse_int(s):
 
 
 def batch_sizes(sc, n):
-    """Records per batch (failed ones included) with insert-first off: a
-    quarter of --batch-size first (when it is 4 or more), then
-    --batch-size (runner.c next_batch_size). Under insert-first, batches
-    double once one was seen to insert only: timing, not modelled."""
+    """Records per batch (failed ones included) with insert-first off:
+    --batch-size each (runner.c next_batch_size). Under insert-first,
+    batches double once one was seen to insert only: timing, not
+    modelled."""
     bs = sc["batch_size"]
-    out, first = [], True
+    out = []
     while n > 0:
-        size = bs // 4 if first and bs >= 4 else bs
-        first = False
-        out.append(min(size, n))
+        out.append(min(bs, n))
         n -= out[-1]
     return out
 
