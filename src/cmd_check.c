@@ -181,7 +181,8 @@ static const char *type_fit(ig_type ty, const dbcol *dc, int *warning)
     case IG_TYPE_TEXT:
         if (dc->cat == 'S' || dc->cat == 'E')
             return NULL;
-        return "text goes into a non-text column; the database casts it "
+        return "text goes into a non-text column; it is read by the "
+               "column's type and a value it cannot read fails its row "
                "(declare the column's type to check values before that)";
     case IG_TYPE_INT:
         if (strcmp(b, "int4") == 0 || strcmp(b, "int8") == 0 ||

@@ -63,6 +63,9 @@ typedef struct target_plan {
                            the modifier ("character varying(5)"), or NULL
                            (not found): names the column of a 22001 or
                            22003 failure, which PostgreSQL does not */
+    char **col_base;    /* the same without the modifier ("character
+                           varying"): what text the pipeline does not type
+                           is cast to (col_cast) */
     char *upsert;       /* the INSERT .. ON CONFLICT statement */
     char *upsert_dedup; /* the same keeping the last row of each key, for
                            subsets where a key repeats; NULL unless
@@ -231,20 +234,45 @@ static void add_from_joins(sb *b, const ig_exec *ex, size_t ti)
     }
 }
 
+/* Whether base (format_type without a modifier) takes text by an
+ * assignment cast (pg_cast), so an INSERT of text into it needs no cast:
+ * and "character" must not be one, it would mean character(1). */
+static int takes_text(const char *base)
+{
+    static const char *const names[] = {"text", "character varying",
+                                        "character", "name", "\"char\"",
+                                        "regclass", "citext"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(base, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* The type column ci of target ti's staged text is cast to: its pipeline
- * type's, except that a timestamp going into a timestamp without time
- * zone column is read as one, as PostgreSQL reads such input (an offset
- * ignored, no time zone applied), not through timestamptz and the
- * session's TimeZone. */
+ * type's, except that
+ * - a timestamp going into a timestamp without time zone column is read
+ *   as one, as PostgreSQL reads such input (an offset ignored, no time
+ *   zone applied), not through timestamptz and the session's TimeZone;
+ * - text the pipeline does not type, going into a column of another kind
+ *   (integer, an enum, a domain, ...), is read by that column's type, as
+ *   COPY would (text has no assignment cast to most types: the INSERT
+ *   would not run), and a value it cannot read fails its row. Without
+ *   the modifier, which assignment then checks (an explicit cast to
+ *   varchar(n) would cut the value); bit, whose bare name means bit(1),
+ *   as bit varying. */
 static const char *col_cast(const ig_exec *ex, size_t ti, size_t ci)
 {
     const ig_column *c = &ig_pipeline_target(ex->p, ti)->cols[ci];
     const char *have = ex->t[ti].col_type ? ex->t[ti].col_type[ci] : NULL;
+    const char *base = ex->t[ti].col_base ? ex->t[ti].col_base[ci] : NULL;
 
     if (c->type == IG_TYPE_TIMESTAMP && have != NULL &&
         strncmp(have, "timestamp", 9) == 0 &&
         strstr(have, "without time zone") != NULL)
         return "timestamp";
+    if (c->type == IG_TYPE_TEXT && base != NULL && !takes_text(base))
+        return strcmp(base, "bit") == 0 ? "bit varying" : base;
     return sql_type(c->type);
 }
 
@@ -1051,12 +1079,17 @@ static void note_types(ig_exec *ex, const PGresult *res)
 
         ex->t[ti].col_type = ig_xcalloc(t->n_cols ? t->n_cols : 1,
                                         sizeof(char *));
+        ex->t[ti].col_base = ig_xcalloc(t->n_cols ? t->n_cols : 1,
+                                        sizeof(char *));
         for (size_t ci = 0; ci < t->n_cols; ci++)
             for (int r = 0; r < PQntuples(res); r++)
                 if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
-                    strcmp(PQgetvalue(res, r, 1), t->cols[ci].name) == 0)
+                    strcmp(PQgetvalue(res, r, 1), t->cols[ci].name) == 0) {
                     ex->t[ti].col_type[ci] =
                         ig_xstrdup(PQgetvalue(res, r, 6));
+                    ex->t[ti].col_base[ci] =
+                        ig_xstrdup(PQgetvalue(res, r, 2));
+                }
     }
 }
 
@@ -1378,6 +1411,7 @@ void ig_exec_free(ig_exec *ex)
         free(ex->t[ti].key_hash);
         free_casts(ex->t[ti].key_cast, ig_pipeline_target(ex->p, ti)->n_key);
         free_casts(ex->t[ti].col_type, ig_pipeline_target(ex->p, ti)->n_cols);
+        free_casts(ex->t[ti].col_base, ig_pipeline_target(ex->p, ti)->n_cols);
     }
     free(ex->t);
     free(ex->direct);

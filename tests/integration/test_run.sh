@@ -181,6 +181,26 @@ assert_contains "$OUT" "row 2 (line 3): vt.note [22001] value too long for type 
 assert_contains "$OUT" "row 3 (line 4): vt.amount [22003] numeric field overflow" "a numeric overflow names its column"
 assert_eq "ok1" "$(sql "SELECT string_agg(code, ',') FROM vt")" "the good row lands"
 
+# A column the pipeline does not type is read by the table column's type
+# (text has no assignment cast to most): good values land, each bad one
+# fails its row, and a length is checked, never cut.
+sql "CREATE TYPE mood AS ENUM ('calm', 'cross')"
+sql "CREATE TABLE untyped (code text PRIMARY KEY, n integer, m mood, b bit(3), c character(3), u uuid)"
+cat > "$IT_TMP/untyped.yaml" <<'YAML'
+targets:
+  - table: untyped
+    key: [code]
+    columns: { code: code, n: n, m: m, b: b, c: c, u: u }
+YAML
+printf 'code,n,m,b,c,u\nok1,1,calm,101,ab,6f1c2a4e-52a1-4b1e-9d5c-0a3f2b1c9e77\nbad_n,x,calm,101,ab,\nbad_m,2,angry,101,ab,\nbad_b,3,calm,10,ab,\nbad_c,4,calm,101,abcd,\nok2,5,cross,111,x,\n' > "$IT_TMP/untyped.csv"
+for bs in 5000 1; do
+  sql "TRUNCATE untyped"
+  run_ingot 1 run "$IT_TMP/untyped.yaml" "$IT_TMP/untyped.csv" --json --no-reject-file --batch-size $bs
+  assert_eq "ok1|1|calm|101|ab |6f1c2a4e-52a1-4b1e-9d5c-0a3f2b1c9e77,ok2|5|cross|111|x  |" \
+    "$(sql "SELECT string_agg(concat_ws('|', code, n, m, b, c, coalesce(u::text, '')), ',' ORDER BY code) FROM untyped")" "untyped columns read by their types (batch size $bs)"
+  assert_eq "2:22P02,3:22P02,4:22026,5:22001" "$(jq -r '[.failed_rows[] | "\(.row):\(.reasons[0].code)"] | join(",")' <<<"$OUT")" "each bad value fails its row (batch size $bs)"
+done
+
 # A reject file re-imports under unknown_columns: error too (its ingot_*
 # columns are not the data's), and failing again it gets one set of them.
 { echo "source:"; echo "  unknown_columns: error"; cat "$D/colors.yaml"; } > "$IT_TMP/strict.yaml"
