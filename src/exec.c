@@ -111,6 +111,8 @@ struct ig_exec {
     char *rows_fn;      /* CREATE OR REPLACE FUNCTION pg_temp.. of the
                            row pass (see build_rows_fn), or NULL */
     char *rows_call;    /* SELECT * FROM that function */
+    int small_pass;     /* the row pass for subsets of any size (see
+                           isolate) */
     unsigned long long stage_id;
 };
 
@@ -1392,6 +1394,11 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
                ex->t[ti].upsert);
     }
     build_rows_fn(ex);
+    for (size_t ti = 0; ti < ex->ntargets; ti++)
+        if (ig_pipeline_target(p, ti)->duplicates == IG_DUPLICATES_LAST &&
+            ig_pipeline_target(p, ti)->n_key > 0 &&
+            ig_pipeline_is_parent(p, ti))
+            ex->small_pass = 1;
     plan_direct(ex, res);
     PQclear(res);
     return ex;
@@ -2468,10 +2475,16 @@ static int row_pass(run_ctx *rc, size_t *rows, size_t n, size_t *found)
 }
 
 /* Isolate the guilty rows of a subset PostgreSQL rejected (rolled back):
- * the row pass where it applies, then the rest again; else bisection. */
+ * the row pass where it applies, then the rest again; else bisection.
+ * A small subset is bisected, unless a parent target keeps the last row
+ * of a key: a part holding an earlier row of such a key would write that
+ * row's values, to be replaced by the last one's (counted updated, and
+ * updated_at touched when a file is imported again unchanged), where the
+ * rerun after the row pass writes the last one's once. */
 static int isolate(run_ctx *rc, size_t *rows, size_t n, const char *target)
 {
-    if (n >= ROW_PASS_MIN && rc->ex->rows_fn != NULL && !rc->no_row_pass) {
+    if ((n >= ROW_PASS_MIN || rc->ex->small_pass) &&
+        rc->ex->rows_fn != NULL && !rc->no_row_pass) {
         size_t found;
         int code = row_pass(rc, rows, n, &found);
         if (code != IG_OK)

@@ -222,3 +222,24 @@ YAML
       "on_conflict $oc, rows $rows: each key holds the row the batch keeps"
   done
 done
+
+# A small batch of items.yaml that repeats a colour and holds a row
+# PostgreSQL rejects: the colour is written once, with its last row's
+# values (inserted once, the other row skipped, as in a batch without the
+# rejected row), and the same file again changes nothing.
+printf 'item_name,description,category,brand,color,color_code,size,sku,price,stock\nRcZ,z,c1,b1,Rc Green,#00FF00,S,RC-TAKEN,1.00,1\n' >"$IT_TMP/rc0.csv"
+run_ingot 0 run "$ROOT/pipelines/items.yaml" "$IT_TMP/rc0.csv" --no-reject-file
+cat >"$IT_TMP/rc.csv" <<'CSV'
+item_name,description,category,brand,color,color_code,size,sku,price,stock
+RcA,d1,c1,b1,Rc Red,#FF0000,S,RC-A-1,1.00,1
+RcA,d1,c1,b1,Rc Blue,#0000FF,M,RC-TAKEN,1.00,1
+RcB,e1,c1,b1,Rc Red,#FF0001,L,RC-B-1,1.00,1
+CSV
+run_ingot 1 run "$ROOT/pipelines/items.yaml" "$IT_TMP/rc.csv" --json --no-reject-file
+assert_eq "2:23505" "$(jq -r '[.failed_rows[] | "\(.row):\(.reasons[0].code)"] | join(" ")' <<<"$OUT")" "the row with a taken SKU fails"
+assert_eq "1|0|1" "$(jq -r '.targets[] | select(.name == "color_master") | "\(.inserted)|\(.updated)|\(.skipped)"' <<<"$OUT")" "the repeated colour written once"
+assert_eq "#FF0001" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'Rc Red'")" "with its last row's values"
+t_red=$(sql "SELECT updated_at FROM color_master WHERE color_name = 'Rc Red'")
+run_ingot 1 run "$ROOT/pipelines/items.yaml" "$IT_TMP/rc.csv" --json --no-reject-file
+assert_eq "0|0|1|1" "$(jq -r '.targets[] | select(.name == "color_master") | "\(.inserted)|\(.updated)|\(.unchanged)|\(.skipped)"' <<<"$OUT")" "imported again, the colour is unchanged"
+assert_eq "$t_red" "$(sql "SELECT updated_at FROM color_master WHERE color_name = 'Rc Red'")" "and its updated_at untouched"
