@@ -64,8 +64,10 @@ typedef struct target_plan {
                            (not found): names the column of a 22001 or
                            22003 failure, which PostgreSQL does not */
     char **col_base;    /* the same without the modifier ("character
-                           varying"): what text the pipeline does not type
-                           is cast to (col_cast) */
+                           varying"); for text the pipeline does not type
+                           going into a column text has no assignment cast
+                           to, what it is cast to instead (plan_untyped,
+                           col_cast) */
     char *upsert;       /* the INSERT .. ON CONFLICT statement */
     char *upsert_dedup; /* the same keeping the last row of each key, for
                            subsets where a key repeats; NULL unless
@@ -214,7 +216,10 @@ static void add_from_joins(sb *b, const ig_exec *ex, size_t ti)
          * unique index a key may name several parent rows, and a join
          * would write the row once for each: the lookup counts them
          * instead (n), and the id is NULL unless there is exactly one
-         * (build_missing fails the row). */
+         * (build_missing fails the row). Grouped, over the parent rows
+         * with the subset's keys only, so that it hashes as the plain
+         * join does (a LATERAL count per row scanned an unindexed parent
+         * once per row). */
         if (tp->lookups[i].unique)
             sb_add(b,
                    " LEFT JOIN (SELECT %s AS id, %s AS key FROM %s%s%s%s) "
@@ -223,12 +228,14 @@ static void add_from_joins(sb *b, const ig_exec *ex, size_t ti)
                    pred ? ")" : "", i, i, sc, tp->lookups[i].key_type);
         else
             sb_add(b,
-                   " LEFT JOIN LATERAL (SELECT CASE WHEN count(*) = 1 THEN "
+                   " LEFT JOIN (SELECT q.key, CASE WHEN count(*) = 1 THEN "
                    "(array_agg(q.id))[1] END AS id, count(*) AS n FROM "
                    "(SELECT %s AS id, %s AS key FROM %s%s%s%s) q WHERE "
-                   "q.key = s.%s::%s) p%zu ON true",
+                   "q.key IN (SELECT s.%s::%s FROM %s s) GROUP BY q.key) "
+                   "p%zu ON p%zu.key = s.%s::%s",
                    qid, qk, qt, pred ? " WHERE (" : "", pred ? pred : "",
-                   pred ? ")" : "", sc, tp->lookups[i].key_type, i);
+                   pred ? ")" : "", sc, tp->lookups[i].key_type, ex->from, i,
+                   i, sc, tp->lookups[i].key_type);
         free(qt);
         free(qk);
         free(qid);
@@ -256,13 +263,8 @@ static int takes_text(const char *base)
  * - a timestamp going into a timestamp without time zone column is read
  *   as one, as PostgreSQL reads such input (an offset ignored, no time
  *   zone applied), not through timestamptz and the session's TimeZone;
- * - text the pipeline does not type, going into a column of another kind
- *   (integer, an enum, a domain, ...), is read by that column's type, as
- *   COPY would (text has no assignment cast to most types: the INSERT
- *   would not run), and a value it cannot read fails its row. Without
- *   the modifier, which assignment then checks (an explicit cast to
- *   varchar(n) would cut the value); bit, whose bare name means bit(1),
- *   as bit varying. */
+ * - text the pipeline does not type, going into a column text has no
+ *   assignment cast to, is cast as plan_untyped decided. */
 static const char *col_cast(const ig_exec *ex, size_t ti, size_t ci)
 {
     const ig_column *c = &ig_pipeline_target(ex->p, ti)->cols[ci];
@@ -274,8 +276,81 @@ static const char *col_cast(const ig_exec *ex, size_t ti, size_t ci)
         strstr(have, "without time zone") != NULL)
         return "timestamp";
     if (c->type == IG_TYPE_TEXT && base != NULL && !takes_text(base))
-        return strcmp(base, "bit") == 0 ? "bit varying" : base;
+        return base;
     return sql_type(c->type);
+}
+
+/* Text the pipeline does not type, going into a column of a type text has
+ * no assignment cast to (integer, an enum, a domain over one, ...): the
+ * INSERT would not run. It is cast to the column's type by its bare name,
+ * so its input function reads the value, as COPY's would, a value it
+ * cannot read failing its row, and assignment then applies the column's
+ * modifier with COPY's checks (numeric(p,s), timestamp(3), bit(n); an
+ * explicit cast to it would cut a value instead). A domain is cast to its
+ * base type, so that assignment checks its modifier and constraints. Where
+ * the bare name would read the text otherwise than COPY (an interval
+ * with fields reads "2" as seconds, character[] is character(1)[]), or
+ * for a type that is not a plain one (arrays, composites, ranges), the
+ * import is refused here, naming the column. */
+static int plan_untyped(ig_exec *ex, size_t ti, PGconn *conn, ig_err *err)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+    target_plan *tp = &ex->t[ti];
+
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        const char *base = tp->col_base ? tp->col_base[ci] : NULL;
+        const char *params[1];
+        const char *typtype, *cat, *name, *mod;
+        PGresult *res = NULL;
+        int rc, ok;
+
+        if (t->cols[ci].type != IG_TYPE_TEXT ||
+            t->cols[ci].source == IG_COLSRC_LOOKUP || base == NULL ||
+            takes_text(base))
+            continue;
+        params[0] = tp->col_type[ci];
+        rc = ig_db_query(conn,
+                         "SELECT t.typtype, t.typcategory, "
+                         "format_type(t.typbasetype, NULL), "
+                         "format_type(t.typbasetype, t.typtypmod), "
+                         "b.typtype, b.typcategory FROM pg_type t LEFT "
+                         "JOIN pg_type b ON b.oid = t.typbasetype WHERE "
+                         "t.oid = to_regtype($1)",
+                         1, params, &res, "looking up a column's type", err);
+        if (rc != IG_OK)
+            return rc;
+        ok = PQntuples(res) == 1;
+        typtype = ok ? PQgetvalue(res, 0, 0) : "";
+        cat = ok ? PQgetvalue(res, 0, 1) : "";
+        name = base;
+        mod = tp->col_type[ci];
+        if (ok && typtype[0] == 'd') { /* a domain: its base type */
+            typtype = PQgetvalue(res, 0, 4);
+            cat = PQgetvalue(res, 0, 5);
+            name = PQgetvalue(res, 0, 2);
+            mod = PQgetvalue(res, 0, 3);
+        }
+        ok = ok && (typtype[0] == 'b' || typtype[0] == 'e') &&
+             cat[0] != 'A' &&
+             !(strcmp(name, "interval") == 0 && strcmp(mod, "interval") != 0 &&
+               strncmp(mod, "interval(", 9) != 0);
+        if (ok) { /* name may be col_base[ci] itself */
+            char *cast = ig_xstrdup(takes_text(name) ? "text"
+                                    : strcmp(name, "bit") == 0 ? "bit varying"
+                                                               : name);
+            free(tp->col_base[ci]);
+            tp->col_base[ci] = cast;
+        }
+        PQclear(res);
+        if (!ok)
+            return ig_err_set(err, IG_CONFIG,
+                              "target %s, column %s: the pipeline gives "
+                              "text and the column is %s, which ingot does "
+                              "not read text into as COPY would: declare the "
+                              "column's type, or map it to a text column",
+                              t->name, t->cols[ci].name, tp->col_type[ci]);
+    }
+    return IG_OK;
 }
 
 /* The value expression of column ci of target ti in the src CTE. */
@@ -1373,6 +1448,8 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
         rc = check_tables(ex, res, err);
     if (rc == IG_OK)
         note_types(ex, res);
+    for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
+        rc = plan_untyped(ex, ti, conn, err);
     for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)
         rc = plan_lookups(ex, conn, ti, err);
     for (size_t ti = 0; rc == IG_OK && ti < ex->ntargets; ti++)

@@ -288,11 +288,53 @@ static int raw_read(ig_results *r, long long off, char *buf, size_t n)
     return 0;
 }
 
+/* Whether the input is itself a reject file, its ingot_* columns last. */
+static int ingot_columns_last(const ig_results *r)
+{
+    size_t n = r->reject_ncols;
+
+    return n >= 3 && r->reject_skip[n - 1] && r->reject_skip[n - 2] &&
+           r->reject_skip[n - 3];
+}
+
+/* The end of input[off, end) without its last three fields (outside
+ * quotes, the delimiters that separate them), or end when it has fewer:
+ * a row of a reject file imported again loses its old ingot_* fields
+ * before it gets new ones. -1 on a read error. */
+static long long without_last_three(ig_results *r, long long off,
+                                    long long end)
+{
+    char buf[64 * 1024];
+    long long delim[3] = {-1, -1, -1}; /* the last three, oldest first */
+    int inq = 0;
+
+    for (long long at = off; at < end;) {
+        size_t part = end - at < (long long)sizeof(buf) ? (size_t)(end - at)
+                                                        : sizeof(buf);
+        if (raw_read(r, at, buf, part) != 0)
+            return -1;
+        for (size_t i = 0; i < part; i++) {
+            if (buf[i] == r->quote) {
+                inq = !inq; /* a doubled quote toggles twice */
+            } else if (buf[i] == r->delim && !inq) {
+                delim[0] = delim[1];
+                delim[1] = delim[2];
+                delim[2] = at + (long long)i;
+            }
+        }
+        at += (long long)part;
+    }
+    return delim[0] >= 0 ? delim[0] : end;
+}
+
 /* Copy the record input[off, end) to the reject file as it was, without
- * its line end. 1 when copied; 0 when there is no source or the range is
- * unknown (the caller writes the fields); a read error after that marks
- * the reject file failed (it is reported when closed). */
-static int copy_raw(ig_results *r, long long off, long long end)
+ * its line end (and, from a reject file, without its old ingot_* fields
+ * unless its quotes are broken: see without_last_three). 1 when copied;
+ * 0 when there is no source or the range is unknown (the caller writes
+ * the fields); a read error after that marks the reject file failed (it
+ * is reported when closed). */
+static int copy_raw(ig_results *r, long long off, long long end,
+                    int quotes_ok)
 {
     char buf[64 * 1024], tail[2];
     size_t n;
@@ -307,6 +349,9 @@ static int copy_raw(ig_results *r, long long off, long long end)
         end--;
         n--;
     }
+    if (quotes_ok && ingot_columns_last(r) &&
+        (end = without_last_three(r, off, end)) < 0)
+        return 0;
     while (off < end && !r->reject_failed) {
         size_t part = end - off < (long long)sizeof(buf) ? (size_t)(end - off)
                                                          : sizeof(buf);
@@ -352,7 +397,7 @@ static void write_reject(ig_results *r, long long row, long long line,
      * header: the first clean record sets such a file's width, and this
      * one could come first. */
     if (parse != NULL && !(ragged && r->reject_ncols == 0) &&
-        copy_raw(r, offset, end)) {
+        copy_raw(r, offset, end, strcmp(parse, "CSV_QUOTE") != 0)) {
         ncols = 0;
         nvalues = 0;
         first = 0;
@@ -410,21 +455,47 @@ static void write_reject(ig_results *r, long long row, long long line,
     free(msg);
 }
 
-/* How many of a failed row's values the in-memory list keeps: at most
- * KEPT_VALUES, and no more than KEPT_BYTES of them, so a thousand ragged
- * rows of 20000 fields cannot take gigabytes (the reject file gets them
- * all). */
-static size_t kept_values(const ig_value *values, size_t nvalues)
+/* Value v as kept in memory (owned): text, a NUL byte or a byte that
+ * starts no UTF-8 sequence as U+FFFD, so that JSON and the API can show
+ * it in its place rather than cut or drop it. */
+static char *kept_text(const ig_value *v, size_t *len)
 {
-    size_t n = 0, bytes = 0;
+    const char *p = v->p ? v->p : "";
+    size_t n = v->p ? v->len : 0;
+    char *clean = ig_utf8_scrub(p, n, len);
 
-    while (n < nvalues && n < KEPT_VALUES) {
-        bytes += sizeof(char *) + (values[n].is_null ? 0 : values[n].len + 1);
-        if (bytes > KEPT_BYTES)
-            break;
-        n++;
+    if (clean == NULL) {
+        clean = ig_xmalloc(n + 1);
+        memcpy(clean, p, n);
+        clean[n] = '\0';
+        *len = n;
     }
-    return n;
+    return clean;
+}
+
+/* Keep a failed row's values: at most KEPT_VALUES, and no more than
+ * KEPT_BYTES of them as kept (scrubbed text may be longer than the
+ * bytes read), so a thousand ragged rows of 20000 fields cannot take
+ * gigabytes (the reject file gets them all). How many in *n. */
+static char **keep_values(const ig_value *values, size_t nvalues, size_t *n)
+{
+    char **kept = ig_xcalloc(nvalues && nvalues < KEPT_VALUES
+                                 ? nvalues
+                                 : nvalues ? KEPT_VALUES : 1,
+                             sizeof(char *));
+    size_t bytes = 0;
+
+    for (*n = 0; *n < nvalues && *n < KEPT_VALUES; (*n)++) {
+        size_t len = 0;
+        char *v = values[*n].is_null ? NULL : kept_text(&values[*n], &len);
+        bytes += sizeof(char *) + (v ? len + 1 : 0);
+        if (bytes > KEPT_BYTES) {
+            free(v);
+            break;
+        }
+        kept[*n] = v;
+    }
+    return kept;
 }
 
 void ig_results_fail_row(ig_results *r, long long row, long long line,
@@ -454,24 +525,7 @@ void ig_results_fail_row(ig_results *r, long long row, long long line,
             k->reasons[i].constraint = ig_xstrdup(reasons[i].constraint);
             k->reasons[i].message = ig_xstrdup(reasons[i].message);
         }
-        nvalues = kept_values(values, nvalues);
-        k->values = ig_xcalloc(nvalues ? nvalues : 1, sizeof(char *));
-        for (size_t i = 0; i < nvalues; i++) {
-            const char *p = values[i].p ? values[i].p : "";
-            size_t len = values[i].p ? values[i].len : 0, n;
-            char *clean;
-            if (values[i].is_null)
-                continue; /* NULL, from ig_xcalloc */
-            /* Shown as text (JSON, the API): a NUL or a byte that starts
-             * no UTF-8 sequence must not cut the value or drop it. */
-            clean = ig_utf8_scrub(p, len, &n);
-            if (clean == NULL) {
-                clean = ig_xmalloc(len + 1);
-                memcpy(clean, p, len);
-                clean[len] = '\0';
-            }
-            k->values[i] = clean;
-        }
+        k->values = keep_values(values, nvalues, &nvalues);
         k->row.row = row;
         k->row.line = line;
         k->row.nreasons = nreasons;

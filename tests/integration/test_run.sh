@@ -126,8 +126,12 @@ pe="$IT_TMP/pe.csv.rejects.csv"
 assert_eq 'RagA,"1","2","[CSV_RAGGED] ' "$(sed -n 2p "$pe" | cut -c1-27)" "a short row copied as it was"
 assert_eq '"Rag"B,#0000A1,"2","3","[CSV_QUOTE] ' "$(sed -n 3p "$pe" | cut -c1-36)" "a misplaced quote copied as it was"
 assert_eq 'WideC,#0000A2,extra,"3","4","[CSV_RAGGED] ' "$(sed -n 4p "$pe" | cut -c1-42)" "a long row copied as it was"
-run_ingot 2 run "$D/colors.yaml" "$pe" --no-reject-file
+run_ingot 2 run "$D/colors.yaml" "$pe"
 assert_contains "$OUT" "3 failed" "unchanged, they fail again"
+# ... into a reject file of their own, with one set of ingot_* fields
+assert_eq 'RagA,"1","2","[CSV_RAGGED] |"Rag"B,#0000A1,"2","3","[CSV_QUOTE] |WideC,#0000A2,extra,"3","4","[CSV_RAGGED] ' \
+  "$(sed -n '2p;3p;4p' "$pe.rejects.csv" | sed -E 's/(\[CSV_[A-Z]+\] ).*/\1/' | paste -sd'|')" "a reject file's rejected rows keep one set of ingot_* fields"
+assert_eq 1 "$(sed -n 2p "$pe.rejects.csv" | grep -o 'CSV_RAGGED' | wc -l)" "not the old set too"
 assert_eq 0 "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('RagA', 'RagB', 'WideC', 'Rag\"B')")" "none of them landed"
 sed -i 's/^RagA,/RagA,#0000A0,/; s/^"Rag"B,/RagB,/; s/^WideC,#0000A2,extra,/WideC,#0000A2,/' "$pe"
 run_ingot 0 run "$D/colors.yaml" "$pe" --json
@@ -185,20 +189,34 @@ assert_eq "ok1" "$(sql "SELECT string_agg(code, ',') FROM vt")" "the good row la
 # (text has no assignment cast to most): good values land, each bad one
 # fails its row, and a length is checked, never cut.
 sql "CREATE TYPE mood AS ENUM ('calm', 'cross')"
-sql "CREATE TABLE untyped (code text PRIMARY KEY, n integer, m mood, b bit(3), c character(3), u uuid)"
+sql "CREATE DOMAIN short5 AS varchar(5)"
+sql "CREATE DOMAIN posint AS integer CHECK (VALUE > 0)"
+sql "CREATE TABLE untyped (code text PRIMARY KEY, n integer, m mood, b bit(3), c character(3), u uuid, d short5, p posint)"
 cat > "$IT_TMP/untyped.yaml" <<'YAML'
 targets:
   - table: untyped
     key: [code]
-    columns: { code: code, n: n, m: m, b: b, c: c, u: u }
+    columns: { code: code, n: n, m: m, b: b, c: c, u: u, d: d, p: p }
 YAML
-printf 'code,n,m,b,c,u\nok1,1,calm,101,ab,6f1c2a4e-52a1-4b1e-9d5c-0a3f2b1c9e77\nbad_n,x,calm,101,ab,\nbad_m,2,angry,101,ab,\nbad_b,3,calm,10,ab,\nbad_c,4,calm,101,abcd,\nok2,5,cross,111,x,\n' > "$IT_TMP/untyped.csv"
+printf 'code,n,m,b,c,u,d,p\nok1,1,calm,101,ab,6f1c2a4e-52a1-4b1e-9d5c-0a3f2b1c9e77,abcde,1\nbad_n,x,calm,101,ab,,,\nbad_m,2,angry,101,ab,,,\nbad_b,3,calm,10,ab,,,\nbad_c,4,calm,101,abcd,,,\nbad_d,6,calm,101,ab,,abcdef,\nbad_p,7,calm,101,ab,,,0\nok2,5,cross,111,x,,,\n' > "$IT_TMP/untyped.csv"
 for bs in 5000 1; do
   sql "TRUNCATE untyped"
   run_ingot 1 run "$IT_TMP/untyped.yaml" "$IT_TMP/untyped.csv" --json --no-reject-file --batch-size $bs
-  assert_eq "ok1|1|calm|101|ab |6f1c2a4e-52a1-4b1e-9d5c-0a3f2b1c9e77,ok2|5|cross|111|x  |" \
-    "$(sql "SELECT string_agg(concat_ws('|', code, n, m, b, c, coalesce(u::text, '')), ',' ORDER BY code) FROM untyped")" "untyped columns read by their types (batch size $bs)"
-  assert_eq "2:22P02,3:22P02,4:22026,5:22001" "$(jq -r '[.failed_rows[] | "\(.row):\(.reasons[0].code)"] | join(",")' <<<"$OUT")" "each bad value fails its row (batch size $bs)"
+  assert_eq "ok1|1|calm|101|ab |6f1c2a4e-52a1-4b1e-9d5c-0a3f2b1c9e77|abcde|1,ok2|5|cross|111|x  |||" \
+    "$(sql "SELECT string_agg(concat_ws('|', code, n, m, b, c, coalesce(u::text, ''), coalesce(d, ''), coalesce(p::text, '')), ',' ORDER BY code) FROM untyped")" "untyped columns read by their types (batch size $bs)"
+  assert_eq "2:22P02,3:22P02,4:22026,5:22001,6:22001,7:23514" "$(jq -r '[.failed_rows[] | "\(.row):\(.reasons[0].code)"] | join(",")' <<<"$OUT")" "each bad value fails its row, none is cut (batch size $bs)"
+done
+# Where a bare type name would read text otherwise than COPY (an interval
+# with fields reads "2" as seconds, character[] is character(1)[]), the
+# import is refused before anything is read, naming the column.
+for col in "iv interval year" "ca character(3)[]"; do
+  sql "DROP TABLE IF EXISTS untyped2"
+  sql "CREATE TABLE untyped2 (code text PRIMARY KEY, ${col})"
+  printf 'targets:\n  - table: untyped2\n    key: [code]\n    columns: { code: code, %s: %s }\n' "${col%% *}" "${col%% *}" > "$IT_TMP/untyped2.yaml"
+  printf 'code,%s\nr1,2\n' "${col%% *}" > "$IT_TMP/untyped2.csv"
+  run_ingot 2 run "$IT_TMP/untyped2.yaml" "$IT_TMP/untyped2.csv" --no-reject-file
+  assert_contains "$ERR" "column ${col%% *}: the pipeline gives text and the column is ${col#* }, which ingot does not read text into as COPY would" "refused: ${col#* }"
+  assert_eq 0 "$(sql "SELECT count(*) FROM untyped2")" "nothing written: ${col#* }"
 done
 
 # A reject file re-imports under unknown_columns: error too (its ingot_*
