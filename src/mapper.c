@@ -47,6 +47,9 @@ struct ig_mapper {
     ig_mapper_hash_fn *hash; /* NULL: decided row by row, by bytes */
     void *hash_ud;
     unsigned char *hashed;   /* [target]: by the database's hash */
+    int waiting;             /* ig_mapper_defer_keys: how is not known yet,
+                                every row keeps its key values */
+    int by_bytes;            /* told: by bytes after the next resolve */
     struct pending *pend;
     size_t npend, cappend;
 };
@@ -556,7 +559,7 @@ static void defer(ig_mapper *m, const ig_record *rec, ig_batch *b,
         e->kbytes[ti] = ig_arena_strndup(a, m->keybuf, len);
         e->klen[ti] = len;
         e->kvals[ti] = NULL;
-        if (!m->hashed[ti])
+        if (!m->hashed[ti] && !m->waiting)
             continue;
         e->kvals[ti] = ig_arena_alloc(a, (t->n_key ? t->n_key : 1) *
                                              sizeof(ig_value));
@@ -569,6 +572,24 @@ static void defer(ig_mapper *m, const ig_record *rec, ig_batch *b,
     }
 }
 
+/* ig_mapper_defer_keys' stand-in until ig_mapper_hash_keys: never
+ * called, as no target is hashed meanwhile. */
+static int hash_not_yet(void *ud, size_t ti, const ig_value *keys, size_t n,
+                        unsigned long long *out, ig_err *err)
+{
+    (void)ud, (void)ti, (void)keys, (void)n, (void)out;
+    return ig_err_set(err, IG_STATE, "ig_mapper_resolve before "
+                      "ig_mapper_hash_keys");
+}
+
+void ig_mapper_defer_keys(ig_mapper *m)
+{
+    m->hashed = ig_xcalloc(ig_pipeline_ntargets(m->p) ?
+                           ig_pipeline_ntargets(m->p) : 1, 1);
+    m->hash = hash_not_yet;
+    m->waiting = 1;
+}
+
 void ig_mapper_hash_keys(ig_mapper *m, const unsigned char *hashed,
                          ig_mapper_hash_fn *fn, void *ud)
 {
@@ -577,6 +598,14 @@ void ig_mapper_hash_keys(ig_mapper *m, const unsigned char *hashed,
 
     for (size_t ti = 0; ti < nt; ti++)
         any |= hashed[ti] != 0;
+    if (m->waiting) {
+        memcpy(m->hashed, hashed, nt);
+        m->hash = fn;
+        m->hash_ud = ud;
+        m->waiting = 0;
+        m->by_bytes = !any; /* once the waiting rows are decided */
+        return;
+    }
     if (!any)
         return;
     m->hashed = ig_xcalloc(nt, 1);
@@ -639,8 +668,16 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
     unsigned long long *h;
     int rc;
 
-    if (m->hash == NULL || m->npend == 0)
+    if (m->waiting)
+        return ig_err_set(err, IG_STATE, "ig_mapper_resolve before "
+                          "ig_mapper_hash_keys");
+    if (m->hash == NULL || m->npend == 0) {
+        if (m->by_bytes) { /* nothing was waiting */
+            m->hash = NULL;
+            m->by_bytes = 0;
+        }
         return IG_OK;
+    }
     h = ig_xcalloc(m->npend * (nt ? nt : 1), sizeof(*h));
     rc = fetch_hashes(m, h, err);
     for (size_t i = 0; rc == IG_OK && i < m->npend; i++) {
@@ -697,6 +734,10 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
     }
     free(h);
     m->npend = 0;
+    if (rc == IG_OK && m->by_bytes) { /* the waiting rows are decided */
+        m->hash = NULL;
+        m->by_bytes = 0;
+    }
     return rc;
 }
 

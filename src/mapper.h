@@ -71,6 +71,14 @@ typedef int ig_mapper_hash_fn(void *ud, size_t ti, const ig_value *keys,
 void ig_mapper_hash_keys(ig_mapper *m, const unsigned char *hashed,
                          ig_mapper_hash_fn *fn, void *ud);
 
+/* Map rows before it is known how keys compare (the database's catalog
+ * is still being read): every row's duplicate-key decisions wait, with
+ * its key values, until ig_mapper_hash_keys says how (and after that, if
+ * by bytes for every target, until the next ig_mapper_resolve only).
+ * ig_mapper_resolve before ig_mapper_hash_keys is IG_STATE. Call before
+ * the first row. */
+void ig_mapper_defer_keys(ig_mapper *m);
+
 /* Decide the duplicate keys of the rows mapped or remembered into b since
  * the last call, in their order, as ig_mapper_row would have: a row
  * with a key seen before fails (DUPLICATE_KEY, error) or skips the target

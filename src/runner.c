@@ -744,16 +744,19 @@ static ig_hook *open_hook(const ig_pipeline *p, ig_err *err, int *rc)
 
 /* ig_pool_acquire_while's stop before the first batch: cancel_stop, or
  * the run's time limit passed (a run must not wait out the pool's
- * connect budget past it). */
+ * connect budget past it), or the run gave up before it needed the
+ * database (abandon, set by another thread). */
 typedef struct start_clock {
     const ig_run_opts *o;
     double t0;
+    const int *abandon; /* NULL, or read atomically */
 } start_clock;
 
 static int start_stop(const void *ud)
 {
     const start_clock *c = ud;
     return stop_asked(c->o) ||
+           (c->abandon && __atomic_load_n(c->abandon, __ATOMIC_ACQUIRE)) ||
            (c->o->timeout_seconds > 0 &&
             now_s() - c->t0 >= (double)c->o->timeout_seconds);
 }
@@ -780,10 +783,9 @@ static void stopped_connecting(const ig_run_opts *o, ig_run_status *status,
 
 /* The executor, planned on a connection of the pool. A connection lost
  * meanwhile is retried like a batch. */
-static int build_exec(const ig_run_opts *o, double t0, ig_exec **ex,
-                      ig_err *err)
+static int build_exec(const start_clock *clk, ig_exec **ex, ig_err *err)
 {
-    start_clock clk = {o, t0};
+    const ig_run_opts *o = clk->o;
     long delay = 200;
     int rc = IG_OK;
 
@@ -791,20 +793,71 @@ static int build_exec(const ig_run_opts *o, double t0, ig_exec **ex,
     for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
         ig_pool_conn *pc = NULL;
 
-        rc = ig_pool_acquire_while(o->pool, start_stop, &clk, &pc, err);
+        rc = ig_pool_acquire_while(o->pool, start_stop, clk, &pc, err);
         if (rc != IG_OK)
             return rc; /* the pool retried within its budget */
         *ex = ig_exec_new(o->pipeline, ig_pool_conn_pg(pc), err);
         rc = *ex != NULL ? IG_OK : err ? (int)err->code : IG_DB;
         ig_pool_release(o->pool, pc,
                         rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
-        if (rc != IG_DB_RETRY || start_stop(&clk))
+        if (rc != IG_DB_RETRY || start_stop(clk))
             break;
         ig_log(IG_LOG_WARN, "planning the import, attempt %d: %s; retrying "
                "in %ld ms", attempt, err ? err->msg : "", delay);
         back_off(&delay);
     }
     return rc;
+}
+
+/* The executor planned by a thread of its own while the caller maps the
+ * first batch: connecting, authenticating and reading the catalog take
+ * about as long as mapping 5000 rows, and the database would otherwise
+ * wait for both in turn. */
+typedef struct planner {
+    start_clock clk;
+    int abandon;      /* the caller no longer needs it (atomic) */
+    ig_exec *ex;
+    ig_err err;
+    int rc;
+    pthread_t th;
+    int running;
+} planner;
+
+static void *plan_main(void *arg)
+{
+    planner *pl = arg;
+
+    pl->rc = build_exec(&pl->clk, &pl->ex, &pl->err);
+    return NULL;
+}
+
+static void plan_start(planner *pl, const ig_run_opts *o, double t0)
+{
+    memset(pl, 0, sizeof(*pl));
+    pl->clk.o = o;
+    pl->clk.t0 = t0;
+    pl->clk.abandon = &pl->abandon;
+    pl->running = pthread_create(&pl->th, NULL, plan_main, pl) == 0;
+}
+
+/* Wait for the planner; with give_up, stop its waiting for a database
+ * that is down first, and drop what it made. Its result in *ex, *err. */
+static int plan_join(planner *pl, int give_up, ig_exec **ex, ig_err *err)
+{
+    if (!pl->running)
+        return build_exec(&pl->clk, ex, err);
+    if (give_up)
+        __atomic_store_n(&pl->abandon, 1, __ATOMIC_RELEASE);
+    pthread_join(pl->th, NULL);
+    pl->running = 0;
+    if (give_up) {
+        ig_exec_free(pl->ex);
+        return IG_OK;
+    }
+    *ex = pl->ex;
+    if (pl->rc != IG_OK && err)
+        *err = pl->err;
+    return pl->rc;
 }
 
 /* ig_mapper_hash_fn: the database's hashes of keys, on a connection of
@@ -846,7 +899,7 @@ static int hash_keys(void *ud, size_t ti, const ig_value *keys, size_t n,
 
 /* Fill b with up to limit records. *eof set at end of input. */
 static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
-                      ig_mapper *m, ig_batch *b, int *eof,
+                      ig_mapper *m, ig_batch *b, int resolve, int *eof,
                       ig_run_status *status, ig_err *err)
 {
     long n = 0;
@@ -896,7 +949,7 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
         if (ig_arena_used(ig_batch_arena(b)) >= BATCH_MAX_BYTES)
             break;
     }
-    return ig_mapper_resolve(m, b, err);
+    return resolve ? ig_mapper_resolve(m, b, err) : IG_OK;
 }
 
 /* Open a dry run's single transaction. */
@@ -959,8 +1012,12 @@ static int has_lookups(const ig_pipeline *p)
     return 0;
 }
 
+/* first: the first batch is already in slot 0 (mapped while the
+ * executor was planned, and resolved), first_eof whether it ended the
+ * input. */
 static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
-                     ig_mapper *m, ig_run_status *status, ig_err *err)
+                     ig_mapper *m, int first, int first_eof,
+                     ig_run_status *status, ig_err *err)
 {
     int eof = 0, rc = IG_OK, width_told = 0;
     long long batch_no = 0, queued = 0;
@@ -988,10 +1045,15 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
                        "boundary", o->timeout_seconds);
             break;
         }
-        ig_batch_reset(sl->b);
-        ig_mapper_before_batch(m, ++batch_no);
-        rc = fill_batch(o, next_batch_size(d), r, m, sl->b, &eof,
-                        status, err);
+        if (first && batch_no == 0) {
+            batch_no++;
+            eof = first_eof;
+        } else {
+            ig_batch_reset(sl->b);
+            ig_mapper_before_batch(m, ++batch_no);
+            rc = fill_batch(o, next_batch_size(d), r, m, sl->b, 1, &eof,
+                            status, err);
+        }
         if (rc != IG_OK)
             break;
         /* Before the batch's failed rows are written: a ragged row of an
@@ -1027,7 +1089,16 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     long long total = -1;
     const char **hdr = NULL; /* header names, borrowed from the reader */
     size_t ncols = 0;
+    /* The first batch is mapped while the executor is planned (planner),
+     * except on a resumed run, whose skipped rows need the database's key
+     * comparison as they are read. */
+    int early = o->skip_rows == 0, first_eof = 0;
+    planner pl;
+    start_clock clk = {o, 0, NULL};
+    ig_batch *first = NULL;
+    ig_run_status first_status = IG_RUN_DONE;
 
+    memset(&pl, 0, sizeof(pl));
     memset(&d, 0, sizeof(d));
     d.o = o;
     d.results = results;
@@ -1078,6 +1149,9 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         }
         d.prog.total_rows = total;
     }
+    clk.t0 = d.t0;
+    if (early)
+        plan_start(&pl, o, d.t0);
     reader_opts(o, &ro);
     r = ig_reader_new(&ro, err);
     if (r == NULL) {
@@ -1096,11 +1170,22 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         rc = err ? ig_err_prefix(err, "%s", o->input_name) : IG_CONFIG;
         goto out;
     }
-    rc = build_exec(o, d.t0, &ex, err);
+    if (early) {
+        /* Its duplicate-key decisions wait for the catalog (below). */
+        ig_mapper_defer_keys(m);
+        first = ig_batch_new();
+        ig_mapper_before_batch(m, 1);
+        rc = fill_batch(o, o->batch_size, r, m, first, 0, &first_eof,
+                        &first_status, err);
+        if (rc != IG_OK)
+            goto out;
+        rc = plan_join(&pl, 0, &ex, err);
+    } else {
+        rc = build_exec(&clk, &ex, err);
+    }
     if (rc != IG_OK) {
         /* The database was away and the caller's cancel or time limit
          * ended the wait for it: that, not a failure, is the outcome. */
-        start_clock clk = {o, d.t0};
         if (rc == IG_DB_RETRY && start_stop(&clk))
             stopped_connecting(o, status, err);
         goto out;
@@ -1116,6 +1201,8 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         ig_mapper_hash_keys(m, hashed, hash_keys, &d);
         free(hashed);
     }
+    if (first != NULL && (rc = ig_mapper_resolve(m, first, err)) != IG_OK)
+        goto out;
     if (ig_exec_inexact_key(ex) != NULL) {
         /* Two writers could hold two spellings of one key at once. */
         ig_log(IG_LOG_WARN,
@@ -1148,6 +1235,12 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     d.slots = ig_xcalloc((size_t)d.nslots, sizeof(*d.slots));
     for (int i = 0; i < d.nslots; i++)
         d.slots[i].b = ig_batch_new();
+    if (first != NULL) { /* batch 1 goes from slot 0 */
+        ig_batch_free(d.slots[0].b);
+        d.slots[0].b = first;
+        first = NULL;
+        early = 2;
+    }
     if (o->dry_run) {
         rc = begin_dry(&d, err);
         if (rc != IG_OK)
@@ -1163,8 +1256,9 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     if (started < d.nwriters) /* the batches still go, fewer at once */
         ig_log(IG_LOG_WARN, "only %d of %d writer threads could be started",
                started, d.nwriters);
-    *status = IG_RUN_DONE;
-    rc = read_loop(o, &d, r, m, status, err);
+    *status = first_status; /* IG_RUN_DONE, or the first batch met the
+                               row limit */
+    rc = read_loop(o, &d, r, m, early == 2, first_eof, status, err);
     if (rc == IG_DB || d.failed) {
         if (err && d.failed)
             *err = d.err;
@@ -1175,6 +1269,9 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     }
 
 out:
+    if (pl.running) /* an early failure: the plan is not needed */
+        (void)plan_join(&pl, 1, NULL, NULL);
+    ig_batch_free(first);
     if (started) {
         pthread_mutex_lock(&d.mu);
         d.quit = 1;
