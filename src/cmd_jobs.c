@@ -30,6 +30,25 @@ static void print_json(json_t *o)
     fputc('\n', stdout);
 }
 
+/* A command's failure: on stderr, and with --json also as the API's error
+ * document on stdout ({"error": {"code", "message"}}), so that a script
+ * reading stdout gets one either way. */
+static int job_fail(const ig_cli *cli, const ig_err *err)
+{
+    if (ig_cli_opt_value(cli, "json") != NULL) {
+        const char *code = err->code == IG_NOTFOUND    ? "job_not_found"
+                           : err->code == IG_DB_RETRY ? "database_unavailable"
+                           : err->code == IG_DB       ? "database_error"
+                                                      : "failed";
+        json_t *o = json_pack("{s:{s:s,s:o}}", "error", "code", code,
+                              "message",
+                              ig_report_text(err->msg, strlen(err->msg)));
+        print_json(o);
+        json_decref(o);
+    }
+    return ig_cli_fail(cli, "%s", err->msg);
+}
+
 /* Parse a positive number argument or option; -1 when bad. */
 static long long parse_pos(const char *s, long long max)
 {
@@ -49,7 +68,7 @@ static int connect_db(ig_cli *cli, PGconn **conn)
 {
     ig_err err;
     if (ig_db_connect(ig_cli_conf(cli)->database_url, conn, &err) != IG_OK)
-        return ig_cli_fail(cli, "%s", err.msg);
+        return job_fail(cli, &err);
     return IG_EXIT_OK;
 }
 
@@ -135,12 +154,12 @@ static int run_submit(ig_cli *cli)
     p = ig_pipeline_load_named(ig_cli_data_dir(conf->pipeline_dir, "pipelines"),
                                pname, &po, &err);
     if (p == NULL) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     buf = slurp(path, &len, &err);
     if (buf == NULL) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     /* Refuse what no worker could import, before it is queued. */
@@ -150,7 +169,7 @@ static int run_submit(ig_cli *cli)
     ro.buf_len = len;
     ro.input_name = path;
     if (ig_run_preflight(&ro, &rows, &err) != IG_OK) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     if (rows > conf->max_rows) {
@@ -177,7 +196,7 @@ static int run_submit(ig_cli *cli)
     eo.total_rows = rows;
     eo.priority = (int)pr;
     if (ig_jobq_enqueue(conn, &eo, &id, &err) != IG_OK) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     if (json) {
@@ -221,7 +240,7 @@ static int run_progress(ig_cli *cli)
     if (rc != IG_EXIT_OK)
         goto out;
     if (ig_jobq_get(conn, id, &job, &err) != IG_OK) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     memset(&popts, 0, sizeof(popts));
@@ -300,7 +319,7 @@ static int run_results(ig_cli *cli)
     if (ig_jobq_get(conn, id, &job, &err) != IG_OK ||
         ig_jobq_results(conn, id, (long)limit, (long)offset, &rows, &err) !=
             IG_OK) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     o = json_object();
@@ -356,7 +375,7 @@ static int run_cancel(ig_cli *cli)
     if (rc != IG_EXIT_OK)
         goto out;
     if (ig_jobq_cancel(conn, id, &res, &st, &err) != IG_OK) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     switch (res) {
@@ -422,7 +441,7 @@ static int run_jobs(ig_cli *cli)
     if (rc != IG_EXIT_OK)
         return rc;
     if (ig_jobq_list(conn, &f, &jobs, &n, &err) != IG_OK) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
         goto out;
     }
     if (json) {
@@ -476,7 +495,7 @@ static int run_prune(ig_cli *cli)
     if (rc != IG_EXIT_OK)
         return rc;
     if (ig_jobq_prune(conn, (double)days * 86400.0, &n, &err) != IG_OK) {
-        rc = ig_cli_fail(cli, "%s", err.msg);
+        rc = job_fail(cli, &err);
     } else if (json) {
         json_t *o = json_pack("{s:I,s:I}", "pruned", (json_int_t)n,
                               "older_than_days", (json_int_t)days);

@@ -4,10 +4,12 @@
 #include "db.h"
 #include "log.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The SQLSTATEs a batch is retried after (besides class 08). */
 static const char *const transient_states[] = {
@@ -107,6 +109,13 @@ static void log_notice(void *arg, const char *message)
 
 int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
 {
+    return ig_db_connect_within(conninfo, 10, out, err);
+}
+
+int ig_db_connect_within(const char *conninfo, int timeout_s, PGconn **out,
+                         ig_err *err)
+{
+    char timeout[16];
     /* Keepalives and a TCP user timeout notice a peer that vanished (host
      * down, network cut) instead of waiting on the socket forever, and a
      * connect_timeout bounds an attempt at a host that does not answer
@@ -117,12 +126,13 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
                         "keepalives_idle", "keepalives_interval",
                         "keepalives_count", "tcp_user_timeout",
                         "connect_timeout", "dbname", NULL};
-    const char *vals[] = {"ingot", "1", "30", "10", "3", "60000", "10",
+    const char *vals[] = {"ingot", "1", "30", "10", "3", "60000", timeout,
                           conninfo ? conninfo : "", NULL};
     PQconninfoOption *parsed;
     char *perr = NULL;
     PGconn *c;
 
+    snprintf(timeout, sizeof(timeout), "%d", timeout_s > 2 ? timeout_s : 2);
     *out = NULL;
     /* A malformed URL is a setting error, not a transient one, and libpq's
      * message may quote a piece of it (a password): say it without it. */
@@ -173,6 +183,45 @@ int ig_db_exec(PGconn *conn, const char *sql, const char *what, ig_err *err)
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = ig_db_err(err, conn, res, "%s", what);
     PQclear(res);
+    return rc;
+}
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
+                      const char *what, ig_err *err)
+{
+    long deadline = mono_ms() + timeout_ms;
+    PGresult *res, *last = NULL;
+    int rc = IG_OK;
+
+    if (!PQsendQuery(conn, sql))
+        return ig_db_err(err, conn, NULL, "%s", what);
+    for (;;) {
+        struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
+        long left;
+        if (!PQconsumeInput(conn))
+            return ig_db_err(err, conn, NULL, "%s", what);
+        if (!PQisBusy(conn))
+            break;
+        left = deadline - mono_ms();
+        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+            return ig_err_set(err, IG_DB_RETRY, "%s: no answer from "
+                              "PostgreSQL within %ld ms", what, timeout_ms);
+    }
+    while ((res = PQgetResult(conn)) != NULL) {
+        PQclear(last);
+        last = res;
+    }
+    if (last == NULL || (PQresultStatus(last) != PGRES_COMMAND_OK &&
+                         PQresultStatus(last) != PGRES_TUPLES_OK))
+        rc = ig_db_err(err, conn, last, "%s", what);
+    PQclear(last);
     return rc;
 }
 

@@ -24,6 +24,11 @@
 int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
     IG_MUSTCHECK;
 
+/* ig_db_connect with a host that does not answer given up on after
+ * timeout_s seconds (libpq's connect_timeout; at least 2) instead of 10. */
+int ig_db_connect_within(const char *conninfo, int timeout_s, PGconn **out,
+                         ig_err *err) IG_MUSTCHECK;
+
 /* 1 when sqlstate (may be NULL) names a transient failure, else 0. */
 int ig_db_sqlstate_transient(const char *sqlstate);
 
@@ -42,6 +47,12 @@ int ig_db_err(ig_err *err, PGconn *conn, const PGresult *res,
  * "what" as context. */
 int ig_db_exec(PGconn *conn, const char *sql, const char *what, ig_err *err)
     IG_MUSTCHECK;
+
+/* ig_db_exec, but a server that gives no answer within timeout_ms (a
+ * frozen host or network) is IG_DB_RETRY: the connection is then in an
+ * unknown state, the caller drops it. */
+int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
+                      const char *what, ig_err *err) IG_MUSTCHECK;
 
 /* Run a parameterised query returning rows (text params and results).
  * IG_OK and *out (owned, PQclear()) or an error code. */

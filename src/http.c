@@ -195,7 +195,7 @@ static int valid_pipeline_name(const char *s, size_t n)
 }
 
 /* Parse url into r; method checks happen in the caller. */
-static route parse_route(const char *url, req *r)
+static route parse_route(const char *url, const char *method, req *r)
 {
     static const char prefix[] = "/api/imports/";
     const char *rest, *slash;
@@ -210,8 +210,10 @@ static route parse_route(const char *url, req *r)
     rest = url + sizeof(prefix) - 1;
     slash = strchr(rest, '/');
     if (slash == NULL) {
-        if (strcmp(rest, "jobs") == 0)
-            return ROUTE_JOBS; /* POST /api/imports/jobs is a pipeline */
+        /* GET /api/imports/jobs lists jobs; POST imports into a pipeline
+         * that may be named jobs. */
+        if (strcmp(rest, "jobs") == 0 && strcmp(method, "POST") != 0)
+            return ROUTE_JOBS;
         if (!valid_pipeline_name(rest, strlen(rest)))
             return ROUTE_NONE;
         snprintf(r->pipeline, sizeof(r->pipeline), "%s", rest);
@@ -1110,7 +1112,8 @@ static int db_ping(ig_http *h, ig_err *err)
 
     if (rc != IG_OK)
         return rc;
-    rc = ig_db_exec(ig_pool_conn_pg(pc), "SELECT 1", "health check", err);
+    rc = ig_db_exec_within(ig_pool_conn_pg(pc), "SELECT 1",
+                           HTTP_CONNECT_TIMEOUT_MS, "health check", err);
     ig_pool_release(h->pool, pc, rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
     return rc;
 }
@@ -1372,7 +1375,7 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
     const char *cl;
     char mt[128];
 
-    r->r = parse_route(url, r);
+    r->r = parse_route(url, method, r);
     if (r->r != ROUTE_HEALTH && !authorized(h, c)) {
         r->answered = 1;
         return send_error(c, MHD_HTTP_UNAUTHORIZED, "unauthorized",
@@ -1631,6 +1634,7 @@ ig_http *ig_http_start(const ig_http_opts *opts, ig_err *err)
                                                     : HTTP_POOL_MIN;
     po.connect_timeout_ms = HTTP_CONNECT_TIMEOUT_MS;
     po.statement_timeout_ms = opts->conf->statement_timeout_ms;
+    po.idle_tx_timeout_ms = opts->conf->lease_seconds * 1000L;
     h->pool = ig_pool_new(&po, err);
     if (h->pool == NULL)
         goto fail;

@@ -724,7 +724,7 @@ int ig_jobq_cancel(PGconn *conn, long long id, ig_jobq_cancel_result *result,
     if (rc != IG_OK)
         goto out;
     if (PQntuples(res) == 0) {
-        rc = ig_err_set(err, IG_NOTFOUND, "cancel: no job %lld", id);
+        rc = ig_err_set(err, IG_NOTFOUND, "no job %lld", id);
         goto out;
     }
     if (ig_jobq_state_parse(PQgetvalue(res, 0, 0), &before) != IG_OK) {

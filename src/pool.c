@@ -28,6 +28,7 @@ struct ig_pool {
     int open;                /* connections open (idle + borrowed) */
     int connect_timeout_ms;
     long statement_timeout_ms;
+    long idle_tx_timeout_ms;
     int interrupted;         /* see ig_pool_interrupt; guarded by mu */
     ig_pool_conn *idle;
 };
@@ -47,6 +48,8 @@ ig_pool *ig_pool_new(const ig_pool_opts *opts, ig_err *err)
                                 ? opts->connect_timeout_ms
                                 : 30000;
     p->statement_timeout_ms = opts->statement_timeout_ms;
+    p->idle_tx_timeout_ms =
+        opts->idle_tx_timeout_ms > 0 ? opts->idle_tx_timeout_ms : 60000;
     return p;
 }
 
@@ -122,14 +125,21 @@ static int open_conn(ig_pool *p, PGconn **out,
 {
     long deadline = now_ms() + p->connect_timeout_ms;
     long delay = 100;
-    char setup[160];
+    char setup[200];
     int rc;
 
     snprintf(setup, sizeof(setup),
-             "SET statement_timeout = %ld; SET client_min_messages = warning",
-             p->statement_timeout_ms);
+             "SET statement_timeout = %ld; "
+             "SET idle_in_transaction_session_timeout = %ld; "
+             "SET client_min_messages = warning",
+             p->statement_timeout_ms, p->idle_tx_timeout_ms);
     for (;;) {
-        rc = ig_db_connect(p->conninfo, out, err);
+        /* An attempt at a host that does not answer ends within what is
+         * left of the budget (2-10 s; libpq's own bound). */
+        long left = deadline - now_ms();
+        rc = ig_db_connect_within(p->conninfo,
+                                  left >= 10000 ? 10 : (int)(left / 1000),
+                                  out, err);
         if (rc == IG_OK) {
             rc = ig_db_exec(*out, setup, "preparing the session", err);
             if (rc == IG_OK)

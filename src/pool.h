@@ -29,6 +29,12 @@ typedef struct ig_pool_opts {
     int size;                   /* max open connections, >= 1 */
     int connect_timeout_ms;     /* total retry budget per open; 0 = 30000 */
     long statement_timeout_ms;  /* 0 = none */
+    long idle_tx_timeout_ms;    /* idle_in_transaction_session_timeout:
+                                   the server ends a session that sits in a
+                                   transaction that long (a client frozen
+                                   with its row locks: SIGSTOP, a paused VM,
+                                   a half-open network), and its batch is
+                                   retried; 0 = 60000 */
 } ig_pool_opts;
 
 enum { IG_POOL_KEEP = 0, IG_POOL_DISCARD = 1 };

@@ -139,9 +139,12 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
         pi.started_at = job->started_at;
         snprintf(pi.state, sizeof(pi.state), "%s",
                  ig_jobq_state_name(job->state));
+        /* As of the job row's last write, not of this query: a job whose
+         * worker died must not look alive. */
         ig_progress_compute(&pi, final && job->finished_at > 0
                                      ? job->finished_at
-                                     : (double)time(NULL));
+                                 : job->updated_at > 0 ? job->updated_at
+                                                       : (double)time(NULL));
         source = "database";
     }
     json_object_set_new(o, "job_id", json_integer(job->id));

@@ -959,7 +959,8 @@ static int begin_dry(dbside *d, ig_err *err)
                                    &d->dry, err);
     if (rc == IG_OK)
         rc = ig_db_exec(ig_pool_conn_pg(d->dry),
-                        "BEGIN; SET CONSTRAINTS ALL IMMEDIATE",
+                        "BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL "
+                        "idle_in_transaction_session_timeout = 0",
                         "starting the dry run", err);
     return rc;
 }

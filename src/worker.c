@@ -289,7 +289,9 @@ static void fill_info(const jobctx *c, const char *state,
     pi->unchanged = t->unchanged;
     pi->skipped = t->skipped;
     pi->failed = t->failed;
-    pi->started_at = c->started_at;
+    /* A resumed attempt's rate is unknown until its first batch (see
+     * on_progress): the rows resumed past are not this attempt's. */
+    pi->started_at = c->base.processed > 0 ? 0 : c->started_at;
     pi->job_created_at = c->job->created_at;
     pi->attempt = c->job->attempt;
 }
@@ -305,7 +307,6 @@ static void on_progress(const ig_run_progress *p, void *ud)
     if (p->total_rows > 0)
         pi.total = p->total_rows;
     /* The rate of this attempt only: rows resumed past are not counted. */
-    pi.started_at = c->started_at;
     if (c->base.processed > 0 && p->elapsed > 0) {
         pi.started_at =
             now_epoch() - p->elapsed * (double)t.processed /
@@ -828,6 +829,9 @@ ig_worker *ig_worker_start(const ig_worker_opts *opts, ig_err *err)
     po.conninfo = opts->conf->database_url;
     po.size = 2; /* one applies batches; one can ask a lost COMMIT's fate */
     po.statement_timeout_ms = opts->conf->statement_timeout_ms;
+    /* A worker frozen inside a batch loses its session after a lease, so
+     * the worker that took its job over is not held up by its row locks. */
+    po.idle_tx_timeout_ms = opts->conf->lease_seconds * 1000L;
     for (int i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
         s->w = w;

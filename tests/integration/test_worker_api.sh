@@ -239,6 +239,13 @@ redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
 wait "$RPID" 2>/dev/null || true
 CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' "$U/healthz"); BODY=$(cat "$IT_TMP/body")
 assert_eq "200|fallback" "$CODE|$(jget '["redis"]')" "healthz asks Redis itself"
+# (after the metrics, which count imports)
+# A pipeline may be named jobs: GET lists jobs, POST imports into it.
+sed 's/^description:.*/description: colours, under the name jobs/' "$INGOT_PIPELINE_DIR/colors.yaml" > "$INGOT_PIPELINE_DIR/jobs.yaml"
+printf 'name,code\nPjA,#00AA01\n' > "$IT_TMP/jobs.csv"
+http POST /api/imports/jobs -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/jobs.csv"
+expect 200 "POST /api/imports/jobs imports into the pipeline jobs"
+assert_eq "1" "$(sql "SELECT count(*) FROM color_master WHERE color_name = 'PjA'")" "its row landed"
 stop_worker "$wpid"; assert_eq 0 "$W_RC" "worker exits 0"
 
 # --- SIGTERM during a synchronous import: it stops at a batch boundary and
@@ -280,3 +287,22 @@ http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TM
 expect 503 "sync import with the database down"
 http GET /api/imports/jobs; expect 503 "jobs with the database down"
 assert_eq "database_unavailable" "$(jget '["error"]["code"]')" "503 error code"
+
+
+# A database that accepts connections and never answers (a frozen host):
+# /healthz still says 503 within its 3 s, not after libpq's 10 s.
+HP=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64); held = []
+while True:
+    c, _ = s.accept(); held.append(c)' "$HP" &
+WORKER_PIDS+=("$!")
+P3=$(free_port)
+DATABASE_URL="postgresql://nobody@127.0.0.1:$HP/none" start_worker frozen --threads 1 --listen "127.0.0.1:$P3"
+wait_until 30 'curl -s -m 20 "http://127.0.0.1:$P3/healthz" >/dev/null'
+t0=$(date +%s.%N)
+CODE=$(curl -s -m 20 -o "$IT_TMP/body" -w '%{http_code}' "http://127.0.0.1:$P3/healthz")
+t1=$(date +%s.%N)
+assert_eq 503 "$CODE" "healthz with a database that never answers"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 5 else 1)" || fail "healthz took $(echo "$t1 - $t0" | bc) s, over its 3 s"

@@ -123,3 +123,12 @@ wait_until 30 '[ "$(job_state '$jg')" = succeeded ]'
 assert_eq "1|3000|3000" "$(sql "SELECT attempt, rows_processed, rows_inserted FROM import_jobs WHERE id = $jg")" "resumed in attempt 1, no row twice"
 assert_contains "$(cat "$IT_TMP/w9.log")" "resuming after row $cpg" "resumed after the checkpoint"
 stop_worker "$w9"; assert_eq 0 "$W_RC" "w9 exits 0"
+
+# Progress read from the job row is as of the row's last write, not of the
+# question: a queued job (or one whose worker died) does not look alive.
+run_ingot 0 submit colors "$IT_TMP/q1.csv"; jp=$OUT
+REDIS_URL= run_ingot 0 progress "$jp" --json; p1=$OUT
+sleep 1.2
+REDIS_URL= run_ingot 0 progress "$jp" --json; p2=$OUT
+assert_eq "$(jq -r .updated_at <<<"$p1")" "$(jq -r .updated_at <<<"$p2")" "updated_at is the job row's, not the time of asking"
+assert_eq "queued|0|null" "$(jq -r '"\(.state)|\(.rows_per_sec)|\(.eta_seconds)"' <<<"$p2")" "a queued job has no rate and no ETA"

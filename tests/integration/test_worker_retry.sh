@@ -66,3 +66,26 @@ stop_worker "$w2"; assert_eq 0 "$W_RC" "worker stopped mid-retry exits 0"
 took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 awk -v t="$took" 'BEGIN { exit !(t < 5) }' || fail "SIGTERM waited ${took}s for the runner's retries"
 assert_eq "queued|0" "$(sql "SELECT state, attempt FROM import_jobs WHERE id = $js")" "the job is released, its attempt not counted"
+
+# --- a frozen worker does not hold its batch's row locks for ever ------------
+# Stopped (SIGSTOP) inside a batch, a worker's session is ended by the
+# server a lease after it went idle in its transaction
+# (idle_in_transaction_session_timeout), so the worker that takes the job
+# over is not blocked by its row locks.
+sql "DROP TRIGGER test_fail ON color_master; DELETE FROM import_jobs WHERE state = 'queued'" >/dev/null
+install_slow_trigger
+set_sleep 1.5
+gen_colors 300 Frz "$IT_TMP/frz.csv"
+run_ingot 0 submit colors "$IT_TMP/frz.csv"; jz=$OUT
+start_worker frz --no-http --threads 1 --batch-size 100; wf=$W_PID
+# its batch is in the trigger's pg_sleep
+wait_until 20 '[ -n "$(sql "SELECT pid FROM pg_stat_activity WHERE wait_event = '"'"'PgSleep'"'"' LIMIT 1")" ]'
+bpid=$(sql "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' LIMIT 1")
+kill -STOP "$wf"
+# the statement ends (1.5 s), then the session idles in its transaction
+wait_until 15 '[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE pid = '"$bpid"'")" = 0 ]'
+kill -CONT "$wf"
+set_sleep 0
+wait_until 60 '[ "$(job_state '$jz')" = succeeded ]'
+assert_eq "300" "$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE 'Frz%'")" "every row in once, after the frozen session was ended"
+stop_worker "$wf"; assert_eq 0 "$W_RC" "the thawed worker exits 0"

@@ -64,6 +64,12 @@ static void test_progress_math_unknowns(void **state)
     /* Clock going backwards is not negative time. */
     ig_progress_compute(&in, 100.0);
     NEAR(in.rows_per_sec, 0.0);
+    /* A queued job (put back by a stopping worker) is not moving. */
+    in = info("queued", 100, 40, 100.0);
+    ig_progress_compute(&in, 110.0);
+    NEAR(in.rows_per_sec, 0.0);
+    NEAR(in.eta_seconds, -1.0);
+    NEAR(in.percent, 40.0);
 }
 
 static void test_progress_math_clamps_and_final_states(void **state)
