@@ -128,6 +128,28 @@ static char *slurp(const char *path, size_t *n)
     return buf;
 }
 
+/* A fresh path for a reject file (the file removed by slurp). */
+static void temp_path(char *path)
+{
+    int fd = mkstemp(path);
+
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* Close r's reject file and compare it with want. */
+static void reject_is(ig_results *r, const char *path, const char *want)
+{
+    ig_err err;
+    size_t n;
+    char *got;
+
+    assert_int_equal(ig_results_close_reject(r, &err), IG_OK);
+    got = slurp(path, &n);
+    assert_string_equal(got, want);
+    free(got);
+}
+
 static const ig_reason quote = {NULL, NULL, "CSV_QUOTE", NULL, "quote"};
 static const ig_reason short_row = {NULL, NULL, "CSV_RAGGED", NULL, "short"};
 
@@ -148,23 +170,15 @@ static void test_results_reject_copies_unparsed_rows(void **state)
                         "k2,x,\"2\",\"3\",\"[CSV_RAGGED] short\"\n"
                         "\"k3\",\"p\",\"q\",\"3\",\"4\",\"t.c: [CSV_RAGGED] ragged\"\n";
     ig_results *r = new_results();
-    ig_err err;
-    size_t n;
-    char *got;
-    int fd = mkstemp(path);
 
     (void)state;
-    assert_true(fd >= 0);
-    close(fd);
+    temp_path(path);
     ig_results_set_reject(r, path, header, 3, ',', '"', NULL);
     ig_results_set_reject_source(r, -1, input, sizeof(input) - 1);
     ig_results_fail_row(r, 1, 2, 7, 19, q, 2, &quote, 1);
     ig_results_fail_row(r, 2, 3, 19, 24, s, 2, &short_row, 1);
     ig_results_fail_row(r, 3, 4, 24, 31, ok, 3, &reason, 1);
-    assert_int_equal(ig_results_close_reject(r, &err), IG_OK);
-    got = slurp(path, &n);
-    assert_string_equal(got, want);
-    free(got);
+    reject_is(r, path, want);
     ig_results_free(r);
 }
 
@@ -178,22 +192,14 @@ static void test_results_reject_pads_headerless_ragged_rows(void **state)
     ig_value s[1] = {{"a", 1, 0}};
     const char want[] = "\"a\",\"\",\"\",\"1\",\"1\",\"[CSV_RAGGED] short\"\n";
     ig_results *r = new_results();
-    ig_err err;
-    size_t n;
-    char *got;
-    int fd = mkstemp(path);
 
     (void)state;
-    assert_true(fd >= 0);
-    close(fd);
+    temp_path(path);
     ig_results_set_reject(r, path, NULL, 0, ',', '"', NULL);
     ig_results_set_reject_source(r, -1, input, sizeof(input) - 1);
     ig_results_set_reject_width(r, 3);
     ig_results_fail_row(r, 1, 1, 0, 2, s, 1, &short_row, 1);
-    assert_int_equal(ig_results_close_reject(r, &err), IG_OK);
-    got = slurp(path, &n);
-    assert_string_equal(got, want);
-    free(got);
+    reject_is(r, path, want);
     ig_results_free(r);
 }
 
