@@ -308,7 +308,8 @@ static int plan_untyped(ig_exec *ex, size_t ti, PGconn *conn, ig_err *err)
             t->cols[ci].source == IG_COLSRC_LOOKUP || base == NULL ||
             takes_text(base))
             continue;
-        params[0] = tp->col_type[ci];
+        params[0] = base; /* format_type's own spelling, without the
+                             modifier to_regtype need not parse */
         rc = ig_db_query(conn,
                          "SELECT t.typtype, t.typcategory, "
                          "format_type(t.typbasetype, NULL), "
