@@ -92,9 +92,10 @@ void ig_progress_compute(ig_progress_info *in, double now)
                 ig_jobq_state_is_final(st);
 
     in->updated_at = now;
-    /* A queued job (never run, or put back) is not moving. */
+    /* A queued job (never run, or put back) or one waiting to be retried
+     * is not moving. */
     if (in->started_at > 0 && now > in->started_at &&
-        strcmp(in->state, "queued") != 0)
+        strcmp(in->state, "queued") != 0 && strcmp(in->state, "retryable") != 0)
         elapsed = now - in->started_at;
     in->rows_per_sec = elapsed > 0 ? (double)in->processed / elapsed : 0.0;
     in->percent = -1.0;

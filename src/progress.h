@@ -79,7 +79,7 @@ typedef struct ig_progress_info {
 
 /* Fill the derived fields of *info for time now (epoch seconds): percent
  * from processed/total (clamped to 100), rows_per_sec from started_at (0,
- * and no ETA, when started_at is 0 or the job is queued), ETA from the
+ * and no ETA, when started_at is 0 or the job is queued or retryable), ETA from the
  * remaining rows at that rate. A finished state (succeeded,
  * partially_succeeded, failed, cancelled) has ETA 0, and 100 percent when
  * it succeeded. Pure; cannot fail. */

@@ -1013,9 +1013,30 @@ static int has_lookups(const ig_pipeline *p)
     return 0;
 }
 
+/* Whether the run must stop before its next batch (canceled, out of
+ * time): then *status and *err say so. */
+static int stop_before_batch(const ig_run_opts *o, double t0,
+                             ig_run_status *status, ig_err *err)
+{
+    if (o->cancel && *o->cancel) {
+        *status = IG_RUN_CANCELED;
+        ig_err_set(err, IG_CANCELED, "canceled; stopped at a batch "
+                   "boundary");
+        return 1;
+    }
+    if (o->timeout_seconds > 0 && now_s() - t0 >= (double)o->timeout_seconds) {
+        *status = IG_RUN_TIMED_OUT;
+        ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
+                   "(IMPORT_TIMEOUT_SECONDS); stopped at a batch boundary",
+                   o->timeout_seconds);
+        return 1;
+    }
+    return 0;
+}
+
 /* first: the first batch is already in slot 0 (mapped while the
- * executor was planned, and resolved), first_eof whether it ended the
- * input. */
+ * executor was planned, resolved after stop_before_batch said go on),
+ * first_eof whether it ended the input. */
 static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
                      ig_mapper *m, int first, int first_eof,
                      ig_run_status *status, ig_err *err)
@@ -1032,20 +1053,9 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
         rc = wait_free(d, m, sl);
         if (rc != IG_OK)
             break;
-        if (o->cancel && *o->cancel) {
-            *status = IG_RUN_CANCELED;
-            ig_err_set(err, IG_CANCELED, "canceled; stopped at a batch "
-                       "boundary");
+        if (!(first && batch_no == 0) &&
+            stop_before_batch(o, d->t0, status, err))
             break;
-        }
-        if (o->timeout_seconds > 0 &&
-            now_s() - d->t0 >= (double)o->timeout_seconds) {
-            *status = IG_RUN_TIMED_OUT;
-            ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
-                       "(IMPORT_TIMEOUT_SECONDS); stopped at a batch "
-                       "boundary", o->timeout_seconds);
-            break;
-        }
         if (first && batch_no == 0) {
             batch_no++;
             eof = first_eof;
@@ -1151,8 +1161,6 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         d.prog.total_rows = total;
     }
     clk.t0 = d.t0;
-    if (early)
-        plan_start(&pl, o, d.t0);
     reader_opts(o, &ro);
     r = ig_reader_new(&ro, err);
     if (r == NULL) {
@@ -1172,7 +1180,11 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         goto out;
     }
     if (early) {
-        /* Its duplicate-key decisions wait for the catalog (below). */
+        /* Not before the input's header and the hook are known good: a
+         * planner must be waited for, and a database that does not
+         * answer would hold up their errors. The first batch's
+         * duplicate-key decisions wait for the catalog (below). */
+        plan_start(&pl, o, d.t0);
         ig_mapper_defer_keys(m);
         first = ig_batch_new();
         ig_mapper_before_batch(m, 1);
@@ -1202,8 +1214,16 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         ig_mapper_hash_keys(m, hashed, hash_keys, &d);
         free(hashed);
     }
-    if (first != NULL && (rc = ig_mapper_resolve(m, first, err)) != IG_OK)
-        goto out;
+    if (first != NULL) {
+        /* Resolving counts its skipped rows: not for a batch that will not
+         * be applied. */
+        if (stop_before_batch(o, d.t0, status, err)) {
+            rc = IG_OK;
+            goto out;
+        }
+        if ((rc = ig_mapper_resolve(m, first, err)) != IG_OK)
+            goto out;
+    }
     if (ig_exec_inexact_key(ex) != NULL) {
         /* Two writers could hold two spellings of one key at once. */
         ig_log(IG_LOG_WARN,

@@ -39,3 +39,28 @@ run_ingot 0 run "$D/colors.yaml" "$IT_TMP/t.csv" --batch-size 1000 \
 assert_contains "$OUT" "\"inserted\": $((N - got))," "the rest inserted on the second run"
 assert_contains "$OUT" "\"unchanged\": $got," "the first run's rows unchanged"
 assert_eq "$N|$N" "$(sql "SELECT count(*), count(DISTINCT color_name) FROM color_master")" "all rows once"
+
+# Out of time while the first batch is still being read (from a slow
+# pipe): nothing was applied, so nothing is counted, skipped rows of a
+# repeated key included.
+printf 'targets:\n  - table: color_master\n    key: [color_name]\n    key_predicate: deleted_at IS NULL\n    duplicates: first\n    columns:\n      color_name: name\n      color_code: code\n' > "$IT_TMP/first.yaml"
+slow() { echo name,code; for i in $(seq 10); do echo "Slow$((i % 3)),#0000$((i % 10))0"; sleep 0.3; done; }
+run_ingot 2 run "$IT_TMP/first.yaml" - --batch-size 5 --timeout 1 --json --no-reject-file < <(slow)
+assert_eq "timed_out|0|0" "$(jq -r '"\(.status)|\(.counts.read)|\(.targets[0].skipped)"' <<<"$OUT")" "a batch never applied counts nothing"
+
+# A bad header is reported at once, whatever the database is doing: the
+# executor is planned only once the input and the pipeline fit.
+HP=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); held = []
+while True:
+    c, _ = s.accept(); held.append(c)' "$HP" &
+hole=$!
+printf 'nom,code\nA,#000001\n' > "$IT_TMP/badhdr.csv"
+t0=$(date +%s.%N)
+DATABASE_URL="postgresql://nobody@127.0.0.1:$HP/none" run_ingot 2 run "$D/colors.yaml" "$IT_TMP/badhdr.csv"
+t1=$(date +%s.%N)
+kill "$hole"; wait "$hole" 2>/dev/null || true
+assert_contains "$ERR" "the input lacks column 'name'" "the bad header named"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 3 else 1)" || fail "the bad header waited $(echo "$t1 - $t0" | bc) s for a database that does not answer"

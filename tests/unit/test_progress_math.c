@@ -70,6 +70,9 @@ static void test_progress_math_unknowns(void **state)
     NEAR(in.rows_per_sec, 0.0);
     NEAR(in.eta_seconds, -1.0);
     NEAR(in.percent, 40.0);
+    in = info("retryable", 100, 40, 100.0);
+    ig_progress_compute(&in, 110.0);
+    NEAR(in.rows_per_sec, 0.0);
 }
 
 static void test_progress_math_clamps_and_final_states(void **state)
