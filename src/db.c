@@ -202,22 +202,31 @@ int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
 
     if (!PQsendQuery(conn, sql))
         return ig_db_err(err, conn, NULL, "%s", what);
+    /* Every result, and the end of them (which waits for the server's
+     * ReadyForQuery), only once it is there: PQgetResult blocks
+     * otherwise. */
     for (;;) {
         struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
         long left;
-        if (!PQconsumeInput(conn))
+        if (!PQconsumeInput(conn)) {
+            PQclear(last);
             return ig_db_err(err, conn, NULL, "%s", what);
-        if (!PQisBusy(conn))
-            break;
+        }
+        while (!PQisBusy(conn)) {
+            res = PQgetResult(conn);
+            if (res == NULL)
+                goto done;
+            PQclear(last);
+            last = res;
+        }
         left = deadline - mono_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+        if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+            PQclear(last);
             return ig_err_set(err, IG_DB_RETRY, "%s: no answer from "
                               "PostgreSQL within %ld ms", what, timeout_ms);
+        }
     }
-    while ((res = PQgetResult(conn)) != NULL) {
-        PQclear(last);
-        last = res;
-    }
+done:
     if (last == NULL || (PQresultStatus(last) != PGRES_COMMAND_OK &&
                          PQresultStatus(last) != PGRES_TUPLES_OK))
         rc = ig_db_err(err, conn, last, "%s", what);
