@@ -2,6 +2,7 @@
  * db.c - libpq helpers: connect, exec, SQLSTATE classification.
  */
 #include "db.h"
+#include "clock.h"
 #include "log.h"
 
 #include <poll.h>
@@ -186,17 +187,10 @@ int ig_db_exec(PGconn *conn, const char *sql, const char *what, ig_err *err)
     return rc;
 }
 
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
                       const char *what, ig_err *err)
 {
-    long deadline = mono_ms() + timeout_ms;
+    long long deadline = ig_clock_ms() + timeout_ms;
     PGresult *res, *last = NULL;
     int rc = IG_OK;
 
@@ -207,7 +201,7 @@ int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
      * otherwise. */
     for (;;) {
         struct pollfd pfd = {PQsocket(conn), POLLIN, 0};
-        long left;
+        long long left;
         if (!PQconsumeInput(conn)) {
             PQclear(last);
             return ig_db_err(err, conn, NULL, "%s", what);
@@ -219,7 +213,7 @@ int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
             PQclear(last);
             last = res;
         }
-        left = deadline - mono_ms();
+        left = deadline - ig_clock_ms();
         if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
             PQclear(last);
             return ig_err_set(err, IG_DB_RETRY, "%s: no answer from "

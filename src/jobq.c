@@ -12,6 +12,7 @@
  * form is its plain text, so one row parser serves claim, get and list.
  */
 #include "jobq.h"
+#include "clock.h"
 
 #include "db.h"
 
@@ -1140,16 +1141,9 @@ static int drain_notifies(PGconn *conn)
     return count;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ig_jobq_wait(PGconn *conn, int timeout_ms, int *notified, ig_err *err)
 {
-    long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    long long deadline = ig_clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int got;
 
     *notified = 0;
@@ -1165,7 +1159,7 @@ int ig_jobq_wait(PGconn *conn, int timeout_ms, int *notified, ig_err *err)
             *notified = 1;
             return IG_OK;
         }
-        left = deadline - now_ms();
+        left = deadline - ig_clock_ms();
         if (left <= 0)
             return IG_OK;
         pfd.fd = PQsocket(conn);

@@ -3,6 +3,7 @@
  * session advisory lock; see migrate.h for the file format and guarantees.
  */
 #include "migrate.h"
+#include "clock.h"
 
 #include "db.h"
 #include "sql.h"
@@ -343,13 +344,6 @@ static int check_drift(const ig_migset *set, const applied *a, size_t n,
     return IG_OK;
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* Run one half (body) of m: in a transaction with the bookkeeping
  * statement, or statement by statement for no-transaction files. */
 static int run_half(PGconn *c, const migration *m, const char *body,
@@ -358,7 +352,7 @@ static int run_half(PGconn *c, const migration *m, const char *body,
     char ver[16], dur[16];
     const char *params[4];
     PGresult *res = NULL;
-    double t0 = now_ms();
+    double t0 = (ig_clock_s() * 1e3);
     int rc;
 
     snprintf(ver, sizeof(ver), "%d", m->version);
@@ -381,7 +375,7 @@ static int run_half(PGconn *c, const migration *m, const char *body,
     }
     if (rc != IG_OK)
         goto out;
-    *ms = now_ms() - t0;
+    *ms = (ig_clock_s() * 1e3) - t0;
     snprintf(dur, sizeof(dur), "%d", (int)*ms);
     params[0] = ver;
     params[1] = m->name;

@@ -2,6 +2,7 @@
  * pool.c - pooled libpq connections; see pool.h.
  */
 #include "pool.h"
+#include "clock.h"
 
 #include "db.h"
 #include "log.h"
@@ -76,13 +77,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static int is_interrupted(ig_pool *p)
 {
     int v;
@@ -123,7 +117,7 @@ static void nap(ig_pool *p, long ms, int (*stop)(const void *),
 static int open_conn(ig_pool *p, PGconn **out,
                      int (*stop)(const void *), const void *ud, ig_err *err)
 {
-    long deadline = now_ms() + p->connect_timeout_ms;
+    long long deadline = ig_clock_ms() + p->connect_timeout_ms;
     long delay = 100;
     char setup[200];
     int rc;
@@ -136,7 +130,7 @@ static int open_conn(ig_pool *p, PGconn **out,
     for (;;) {
         /* An attempt at a host that does not answer ends within what is
          * left of the budget (2-10 s; libpq's own bound). */
-        long left = deadline - now_ms();
+        long long left = deadline - ig_clock_ms();
         rc = ig_db_connect_within(p->conninfo,
                                   left >= 10000 ? 10 : (int)(left / 1000),
                                   out, err);
@@ -147,7 +141,7 @@ static int open_conn(ig_pool *p, PGconn **out,
             PQfinish(*out);
             *out = NULL;
         }
-        if (rc != IG_DB_RETRY || now_ms() + delay > deadline ||
+        if (rc != IG_DB_RETRY || ig_clock_ms() + delay > deadline ||
             is_interrupted(p) || stopped(stop, ud))
             return rc;
         ig_log(IG_LOG_WARN, "pool: %s; retrying in %ld ms",

@@ -12,6 +12,7 @@
  * is in both (see writer_main).
  */
 #include "runner.h"
+#include "clock.h"
 
 #include "batch.h"
 #include "db.h"
@@ -43,13 +44,6 @@ const char *ig_run_status_name(ig_run_status s)
     case IG_RUN_FAILED: return "failed";
     }
     return "?";
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void sleep_ms(long ms)
@@ -199,7 +193,7 @@ static ig_run_progress progress_after(const dbside *d, ig_batch *b,
     p.last_row = ig_batch_last_row(b);
     p.end_offset = ig_batch_end_offset(b);
     p.bytes = ig_batch_end_offset(b);
-    p.elapsed = now_s() - d->t0;
+    p.elapsed = ig_clock_s() - d->t0;
     p.counts.read += delta->read;
     p.counts.inserted += delta->inserted;
     p.counts.updated += delta->updated;
@@ -758,7 +752,7 @@ static int start_stop(const void *ud)
     return stop_asked(c->o) ||
            (c->abandon && __atomic_load_n(c->abandon, __ATOMIC_ACQUIRE)) ||
            (c->o->timeout_seconds > 0 &&
-            now_s() - c->t0 >= (double)c->o->timeout_seconds);
+            ig_clock_s() - c->t0 >= (double)c->o->timeout_seconds);
 }
 
 /* build_exec gave up on a database it could not reach because the run
@@ -1024,7 +1018,7 @@ static int stop_before_batch(const ig_run_opts *o, double t0,
                    "boundary");
         return 1;
     }
-    if (o->timeout_seconds > 0 && now_s() - t0 >= (double)o->timeout_seconds) {
+    if (o->timeout_seconds > 0 && ig_clock_s() - t0 >= (double)o->timeout_seconds) {
         *status = IG_RUN_TIMED_OUT;
         ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
                    "(IMPORT_TIMEOUT_SECONDS); stopped at a batch boundary",
@@ -1113,7 +1107,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     memset(&d, 0, sizeof(d));
     d.o = o;
     d.results = results;
-    d.t0 = now_s();
+    d.t0 = ig_clock_s();
     d.prog.total_rows = -1;
     d.prog.bytes_total = o->bytes_total;
     d.nwriters = 1;
@@ -1315,7 +1309,7 @@ out:
     if (final) {
         *final = d.prog;
         final->total_rows = total;
-        final->elapsed = now_s() - d.t0;
+        final->elapsed = ig_clock_s() - d.t0;
         final->bytes = r ? ig_reader_bytes(r) : 0;
         final->counts = ig_results_counts(results);
     }

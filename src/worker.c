@@ -14,6 +14,7 @@
  * no line carries conninfo, tokens or row values.
  */
 #include "worker.h"
+#include "clock.h"
 
 #include "db.h"
 #include "log.h"
@@ -93,13 +94,6 @@ static double now_epoch(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -628,7 +622,7 @@ static void run_job(slot *s, const ig_jobq_job *job)
     jobctx c;
     ig_err err;
     char name[64];
-    double t0 = now_mono();
+    double t0 = ig_clock_s();
     int rc;
 
     memset(&c, 0, sizeof(c));
@@ -688,7 +682,7 @@ static void run_job(slot *s, const ig_jobq_job *job)
     rc = ig_run(&o, results, &status, &fin, &err);
     heartbeat_stop(&c);
     /* ig_run's final counts are the results' (this attempt). */
-    end_job(&c, rc, &err, status, &fin, now_mono() - t0);
+    end_job(&c, rc, &err, status, &fin, ig_clock_s() - t0);
 
 out:
     ig_results_free(results);
@@ -778,12 +772,12 @@ static void *housekeeper_main(void *arg)
             w->stats.rescued += n;
             pthread_mutex_unlock(&w->mu);
         }
-        if (now_mono() - last_prune >= PRUNE_EVERY_S) {
+        if (ig_clock_s() - last_prune >= PRUNE_EVERY_S) {
             double age = (double)w->conf->results_retention_days * 86400.0;
             if (ig_jobq_prune(conn, age, &n, &err) != IG_OK) {
                 ig_log(IG_LOG_WARN, "prune: %s", err.msg);
             } else {
-                last_prune = now_mono();
+                last_prune = ig_clock_s();
                 if (n > 0)
                     ig_log(IG_LOG_INFO,
                            "pruned %lld finished job(s) older "
