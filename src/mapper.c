@@ -424,6 +424,19 @@ static size_t key_bytes(ig_mapper *m, size_t ti)
     return len;
 }
 
+/* The length of what key_bytes renders for target ti. */
+static size_t key_len(const ig_mapper *m, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(m->p, ti);
+    size_t len = 0;
+
+    for (size_t k = 0; k < t->n_key; k++) {
+        const ig_value *v = &m->vals[m->val_base[ti] + (size_t)m->key_cols[ti][k]];
+        len += 4 + (v->is_null ? 0 : v->len);
+    }
+    return len;
+}
+
 /* Whether target ti's key for this row has a NULL value: such a key
  * equals no other (a unique index holds any number of them), so it is
  * never a duplicate and never remembered. */
@@ -546,18 +559,38 @@ static void defer(ig_mapper *m, const ig_record *rec, ig_batch *b,
     e = &m->pend[m->npend++];
     e->row = row;
     e->recno = (uint32_t)rec->recno;
-    e->elig = ig_arena_alloc(a, nt ? nt : 1);
-    e->knull = ig_arena_alloc(a, nt ? nt : 1);
-    e->kbytes = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->kbytes));
-    e->klen = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->klen));
-    e->kvals = ig_arena_alloc(a, (nt ? nt : 1) * sizeof(*e->kvals));
+    /* One arena block for the entry's arrays and key bytes: five small
+     * allocations a row, each rounded up, took twice the memory. The
+     * pointer arrays go first, so they are aligned. */
+    {
+        size_t keys = 0, n = nt ? nt : 1;
+        char *blk;
+        for (size_t ti = 0; ti < nt; ti++)
+            keys += key_len(m, ti) + 1;
+        blk = ig_arena_alloc(a, n * (sizeof(*e->kbytes) + sizeof(*e->klen) +
+                                     sizeof(*e->kvals) + 2) + keys);
+        e->kbytes = (const char **)(void *)blk;
+        e->klen = (size_t *)(void *)(blk + n * sizeof(*e->kbytes));
+        e->kvals = (ig_value **)(void *)(blk + n * (sizeof(*e->kbytes) +
+                                                    sizeof(*e->klen)));
+        e->elig = (unsigned char *)(blk + n * (sizeof(*e->kbytes) +
+                                               sizeof(*e->klen) +
+                                               sizeof(*e->kvals)));
+        e->knull = e->elig + n;
+        blk = (char *)e->knull + n; /* the key bytes, each NUL-ended */
+        for (size_t ti = 0; ti < nt; ti++) {
+            size_t len = key_bytes(m, ti);
+            memcpy(blk, m->keybuf, len);
+            blk[len] = '\0';
+            e->kbytes[ti] = blk;
+            e->klen[ti] = len;
+            blk += len + 1;
+        }
+    }
     for (size_t ti = 0; ti < nt; ti++) {
         const ig_target *t = ig_pipeline_target(m->p, ti);
-        size_t len = key_bytes(m, ti);
         e->elig[ti] = (unsigned char)m->eligible[ti];
         e->knull[ti] = (unsigned char)key_has_null(m, ti);
-        e->kbytes[ti] = ig_arena_strndup(a, m->keybuf, len);
-        e->klen[ti] = len;
         e->kvals[ti] = NULL;
         if (!m->hashed[ti] && !m->waiting)
             continue;
@@ -580,6 +613,14 @@ static int hash_not_yet(void *ud, size_t ti, const ig_value *keys, size_t n,
     (void)ud, (void)ti, (void)keys, (void)n, (void)out;
     return ig_err_set(err, IG_STATE, "ig_mapper_resolve before "
                       "ig_mapper_hash_keys");
+}
+
+void ig_mapper_reserve(ig_mapper *m, size_t rows)
+{
+    if (rows > m->cappend) {
+        m->cappend = rows;
+        m->pend = ig_xrealloc(m->pend, m->cappend * sizeof(*m->pend));
+    }
 }
 
 void ig_mapper_defer_keys(ig_mapper *m)

@@ -71,6 +71,10 @@ typedef int ig_mapper_hash_fn(void *ud, size_t ti, const ig_value *keys,
 void ig_mapper_hash_keys(ig_mapper *m, const unsigned char *hashed,
                          ig_mapper_hash_fn *fn, void *ud);
 
+/* Make room for the duplicate-key decisions of rows rows at once (see
+ * ig_batch_reserve). */
+void ig_mapper_reserve(ig_mapper *m, size_t rows);
+
 /* Map rows before it is known how keys compare (the database's catalog
  * is still being read): every row's duplicate-key decisions wait, with
  * its key values, until ig_mapper_hash_keys says how (and after that, if

@@ -900,6 +900,8 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
     ig_record rec;
     int got, rc = IG_OK;
 
+    ig_batch_reserve(b, (size_t)limit);
+    ig_mapper_reserve(m, (size_t)limit);
     while (n < limit) {
         rc = ig_reader_next(r, ig_batch_arena(b), &rec, &got, err);
         if (rc != IG_OK)
