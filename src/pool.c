@@ -21,6 +21,26 @@ struct ig_pool_conn {
     struct ig_pool_conn *next; /* idle list link */
 };
 
+/* A connection being opened in the background (ig_pool_warm), shared by
+ * the pool and the thread opening it, under its own lock. Whoever lets go
+ * last frees it: the acquirer that takes the result, or the thread when
+ * nobody took it (the pool was freed first: orphaned). The thread never
+ * touches the pool. */
+enum { WARM_RUNNING, WARM_DONE, WARM_ORPHANED };
+
+typedef struct warm {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;
+    int rc;            /* WARM_DONE: IG_OK with pg, or why not in err */
+    PGconn *pg;
+    ig_err err;
+    char *conninfo;
+    char setup[200];
+    int timeout_s;
+    long long started; /* ig_clock_ms() */
+} warm;
+
 struct ig_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -32,7 +52,10 @@ struct ig_pool {
     long idle_tx_timeout_ms;
     int interrupted;         /* see ig_pool_interrupt; guarded by mu */
     ig_pool_conn *idle;
+    warm *warm;              /* see ig_pool_warm; counted in open */
 };
+
+static void warm_orphan(warm *w);
 
 ig_pool *ig_pool_new(const ig_pool_opts *opts, ig_err *err)
 {
@@ -60,6 +83,8 @@ void ig_pool_free(ig_pool *p)
 
     if (p == NULL)
         return;
+    if (p->warm != NULL)
+        warm_orphan(p->warm);
     for (c = p->idle; c; c = next) {
         next = c->next;
         PQfinish(c->pg);
@@ -111,36 +136,61 @@ static void nap(ig_pool *p, long ms, int (*stop)(const void *),
     }
 }
 
-/* Open and prepare one connection, retrying transient failures with
- * backoff within the pool's budget (not once interrupted, nor once
- * stop(ud) says so). Called without the lock held. */
-static int open_conn(ig_pool *p, PGconn **out,
-                     int (*stop)(const void *), const void *ud, ig_err *err)
+static void setup_sql(const ig_pool *p, char *out, size_t size)
 {
-    long long deadline = ig_clock_ms() + p->connect_timeout_ms;
-    long delay = 100;
-    char setup[200];
-    int rc;
-
-    snprintf(setup, sizeof(setup),
+    snprintf(out, size,
              "SET statement_timeout = %ld; "
              "SET idle_in_transaction_session_timeout = %ld; "
              "SET client_min_messages = warning",
              p->statement_timeout_ms, p->idle_tx_timeout_ms);
+}
+
+/* One attempt: connect within timeout_s and run setup. */
+static int connect_once(const char *conninfo, int timeout_s,
+                        const char *setup, PGconn **out, ig_err *err)
+{
+    int rc = ig_db_connect_within(conninfo, timeout_s, out, err);
+
+    if (rc == IG_OK) {
+        rc = ig_db_exec(*out, setup, "preparing the session", err);
+        if (rc != IG_OK) {
+            PQfinish(*out);
+            *out = NULL;
+        }
+    }
+    return rc;
+}
+
+static int warm_take(warm *w, PGconn **out, ig_err *err);
+
+/* Open and prepare one connection, retrying transient failures with
+ * backoff within the pool's budget, not once interrupted, nor once
+ * stop(ud) says so. The first attempt is w's, when not NULL (its budget
+ * counts from its start). Called without the lock held. */
+static int open_conn(ig_pool *p, warm *w, PGconn **out,
+                     int (*stop)(const void *), const void *ud, ig_err *err)
+{
+    long long deadline =
+        (w ? w->started : ig_clock_ms()) + p->connect_timeout_ms;
+    long delay = 100;
+    char setup[200];
+    int rc;
+
+    setup_sql(p, setup, sizeof(setup));
     for (;;) {
         /* An attempt at a host that does not answer ends within what is
          * left of the budget (2-10 s; libpq's own bound). */
         long long left = deadline - ig_clock_ms();
-        rc = ig_db_connect_within(p->conninfo,
-                                  left >= 10000 ? 10 : (int)(left / 1000),
-                                  out, err);
-        if (rc == IG_OK) {
-            rc = ig_db_exec(*out, setup, "preparing the session", err);
-            if (rc == IG_OK)
-                return IG_OK;
-            PQfinish(*out);
-            *out = NULL;
+        if (w != NULL) {
+            rc = warm_take(w, out, err);
+            w = NULL;
+        } else {
+            rc = connect_once(p->conninfo,
+                              left >= 10000 ? 10 : (int)(left / 1000),
+                              setup, out, err);
         }
+        if (rc == IG_OK)
+            return IG_OK;
         if (rc != IG_DB_RETRY || ig_clock_ms() + delay > deadline ||
             is_interrupted(p) || stopped(stop, ud))
             return rc;
@@ -149,6 +199,116 @@ static int open_conn(ig_pool *p, PGconn **out,
         nap(p, delay, stop, ud);
         delay = delay * 2 > 2000 ? 2000 : delay * 2;
     }
+}
+
+static void warm_free(warm *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->conninfo);
+    free(w);
+}
+
+static void *warm_main(void *arg)
+{
+    warm *w = arg;
+    PGconn *pg = NULL;
+    ig_err err;
+    int rc, orphaned;
+
+    ig_err_clear(&err);
+    rc = connect_once(w->conninfo, w->timeout_s, w->setup, &pg, &err);
+    pthread_mutex_lock(&w->mu);
+    orphaned = w->state == WARM_ORPHANED;
+    w->state = WARM_DONE;
+    w->rc = rc;
+    w->pg = pg;
+    w->err = err;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (orphaned) {
+        PQfinish(pg);
+        warm_free(w);
+    }
+    return NULL;
+}
+
+/* Let go of w: the thread frees it if it still runs, else we do. */
+static void warm_orphan(warm *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->state == WARM_RUNNING) {
+        w->state = WARM_ORPHANED;
+        pthread_mutex_unlock(&w->mu);
+        return;
+    }
+    pthread_mutex_unlock(&w->mu);
+    PQfinish(w->pg);
+    warm_free(w);
+}
+
+/* The background attempt w's outcome, once it has one (an attempt is
+ * bounded by libpq's connect_timeout, as open_conn's own are); frees w. */
+static int warm_take(warm *w, PGconn **out, ig_err *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&w->mu);
+    while (w->state == WARM_RUNNING)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    rc = w->rc;
+    *out = w->pg;
+    if (rc != IG_OK && err)
+        *err = w->err;
+    warm_free(w);
+    return rc;
+}
+
+void ig_pool_warm(ig_pool *p)
+{
+    warm *w;
+    pthread_t th;
+    pthread_attr_t attr;
+    int started;
+
+    pthread_mutex_lock(&p->mu);
+    started = p->warm == NULL && p->idle == NULL && p->open < p->size &&
+              !p->interrupted;
+    pthread_mutex_unlock(&p->mu);
+    if (!started)
+        return;
+    w = ig_xcalloc(1, sizeof(*w));
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->state = WARM_RUNNING;
+    w->conninfo = ig_xstrdup(p->conninfo);
+    setup_sql(p, w->setup, sizeof(w->setup));
+    w->timeout_s = p->connect_timeout_ms >= 10000
+                       ? 10
+                       : p->connect_timeout_ms / 1000;
+    w->started = ig_clock_ms();
+    /* Detached: nothing ever waits for an attempt nobody takes. */
+    started = pthread_attr_init(&attr) == 0;
+    if (started) {
+        started = pthread_attr_setdetachstate(&attr,
+                                              PTHREAD_CREATE_DETACHED) == 0 &&
+                  pthread_create(&th, &attr, warm_main, w) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        warm_free(w);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->warm == NULL && p->open < p->size) {
+        p->warm = w;
+        p->open++;
+        w = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (w != NULL) /* another thread opened one meanwhile */
+        warm_orphan(w);
 }
 
 /* Whether an idle connection may still be used. An idle connection has
@@ -172,6 +332,25 @@ static int idle_alive(PGconn *pg)
     return rc == 0;
 }
 
+/* The end of an acquire that reserved a slot in open and tried to fill
+ * it: hand out pg, or give the slot back. */
+static int opened(ig_pool *p, int rc, PGconn *pg, ig_pool_conn **out)
+{
+    ig_pool_conn *c;
+
+    if (rc != IG_OK) {
+        pthread_mutex_lock(&p->mu);
+        p->open--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        return rc;
+    }
+    c = ig_xcalloc(1, sizeof(*c));
+    c->pg = pg;
+    *out = c;
+    return IG_OK;
+}
+
 int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
 {
     return ig_pool_acquire_while(p, NULL, NULL, out, err);
@@ -186,6 +365,13 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
 
     *out = NULL;
     pthread_mutex_lock(&p->mu);
+    if (p->warm != NULL) {
+        warm *w = p->warm;
+        p->warm = NULL; /* its slot in open is ours now */
+        pthread_mutex_unlock(&p->mu);
+        rc = open_conn(p, w, &pg, stop, ud, err);
+        return opened(p, rc, pg, out);
+    }
     for (;;) {
         while (p->idle == NULL && p->open >= p->size)
             pthread_cond_wait(&p->cv, &p->mu);
@@ -213,19 +399,8 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
     }
     p->open++; /* reserve the slot, then connect without the lock */
     pthread_mutex_unlock(&p->mu);
-
-    rc = open_conn(p, &pg, stop, ud, err);
-    if (rc != IG_OK) {
-        pthread_mutex_lock(&p->mu);
-        p->open--;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        return rc;
-    }
-    c = ig_xcalloc(1, sizeof(*c));
-    c->pg = pg;
-    *out = c;
-    return IG_OK;
+    rc = open_conn(p, NULL, &pg, stop, ud, err);
+    return opened(p, rc, pg, out);
 }
 
 void ig_pool_release(ig_pool *p, ig_pool_conn *c, int how)

@@ -62,6 +62,15 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
                           const void *ud, ig_pool_conn **out,
                           ig_err *err) IG_MUSTCHECK;
 
+/* Start opening one connection in the background when the pool has no
+ * idle one and room for one: the next acquire takes it (waiting for it
+ * if it is not ready), so an import's connection is made while it reads
+ * its input. One attempt; if it fails transiently, that acquire opens
+ * one as usual, within the budget counted from this call. Nothing ever
+ * waits for an attempt nobody takes: ig_pool_free leaves it to close its
+ * connection itself. Thread-safe. */
+void ig_pool_warm(ig_pool *p);
+
 /* From now on a connection that cannot be opened is not retried: the
  * owner is stopping, and waiting out the budget for a database that is
  * down would only hold the stop up. Thread-safe. */

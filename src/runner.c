@@ -1133,6 +1133,10 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     pthread_mutex_init(&d.dry_mu, NULL);
     pthread_cond_init(&d.cv, NULL);
 
+    /* The connection is made while the input is checked and the first
+     * batch read (the planner below takes it): connecting and
+     * authenticating take longer than either. */
+    ig_pool_warm(o->pool);
     if (o->seekable) {
         long long bound = 0;
         rc = line_bound(o, &bound, err);

@@ -1,0 +1,214 @@
+/*
+ * test_pool.c - the connection pool's background connect (ig_pool_warm)
+ * against the real PostgreSQL of DATABASE_URL, and against peers that
+ * refuse connections or never answer.
+ *
+ * A warmed connection is the one the next acquire gets, prepared like any
+ * other; a failed warm attempt counts as the first of the acquire's own
+ * tries (a refused password is not retried); freeing the pool never waits
+ * for an attempt still connecting. Fails when DATABASE_URL is unset.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static ig_pool *pool_on(const char *conninfo, int size, int budget_ms)
+{
+    ig_pool_opts o;
+    ig_err err;
+    ig_pool *p;
+
+    memset(&o, 0, sizeof(o));
+    o.conninfo = conninfo;
+    o.size = size;
+    o.connect_timeout_ms = budget_ms;
+    o.statement_timeout_ms = 4321;
+    p = ig_pool_new(&o, &err);
+    if (p == NULL)
+        fail_msg("ig_pool_new: %s", err.msg);
+    return p;
+}
+
+static char *one_value(PGconn *c, const char *q)
+{
+    PGresult *r = PQexec(c, q);
+    char *v;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    v = strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+/* A listening socket on 127.0.0.1 that never accepts: the kernel
+ * completes the TCP handshake, and a client then waits for an answer
+ * that never comes. Its port in *port. */
+static int silent_listener(int *port)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void test_warmed_connection_is_the_next_acquired(void **state)
+{
+    ig_pool *p = pool_on(getenv("DATABASE_URL"), 1, 10000);
+    ig_pool_conn *c = NULL;
+    ig_err err;
+    char *pid, *again, *timeout;
+
+    (void)state;
+    ig_pool_warm(p);
+    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_OK);
+    /* Prepared like any connection of the pool. */
+    timeout = one_value(ig_pool_conn_pg(c), "SHOW statement_timeout");
+    assert_string_equal(timeout, "4321ms");
+    pid = one_value(ig_pool_conn_pg(c), "SELECT pg_backend_pid()");
+    ig_pool_release(p, c, IG_POOL_KEEP);
+    /* An idle connection: warming again opens nothing, and the pool of
+     * one hands out the same session (a second warm connection would
+     * have taken the only slot, or been handed out instead). */
+    ig_pool_warm(p);
+    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_OK);
+    again = one_value(ig_pool_conn_pg(c), "SELECT pg_backend_pid()");
+    assert_string_equal(pid, again);
+    ig_pool_release(p, c, IG_POOL_KEEP);
+    ig_pool_free(p);
+    free(pid);
+    free(again);
+    free(timeout);
+}
+
+static void test_free_does_not_wait_for_a_silent_server(void **state)
+{
+    char conninfo[128];
+    int port, fd = silent_listener(&port);
+    ig_pool *p;
+    double t0;
+
+    (void)state;
+    snprintf(conninfo, sizeof(conninfo),
+             "host=127.0.0.1 port=%d dbname=x user=x", port);
+    p = pool_on(conninfo, 2, 10000);
+    ig_pool_warm(p);
+    sleep_ms(100); /* the attempt now waits for an answer */
+    t0 = now_s();
+    ig_pool_free(p);
+    assert_true(now_s() - t0 < 0.5);
+    /* Closing the listener resets the waiting connection: the orphaned
+     * attempt ends and frees itself before the test does. */
+    close(fd);
+    sleep_ms(300);
+}
+
+static void test_refused_warm_attempt_is_retried_within_budget(void **state)
+{
+    ig_pool *p;
+    ig_pool_conn *c = NULL;
+    ig_err err;
+    int port, fd = silent_listener(&port);
+    char conninfo[128];
+    double t0;
+
+    (void)state;
+    close(fd); /* nobody listens there now: refused */
+    snprintf(conninfo, sizeof(conninfo),
+             "host=127.0.0.1 port=%d dbname=x user=x", port);
+    p = pool_on(conninfo, 1, 700);
+    t0 = now_s();
+    ig_pool_warm(p);
+    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_DB_RETRY);
+    assert_null(c);
+    assert_non_null(strstr(err.msg, "refused"));
+    /* The warm attempt was the first try: the acquire retried after it
+     * (100, 200 ms backoff) and stopped at the budget from the warm. */
+    assert_true(now_s() - t0 >= 0.25);
+    assert_true(now_s() - t0 < 1.5);
+    /* The slot the warm attempt held is free again. */
+    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_DB_RETRY);
+    ig_pool_free(p);
+}
+
+static void test_refused_password_is_not_retried(void **state)
+{
+    const char *url = getenv("DATABASE_URL");
+    const char *at = strchr(url, '@');
+    const char *colon = NULL;
+    char bad[512];
+    ig_pool *p;
+    ig_pool_conn *c = NULL;
+    ig_err err;
+    double t0;
+
+    (void)state;
+    /* postgresql://user:password@host...: swap the password. */
+    for (const char *q = strstr(url, "//"); q && q < at; q++)
+        if (*q == ':')
+            colon = q;
+    assert_non_null(at);
+    assert_non_null(colon);
+    snprintf(bad, sizeof(bad), "%.*s:not-the-password%s",
+             (int)(colon - url), url, at);
+    p = pool_on(bad, 1, 10000);
+    t0 = now_s();
+    ig_pool_warm(p);
+    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_DB);
+    assert_non_null(strstr(err.msg, "password"));
+    assert_null(strstr(err.msg, "not-the-password"));
+    assert_true(now_s() - t0 < 3.0);
+    ig_pool_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_warmed_connection_is_the_next_acquired),
+        cmocka_unit_test(test_free_does_not_wait_for_a_silent_server),
+        cmocka_unit_test(test_refused_warm_attempt_is_retried_within_budget),
+        cmocka_unit_test(test_refused_password_is_not_retried),
+    };
+
+    if (getenv("DATABASE_URL") == NULL) {
+        fprintf(stderr, "DATABASE_URL is not set: start the servers with "
+                        "scripts/servers.sh (scripts/test.sh does)\n");
+        return 1;
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
