@@ -52,11 +52,8 @@ psql "${base%/*}/ingot" -qAtX -c "DROP DATABASE IF EXISTS ingot_bench" -c "CREAT
 "$INGOT" migrate up >/dev/null
 export IMPORT_MAX_ROWS=100000000 INGOT_LOG_LEVEL=warn
 
-# The psql program itself: Debian's /usr/bin/psql is a Perl wrapper that
-# takes about 35 ms to start, which would flatter ingot against the psql
-# references at 10k rows.
-PSQL=psql
-[ -n "${INGOT_PG_BIN:-}" ] && [ -x "$INGOT_PG_BIN/psql" ] && PSQL=$INGOT_PG_BIN/psql
+# shellcheck source=bench/staged.sh
+source "$ROOT/bench/staged.sh"
 q() { "$PSQL" "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
 reset_tables() { q -c "TRUNCATE item_variant, item_master, color_master, size_master RESTART IDENTITY CASCADE" -c "VACUUM ANALYZE item_master" >/dev/null; }
 now() { date +%s.%N; }
@@ -72,22 +69,6 @@ time_cmd() {
   t1=$(now)
   [ "$1" = "$INGOT" ] && RSS=$(cat "$OUTDIR/rss")
   printf -v "$var" '%s' "$(echo "$t1 - $t0" | bc -l)"
-}
-
-staged_sql() { # file
-  cat <<SQL
-BEGIN;
-CREATE TEMP TABLE s (name text, description text, category text, brand text, is_active boolean) ON COMMIT DROP;
-\copy s FROM '$1' CSV HEADER
-INSERT INTO item_master AS t (name, description, category, brand, is_active)
-SELECT name, description, category, brand, is_active FROM s ORDER BY name
-ON CONFLICT (name) WHERE deleted_at IS NULL DO UPDATE
-SET description = COALESCE(EXCLUDED.description, t.description), category = EXCLUDED.category,
-    brand = EXCLUDED.brand, is_active = EXCLUDED.is_active, updated_at = now()
-WHERE (t.description, t.category, t.brand, t.is_active) IS DISTINCT FROM
-      (COALESCE(EXCLUDED.description, t.description), EXCLUDED.category, EXCLUDED.brand, EXCLUDED.is_active);
-COMMIT;
-SQL
 }
 
 report() { # label seconds rows copy_seconds [suffix]
