@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes of COPY line per row that ig_batch_reserve makes room for. */
+/* Bytes of COPY line per row that ig_batch_reserve makes room for, and
+ * the most rows it makes room for. */
 #define COPY_LINE_GUESS 128
+#define RESERVE_MAX_ROWS 65536
 
 struct ig_batch {
     ig_arena *arena;
@@ -65,7 +67,10 @@ void ig_batch_reserve(ig_batch *b, size_t rows)
     /* Grown by doubling instead, the arrays of a 5000-row batch were
      * copied three times, and copying touches fresh pages: a page fault
      * each, dear on a virtual machine. Pages reserved and never written
-     * cost nothing. */
+     * cost nothing; beyond RESERVE_MAX_ROWS (a batch's arena ends it at
+     * 8 MiB long before) the arrays grow as needed. */
+    if (rows > RESERVE_MAX_ROWS)
+        rows = RESERVE_MAX_ROWS;
     if (rows > b->cap) {
         b->cap = rows;
         b->rows = ig_xrealloc(b->rows, b->cap * sizeof(*b->rows));

@@ -49,8 +49,9 @@ typedef struct ig_batch_failure {
 ig_batch *ig_batch_new(void);
 void ig_batch_free(ig_batch *b);
 
-/* Make room for rows rows in all (and about 128 bytes of COPY line each)
- * at once, so filling the batch does not move its arrays. */
+/* Make room for rows rows in all (up to 65536, and about 128 bytes of
+ * COPY line each) at once, so that filling a batch of such rows does not
+ * move its arrays. */
 void ig_batch_reserve(ig_batch *b, size_t rows);
 
 /* Forget all rows and reuse the memory. Cannot fail. */

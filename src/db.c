@@ -113,42 +113,36 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
     return ig_db_connect_within(conninfo, 10, out, err);
 }
 
-int ig_db_connect_within(const char *conninfo, int timeout_s, PGconn **out,
-                         ig_err *err)
+/* A malformed URL is a setting error, not a transient one, and libpq's
+ * message may quote a piece of it (a password): say it without it.
+ * *several: the conninfo names more than one host (or address). */
+static int check_conninfo(const char *conninfo, int *several, ig_err *err)
 {
-    char timeout[16];
-    /* Keepalives and a TCP user timeout notice a peer that vanished (host
-     * down, network cut) instead of waiting on the socket forever, and a
-     * connect_timeout bounds an attempt at a host that does not answer
-     * (the kernel's own SYN retries take two minutes). The conninfo's own
-     * settings win: dbname (the expanded URL or conninfo) comes last, and
-     * later parameters override earlier ones. */
-    const char *kw[] = {"fallback_application_name", "keepalives",
-                        "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "tcp_user_timeout",
-                        "connect_timeout", "dbname", NULL};
-    const char *vals[] = {"ingot", "1", "30", "10", "3", "60000", timeout,
-                          conninfo ? conninfo : "", NULL};
     PQconninfoOption *parsed;
     char *perr = NULL;
-    PGconn *c;
 
-    snprintf(timeout, sizeof(timeout), "%d", timeout_s > 2 ? timeout_s : 2);
-    *out = NULL;
-    /* A malformed URL is a setting error, not a transient one, and libpq's
-     * message may quote a piece of it (a password): say it without it. */
-    if (conninfo != NULL && conninfo[0] != '\0') {
-        parsed = PQconninfoParse(conninfo, &perr);
-        PQfreemem(perr);
-        if (parsed == NULL)
-            return ig_err_set(err, IG_CONFIG,
-                              "DATABASE_URL is not a valid PostgreSQL URL "
-                              "or conninfo string (check its quoting and "
-                              "%%-escapes)");
-        PQconninfoFree(parsed);
-    }
-    /* expand_dbname=1 lets dbname carry a full URL or conninfo string. */
-    c = PQconnectdbParams(kw, vals, 1);
+    *several = 0;
+    if (conninfo == NULL || conninfo[0] == '\0')
+        return IG_OK;
+    parsed = PQconninfoParse(conninfo, &perr);
+    PQfreemem(perr);
+    if (parsed == NULL)
+        return ig_err_set(err, IG_CONFIG,
+                          "DATABASE_URL is not a valid PostgreSQL URL "
+                          "or conninfo string (check its quoting and "
+                          "%%-escapes)");
+    for (PQconninfoOption *o = parsed; o->keyword; o++)
+        if ((strcmp(o->keyword, "host") == 0 ||
+             strcmp(o->keyword, "hostaddr") == 0) &&
+            o->val != NULL && strchr(o->val, ',') != NULL)
+            *several = 1;
+    PQconninfoFree(parsed);
+    return IG_OK;
+}
+
+/* The connection c (owned) made or not: *out, or why not. */
+static int connected(PGconn *c, PGconn **out, ig_err *err)
+{
     if (c == NULL)
         return ig_err_set(err, IG_NOMEM, "cannot allocate a connection");
     if (PQstatus(c) != CONNECTION_OK) {
@@ -173,6 +167,88 @@ int ig_db_connect_within(const char *conninfo, int timeout_s, PGconn **out,
     PQsetNoticeProcessor(c, log_notice, NULL);
     *out = c;
     return IG_OK;
+}
+
+/* Keepalives and a TCP user timeout notice a peer that vanished (host
+ * down, network cut) instead of waiting on the socket forever, and a
+ * connect_timeout bounds an attempt at a host that does not answer (the
+ * kernel's own SYN retries take two minutes). The conninfo's own
+ * settings win: dbname (the expanded URL or conninfo) comes last, and
+ * later parameters override earlier ones; expand_dbname=1 lets it carry
+ * a full URL or conninfo string. timeout: room for the seconds. */
+#define CONNECT_KEYWORDS                                                     \
+    {"fallback_application_name", "keepalives", "keepalives_idle",           \
+     "keepalives_interval", "keepalives_count", "tcp_user_timeout",          \
+     "connect_timeout", "dbname", NULL}
+#define CONNECT_VALUES(timeout, conninfo)                                    \
+    {"ingot", "1", "30", "10", "3", "60000", timeout,                        \
+     (conninfo) ? (conninfo) : "", NULL}
+
+int ig_db_connect_within(const char *conninfo, int timeout_s, PGconn **out,
+                         ig_err *err)
+{
+    char timeout[16];
+    const char *kw[] = CONNECT_KEYWORDS;
+    const char *vals[] = CONNECT_VALUES(timeout, conninfo);
+    int several, rc;
+
+    snprintf(timeout, sizeof(timeout), "%d", timeout_s > 2 ? timeout_s : 2);
+    *out = NULL;
+    if ((rc = check_conninfo(conninfo, &several, err)) != IG_OK)
+        return rc;
+    return connected(PQconnectdbParams(kw, vals, 1), out, err);
+}
+
+int ig_db_connect_stoppable(const char *conninfo)
+{
+    int several = 0;
+
+    return check_conninfo(conninfo, &several, NULL) == IG_OK && !several;
+}
+
+int ig_db_connect_until(const char *conninfo, int timeout_s,
+                        int (*stop)(const void *), const void *ud,
+                        PGconn **out, ig_err *err)
+{
+    char timeout[16];
+    const char *kw[] = CONNECT_KEYWORDS;
+    const char *vals[] = CONNECT_VALUES(timeout, conninfo);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    long long deadline;
+    int several, rc;
+    PGconn *c;
+
+    if (timeout_s < 2)
+        timeout_s = 2;
+    snprintf(timeout, sizeof(timeout), "%d", timeout_s);
+    *out = NULL;
+    if ((rc = check_conninfo(conninfo, &several, err)) != IG_OK)
+        return rc;
+    if (several) /* libpq tries the next host only in its own loop */
+        return connected(PQconnectdbParams(kw, vals, 1), out, err);
+    deadline = ig_clock_ms() + 1000LL * timeout_s;
+    c = PQconnectStartParams(kw, vals, 1);
+    while (c != NULL && PQstatus(c) != CONNECTION_BAD &&
+           st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+        struct pollfd pfd = {PQsocket(c), 0, 0};
+        long long left = deadline - ig_clock_ms();
+        int ready;
+        if (stop != NULL && stop(ud)) {
+            PQfinish(c);
+            return ig_err_set(err, IG_DB_RETRY, "cannot connect to "
+                              "PostgreSQL: given up (stopped)");
+        }
+        if (left <= 0) {
+            PQfinish(c);
+            return ig_err_set(err, IG_DB_RETRY, "cannot connect to "
+                              "PostgreSQL: timeout expired");
+        }
+        pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+        ready = poll(&pfd, 1, left < 20 ? (int)left : 20);
+        if (ready > 0 || pfd.fd < 0)
+            st = PQconnectPoll(c);
+    }
+    return connected(c, out, err);
 }
 
 int ig_db_exec(PGconn *conn, const char *sql, const char *what, ig_err *err)

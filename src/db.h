@@ -29,6 +29,19 @@ int ig_db_connect(const char *conninfo, PGconn **out, ig_err *err)
 int ig_db_connect_within(const char *conninfo, int timeout_s, PGconn **out,
                          ig_err *err) IG_MUSTCHECK;
 
+/* ig_db_connect_within, made step by step so that stop(ud) (may be NULL)
+ * ends the attempt within about 20 ms of asking: an attempt waiting on a
+ * server that does not answer can be given up. IG_DB_RETRY when stopped.
+ * A conninfo naming several hosts is connected the blocking way (libpq
+ * moves to the next host on a timeout only there), deaf to stop. */
+int ig_db_connect_until(const char *conninfo, int timeout_s,
+                        int (*stop)(const void *), const void *ud,
+                        PGconn **out, ig_err *err) IG_MUSTCHECK;
+
+/* Whether ig_db_connect_until can hear stop for this conninfo (valid,
+ * one host). */
+int ig_db_connect_stoppable(const char *conninfo);
+
 /* 1 when sqlstate (may be NULL) names a transient failure, else 0. */
 int ig_db_sqlstate_transient(const char *sqlstate);
 

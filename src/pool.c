@@ -22,16 +22,18 @@ struct ig_pool_conn {
 };
 
 /* A connection being opened in the background (ig_pool_warm), shared by
- * the pool and the thread opening it, under its own lock. Whoever lets go
- * last frees it: the acquirer that takes the result, or the thread when
- * nobody took it (the pool was freed first: orphaned). The thread never
- * touches the pool. */
+ * the pool and the thread opening it, under its own lock; the thread
+ * never touches the pool. Whoever lets go last frees it: the acquirer
+ * that takes the result (warm_take), the pool that gives it up
+ * (warm_release) once the thread is done, or the thread itself when the
+ * pool stopped waiting for it (orphaned). */
 enum { WARM_RUNNING, WARM_DONE, WARM_ORPHANED };
 
 typedef struct warm {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int state;
+    int abandon;       /* the pool gave it up: stop connecting (atomic) */
     int rc;            /* WARM_DONE: IG_OK with pg, or why not in err */
     PGconn *pg;
     ig_err err;
@@ -55,7 +57,8 @@ struct ig_pool {
     warm *warm;              /* see ig_pool_warm; counted in open */
 };
 
-static void warm_orphan(warm *w);
+static void warm_release(warm *w);
+static int idle_alive(PGconn *pg);
 
 ig_pool *ig_pool_new(const ig_pool_opts *opts, ig_err *err)
 {
@@ -84,7 +87,7 @@ void ig_pool_free(ig_pool *p)
     if (p == NULL)
         return;
     if (p->warm != NULL)
-        warm_orphan(p->warm);
+        warm_release(p->warm);
     for (c = p->idle; c; c = next) {
         next = c->next;
         PQfinish(c->pg);
@@ -145,11 +148,16 @@ static void setup_sql(const ig_pool *p, char *out, size_t size)
              p->statement_timeout_ms, p->idle_tx_timeout_ms);
 }
 
-/* One attempt: connect within timeout_s and run setup. */
+/* One attempt: connect within timeout_s (given up when stop(ud) says so,
+ * if stop is not NULL) and run setup. */
 static int connect_once(const char *conninfo, int timeout_s,
-                        const char *setup, PGconn **out, ig_err *err)
+                        const char *setup, int (*stop)(const void *),
+                        const void *ud, PGconn **out, ig_err *err)
 {
-    int rc = ig_db_connect_within(conninfo, timeout_s, out, err);
+    int rc = stop != NULL ? ig_db_connect_until(conninfo, timeout_s, stop,
+                                                ud, out, err)
+                          : ig_db_connect_within(conninfo, timeout_s, out,
+                                                 err);
 
     if (rc == IG_OK) {
         rc = ig_db_exec(*out, setup, "preparing the session", err);
@@ -187,7 +195,7 @@ static int open_conn(ig_pool *p, warm *w, PGconn **out,
         } else {
             rc = connect_once(p->conninfo,
                               left >= 10000 ? 10 : (int)(left / 1000),
-                              setup, out, err);
+                              setup, NULL, NULL, out, err);
         }
         if (rc == IG_OK)
             return IG_OK;
@@ -209,6 +217,13 @@ static void warm_free(warm *w)
     free(w);
 }
 
+static int warm_stop(const void *ud)
+{
+    const warm *w = ud;
+
+    return __atomic_load_n(&w->abandon, __ATOMIC_ACQUIRE);
+}
+
 static void *warm_main(void *arg)
 {
     warm *w = arg;
@@ -217,7 +232,8 @@ static void *warm_main(void *arg)
     int rc, orphaned;
 
     ig_err_clear(&err);
-    rc = connect_once(w->conninfo, w->timeout_s, w->setup, &pg, &err);
+    rc = connect_once(w->conninfo, w->timeout_s, w->setup, warm_stop, w,
+                      &pg, &err);
     pthread_mutex_lock(&w->mu);
     orphaned = w->state == WARM_ORPHANED;
     w->state = WARM_DONE;
@@ -233,22 +249,36 @@ static void *warm_main(void *arg)
     return NULL;
 }
 
-/* Let go of w: the thread frees it if it still runs, else we do. */
-static void warm_orphan(warm *w)
+/* Give w up: ask its thread to stop connecting and wait for it (about
+ * 20 ms, a step of the handshake at most), so that no attempt is left
+ * inside libpq, OpenSSL or Kerberos when the program exits and their
+ * exit handlers run (a thread inside Kerberos then aborted the process).
+ * One stuck longer (a name lookup) is left to free itself. */
+static void warm_release(warm *w)
 {
+    struct timespec until;
+    int done;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 2;
+    __atomic_store_n(&w->abandon, 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&w->mu);
-    if (w->state == WARM_RUNNING) {
+    while (w->state == WARM_RUNNING &&
+           pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
+        ;
+    done = w->state == WARM_DONE;
+    if (!done)
         w->state = WARM_ORPHANED;
-        pthread_mutex_unlock(&w->mu);
-        return;
-    }
     pthread_mutex_unlock(&w->mu);
-    PQfinish(w->pg);
-    warm_free(w);
+    if (done) {
+        PQfinish(w->pg);
+        warm_free(w);
+    }
 }
 
 /* The background attempt w's outcome, once it has one (an attempt is
- * bounded by libpq's connect_timeout, as open_conn's own are); frees w. */
+ * bounded by its connect timeout, as open_conn's own are); frees w. A
+ * connection the server has closed since is a transient failure. */
 static int warm_take(warm *w, PGconn **out, ig_err *err)
 {
     int rc;
@@ -262,6 +292,12 @@ static int warm_take(warm *w, PGconn **out, ig_err *err)
     if (rc != IG_OK && err)
         *err = w->err;
     warm_free(w);
+    if (rc == IG_OK && !idle_alive(*out)) {
+        PQfinish(*out);
+        *out = NULL;
+        rc = ig_err_set(err, IG_DB_RETRY, "cannot connect to PostgreSQL: "
+                        "the server closed the new connection");
+    }
     return rc;
 }
 
@@ -272,6 +308,9 @@ void ig_pool_warm(ig_pool *p)
     pthread_attr_t attr;
     int started;
 
+    /* Only where it can be given up at once (see warm_release). */
+    if (!ig_db_connect_stoppable(p->conninfo))
+        return;
     pthread_mutex_lock(&p->mu);
     started = p->warm == NULL && p->idle == NULL && p->open < p->size &&
               !p->interrupted;
@@ -308,7 +347,23 @@ void ig_pool_warm(ig_pool *p)
     }
     pthread_mutex_unlock(&p->mu);
     if (w != NULL) /* another thread opened one meanwhile */
-        warm_orphan(w);
+        warm_release(w);
+}
+
+void ig_pool_unwarm(ig_pool *p)
+{
+    warm *w;
+
+    pthread_mutex_lock(&p->mu);
+    w = p->warm;
+    p->warm = NULL;
+    if (w != NULL) {
+        p->open--;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (w != NULL)
+        warm_release(w);
 }
 
 /* Whether an idle connection may still be used. An idle connection has
@@ -365,7 +420,7 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
 
     *out = NULL;
     pthread_mutex_lock(&p->mu);
-    if (p->warm != NULL) {
+    if (p->warm != NULL && p->idle == NULL) {
         warm *w = p->warm;
         p->warm = NULL; /* its slot in open is ours now */
         pthread_mutex_unlock(&p->mu);

@@ -42,8 +42,9 @@ enum { IG_POOL_KEEP = 0, IG_POOL_DISCARD = 1 };
 /* Create a pool; opens no connection yet. Owned; NULL with *err. */
 ig_pool *ig_pool_new(const ig_pool_opts *opts, ig_err *err) IG_MUSTCHECK;
 
-/* Close all idle connections and free. Every borrowed connection must have
- * been released. NULL is a no-op. */
+/* Close all idle connections, give up a background one (ig_pool_unwarm),
+ * and free. Every borrowed connection must have been released. NULL is a
+ * no-op. */
 void ig_pool_free(ig_pool *p);
 
 /* Borrow a connection, opening one if none is idle and the pool is below
@@ -63,13 +64,18 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
                           ig_err *err) IG_MUSTCHECK;
 
 /* Start opening one connection in the background when the pool has no
- * idle one and room for one: the next acquire takes it (waiting for it
- * if it is not ready), so an import's connection is made while it reads
- * its input. One attempt; if it fails transiently, that acquire opens
- * one as usual, within the budget counted from this call. Nothing ever
- * waits for an attempt nobody takes: ig_pool_free leaves it to close its
- * connection itself. Thread-safe. */
+ * idle one and room for one, so that an import's connection is made
+ * while it reads its input. The next acquire that finds no idle
+ * connection takes it (waiting for it if it is not ready); one attempt,
+ * and if it failed transiently that acquire opens one as usual, within
+ * the budget counted from this call. Not for a conninfo naming several
+ * hosts (the attempt could not be given up). Thread-safe. */
 void ig_pool_warm(ig_pool *p);
+
+/* Give up a background connection nobody took (see ig_pool_warm): its
+ * attempt is stopped and waited for (about 20 ms), so the program may
+ * exit at once. ig_pool_free does the same. Thread-safe. */
+void ig_pool_unwarm(ig_pool *p);
 
 /* From now on a connection that cannot be opened is not retried: the
  * owner is stopping, and waiting out the budget for a database that is

@@ -1134,8 +1134,8 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     pthread_cond_init(&d.cv, NULL);
 
     /* The connection is made while the input is checked and the first
-     * batch read (the planner below takes it): connecting and
-     * authenticating take longer than either. */
+     * batch read (the planner below, or build_exec for a resumed run,
+     * takes it): connecting and authenticating take longer than either. */
     ig_pool_warm(o->pool);
     if (o->seekable) {
         long long bound = 0;
@@ -1292,6 +1292,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
 out:
     if (pl.running) /* an early failure: the plan is not needed */
         (void)plan_join(&pl, 1, NULL, NULL);
+    ig_pool_unwarm(o->pool); /* refused before planning: not needed */
     ig_batch_free(first);
     if (started) {
         pthread_mutex_lock(&d.mu);
