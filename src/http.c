@@ -147,12 +147,16 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status,
     return send_json_h(c, status, o, NULL, NULL);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
-                                  const char *code, const char *fmt, ...)
-    IG_PRINTF(4, 5);
+/* An {"error": {code, message}} answer, with header hname: hvalue when
+ * hname is not NULL (a 401 always says how to authenticate). */
+static enum MHD_Result send_error_h(struct MHD_Connection *c, unsigned status,
+                                    const char *hname, const char *hvalue,
+                                    const char *code, const char *fmt, ...)
+    IG_PRINTF(6, 7);
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
-                                  const char *code, const char *fmt, ...)
+static enum MHD_Result send_error_h(struct MHD_Connection *c, unsigned status,
+                                    const char *hname, const char *hvalue,
+                                    const char *code, const char *fmt, ...)
 {
     char msg[1200];
     va_list ap;
@@ -160,14 +164,20 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (hname == NULL && status == MHD_HTTP_UNAUTHORIZED) {
+        hname = "WWW-Authenticate";
+        hvalue = "Bearer";
+    }
     /* The message may quote the request (a query value, a path): bytes
      * that are not UTF-8 would make jansson refuse it, and no answer go. */
     return send_json_h(
         c, status,
         json_pack("{s:{s:s,s:o}}", "error", "code", code, "message",
                   ig_report_text(msg, strlen(msg))),
-        status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
+        hname, hvalue);
 }
+
+#define send_error(c, status, ...) send_error_h(c, status, NULL, NULL, __VA_ARGS__)
 
 /* A database failure: 503 when the database is unreachable (transient),
  * 500 otherwise. */
@@ -1390,9 +1400,17 @@ static enum MHD_Result on_headers(ig_http *h, struct MHD_Connection *c,
     want = route_method(r->r);
     if (strcmp(method, want) != 0 &&
         !(strcmp(method, "HEAD") == 0 && strcmp(want, "GET") == 0)) {
+        /* 405 names the methods the route takes, in Allow too (RFC 9110);
+         * /api/imports/jobs also takes POST (an import into a pipeline
+         * named jobs). */
+        int jobs = r->r == ROUTE_JOBS;
         r->answered = 1;
-        return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
-                          "%s %s: use %s", method, url, want);
+        return send_error_h(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow",
+                            jobs ? "GET, HEAD, POST"
+                            : strcmp(want, "GET") == 0 ? "GET, HEAD"
+                                                       : want,
+                            "method_not_allowed", "%s %s: use %s", method,
+                            url, jobs ? "GET or POST" : want);
     }
     {
         const char *bad = NULL;

@@ -63,7 +63,12 @@ http GET /api/imports/999999/results; expect 404 "unknown job results"
 http POST /api/imports/999999/cancel; expect 404 "unknown job cancel"
 http GET /api/imports/99999999999999999999/progress; expect 404 "a job id beyond 64 bits"
 assert_not_contains "$BODY" "9223372036854775807" "the id is not clamped to another job's"
-http DELETE /api/imports/jobs; expect 405 "wrong method"
+http DELETE /api/imports/jobs -D "$IT_TMP/hdr"; expect 405 "wrong method"
+# The route takes GET (the job list) and POST (a pipeline named jobs).
+assert_contains "$(tr -d '\r' < "$IT_TMP/hdr")" "Allow: GET, HEAD, POST" "405 names the methods in Allow"
+assert_contains "$BODY" "use GET or POST" "405 says which methods"
+http GET /api/imports/colors -D "$IT_TMP/hdr"; expect 405 "GET of an import route"
+assert_contains "$(tr -d '\r' < "$IT_TMP/hdr")" "Allow: POST" "405 Allow on a POST route"
 
 # --- uploads: errors --------------------------------------------------------
 printf 'name,code\nA1,#000001\nA2,#000002\nA3,bad\n' > "$IT_TMP/a.csv"
