@@ -1114,12 +1114,28 @@ static enum MHD_Result handle_jobs(ig_http *h, struct MHD_Connection *c)
 /* ------------------------------------------------------------------ */
 /* Health and metrics                                                  */
 
-/* IG_OK when SELECT 1 works on a pooled connection. */
+/* IG_OK when SELECT 1 works on a pooled connection, within about
+ * HTTP_CONNECT_TIMEOUT_MS. When every pooled connection is busy (long
+ * requests, or imports waiting on row locks) for HEALTH_WAIT_MS, on a
+ * connection of its own: a busy worker is a healthy one, and a health
+ * check that waited for a free connection would have it restarted. */
+#define HEALTH_WAIT_MS 500
+
 static int db_ping(ig_http *h, ig_err *err)
 {
     ig_pool_conn *pc = NULL;
-    int rc = ig_pool_acquire(h->pool, &pc, err);
+    PGconn *own = NULL;
+    int rc = ig_pool_acquire_for(h->pool, HEALTH_WAIT_MS, &pc, err);
 
+    if (rc == IG_TIMEOUT) {
+        /* 0.5 + 2 + 1 s at most, for a database that does not answer */
+        rc = ig_db_connect_within(h->conf->database_url, 2, &own, err);
+        if (rc != IG_OK)
+            return rc;
+        rc = ig_db_exec_within(own, "SELECT 1", 1000, "health check", err);
+        PQfinish(own);
+        return rc;
+    }
     if (rc != IG_OK)
         return rc;
     rc = ig_db_exec_within(ig_pool_conn_pg(pc), "SELECT 1",

@@ -411,14 +411,26 @@ int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
     return ig_pool_acquire_while(p, NULL, NULL, out, err);
 }
 
-int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
-                          const void *ud, ig_pool_conn **out, ig_err *err)
+/* ig_pool_acquire_while; with wait_ms >= 0, waiting that long at most
+ * for a connection to come free (IG_TIMEOUT). */
+static int acquire(ig_pool *p, int (*stop)(const void *), const void *ud,
+                   long wait_ms, ig_pool_conn **out, ig_err *err)
 {
     ig_pool_conn *c = NULL;
     PGconn *pg = NULL;
+    struct timespec until;
     int rc;
 
     *out = NULL;
+    if (wait_ms >= 0) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+    }
     pthread_mutex_lock(&p->mu);
     if (p->warm != NULL && p->idle == NULL) {
         warm *w = p->warm;
@@ -428,8 +440,17 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
         return opened(p, rc, pg, out);
     }
     for (;;) {
-        while (p->idle == NULL && p->open >= p->size)
-            pthread_cond_wait(&p->cv, &p->mu);
+        while (p->idle == NULL && p->open >= p->size) {
+            if (wait_ms < 0) {
+                pthread_cond_wait(&p->cv, &p->mu);
+            } else if (pthread_cond_timedwait(&p->cv, &p->mu, &until) ==
+                           ETIMEDOUT &&
+                       p->idle == NULL && p->open >= p->size) {
+                pthread_mutex_unlock(&p->mu);
+                return ig_err_set(err, IG_TIMEOUT, "all %d connections of "
+                                  "the pool are in use", p->size);
+            }
+        }
         if (p->idle == NULL)
             break;
         c = p->idle;
@@ -456,6 +477,18 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
     pthread_mutex_unlock(&p->mu);
     rc = open_conn(p, NULL, &pg, stop, ud, err);
     return opened(p, rc, pg, out);
+}
+
+int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
+                          const void *ud, ig_pool_conn **out, ig_err *err)
+{
+    return acquire(p, stop, ud, -1, out, err);
+}
+
+int ig_pool_acquire_for(ig_pool *p, long wait_ms, ig_pool_conn **out,
+                        ig_err *err)
+{
+    return acquire(p, NULL, NULL, wait_ms < 0 ? 0 : wait_ms, out, err);
 }
 
 void ig_pool_release(ig_pool *p, ig_pool_conn *c, int how)

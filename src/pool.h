@@ -77,6 +77,12 @@ void ig_pool_warm(ig_pool *p);
  * exit at once. ig_pool_free does the same. Thread-safe. */
 void ig_pool_unwarm(ig_pool *p);
 
+/* ig_pool_acquire, but waiting at most wait_ms for a connection to come
+ * free when all are borrowed: IG_TIMEOUT then. (Opening one, when there
+ * is room, takes the pool's own budget.) */
+int ig_pool_acquire_for(ig_pool *p, long wait_ms, ig_pool_conn **out,
+                        ig_err *err) IG_MUSTCHECK;
+
 /* From now on a connection that cannot be opened is not retried: the
  * owner is stopping, and waiting out the budget for a database that is
  * down would only hold the stop up. Thread-safe. */

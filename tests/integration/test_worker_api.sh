@@ -238,6 +238,27 @@ wait_until 10 'grep -q holding "$IT_TMP/hog.out"'
 CODE=$(curl -s -m 3 -o /dev/null -w '%{http_code}' "$U/healthz")
 assert_eq 200 "$CODE" "healthz answers while another address holds idle connections"
 kill "$hog" 2>/dev/null || true; wait "$hog" 2>/dev/null || true
+# Every pooled connection busy (requests waiting on a lock held
+# elsewhere): /healthz does not wait for one, it checks on a connection
+# of its own and says 200 within its bound.
+psql "$DATABASE_URL" -qAtX -c "BEGIN" -c "LOCK TABLE import_jobs IN ACCESS EXCLUSIVE MODE" \
+  -c "SELECT 'locked'" -c "SELECT pg_sleep(30)" >"$IT_TMP/lock.out" 2>&1 &
+locker=$!
+wait_until 10 'grep -q locked "$IT_TMP/lock.out"'
+busy=()
+for _ in 1 2 3 4 5; do
+  curl -s -m 40 -o /dev/null -H "Authorization: Bearer $INGOT_API_TOKEN" "$U/api/imports/jobs" &
+  busy+=("$!")
+done
+wait_until 10 "[ \"\$(sql \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%import_jobs%'\")\" -ge 4 ]"
+t0=$(date +%s.%N)
+CODE=$(curl -s -m 10 -o "$IT_TMP/body" -w "%{http_code}" "$U/healthz" || true); BODY=$(cat "$IT_TMP/body")
+t1=$(date +%s.%N)
+assert_eq "200|ok" "$CODE|$(jget '["database"]')" "healthz with every pooled connection busy"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 4 else 1)" || fail "healthz took $(echo "$t1 - $t0" | bc) s with the pool busy"
+kill "$locker" 2>/dev/null || true; wait "$locker" 2>/dev/null || true
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
+for b in "${busy[@]}"; do wait "$b" 2>/dev/null || true; done
 # An idle worker notices Redis is gone at the next healthz, not at the
 # next progress update.
 redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true
