@@ -256,11 +256,9 @@ static void *warm_main(void *arg)
  * One stuck longer (a name lookup) is left to free itself. */
 static void warm_release(warm *w)
 {
-    struct timespec until;
+    struct timespec until = ig_clock_cond_deadline(2000);
     int done;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 2;
     __atomic_store_n(&w->abandon, 1, __ATOMIC_RELEASE);
     pthread_mutex_lock(&w->mu);
     while (w->state == WARM_RUNNING &&
@@ -422,15 +420,8 @@ static int acquire(ig_pool *p, int (*stop)(const void *), const void *ud,
     int rc;
 
     *out = NULL;
-    if (wait_ms >= 0) {
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-    }
+    if (wait_ms >= 0)
+        until = ig_clock_cond_deadline(wait_ms);
     pthread_mutex_lock(&p->mu);
     if (p->warm != NULL && p->idle == NULL) {
         warm *w = p->warm;

@@ -109,15 +109,8 @@ static int is_stopping(ig_worker *w)
 /* Sleep up to ms, returning early when the worker stops. */
 static void pause_ms(ig_worker *w, long ms)
 {
-    struct timespec until;
+    struct timespec until = ig_clock_cond_deadline(ms);
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&w->mu);
     while (!w->stopping &&
            pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT)
@@ -323,16 +316,9 @@ static void *heartbeat_main(void *arg)
     if (interval_ms < 300)
         interval_ms = 300;
     for (;;) {
-        struct timespec until;
+        struct timespec until = ig_clock_cond_deadline(interval_ms);
         int quit, cancel_req = 0, rc;
 
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += interval_ms / 1000;
-        until.tv_nsec += (interval_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
         pthread_mutex_lock(&w->mu);
         while (!c->hb_quit &&
                pthread_cond_timedwait(&c->hb_cv, &w->mu, &until) != ETIMEDOUT)

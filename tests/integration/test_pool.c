@@ -70,6 +70,20 @@ static char *one_value(PGconn *c, const char *q)
     return v;
 }
 
+/* The next acquire hands out the session whose backend pid is pid. */
+static void assert_next_is(ig_pool *p, const char *pid)
+{
+    ig_pool_conn *c = NULL;
+    ig_err err;
+    char *again;
+
+    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_OK);
+    again = one_value(ig_pool_conn_pg(c), "SELECT pg_backend_pid()");
+    assert_string_equal(pid, again);
+    ig_pool_release(p, c, IG_POOL_KEEP);
+    free(again);
+}
+
 /* A listening socket on 127.0.0.1 that never accepts: the kernel
  * completes the TCP handshake, and a client then waits for an answer
  * that never comes. Its port in *port. */
@@ -95,7 +109,7 @@ static void test_warmed_connection_is_the_next_acquired(void **state)
     ig_pool *p = pool_on(getenv("DATABASE_URL"), 1, 10000);
     ig_pool_conn *c = NULL;
     ig_err err;
-    char *pid, *again, *timeout;
+    char *pid, *timeout;
 
     (void)state;
     ig_pool_warm(p);
@@ -109,13 +123,9 @@ static void test_warmed_connection_is_the_next_acquired(void **state)
      * one hands out the same session (a second warm connection would
      * have taken the only slot, or been handed out instead). */
     ig_pool_warm(p);
-    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_OK);
-    again = one_value(ig_pool_conn_pg(c), "SELECT pg_backend_pid()");
-    assert_string_equal(pid, again);
-    ig_pool_release(p, c, IG_POOL_KEEP);
+    assert_next_is(p, pid);
     ig_pool_free(p);
     free(pid);
-    free(again);
     free(timeout);
 }
 
@@ -187,20 +197,16 @@ static void test_idle_connection_goes_before_the_warm_one(void **state)
     ig_pool *p = pool_on(getenv("DATABASE_URL"), 2, 10000);
     ig_pool_conn *c = NULL;
     ig_err err;
-    char *pid, *again;
+    char *pid;
 
     (void)state;
     assert_int_equal(ig_pool_acquire(p, &c, &err), IG_OK);
     pid = one_value(ig_pool_conn_pg(c), "SELECT pg_backend_pid()");
     ig_pool_warm(p); /* none idle, room for one more */
     ig_pool_release(p, c, IG_POOL_KEEP);
-    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_OK);
-    again = one_value(ig_pool_conn_pg(c), "SELECT pg_backend_pid()");
-    assert_string_equal(pid, again);
-    ig_pool_release(p, c, IG_POOL_KEEP);
+    assert_next_is(p, pid);
     ig_pool_free(p);
     free(pid);
-    free(again);
 }
 
 static void test_refused_warm_attempt_is_retried_within_budget(void **state)
