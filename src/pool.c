@@ -325,7 +325,8 @@ void ig_pool_warm(ig_pool *p)
                        ? 10
                        : p->connect_timeout_ms / 1000;
     w->started = ig_clock_ms();
-    /* Detached: nothing ever waits for an attempt nobody takes. */
+    /* Detached: an attempt given up but stuck longer than warm_release
+     * waits (a name lookup) finishes and frees itself on its own. */
     started = pthread_attr_init(&attr) == 0;
     if (started) {
         started = pthread_attr_setdetachstate(&attr,
