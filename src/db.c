@@ -266,6 +266,13 @@ int ig_db_exec(PGconn *conn, const char *sql, const char *what, ig_err *err)
 int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
                       const char *what, ig_err *err)
 {
+    return ig_db_exec_until(conn, sql, timeout_ms, NULL, NULL, what, err);
+}
+
+int ig_db_exec_until(PGconn *conn, const char *sql, long timeout_ms,
+                     int (*stop)(const void *), const void *ud,
+                     const char *what, ig_err *err)
+{
     long long deadline = ig_clock_ms() + timeout_ms;
     PGresult *res, *last = NULL;
     int rc = IG_OK;
@@ -290,7 +297,14 @@ int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
             last = res;
         }
         left = deadline - ig_clock_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
+        if (stop != NULL && stop(ud)) {
+            PQclear(last);
+            return ig_err_set(err, IG_DB_RETRY, "%s: given up (stopped)",
+                              what);
+        }
+        if (left <= 0 ||
+            (poll(&pfd, 1, stop != NULL && left > 20 ? 20 : (int)left) == 0 &&
+             ig_clock_ms() >= deadline)) {
             PQclear(last);
             return ig_err_set(err, IG_DB_RETRY, "%s: no answer from "
                               "PostgreSQL within %ld ms", what, timeout_ms);

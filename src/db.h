@@ -67,6 +67,12 @@ int ig_db_exec(PGconn *conn, const char *sql, const char *what, ig_err *err)
 int ig_db_exec_within(PGconn *conn, const char *sql, long timeout_ms,
                       const char *what, ig_err *err) IG_MUSTCHECK;
 
+/* ig_db_exec_within, given up within about 20 ms once stop(ud) (may be
+ * NULL) says so: IG_DB_RETRY, the connection then in an unknown state. */
+int ig_db_exec_until(PGconn *conn, const char *sql, long timeout_ms,
+                     int (*stop)(const void *), const void *ud,
+                     const char *what, ig_err *err) IG_MUSTCHECK;
+
 /* Run a parameterised query returning rows (text params and results).
  * IG_OK and *out (owned, PQclear()) or an error code. */
 int ig_db_query(PGconn *conn, const char *sql, int nparams,

@@ -160,7 +160,12 @@ static int connect_once(const char *conninfo, int timeout_s,
                                                  err);
 
     if (rc == IG_OK) {
-        rc = ig_db_exec(*out, setup, "preparing the session", err);
+        /* A server that authenticates and then never answers must not
+         * hold up giving the attempt up either. */
+        rc = stop != NULL
+                 ? ig_db_exec_until(*out, setup, 1000L * timeout_s, stop, ud,
+                                    "preparing the session", err)
+                 : ig_db_exec(*out, setup, "preparing the session", err);
         if (rc != IG_OK) {
             PQfinish(*out);
             *out = NULL;
