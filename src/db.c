@@ -123,7 +123,7 @@ static int check_conninfo(const char *conninfo, int *several, ig_err *err)
 
     *several = 0;
     if (conninfo == NULL || conninfo[0] == '\0')
-        return IG_OK;
+        conninfo = "";
     parsed = PQconninfoParse(conninfo, &perr);
     PQfreemem(perr);
     if (parsed == NULL)
@@ -131,11 +131,18 @@ static int check_conninfo(const char *conninfo, int *several, ig_err *err)
                           "DATABASE_URL is not a valid PostgreSQL URL "
                           "or conninfo string (check its quoting and "
                           "%%-escapes)");
-    for (PQconninfoOption *o = parsed; o->keyword; o++)
+    for (PQconninfoOption *o = parsed; o->keyword; o++) {
+        const char *v = o->val;
+        /* Unset here, libpq takes PGHOST / PGHOSTADDR. */
+        if (v == NULL && strcmp(o->keyword, "host") == 0)
+            v = getenv("PGHOST");
+        else if (v == NULL && strcmp(o->keyword, "hostaddr") == 0)
+            v = getenv("PGHOSTADDR");
         if ((strcmp(o->keyword, "host") == 0 ||
              strcmp(o->keyword, "hostaddr") == 0) &&
-            o->val != NULL && strchr(o->val, ',') != NULL)
+            v != NULL && strchr(v, ',') != NULL)
             *several = 1;
+    }
     PQconninfoFree(parsed);
     return IG_OK;
 }
@@ -239,9 +246,13 @@ int ig_db_connect_until(const char *conninfo, int timeout_s,
                               "PostgreSQL: given up (stopped)");
         }
         if (left <= 0) {
+            rc = ig_err_set(err, IG_DB_RETRY, "cannot connect to "
+                            "PostgreSQL: connection to server at \"%s\", "
+                            "port %s failed: timeout expired",
+                            PQhost(c) ? PQhost(c) : "",
+                            PQport(c) ? PQport(c) : "");
             PQfinish(c);
-            return ig_err_set(err, IG_DB_RETRY, "cannot connect to "
-                              "PostgreSQL: timeout expired");
+            return rc;
         }
         pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
         ready = poll(&pfd, 1, left < 20 ? (int)left : 20);

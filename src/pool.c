@@ -174,17 +174,18 @@ static int connect_once(const char *conninfo, int timeout_s,
     return rc;
 }
 
-static int warm_take(warm *w, PGconn **out, ig_err *err);
+static int warm_take(warm *w, int (*stop)(const void *), const void *ud,
+                     PGconn **out, ig_err *err);
 
 /* Open and prepare one connection, retrying transient failures with
  * backoff within the pool's budget, not once interrupted, nor once
- * stop(ud) says so. The first attempt is w's, when not NULL (its budget
- * counts from its start). Called without the lock held. */
+ * stop(ud) says so. The first attempt is w's, when not NULL (it may have
+ * failed long ago, while the input was slow to come: the budget counts
+ * from now all the same). Called without the lock held. */
 static int open_conn(ig_pool *p, warm *w, PGconn **out,
                      int (*stop)(const void *), const void *ud, ig_err *err)
 {
-    long long deadline =
-        (w ? w->started : ig_clock_ms()) + p->connect_timeout_ms;
+    long long deadline = ig_clock_ms() + p->connect_timeout_ms;
     long delay = 100;
     char setup[200];
     int rc;
@@ -195,7 +196,7 @@ static int open_conn(ig_pool *p, warm *w, PGconn **out,
          * left of the budget (2-10 s; libpq's own bound). */
         long long left = deadline - ig_clock_ms();
         if (w != NULL) {
-            rc = warm_take(w, out, err);
+            rc = warm_take(w, stop, ud, out, err);
             w = NULL;
         } else {
             rc = connect_once(p->conninfo,
@@ -279,16 +280,29 @@ static void warm_release(warm *w)
     }
 }
 
-/* The background attempt w's outcome, once it has one (an attempt is
- * bounded by its connect timeout, as open_conn's own are); frees w. A
- * connection the server has closed since is a transient failure. */
-static int warm_take(warm *w, PGconn **out, ig_err *err)
+/* The background attempt w's outcome, once it has one; frees w. When
+ * stop(ud) (may be NULL) says so (a cancel, the time limit) and the
+ * attempt has had a second (a server that answers would have), it is
+ * given up instead, as a retry would not be made. A connection the
+ * server has closed since is a transient failure. */
+static int warm_take(warm *w, int (*stop)(const void *), const void *ud,
+                     PGconn **out, ig_err *err)
 {
     int rc;
 
     pthread_mutex_lock(&w->mu);
-    while (w->state == WARM_RUNNING)
-        pthread_cond_wait(&w->cv, &w->mu);
+    while (w->state == WARM_RUNNING) {
+        struct timespec until = ig_clock_cond_deadline(20);
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
+        if (w->state == WARM_RUNNING && stop != NULL &&
+            ig_clock_ms() - w->started >= 1000 && stop(ud)) {
+            pthread_mutex_unlock(&w->mu);
+            warm_release(w);
+            *out = NULL;
+            return ig_err_set(err, IG_DB_RETRY, "cannot connect to "
+                              "PostgreSQL: given up (stopped)");
+        }
+    }
     pthread_mutex_unlock(&w->mu);
     rc = w->rc;
     *out = w->pg;
@@ -326,10 +340,10 @@ void ig_pool_warm(ig_pool *p)
     w->state = WARM_RUNNING;
     w->conninfo = ig_xstrdup(p->conninfo);
     setup_sql(p, w->setup, sizeof(w->setup));
+    w->started = ig_clock_ms();
     w->timeout_s = p->connect_timeout_ms >= 10000
                        ? 10
                        : p->connect_timeout_ms / 1000;
-    w->started = ig_clock_ms();
     /* Detached: an attempt given up but stuck longer than warm_release
      * waits (a name lookup) finishes and frees itself on its own. */
     started = pthread_attr_init(&attr) == 0;

@@ -66,10 +66,11 @@ int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
 /* Start opening one connection in the background when the pool has no
  * idle one and room for one, so that an import's connection is made
  * while it reads its input. The next acquire that finds no idle
- * connection takes it (waiting for it if it is not ready); one attempt,
- * and if it failed transiently that acquire opens one as usual, within
- * the budget counted from this call. Not for a conninfo naming several
- * hosts (the attempt could not be given up). Thread-safe. */
+ * connection takes it (waiting for it if it is not ready, unless its
+ * stop says so); one attempt, and if it failed transiently that acquire
+ * opens one as usual, within its own budget. Not for a conninfo naming
+ * several hosts, in it or in PGHOST (the attempt could not be given up).
+ * Thread-safe. */
 void ig_pool_warm(ig_pool *p);
 
 /* Give up a background connection nobody took (see ig_pool_warm): its

@@ -229,7 +229,7 @@ static void test_refused_warm_attempt_is_retried_within_budget(void **state)
     assert_null(c);
     assert_non_null(strstr(err.msg, "refused"));
     /* The warm attempt was the first try: the acquire retried after it
-     * (100, 200 ms backoff) and stopped at the budget from the warm. */
+     * (100, 200 ms backoff) and stopped at its budget. */
     assert_true(now_s() - t0 >= 0.25);
     assert_true(now_s() - t0 < 1.5);
     /* The slot the warm attempt held is free again. */
