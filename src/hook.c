@@ -22,7 +22,14 @@
  *  - time: a LUA_MASKCOUNT hook charges BUDGET_STEP instructions a tick;
  *    once the budget is spent it re-arms itself on every line and every
  *    instruction and raises again, so pcall in the script only delays the
- *    unwinding by one instruction (Redis luaMaskCountHook).
+ *    unwinding by one instruction (Redis luaMaskCountHook). The count hook
+ *    never runs inside a C function, so the library functions whose time
+ *    is not bounded by the memory they take charge the same budget for
+ *    their work (budget_charge): string.find, match, gmatch and gsub are
+ *    luapat.c's, which count the matcher's steps; table.concat, insert,
+ *    move, remove and sort charge for the elements they will touch;
+ *    collectgarbage("collect") for the heap; string.rep makes an empty
+ *    result at once instead of looping for it.
  *  - finalizers: setmetatable refuses __gc, so no script code can run
  *    outside a budgeted call (in a GC step of the host, or in lua_close).
  * After a limit the state is closed and rebuilt before the next row.
@@ -41,6 +48,7 @@
 #include <lualib.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,11 +57,14 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "luapat.h"
 
 #define DEFAULT_MAX_INSTRUCTIONS 1000000L
 #define DEFAULT_MAX_MEMORY_KB 32768L
 #define MIN_MEMORY_KB 256L          /* an empty sandbox takes ~30 KiB */
 #define BUDGET_STEP 1000            /* instructions per count-hook tick */
+#define STEPS_PER_INSTRUCTION 4     /* C library steps charged as one */
+#define GC_BYTES_PER_STEP 16        /* a full collection's charge */
 #define MAX_SOURCE_BYTES (4L << 20) /* larger module files are refused */
 #define MAX_MESSAGE 1000            /* bytes of a reason that are kept */
 #define MAX_PATH_LEN 4096
@@ -92,9 +103,12 @@ struct ig_hook {
     int refused;
     int mem_hit; /* a refusal survived the emergency GC */
 
-    /* instruction budget (budget_hook) */
+    /* instruction budget (budget_hook, budget_charge) */
     lua_Integer steps_left;
     int budget_hit;
+    int armed;       /* inside hook_pcall */
+    long lib_steps;  /* C library steps not yet charged (< 4) */
+    ig_luapat_budget pat; /* {budget_steps, this}, for luapat.c */
     char limit_msg[256]; /* "items.lua:3: instruction budget of ..." */
 
     /* registry references, valid for the current L */
@@ -180,9 +194,32 @@ static int hook_panic(lua_State *L)
  * Instruction budget
  * ---------------------------------------------------------------------- */
 
-/* lua_Hook: charge one tick; once the budget is spent, note where, re-arm
- * on every line and instruction, and raise (again and again, so that a
- * pcall in the script cannot swallow it). */
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* The budget is spent: note where (ar, a function whose current line
+ * names the place; may be NULL), re-arm the hook on every line and
+ * instruction, and raise (again and again, so that a pcall in the script
+ * cannot swallow it). */
+static int budget_spent(lua_State *L, ig_hook *h, lua_Debug *ar)
+{
+    if (!h->budget_hit) {
+        h->budget_hit = 1;
+        if (ar != NULL && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+            snprintf(h->limit_msg, sizeof h->limit_msg,
+                     "%s:%d: instruction budget of %lld exceeded",
+                     ar->short_src, ar->currentline,
+                     (long long)h->max_instructions);
+        else
+            snprintf(h->limit_msg, sizeof h->limit_msg,
+                     "%s: instruction budget of %lld exceeded", h->chunk,
+                     (long long)h->max_instructions);
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+    }
+    lua_pushstring(L, h->limit_msg); /* stack: msg */
+    return lua_error(L);
+}
+
+/* lua_Hook: charge one tick; raise once the budget is spent. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     void *ud;
@@ -196,20 +233,50 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
                              : h->max_instructions;
         if (h->steps_left > 0)
             return;
-        h->budget_hit = 1;
-        if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-            snprintf(h->limit_msg, sizeof h->limit_msg,
-                     "%s:%d: instruction budget of %lld exceeded",
-                     ar->short_src, ar->currentline,
-                     (long long)h->max_instructions);
-        else
-            snprintf(h->limit_msg, sizeof h->limit_msg,
-                     "%s: instruction budget of %lld exceeded", h->chunk,
-                     (long long)h->max_instructions);
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
     }
-    lua_pushstring(L, h->limit_msg); /* stack: msg */
-    lua_error(L);
+    budget_spent(L, h, ar);
+}
+
+/* Charge steps of work done by the C library function running now (one
+ * instruction per STEPS_PER_INSTRUCTION); raise, naming the line of the
+ * script that called it, once the budget is spent. Free outside
+ * hook_pcall. */
+static void budget_steps(lua_State *L, ig_hook *h, long steps)
+{
+    lua_Debug ar;
+    long n;
+
+    if (!h->armed)
+        return;
+    if (steps > LONG_MAX - h->lib_steps)
+        steps = LONG_MAX - h->lib_steps;
+    h->lib_steps += steps;
+    n = h->lib_steps / STEPS_PER_INSTRUCTION;
+    h->lib_steps %= STEPS_PER_INSTRUCTION;
+    if (!h->budget_hit && n < h->steps_left) {
+        h->steps_left -= n;
+        return;
+    }
+    h->steps_left = 0;
+    budget_spent(L, h, lua_getstack(L, 1, &ar) ? &ar : NULL);
+}
+
+/* ig_luapat_charge: ud is the ig_hook. */
+static void budget_pat(lua_State *L, void *ud, long steps)
+{
+    budget_steps(L, ud, steps);
+}
+
+/* Charge one step per element from..to (none if to < from). */
+static void budget_range(lua_State *L, ig_hook *h, lua_Integer from,
+                         lua_Integer to)
+{
+    lua_Unsigned n;
+
+    if (to < from)
+        return;
+    n = (lua_Unsigned)to - (lua_Unsigned)from; /* count - 1: no overflow */
+    budget_steps(L, h, n >= (lua_Unsigned)LONG_MAX ? LONG_MAX : (long)n + 1);
 }
 
 static void budget_arm(ig_hook *h)
@@ -219,6 +286,8 @@ static void budget_arm(ig_hook *h)
 
     h->steps_left = h->max_instructions;
     h->budget_hit = 0;
+    h->armed = 1;
+    h->lib_steps = 0;
     h->mem_hit = 0;
     h->refused = 0;
     h->limit_msg[0] = '\0';
@@ -228,6 +297,7 @@ static void budget_arm(ig_hook *h)
 static void budget_disarm(ig_hook *h)
 {
     lua_sethook(h->L, NULL, 0, 0);
+    h->armed = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -411,7 +481,9 @@ static int sb_collectgarbage(lua_State *L)
     static const char *const opts[] = {"collect", "count", "step", NULL};
 
     switch (luaL_checkoption(L, 1, "collect", opts)) {
-    case 0:
+    case 0: /* a full collection walks the heap: charge for it */
+        budget_steps(L, upvalue_hook(L),
+                     (long)(upvalue_hook(L)->mem_used / GC_BYTES_PER_STEP));
         lua_gc(L, LUA_GCCOLLECT);
         lua_pushinteger(L, 0);
         return 1;
@@ -423,6 +495,115 @@ static int sb_collectgarbage(lua_State *L)
         lua_pushboolean(L, lua_gc(L, LUA_GCSTEP, 0));
         return 1;
     }
+}
+
+/* ------------------------------------------------------------------------
+ * String and table library guards (upvalue 1: the ig_hook, upvalue 2: the
+ * library's function). Each charges the budget for the loop the library
+ * function will run, then calls it with the same arguments.
+ * ---------------------------------------------------------------------- */
+
+static int call_library(lua_State *L)
+{
+    int n = lua_gettop(L);
+
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* string.rep(s, n [, sep]): an empty result at once. The library would
+ * loop n times to build it, and an empty string takes no memory. */
+static int sb_rep(lua_State *L)
+{
+    size_t l, lsep;
+    lua_Integer n;
+
+    luaL_checklstring(L, 1, &l);
+    n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (n > 0 && l == 0 && lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    return call_library(L);
+}
+
+/* table.concat(list [, sep [, i [, j]]]): elements i..j. */
+static int sb_concat(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_Integer i = luaL_optinteger(L, 3, 1), j;
+
+        if (lua_isnoneornil(L, 4)) {
+            j = luaL_len(L, 1);
+            lua_settop(L, 3); /* the library gets j, not a second #list */
+            lua_pushinteger(L, i);
+            lua_replace(L, 3);
+            lua_pushinteger(L, j);
+        } else {
+            j = luaL_checkinteger(L, 4);
+        }
+        budget_range(L, upvalue_hook(L), i, j);
+    }
+    return call_library(L);
+}
+
+/* table.insert(list, pos, value): shifts pos..#list up. A pos out of
+ * bounds is left to the library's error. */
+static int sb_insert(lua_State *L)
+{
+    if (lua_gettop(L) == 3 && lua_type(L, 1) == LUA_TTABLE) {
+        lua_Integer pos = luaL_checkinteger(L, 2);
+
+        if (pos >= 1)
+            budget_range(L, upvalue_hook(L), pos, luaL_len(L, 1));
+    }
+    return call_library(L);
+}
+
+/* table.remove(list [, pos]): shifts pos+1..#list down. */
+static int sb_remove(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE && !lua_isnoneornil(L, 2)) {
+        lua_Integer pos = luaL_checkinteger(L, 2);
+
+        if (pos >= 1)
+            budget_range(L, upvalue_hook(L), pos, luaL_len(L, 1));
+    }
+    return call_library(L);
+}
+
+/* table.move(a1, f, e, t [, a2]): elements f..e. */
+static int sb_move(lua_State *L)
+{
+    budget_range(L, upvalue_hook(L), luaL_checkinteger(L, 2),
+                 luaL_checkinteger(L, 3));
+    return call_library(L);
+}
+
+/* table.sort(list [, comp]): about n log2 n comparisons. */
+static int sb_sort(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        lua_Integer n = luaL_len(L, 1);
+        double c = n > 1 ? (double)n * ceil(log2((double)n)) : 0;
+
+        budget_steps(L, upvalue_hook(L),
+                     c >= (double)LONG_MAX ? LONG_MAX : (long)c);
+    }
+    return call_library(L);
+}
+
+/* Replace lib[name] (lib on top of the stack) with guard(h, lib[name]). */
+static void guard(lua_State *L, ig_hook *h, const char *name,
+                  lua_CFunction fn)
+{
+    lua_pushlightuserdata(L, h);   /* stack: lib h */
+    lua_getfield(L, -2, name);     /* stack: lib h libfn */
+    lua_pushcclosure(L, fn, 2);    /* stack: lib guarded */
+    lua_setfield(L, -2, name);     /* stack: lib */
 }
 
 /* setmetatable(t, mt) -> t. As the base one, but refuses a metatable with
@@ -780,13 +961,25 @@ static int null_tostring(lua_State *L)
     return 1;
 }
 
-/* Open one allowed library, strip it, publish it read-only as name. */
-static void open_lib(lua_State *L, const char *name, lua_CFunction open)
+/* Open one allowed library, strip and guard it, publish it read-only as
+ * name. */
+static void open_lib(lua_State *L, ig_hook *h, const char *name,
+                     lua_CFunction open)
 {
     luaL_requiref(L, name, open, 0); /* stack: lib */
     if (strcmp(name, LUA_STRLIBNAME) == 0) {
         lua_pushnil(L);
         lua_setfield(L, -2, "dump"); /* no bytecode out of the sandbox */
+        h->pat.charge = budget_pat;
+        h->pat.ud = h;
+        ig_luapat_register(L, -1, &h->pat); /* find match gmatch gsub */
+        guard(L, h, "rep", sb_rep);
+    } else if (strcmp(name, LUA_TABLIBNAME) == 0) {
+        guard(L, h, "concat", sb_concat);
+        guard(L, h, "insert", sb_insert);
+        guard(L, h, "remove", sb_remove);
+        guard(L, h, "move", sb_move);
+        guard(L, h, "sort", sb_sort);
     }
     to_readonly(L, name);   /* stack: proxy */
     lua_setglobal(L, name); /* stack: (empty) */
@@ -900,10 +1093,10 @@ static int open_body(lua_State *L)
 
     lua_settop(L, 0);
     open_base(L, h);
-    open_lib(L, LUA_STRLIBNAME, luaopen_string);
-    open_lib(L, LUA_TABLIBNAME, luaopen_table);
-    open_lib(L, LUA_MATHLIBNAME, luaopen_math);
-    open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
+    open_lib(L, h, LUA_STRLIBNAME, luaopen_string);
+    open_lib(L, h, LUA_TABLIBNAME, luaopen_table);
+    open_lib(L, h, LUA_MATHLIBNAME, luaopen_math);
+    open_lib(L, h, LUA_UTF8LIBNAME, luaopen_utf8);
     open_os_subset(L);
     lock_string_metatable(L);
     open_ingot(L, h);

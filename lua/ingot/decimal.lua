@@ -6,6 +6,8 @@
 --
 -- A canonical decimal is "-?D+(.D+)?": no "+", no separators, no leading
 -- zeros in the integer part (but "0.5"), no exponent, and no "-0".
+local text = require "ingot.text"
+
 local M = {}
 
 local function canonical(neg, int, frac)
@@ -36,7 +38,7 @@ function M.parse(s, opts)
   if #dec ~= 1 or (th and #th ~= 1) or th == dec then
     error("ingot.decimal.parse: separators must be distinct single characters", 2)
   end
-  s = s:match("^%s*(.-)%s*$")
+  s = text.trim(s)
   local sign, body = s:match("^([+-]?)(.*)$")
   if body == "" then return nil, "empty number" end
   local int, frac = body, ""

@@ -3,15 +3,20 @@
 local M = {}
 
 --- Remove leading and trailing whitespace. Non-strings pass through.
+--- Linear in the length: a pattern such as "%s+$" retries from every
+--- space of a long run (quadratic), which the hook sandbox's instruction
+--- budget would stop.
 function M.trim(s)
   if type(s) ~= "string" then return s end
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+  local first = s:find("%S")
+  if first == nil then return "" end
+  return s:sub(first, #s + 1 - s:reverse():find("%S"))
 end
 
 --- Trim and collapse every run of whitespace to one space.
 function M.squish(s)
   if type(s) ~= "string" then return s end
-  return M.trim(s):gsub("%s+", " ")
+  return (M.trim(s):gsub("%s+", " "))
 end
 
 --- Length in characters (UTF-8 code points); nil, "invalid UTF-8" if the

@@ -507,6 +507,18 @@ static void test_hook_sandbox_refuses_escapes_and_stops_bombs(void **state)
         {"loop_xpcall", "HOOK_LIMIT", "instruction budget of 1000000"},
         {"loop_tostring_error", "HOOK_LIMIT", "instruction budget"},
         {"loop_close", "HOOK_LIMIT", "instruction budget"},
+        {"find_bomb", "HOOK_LIMIT", "attack.lua:70: instruction budget"},
+        {"find_bomb_method", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"find_bomb_pcall", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"trim_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"gmatch_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"balance_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"move_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"concat_bomb_index", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"remove_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"insert_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"sort_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
+        {"gc_bomb", "HOOK_LIMIT", "instruction budget of 1000000"},
         {"recurse", NULL, NULL}, /* memory cap or stack overflow */
     };
     ig_err err;
@@ -553,7 +565,19 @@ static void test_hook_sandbox_refuses_escapes_and_stops_bombs(void **state)
         ig_arena_reset(a);
     }
     assert_int_equal(ig_hook_rebuilds(h), limits); /* one per limit */
-    assert_true(limits >= 8);
+    assert_true(limits >= 20);
+
+    /* string.rep of an empty string a quadrillion times: "" at once, where
+     * the library would loop for days */
+    {
+        const char *const in[NCOLS] = {"rep_empty", "", "", ""};
+
+        set_row(v, in);
+        assert_int_equal(
+            ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
+        assert_false(out.rejected);
+        assert_val(&v[1], "0");
+    }
     ig_hook_free(h);
     ig_arena_free(a);
 }

@@ -64,6 +64,45 @@ A.recurse = function()
   local function f(n) return 1 + f(n + 1) end
   return f(1)
 end
+-- C library calls the count hook never interrupts: each charges the
+-- instruction budget for its work
+A.find_bomb = function()
+  return string.find(string.rep("a", 30), string.rep("a-", 15) .. "b")
+end
+A.find_bomb_method = function()
+  return ("a"):rep(40):match(("a*"):rep(20) .. "b")
+end
+A.find_bomb_pcall = function()
+  pcall(string.find, ("a"):rep(30), ("a-"):rep(15) .. "b")
+  return "swallowed"
+end
+A.trim_bomb = function()
+  return (string.rep(" ", 200000) .. "x"):gsub("%s+$", "")
+end
+A.gmatch_bomb = function()
+  for _ in ("a"):rep(30):gmatch(("a?"):rep(30) .. "b") do end
+end
+A.balance_bomb = function() return ("("):rep(100000):find("%b()") end
+A.rep_empty = function() return #string.rep("", 1e15) end
+A.move_bomb = function() return table.move({}, 1, 1e15, 1) end
+A.concat_bomb_index = function()
+  return table.concat(setmetatable({}, { __index = table.concat }), "", 1, 1e15)
+end
+A.remove_bomb = function()
+  return table.remove(setmetatable({}, { __len = function() return 1e15 end }), 1)
+end
+A.insert_bomb = function()
+  table.insert(setmetatable({}, { __len = function() return 1e15 end }), 1, "x")
+end
+A.sort_bomb = function()
+  table.sort(setmetatable({}, { __len = function() return 2 ^ 31 - 2 end,
+    __index = function() return "" end, __newindex = rawequal }))
+end
+A.gc_bomb = function()
+  local keep = {}
+  for i = 1, 20000 do keep[i] = { i } end
+  while true do collectgarbage() end
+end
 A.gc_stop = function() collectgarbage("stop") end
 A.gc_finalizer = function()
   setmetatable({}, { __gc = function() while true do end end })
