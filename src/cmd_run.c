@@ -340,9 +340,14 @@ static int run_run(ig_cli *cli)
                           ? "the input is stdin"
                           : "the input is not a regular file",
                       dry);
-    if (ingot_result_status(r) == INGOT_CANCELED && stop_requested)
+    if (ingot_result_status(r) == INGOT_CANCELED && stop_requested &&
+        strncmp(ingot_result_error(r), "canceled; ", 10) == 0)
         fprintf(stderr, "ingot run: interrupted: stopped at a batch "
                 "boundary; the rows counted above are %s\n",
+                dry ? "rolled back (dry run)" : "committed");
+    else if (ingot_result_status(r) == INGOT_CANCELED && stop_requested)
+        fprintf(stderr, "ingot run: interrupted: %s; the rows counted above "
+                "are %s\n", ingot_result_error(r),
                 dry ? "rolled back (dry run)" : "committed");
     else if (ingot_result_status(r) != INGOT_DONE)
         fprintf(stderr, "ingot run: %s: %s\n", ingot_result_status_name(r),

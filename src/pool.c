@@ -8,17 +8,27 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 struct ig_pool_conn {
     PGconn *pg;
     unsigned long long tag;
     struct ig_pool_conn *next; /* idle list link */
+    /* While borrowed: the borrowed list's links, and a dup of the socket
+     * for ig_pool_abort_borrowed (a dup, because libpq closes its own
+     * descriptor when it finds the connection lost, and the number could
+     * then name someone else's file). -1 when not borrowed. */
+    struct ig_pool_conn *bprev, *bnext;
+    int fd;
+    const void *owner; /* ig_pool_acquire_owned's, while borrowed */
 };
 
 /* A connection being opened in the background (ig_pool_warm), shared by
@@ -54,6 +64,7 @@ struct ig_pool {
     long idle_tx_timeout_ms;
     int interrupted;         /* see ig_pool_interrupt; guarded by mu */
     ig_pool_conn *idle;
+    ig_pool_conn *borrowed;  /* handed out, not yet released */
     warm *warm;              /* see ig_pool_warm; counted in open */
 };
 
@@ -405,9 +416,54 @@ static int idle_alive(PGconn *pg)
     return rc == 0;
 }
 
+/* Put c on the borrowed list. Under p->mu. */
+static void lend(ig_pool *p, ig_pool_conn *c, const void *owner)
+{
+    int fd = PQsocket(c->pg);
+
+    c->owner = owner;
+    c->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    c->bprev = NULL;
+    c->bnext = p->borrowed;
+    if (p->borrowed)
+        p->borrowed->bprev = c;
+    p->borrowed = c;
+}
+
+/* Take c off the borrowed list. Under p->mu. */
+static void unlend(ig_pool *p, ig_pool_conn *c)
+{
+    if (c->bprev)
+        c->bprev->bnext = c->bnext;
+    else
+        p->borrowed = c->bnext;
+    if (c->bnext)
+        c->bnext->bprev = c->bprev;
+    c->bprev = c->bnext = NULL;
+    c->owner = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+int ig_pool_abort_owned(ig_pool *p, const void *owner)
+{
+    int n = 0;
+
+    if (owner == NULL)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    for (ig_pool_conn *c = p->borrowed; c; c = c->bnext)
+        if (c->owner == owner && c->fd >= 0 && shutdown(c->fd, SHUT_RDWR) == 0)
+            n++;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 /* The end of an acquire that reserved a slot in open and tried to fill
  * it: hand out pg, or give the slot back. */
-static int opened(ig_pool *p, int rc, PGconn *pg, ig_pool_conn **out)
+static int opened(ig_pool *p, int rc, PGconn *pg, const void *owner,
+                  ig_pool_conn **out)
 {
     ig_pool_conn *c;
 
@@ -420,6 +476,9 @@ static int opened(ig_pool *p, int rc, PGconn *pg, ig_pool_conn **out)
     }
     c = ig_xcalloc(1, sizeof(*c));
     c->pg = pg;
+    pthread_mutex_lock(&p->mu);
+    lend(p, c, owner);
+    pthread_mutex_unlock(&p->mu);
     *out = c;
     return IG_OK;
 }
@@ -431,8 +490,9 @@ int ig_pool_acquire(ig_pool *p, ig_pool_conn **out, ig_err *err)
 
 /* ig_pool_acquire_while; with wait_ms >= 0, waiting that long at most
  * for a connection to come free (IG_TIMEOUT). */
-static int acquire(ig_pool *p, int (*stop)(const void *), const void *ud,
-                   long wait_ms, ig_pool_conn **out, ig_err *err)
+static int acquire(ig_pool *p, const void *owner, int (*stop)(const void *),
+                   const void *ud, long wait_ms, ig_pool_conn **out,
+                   ig_err *err)
 {
     ig_pool_conn *c = NULL;
     PGconn *pg = NULL;
@@ -448,7 +508,7 @@ static int acquire(ig_pool *p, int (*stop)(const void *), const void *ud,
         p->warm = NULL; /* its slot in open is ours now */
         pthread_mutex_unlock(&p->mu);
         rc = open_conn(p, w, &pg, stop, ud, err);
-        return opened(p, rc, pg, out);
+        return opened(p, rc, pg, owner, out);
     }
     for (;;) {
         while (p->idle == NULL && p->open >= p->size) {
@@ -468,6 +528,7 @@ static int acquire(ig_pool *p, int (*stop)(const void *), const void *ud,
         p->idle = c->next;
         c->next = NULL;
         if (idle_alive(c->pg)) {
+            lend(p, c, owner);
             pthread_mutex_unlock(&p->mu);
             *out = c;
             return IG_OK;
@@ -487,19 +548,26 @@ static int acquire(ig_pool *p, int (*stop)(const void *), const void *ud,
     p->open++; /* reserve the slot, then connect without the lock */
     pthread_mutex_unlock(&p->mu);
     rc = open_conn(p, NULL, &pg, stop, ud, err);
-    return opened(p, rc, pg, out);
+    return opened(p, rc, pg, owner, out);
 }
 
 int ig_pool_acquire_while(ig_pool *p, int (*stop)(const void *),
                           const void *ud, ig_pool_conn **out, ig_err *err)
 {
-    return acquire(p, stop, ud, -1, out, err);
+    return acquire(p, NULL, stop, ud, -1, out, err);
+}
+
+int ig_pool_acquire_owned(ig_pool *p, const void *owner,
+                          int (*stop)(const void *), const void *ud,
+                          ig_pool_conn **out, ig_err *err)
+{
+    return acquire(p, owner, stop, ud, -1, out, err);
 }
 
 int ig_pool_acquire_for(ig_pool *p, long wait_ms, ig_pool_conn **out,
                         ig_err *err)
 {
-    return acquire(p, NULL, NULL, wait_ms < 0 ? 0 : wait_ms, out, err);
+    return acquire(p, NULL, NULL, NULL, wait_ms < 0 ? 0 : wait_ms, out, err);
 }
 
 void ig_pool_release(ig_pool *p, ig_pool_conn *c, int how)
@@ -511,6 +579,7 @@ void ig_pool_release(ig_pool *p, ig_pool_conn *c, int how)
          PQtransactionStatus(c->pg) != PQTRANS_IDLE))
         how = IG_POOL_DISCARD;
     pthread_mutex_lock(&p->mu);
+    unlend(p, c);
     if (how == IG_POOL_DISCARD) {
         p->open--;
         pthread_mutex_unlock(&p->mu);

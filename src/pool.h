@@ -89,6 +89,20 @@ int ig_pool_acquire_for(ig_pool *p, long wait_ms, ig_pool_conn **out,
  * down would only hold the stop up. Thread-safe. */
 void ig_pool_interrupt(ig_pool *p);
 
+/* ig_pool_acquire_while, remembering owner (not NULL) as the borrower
+ * until the connection is released, for ig_pool_abort_owned. */
+int ig_pool_acquire_owned(ig_pool *p, const void *owner,
+                          int (*stop)(const void *), const void *ud,
+                          ig_pool_conn **out, ig_err *err) IG_MUSTCHECK;
+
+/* Shut down the socket (shutdown(2), SHUT_RDWR) of every connection owner
+ * has borrowed right now, so that a thread waiting in libpq on a server
+ * that stopped answering gets "connection lost" at once and handles it
+ * like any lost connection. For an owner that is stopping and has waited
+ * long enough; the pool's other borrowers are not touched. Returns how
+ * many were shut down. Thread-safe. */
+int ig_pool_abort_owned(ig_pool *p, const void *owner);
+
 /* Give back a borrowed connection; how = IG_POOL_KEEP or IG_POOL_DISCARD.
  * A connection in a bad state or inside a transaction is discarded
  * regardless. NULL c is a no-op. */

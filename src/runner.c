@@ -9,7 +9,9 @@
  * writer goes from one batch to the next without waiting for the caller's
  * thread to be scheduled. Writers take batches in order and account them
  * in order; two batches are in flight at once only when no conflict key
- * is in both (see writer_main).
+ * is in both (see writer_main). A watchdog thread (watch_main) drops the
+ * run's connections when the run has been asked to stop, or ran out of
+ * time, and the database still has not answered STOP_GRACE_MS later.
  */
 #include "runner.h"
 #include "clock.h"
@@ -33,6 +35,11 @@
 /* A batch ends at IMPORT_BATCH_SIZE rows or once its arena holds this
  * much, whichever comes first (see fill_batch). */
 #define BATCH_MAX_BYTES ((size_t)8 << 20)
+/* After a cancel or the time limit, how long the batch or query in flight
+ * may still wait for the database before the watchdog drops its
+ * connection (a healthy server answers within a batch's time). */
+#define STOP_GRACE_MS 5000
+#define WATCH_TICK_MS 200
 
 const char *ig_run_status_name(ig_run_status s)
 {
@@ -60,12 +67,6 @@ static int stop_asked(const ig_run_opts *o)
     return o->cancel != NULL && *o->cancel;
 }
 
-/* ig_pool_acquire_while's stop for the connections of batches: the run
- * was asked to stop. */
-static int cancel_stop(const void *ud)
-{
-    return stop_asked(ud);
-}
 
 /* ------------------------------------------------------------------ */
 /* The database thread                                                 */
@@ -116,7 +117,36 @@ typedef struct dbside {
     int inserting;       /* ... and that was seen, not only expected */
     int proven;          /* a batch with rows was applied: the upsert can
                             run (else IG_EXEC_PROVE) */
+    /* The watchdog (watch_main); aborted: it dropped the run's
+     * connections, so nothing is retried any more (atomic). */
+    int aborted;
+    pthread_t watch_th;
+    int watching;
+    int watch_quit;      /* under watch_mu */
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
 } dbside;
+
+static int aborted(const dbside *d)
+{
+    return d != NULL && __atomic_load_n(&d->aborted, __ATOMIC_ACQUIRE);
+}
+
+/* ig_pool_acquire_owned's stop after the watchdog gave up on the
+ * database. ud: the dbside. */
+static int aborted_stop(const void *ud)
+{
+    return aborted(ud);
+}
+
+/* The stop for the connections of batches, and whether a batch that
+ * failed for a transient reason is not retried: a cancel, or the
+ * watchdog gave up on the database. ud: the dbside. */
+static int batch_stop(const void *ud)
+{
+    const dbside *d = ud;
+    return stop_asked(d->o) || aborted(d);
+}
 
 /* What a fresh connection says about a transaction whose COMMIT lost its
  * connection. */
@@ -136,7 +166,8 @@ static xact_fate xact_status(dbside *d, const char *xid)
         ig_err err;
         int again = 0, rc;
 
-        if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
+        if (ig_pool_acquire_owned(d->o->pool, d, aborted_stop, d, &pc,
+                                  &err) != IG_OK)
             return XACT_UNKNOWN; /* the pool already retried for 30 s */
         rc = ig_db_query(ig_pool_conn_pg(pc), "SELECT pg_xact_status($1::xid8)",
                          1, params, &res, "asking for a transaction's fate",
@@ -213,8 +244,7 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
     int rc, flags, insert_first, proven, has_stage = 0;
 
     if (pc == NULL) {
-        rc = ig_pool_acquire_while(d->o->pool, cancel_stop, d->o,
-                                   &pc, err);
+        rc = ig_pool_acquire_owned(d->o->pool, d, batch_stop, d, &pc, err);
         if (rc != IG_OK)
             return rc;
     }
@@ -354,7 +384,8 @@ static void refresh_parent_stats(dbside *d)
 
         if (!d->is_parent[t] || d->grown[t] < 2 * floor)
             continue;
-        if (ig_pool_acquire(d->o->pool, &pc, &err) != IG_OK)
+        if (ig_pool_acquire_owned(d->o->pool, d, aborted_stop, d, &pc,
+                                  &err) != IG_OK)
             return;
         q = ig_sql_qualified(ig_pipeline_target(d->o->pipeline, t)->table);
         /* A skipped table is a WARNING to the client: not news here.
@@ -397,7 +428,7 @@ static int apply_rows(dbside *d, ig_batch *b, long long seq, ig_counts *per,
         rc = apply_once(d, b, seq, per, err);
         if (d->dry)
             pthread_mutex_unlock(&d->dry_mu);
-        if (rc != IG_DB_RETRY || stop_asked(d->o))
+        if (rc != IG_DB_RETRY || batch_stop(d))
             break;
         ig_log(IG_LOG_WARN, "batch %lld, attempt %d: %s; retrying in %ld ms",
                seq, attempt, err ? err->msg : "", delay);
@@ -736,7 +767,7 @@ static ig_hook *open_hook(const ig_pipeline *p, ig_err *err, int *rc)
     return hook;
 }
 
-/* ig_pool_acquire_while's stop before the first batch: cancel_stop, or
+/* ig_pool_acquire_owned's stop before the first batch: a cancel, or
  * the run's time limit passed (a run must not wait out the pool's
  * connect budget past it), or the run gave up before it needed the
  * database (abandon, set by another thread). */
@@ -744,12 +775,13 @@ typedef struct start_clock {
     const ig_run_opts *o;
     double t0;
     const int *abandon; /* NULL, or read atomically */
+    dbside *d;          /* owner of the connections; its watchdog */
 } start_clock;
 
 static int start_stop(const void *ud)
 {
     const start_clock *c = ud;
-    return stop_asked(c->o) ||
+    return stop_asked(c->o) || aborted(c->d) ||
            (c->abandon && __atomic_load_n(c->abandon, __ATOMIC_ACQUIRE)) ||
            (c->o->timeout_seconds > 0 &&
             ig_clock_s() - c->t0 >= (double)c->o->timeout_seconds);
@@ -787,7 +819,8 @@ static int build_exec(const start_clock *clk, ig_exec **ex, ig_err *err)
     for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
         ig_pool_conn *pc = NULL;
 
-        rc = ig_pool_acquire_while(o->pool, start_stop, clk, &pc, err);
+        rc = ig_pool_acquire_owned(o->pool, clk->d, start_stop, clk, &pc,
+                                   err);
         if (rc != IG_OK)
             return rc; /* the pool retried within its budget */
         *ex = ig_exec_new(o->pipeline, ig_pool_conn_pg(pc), err);
@@ -825,12 +858,14 @@ static void *plan_main(void *arg)
     return NULL;
 }
 
-static void plan_start(planner *pl, const ig_run_opts *o, double t0)
+static void plan_start(planner *pl, const ig_run_opts *o, dbside *d,
+                       double t0)
 {
     memset(pl, 0, sizeof(*pl));
     pl->clk.o = o;
     pl->clk.t0 = t0;
     pl->clk.abandon = &pl->abandon;
+    pl->clk.d = d;
     pl->running = pthread_create(&pl->th, NULL, plan_main, pl) == 0;
 }
 
@@ -873,8 +908,7 @@ static int hash_keys(void *ud, size_t ti, const ig_value *keys, size_t n,
     }
     for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
         ig_pool_conn *pc = NULL;
-        rc = ig_pool_acquire_while(d->o->pool, cancel_stop, d->o,
-                                   &pc, err);
+        rc = ig_pool_acquire_owned(d->o->pool, d, batch_stop, d, &pc, err);
         if (rc == IG_OK) {
             rc = ig_exec_key_hashes(d->ex, ig_pool_conn_pg(pc), ti, keys, n,
                                     out, err);
@@ -882,7 +916,7 @@ static int hash_keys(void *ud, size_t ti, const ig_value *keys, size_t n,
                             rc == IG_DB_RETRY ? IG_POOL_DISCARD
                                               : IG_POOL_KEEP);
         }
-        if (rc != IG_DB_RETRY || stop_asked(d->o))
+        if (rc != IG_DB_RETRY || batch_stop(d))
             break;
         ig_log(IG_LOG_WARN, "hashing keys, attempt %d: %s; retrying in %ld "
                             "ms", attempt, err ? err->msg : "", delay);
@@ -951,8 +985,8 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
 /* Open a dry run's single transaction. */
 static int begin_dry(dbside *d, ig_err *err)
 {
-    int rc = ig_pool_acquire_while(d->o->pool, cancel_stop, d->o,
-                                   &d->dry, err);
+    int rc = ig_pool_acquire_owned(d->o->pool, d, batch_stop, d, &d->dry,
+                                   err);
     if (rc == IG_OK)
         rc = ig_db_exec(ig_pool_conn_pg(d->dry),
                         "BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL "
@@ -1011,6 +1045,71 @@ static int has_lookups(const ig_pipeline *p)
 
 /* Whether the run must stop before its next batch (canceled, out of
  * time): then *status and *err say so. */
+/* The watchdog. Every WATCH_TICK_MS: once the run was canceled or ran out
+ * of time, and is still going STOP_GRACE_MS later, whatever it waits for
+ * from the database is not coming (a server stopped, or stuck on its
+ * storage, answers neither the statement nor its statement_timeout; a
+ * lost network takes keepalives a minute to notice): shut down the
+ * sockets of the run's connections, so that each wait ends as a lost
+ * connection, and retry nothing (aborted). */
+static void *watch_main(void *arg)
+{
+    dbside *d = arg;
+    const ig_run_opts *o = d->o;
+    double stop_at = -1;
+
+    pthread_mutex_lock(&d->watch_mu);
+    while (!d->watch_quit) {
+        struct timespec until = ig_clock_cond_deadline(WATCH_TICK_MS);
+        double now;
+
+        pthread_cond_timedwait(&d->watch_cv, &d->watch_mu, &until);
+        if (d->watch_quit)
+            break;
+        now = ig_clock_s();
+        if (stop_at < 0 &&
+            (stop_asked(o) || (o->timeout_seconds > 0 &&
+                               now - d->t0 >= (double)o->timeout_seconds)))
+            stop_at = now;
+        if (stop_at < 0 || now - stop_at < STOP_GRACE_MS / 1000.0)
+            continue;
+        if (!aborted(d))
+            ig_log(IG_LOG_WARN, "%s %d s ago and the database has not "
+                   "answered since: dropping the import's connections",
+                   stop_asked(o) ? "canceled" : "out of time",
+                   STOP_GRACE_MS / 1000);
+        __atomic_store_n(&d->aborted, 1, __ATOMIC_RELEASE);
+        /* every tick: a connection borrowed since is dropped too */
+        ig_pool_abort_owned(o->pool, d);
+    }
+    pthread_mutex_unlock(&d->watch_mu);
+    return NULL;
+}
+
+static void watch_start(dbside *d)
+{
+    pthread_mutex_init(&d->watch_mu, NULL);
+    pthread_cond_init(&d->watch_cv, NULL);
+    d->watching = pthread_create(&d->watch_th, NULL, watch_main, d) == 0;
+    if (!d->watching)
+        ig_log(IG_LOG_WARN, "cannot start the import's watchdog thread: a "
+               "database that stops answering will hold the import up");
+}
+
+static void watch_stop(dbside *d)
+{
+    if (d->watching) {
+        pthread_mutex_lock(&d->watch_mu);
+        d->watch_quit = 1;
+        pthread_cond_signal(&d->watch_cv);
+        pthread_mutex_unlock(&d->watch_mu);
+        pthread_join(d->watch_th, NULL);
+        d->watching = 0;
+    }
+    pthread_cond_destroy(&d->watch_cv);
+    pthread_mutex_destroy(&d->watch_mu);
+}
+
 static int stop_before_batch(const ig_run_opts *o, double t0,
                              ig_run_status *status, ig_err *err)
 {
@@ -1101,7 +1200,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
      * comparison as they are read. */
     int early = o->skip_rows == 0, first_eof = 0;
     planner pl;
-    start_clock clk = {o, 0, NULL};
+    start_clock clk = {o, 0, NULL, &d};
     ig_batch *first = NULL;
     ig_run_status first_status = IG_RUN_DONE;
 
@@ -1132,6 +1231,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     pthread_mutex_init(&d.mu, NULL);
     pthread_mutex_init(&d.dry_mu, NULL);
     pthread_cond_init(&d.cv, NULL);
+    watch_start(&d);
 
     /* The connection is made while the input is checked and the first
      * batch read (the planner below, or build_exec for a resumed run,
@@ -1184,7 +1284,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
          * planner must be waited for, and a database that does not
          * answer would hold up their errors. The first batch's
          * duplicate-key decisions wait for the catalog (below). */
-        plan_start(&pl, o, d.t0);
+        plan_start(&pl, o, &d, d.t0);
         ig_mapper_defer_keys(m);
         first = ig_batch_new();
         ig_mapper_before_batch(m, 1);
@@ -1303,6 +1403,27 @@ out:
             pthread_join(th[i], NULL);
     }
     end_dry(&d);
+    watch_stop(&d);
+    if (aborted(&d) && *status != IG_RUN_DONE && *status != IG_RUN_LIMIT) {
+        /* What failed then failed because its connection was dropped. */
+        char why[sizeof(err->msg)] = "";
+
+        if (err)
+            snprintf(why, sizeof(why), "%.*s", (int)strcspn(err->msg, "\n"),
+                     err->msg); /* libpq's ends in a second line */
+        *status = stop_asked(o) ? IG_RUN_CANCELED : IG_RUN_TIMED_OUT;
+        if (*status == IG_RUN_CANCELED)
+            rc = ig_err_set(err, IG_CANCELED, "canceled, and the database "
+                            "did not answer for %d s more: the import "
+                            "dropped its connections (%s)",
+                            STOP_GRACE_MS / 1000, why);
+        else
+            rc = ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
+                            "(IMPORT_TIMEOUT_SECONDS), and the database did "
+                            "not answer for %d s more: the import dropped its "
+                            "connections (%s)",
+                            o->timeout_seconds, STOP_GRACE_MS / 1000, why);
+    }
     if (o->reject) {
         ig_err cerr;
         if (ig_results_close_reject(results, &cerr) != IG_OK &&

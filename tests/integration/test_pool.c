@@ -7,8 +7,9 @@
  * other, unless an idle one is there; a failed warm attempt counts as the
  * first of the acquire's own tries (a refused password is not retried);
  * freeing the pool or giving the attempt up stops it at once, even one
- * waiting on a server that never answers, and frees its slot. Fails when
- * DATABASE_URL is unset.
+ * waiting on a server that never answers, and frees its slot. Aborting an
+ * owner's connections ends a query it waits on at once and touches no
+ * other borrower's. Fails when DATABASE_URL is unset.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +270,84 @@ static void test_refused_password_is_not_retried(void **state)
     ig_pool_free(p);
 }
 
+/* A query run on its own thread. */
+typedef struct waiter {
+    PGconn *c;
+    const char *sql;
+    ExecStatusType status;
+    double took;
+} waiter;
+
+static void *wait_main(void *arg)
+{
+    waiter *w = arg;
+    double t0 = now_s();
+    PGresult *r = PQexec(w->c, w->sql);
+
+    w->status = PQresultStatus(r);
+    w->took = now_s() - t0;
+    PQclear(r);
+    return NULL;
+}
+
+static void test_abort_owned_ends_only_that_owners_waits(void **state)
+{
+    ig_pool *p = pool_on(getenv("DATABASE_URL"), 3, 10000);
+    int owner_a, owner_b;
+    ig_pool_conn *a = NULL, *b = NULL, *c = NULL;
+    waiter wa = {0}, wb = {0};
+    pthread_t ta, tb;
+    ig_err err;
+    char *pid_a, *v;
+    double t0;
+    (void)state;
+
+    assert_int_equal(ig_pool_acquire_owned(p, &owner_a, NULL, NULL, &a, &err),
+                     IG_OK);
+    assert_int_equal(ig_pool_acquire_owned(p, &owner_b, NULL, NULL, &b, &err),
+                     IG_OK);
+    assert_int_equal(ig_pool_acquire(p, &c, &err), IG_OK);
+    pid_a = one_value(ig_pool_conn_pg(a), "SELECT pg_backend_pid()");
+    wa.c = ig_pool_conn_pg(a);
+    wa.sql = "SELECT pg_sleep(30)"; /* a server that does not answer */
+    wb.c = ig_pool_conn_pg(b);
+    wb.sql = "SELECT pg_sleep(1.5)";
+    assert_int_equal(pthread_create(&ta, NULL, wait_main, &wa), 0);
+    assert_int_equal(pthread_create(&tb, NULL, wait_main, &wb), 0);
+    sleep_ms(300);
+    assert_int_equal(ig_pool_abort_owned(p, NULL), 0);
+    t0 = now_s();
+    assert_int_equal(ig_pool_abort_owned(p, &owner_a), 1);
+    pthread_join(ta, NULL);
+    assert_true(now_s() - t0 < 2.0); /* not the 30 s */
+    assert_int_equal(wa.status, PGRES_FATAL_ERROR);
+    assert_int_equal(PQstatus(ig_pool_conn_pg(a)), CONNECTION_BAD);
+    pthread_join(tb, NULL);
+    assert_int_equal(wb.status, PGRES_TUPLES_OK); /* B's query went on */
+    v = one_value(ig_pool_conn_pg(c), "SELECT 1"); /* and so does C */
+    assert_string_equal(v, "1");
+    free(v);
+    /* the server side of A still sleeps: end it */
+    {
+        char q[128];
+        snprintf(q, sizeof(q), "SELECT pg_terminate_backend(%s)", pid_a);
+        v = one_value(ig_pool_conn_pg(c), q);
+        free(v);
+    }
+    ig_pool_release(p, a, IG_POOL_KEEP); /* dead: discarded regardless */
+    ig_pool_release(p, b, IG_POOL_KEEP);
+    ig_pool_release(p, c, IG_POOL_KEEP);
+    /* the pool goes on: a released connection is no longer A's */
+    assert_int_equal(ig_pool_acquire_owned(p, &owner_a, NULL, NULL, &a, &err),
+                     IG_OK);
+    v = one_value(ig_pool_conn_pg(a), "SELECT 2");
+    assert_string_equal(v, "2");
+    free(v);
+    ig_pool_release(p, a, IG_POOL_KEEP);
+    free(pid_a);
+    ig_pool_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_idle_connection_goes_before_the_warm_one),
         cmocka_unit_test(test_refused_warm_attempt_is_retried_within_budget),
         cmocka_unit_test(test_refused_password_is_not_retried),
+        cmocka_unit_test(test_abort_owned_ends_only_that_owners_waits),
     };
 
     if (getenv("DATABASE_URL") == NULL) {

@@ -99,3 +99,51 @@ t1=$(date +%s.%N)
 kill "$mute"; wait "$mute" 2>/dev/null || true
 assert_contains "$ERR" "more than IMPORT_MAX_ROWS=10" "the over-limit file refused"
 python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 1.5 else 1)" || fail "the refusal waited $(echo "$t1 - $t0" | bc) s for a connection to a server that never answers"
+
+# A database that stops answering in the middle of a batch (here: a batch
+# whose statement sleeps for ten minutes, and no statement timeout) does
+# not hold the import past its time limit: STOP_GRACE_MS (5 s) after it,
+# the import drops its connections. Only whole batches before that one
+# are in the table and counted; the same for a cancel (SIGINT).
+sql "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS
+       \$\$ BEGIN PERFORM pg_sleep(600); RETURN NEW; END \$\$"
+sql "CREATE TRIGGER stall BEFORE INSERT ON color_master FOR EACH ROW
+       WHEN (NEW.color_name = 'S000450') EXECUTE FUNCTION stall()"
+awk 'BEGIN { print "name,code"; for (i = 1; i <= 2000; i++) printf "S%06d,#%06X\n", i, i }' > "$IT_TMP/s.csv"
+stalled() { # the stalled batch's backend: its pid once it sleeps
+  for _ in $(seq 1 100); do
+    p=$(sql "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'")
+    [ -n "$p" ] && { echo "$p"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+unstall() { sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'" >/dev/null; }
+for how in timeout cancel; do
+  sql "TRUNCATE color_master CASCADE" >/dev/null
+  t0=$(date +%s.%N)
+  if [ $how = timeout ]; then
+    env "$INGOT_BIN" run "$D/colors.yaml" "$IT_TMP/s.csv" --batch-size 100 --writers 1 \
+      --statement-timeout 0 --timeout 1 --no-reject-file --json >"$IT_TMP/out" 2>"$IT_TMP/err" &
+  else
+    env --default-signal=INT "$INGOT_BIN" run "$D/colors.yaml" "$IT_TMP/s.csv" --batch-size 100 --writers 1 \
+      --statement-timeout 0 --no-reject-file --json >"$IT_TMP/out" 2>"$IT_TMP/err" &
+  fi
+  pid=$!
+  stalled >/dev/null || { kill $pid; fail "$how: the batch never stalled"; }
+  [ $how = cancel ] && kill -INT $pid
+  rc=0; wait $pid || rc=$?
+  t1=$(date +%s.%N)
+  OUT=$(cat "$IT_TMP/out"); ERR=$(cat "$IT_TMP/err")
+  unstall
+  assert_eq 2 "$rc" "$how: a stalled import's exit code"
+  python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 20 else 1)" || fail "$how: the import waited $(echo "$t1 - $t0" | bc) s on a stalled batch"
+  assert_contains "$ERR" "did not answer for 5 s more: the import dropped its connections" "$how: said why"
+  if [ $how = timeout ]; then
+    assert_eq "timed_out" "$(jq -r .status <<<"$OUT")" "$how: JSON status"
+  else
+    assert_eq "canceled" "$(jq -r .status <<<"$OUT")" "$how: JSON status"
+  fi
+  assert_eq "400|400" "$(sql "SELECT count(*), max(color_name) FROM color_master" | sed 's/S000//')" "$how: the batches before the stalled one, and only those"
+  assert_eq 400 "$(jq -r .counts.inserted <<<"$OUT")" "$how: counted as in the table"
+done
