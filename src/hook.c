@@ -25,11 +25,13 @@
  *    unwinding by one instruction (Redis luaMaskCountHook). The count hook
  *    never runs inside a C function, so the library functions whose time
  *    is not bounded by the memory they take charge the same budget for
- *    their work (budget_charge): string.find, match, gmatch and gsub are
- *    luapat.c's, which count the matcher's steps; table.concat, insert,
- *    move, remove and sort charge for the elements they will touch;
- *    collectgarbage("collect") for the heap; string.rep makes an empty
- *    result at once instead of looping for it.
+ *    their work (budget_steps): string.find, match, gmatch and gsub are
+ *    luapat.c's, which count the matcher's steps; the table guards
+ *    (sb_move and the others) charge for the elements they will touch;
+ *    string.rep makes an empty result at once instead of looping for it.
+ *  - CPU time: each tick and each charge also reads the thread's CPU
+ *    clock (cpu_check), for what one instruction can do to a long string
+ *    (a == b, s .. t, utf8.len over megabytes) in a loop.
  *  - finalizers: setmetatable refuses __gc, so no script code can run
  *    outside a budgeted call (in a GC step of the host, or in lua_close).
  * After a limit the state is closed and rebuilt before the next row.
@@ -55,16 +57,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "log.h"
 #include "luapat.h"
 
 #define DEFAULT_MAX_INSTRUCTIONS 1000000L
 #define DEFAULT_MAX_MEMORY_KB 32768L
+#define DEFAULT_MAX_CPU_MS 2000L
 #define MIN_MEMORY_KB 256L          /* an empty sandbox takes ~30 KiB */
 #define BUDGET_STEP 1000            /* instructions per count-hook tick */
 #define STEPS_PER_INSTRUCTION 4     /* C library steps charged as one */
-#define GC_BYTES_PER_STEP 16        /* a full collection's charge */
 #define MAX_SOURCE_BYTES (4L << 20) /* larger module files are refused */
 #define MAX_MESSAGE 1000            /* bytes of a reason that are kept */
 #define MAX_PATH_LEN 4096
@@ -108,6 +111,9 @@ struct ig_hook {
     int budget_hit;
     int armed;       /* inside hook_pcall */
     long lib_steps;  /* C library steps not yet charged (< 4) */
+    long max_cpu_ms;
+    double cpu_start; /* the call's CPU clock at its first check, or -1 */
+    long unclocked;   /* instructions charged since the last cpu_check */
     ig_luapat_budget pat; /* {budget_steps, this}, for luapat.c */
     char limit_msg[256]; /* "items.lua:3: instruction budget of ..." */
 
@@ -196,30 +202,78 @@ static int hook_panic(lua_State *L)
 
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
-/* The budget is spent: note where (ar, a function whose current line
- * names the place; may be NULL), re-arm the hook on every line and
+/* This thread's CPU time, in seconds. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A limit is spent (what: "instruction budget of 1000000"): note where,
+ * in the innermost Lua function with a current line from level (0: ar
+ * is the running function's), re-arm the hook on every line and
  * instruction, and raise (again and again, so that a pcall in the script
  * cannot swallow it). */
-static int budget_spent(lua_State *L, ig_hook *h, lua_Debug *ar)
+static int budget_spent(lua_State *L, ig_hook *h, lua_Debug *ar, int level,
+                        const char *what)
 {
     if (!h->budget_hit) {
+        lua_Debug up;
+        int line = 0;
+
         h->budget_hit = 1;
         if (ar != NULL && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-            snprintf(h->limit_msg, sizeof h->limit_msg,
-                     "%s:%d: instruction budget of %lld exceeded",
-                     ar->short_src, ar->currentline,
-                     (long long)h->max_instructions);
+            line = ar->currentline;
+        for (; line == 0 && level > 0 && lua_getstack(L, level, &up); level++)
+            if (lua_getinfo(L, "Sl", &up) && up.currentline > 0) {
+                line = up.currentline;
+                ar = &up;
+            }
+        if (line > 0)
+            snprintf(h->limit_msg, sizeof h->limit_msg, "%s:%d: %s exceeded",
+                     ar->short_src, line, what);
         else
-            snprintf(h->limit_msg, sizeof h->limit_msg,
-                     "%s: instruction budget of %lld exceeded", h->chunk,
-                     (long long)h->max_instructions);
+            snprintf(h->limit_msg, sizeof h->limit_msg, "%s: %s exceeded",
+                     h->chunk, what);
         lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
     }
     lua_pushstring(L, h->limit_msg); /* stack: msg */
     return lua_error(L);
 }
 
-/* lua_Hook: charge one tick; raise once the budget is spent. */
+static int instructions_spent(lua_State *L, ig_hook *h, lua_Debug *ar,
+                              int level)
+{
+    char what[64];
+
+    snprintf(what, sizeof what, "instruction budget of %lld",
+             (long long)h->max_instructions);
+    return budget_spent(L, h, ar, level, what);
+}
+
+/* Raise once the call has used more than max_cpu_ms of CPU time, counted
+ * from its first check (a call's first BUDGET_STEP instructions go
+ * unmeasured: what they can do is bounded by the memory cap). */
+static void cpu_check(lua_State *L, ig_hook *h, lua_Debug *ar, int level)
+{
+    double now = thread_cpu_s();
+    char what[64];
+
+    if (h->cpu_start < 0) {
+        h->cpu_start = now;
+        return;
+    }
+    if ((now - h->cpu_start) * 1000 <= (double)h->max_cpu_ms)
+        return;
+    snprintf(what, sizeof what, "CPU time limit of %ld ms", h->max_cpu_ms);
+    budget_spent(L, h, ar, level, what);
+}
+
+/* lua_Hook: charge one tick and check the CPU time; raise once either is
+ * spent. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     void *ud;
@@ -227,23 +281,23 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 
     lua_getallocf(L, &ud); /* the allocator's ud is our ig_hook */
     h = ud;
-    if (!h->budget_hit) {
-        h->steps_left -= BUDGET_STEP < h->max_instructions
-                             ? BUDGET_STEP
-                             : h->max_instructions;
-        if (h->steps_left > 0)
-            return;
+    if (h->budget_hit) { /* again, on every line and instruction */
+        lua_pushstring(L, h->limit_msg);
+        lua_error(L);
     }
-    budget_spent(L, h, ar);
+    h->steps_left -= BUDGET_STEP < h->max_instructions ? BUDGET_STEP
+                                                       : h->max_instructions;
+    if (h->steps_left <= 0)
+        instructions_spent(L, h, ar, 0);
+    cpu_check(L, h, ar, 0);
 }
 
 /* Charge steps of work done by the C library function running now (one
- * instruction per STEPS_PER_INSTRUCTION); raise, naming the line of the
- * script that called it, once the budget is spent. Free outside
- * hook_pcall. */
+ * instruction per STEPS_PER_INSTRUCTION) and check the CPU time; raise,
+ * naming the script's line that called it, once either is spent. Free
+ * outside hook_pcall. */
 static void budget_steps(lua_State *L, ig_hook *h, long steps)
 {
-    lua_Debug ar;
     long n;
 
     if (!h->armed)
@@ -253,12 +307,16 @@ static void budget_steps(lua_State *L, ig_hook *h, long steps)
     h->lib_steps += steps;
     n = h->lib_steps / STEPS_PER_INSTRUCTION;
     h->lib_steps %= STEPS_PER_INSTRUCTION;
-    if (!h->budget_hit && n < h->steps_left) {
-        h->steps_left -= n;
-        return;
+    if (h->budget_hit || n >= h->steps_left) {
+        h->steps_left = 0;
+        instructions_spent(L, h, NULL, 1);
     }
-    h->steps_left = 0;
-    budget_spent(L, h, lua_getstack(L, 1, &ar) ? &ar : NULL);
+    h->steps_left -= n;
+    h->unclocked += n;
+    if (h->unclocked >= BUDGET_STEP) { /* as often as the count hook */
+        h->unclocked = 0;
+        cpu_check(L, h, NULL, 1);
+    }
 }
 
 /* ig_luapat_charge: ud is the ig_hook. */
@@ -288,6 +346,8 @@ static void budget_arm(ig_hook *h)
     h->budget_hit = 0;
     h->armed = 1;
     h->lib_steps = 0;
+    h->cpu_start = -1;
+    h->unclocked = 0;
     h->mem_hit = 0;
     h->refused = 0;
     h->limit_msg[0] = '\0';
@@ -481,9 +541,7 @@ static int sb_collectgarbage(lua_State *L)
     static const char *const opts[] = {"collect", "count", "step", NULL};
 
     switch (luaL_checkoption(L, 1, "collect", opts)) {
-    case 0: /* a full collection walks the heap: charge for it */
-        budget_steps(L, upvalue_hook(L),
-                     (long)(upvalue_hook(L)->mem_used / GC_BYTES_PER_STEP));
+    case 0:
         lua_gc(L, LUA_GCCOLLECT);
         lua_pushinteger(L, 0);
         return 1;
@@ -499,18 +557,25 @@ static int sb_collectgarbage(lua_State *L)
 
 /* ------------------------------------------------------------------------
  * String and table library guards (upvalue 1: the ig_hook, upvalue 2: the
- * library's function). Each charges the budget for the loop the library
- * function will run, then calls it with the same arguments.
+ * library's function). A library function loops in C, where the count
+ * hook never runs: each guard charges the budget for the elements the
+ * loop will touch, where nothing else bounds them (the memory cap bounds
+ * a plain table's length, not a range nobody stored or a __len), then
+ * runs the library's function in its own frame (so errors name the
+ * function and the script's line as they would).
  * ---------------------------------------------------------------------- */
 
 static int call_library(lua_State *L)
 {
-    int n = lua_gettop(L);
+    return lua_tocfunction(L, lua_upvalueindex(2))(L);
+}
 
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_insert(L, 1);
-    lua_call(L, n, LUA_MULTRET);
-    return lua_gettop(L);
+static int has_metafield(lua_State *L, int i, const char *field)
+{
+    if (luaL_getmetafield(L, i, field) == LUA_TNIL)
+        return 0;
+    lua_pop(L, 1);
+    return 1;
 }
 
 /* string.rep(s, n [, sep]): an empty result at once. The library would
@@ -530,68 +595,151 @@ static int sb_rep(lua_State *L)
     return call_library(L);
 }
 
-/* table.concat(list [, sep [, i [, j]]]): elements i..j. */
+/* For table.concat and table.unpack: list (at 1) with a metatable, whose
+ * __index can answer every index of range first..last (args at
+ * first, first + 1; last defaults to #list): charge the range, and pass
+ * last explicitly so that __len runs once. */
+static void charge_proxy_range(lua_State *L, int first)
+{
+    lua_Integer i, j;
+
+    if (lua_type(L, 1) != LUA_TTABLE || !lua_getmetatable(L, 1))
+        return; /* a plain table's loop stops at its first nil */
+    lua_pop(L, 1);
+    i = luaL_optinteger(L, first, 1);
+    if (lua_isnoneornil(L, first + 1)) {
+        j = luaL_len(L, 1);
+        lua_settop(L, first + 1);
+        lua_pushinteger(L, i);
+        lua_replace(L, first);
+        lua_pushinteger(L, j);
+        lua_replace(L, first + 1);
+    } else {
+        j = luaL_checkinteger(L, first + 1);
+    }
+    budget_range(L, upvalue_hook(L), i, j);
+}
+
+/* table.concat(list [, sep [, i [, j]]]) */
 static int sb_concat(lua_State *L)
 {
-    if (lua_type(L, 1) == LUA_TTABLE) {
-        lua_Integer i = luaL_optinteger(L, 3, 1), j;
-
-        if (lua_isnoneornil(L, 4)) {
-            j = luaL_len(L, 1);
-            lua_settop(L, 3); /* the library gets j, not a second #list */
-            lua_pushinteger(L, i);
-            lua_replace(L, 3);
-            lua_pushinteger(L, j);
-        } else {
-            j = luaL_checkinteger(L, 4);
-        }
-        budget_range(L, upvalue_hook(L), i, j);
-    }
+    luaL_optlstring(L, 2, "", NULL);
+    charge_proxy_range(L, 3);
     return call_library(L);
 }
 
-/* table.insert(list, pos, value): shifts pos..#list up. A pos out of
- * bounds is left to the library's error. */
+/* table.unpack(list [, i [, j]]) */
+static int sb_unpack(lua_State *L)
+{
+    charge_proxy_range(L, 2);
+    return call_library(L);
+}
+
+/* table.insert(list, [pos,] value). With a __len, done here from one
+ * reading of #list (the library reads it again, and a __len that grows
+ * between the two would make it loop for ever), charging the shift. */
 static int sb_insert(lua_State *L)
 {
-    if (lua_gettop(L) == 3 && lua_type(L, 1) == LUA_TTABLE) {
-        lua_Integer pos = luaL_checkinteger(L, 2);
+    lua_Integer e, pos;
 
-        if (pos >= 1)
-            budget_range(L, upvalue_hook(L), pos, luaL_len(L, 1));
+    if (lua_type(L, 1) != LUA_TTABLE || !has_metafield(L, 1, "__len"))
+        return call_library(L); /* #list is bounded by its memory */
+    e = luaL_intop(+, luaL_len(L, 1), 1); /* first empty element */
+    switch (lua_gettop(L)) {
+    case 2:
+        pos = e;
+        break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2,
+                      "position out of bounds");
+        budget_range(L, upvalue_hook(L), pos + 1, e);
+        for (lua_Integer i = e; i > pos; i--) { /* move up */
+            lua_geti(L, 1, i - 1);
+            lua_seti(L, 1, i);
+        }
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments to 'insert'");
     }
-    return call_library(L);
+    lua_seti(L, 1, pos); /* t[pos] = v */
+    return 0;
 }
 
-/* table.remove(list [, pos]): shifts pos+1..#list down. */
+/* table.remove(list [, pos]). With a __len, done here (see sb_insert). */
 static int sb_remove(lua_State *L)
 {
-    if (lua_type(L, 1) == LUA_TTABLE && !lua_isnoneornil(L, 2)) {
-        lua_Integer pos = luaL_checkinteger(L, 2);
+    lua_Integer size, pos;
 
-        if (pos >= 1)
-            budget_range(L, upvalue_hook(L), pos, luaL_len(L, 1));
+    if (lua_type(L, 1) != LUA_TTABLE || !has_metafield(L, 1, "__len"))
+        return call_library(L);
+    size = luaL_len(L, 1);
+    pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
+                      "position out of bounds");
+    budget_range(L, upvalue_hook(L), pos, size - 1);
+    lua_geti(L, 1, pos); /* the result */
+    for (; pos < size; pos++) {
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
     }
-    return call_library(L);
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
 }
 
-/* table.move(a1, f, e, t [, a2]): elements f..e. */
-static int sb_move(lua_State *L)
-{
-    budget_range(L, upvalue_hook(L), luaL_checkinteger(L, 2),
-                 luaL_checkinteger(L, 3));
-    return call_library(L);
-}
-
-/* table.sort(list [, comp]): about n log2 n comparisons. */
+/* table.sort(list [, comp]). With a __len: #list read once, the elements
+ * copied to a plain table (charged), sorted there by the library, and
+ * written back. */
 static int sb_sort(lua_State *L)
 {
-    if (lua_type(L, 1) == LUA_TTABLE) {
-        lua_Integer n = luaL_len(L, 1);
-        double c = n > 1 ? (double)n * ceil(log2((double)n)) : 0;
+    lua_Integer n;
 
-        budget_steps(L, upvalue_hook(L),
-                     c >= (double)LONG_MAX ? LONG_MAX : (long)c);
+    if (lua_type(L, 1) != LUA_TTABLE || !has_metafield(L, 1, "__len"))
+        return call_library(L);
+    n = luaL_len(L, 1);
+    luaL_argcheck(L, n < INT_MAX, 1, "array too big");
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    budget_range(L, upvalue_hook(L), 1, 2 * n);
+    lua_createtable(L, n > 0 ? (int)n : 0, 0); /* stack: list comp copy */
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_rawseti(L, 3, i);
+    }
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 0); /* the library's sort of the copy */
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 3, i);
+        lua_seti(L, 1, i);
+    }
+    return 0;
+}
+
+static int can_index(lua_State *L, int i, const char *field)
+{
+    return lua_type(L, i) == LUA_TTABLE || has_metafield(L, i, field);
+}
+
+/* table.move(a1, f, e, t [, a2]): elements f..e. Even between plain
+ * tables: moving nils stores nothing, so no memory bounds the loop. */
+static int sb_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = !lua_isnoneornil(L, 5) ? 5 : 1;
+
+    if (e >= f && can_index(L, 1, "__index") &&
+        can_index(L, tt, "__newindex")) { /* else the library says why */
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3,
+                      "too many elements to move");
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - (e - f), 4,
+                      "destination wrap around");
+        budget_range(L, upvalue_hook(L), f, e);
     }
     return call_library(L);
 }
@@ -980,6 +1128,7 @@ static void open_lib(lua_State *L, ig_hook *h, const char *name,
         guard(L, h, "remove", sb_remove);
         guard(L, h, "move", sb_move);
         guard(L, h, "sort", sb_sort);
+        guard(L, h, "unpack", sb_unpack);
     }
     to_readonly(L, name);   /* stack: proxy */
     lua_setglobal(L, name); /* stack: (empty) */
@@ -1545,10 +1694,11 @@ ig_hook *ig_hook_new(const ig_hook_opts *opts, ig_err *err)
         return NULL;
     }
     if (opts->max_instructions < 0 || opts->max_memory_kb < 0 ||
+        opts->max_cpu_ms < 0 ||
         (opts->max_memory_kb > 0 && opts->max_memory_kb < MIN_MEMORY_KB)) {
         ig_err_set(err, IG_CONFIG,
-                   "hook %s: max_instructions must be >= 0 and "
-                   "max_memory_kb 0 or >= %ld",
+                   "hook %s: max_instructions and max_cpu_ms must be >= 0 "
+                   "and max_memory_kb 0 or >= %ld",
                    opts->path, MIN_MEMORY_KB);
         return NULL;
     }
@@ -1564,6 +1714,7 @@ ig_hook *ig_hook_new(const ig_hook_opts *opts, ig_err *err)
     h->max_memory_kb =
         opts->max_memory_kb ? opts->max_memory_kb : DEFAULT_MAX_MEMORY_KB;
     h->mem_cap = (size_t)h->max_memory_kb * 1024;
+    h->max_cpu_ms = opts->max_cpu_ms ? opts->max_cpu_ms : DEFAULT_MAX_CPU_MS;
     if (build_state(h, err) != IG_OK) {
         ig_hook_free(h);
         return NULL;

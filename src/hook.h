@@ -65,6 +65,7 @@ typedef struct ig_hook_opts {
     const char *pipeline;  /* ctx.pipeline (copied) */
     long max_instructions; /* per call; 0 = 1000000 */
     long max_memory_kb;    /* per state; 0 = 32768 */
+    long max_cpu_ms;       /* per call; 0 = 2000 */
 } ig_hook_opts;
 
 /* One row crossing into Lua and back. names and n are fixed for an

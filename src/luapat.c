@@ -501,7 +501,12 @@ static int find_aux(lua_State *L, int find)
         return 1;
     }
     if (find && (lua_toboolean(L, 4) || no_specials(p, lp))) {
+        const ig_luapat_budget *b = budget_of(L);
         const char *q = memmem(s + init, ls - init, p, lp);
+        long scanned = (long)((ls - init + lp) / 16);
+
+        if (scanned > 0) /* linear, but called in a loop it adds up */
+            b->charge(L, b->ud, scanned);
 
         if (q != NULL) {
             lua_pushinteger(L, (q - s) + 1);

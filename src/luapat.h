@@ -11,7 +11,7 @@
  * errors (tests/unit/test_luapat.c compares the two on many generated
  * cases), count their work as they go, and hand it to a charge callback;
  * the callback stops a call by raising a Lua error. A plain find uses
- * memmem, which is linear.
+ * memmem, which is linear, and charges a step per 16 bytes.
  */
 #ifndef IG_LUAPAT_H
 #define IG_LUAPAT_H

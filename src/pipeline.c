@@ -185,6 +185,8 @@ static const ig_pipeline_key hooks_keys[] = {
        "Lua instruction budget per hook call"),
     KN("max_memory_kb", IG_PKEY_LONG, ig_hooks_decl, max_memory_kb, "32768",
        256, 16777216L, "memory cap of each Lua state, in KiB"),
+    KN("max_cpu_ms", IG_PKEY_LONG, ig_hooks_decl, max_cpu_ms, "2000", 10,
+       3600000L, "CPU time per hook call, in milliseconds"),
     KEND,
 };
 
@@ -2133,6 +2135,7 @@ int ig_pipeline_hook_opts(const ig_pipeline *p, ig_hook_opts *out)
     out->pipeline = p->name ? p->name : "";
     out->max_instructions = h->max_instructions;
     out->max_memory_kb = h->max_memory_kb;
+    out->max_cpu_ms = h->max_cpu_ms;
     return 1;
 }
 const char *ig_pipeline_file(const ig_pipeline *p) { return p->file; }

@@ -208,6 +208,7 @@ typedef struct ig_hooks_decl {
                                 then ingot's own lua/ */
     long max_instructions;   /* per call; default 1000000 */
     long max_memory_kb;      /* per state; default 32768 */
+    long max_cpu_ms;         /* per call; default 2000 */
     int has_transform, has_validate, has_before_batch, has_after_batch;
 } ig_hooks_decl;
 

@@ -98,6 +98,33 @@ A.sort_bomb = function()
   table.sort(setmetatable({}, { __len = function() return 2 ^ 31 - 2 end,
     __index = function() return "" end, __newindex = rawequal }))
 end
+-- a __len that answers 1, then a huge number: read once, so these end
+A.lying_len = function()
+  local function liar()
+    local calls = 0
+    return setmetatable({}, { __len = function()
+      calls = calls + 1
+      return calls == 1 and 1 or math.maxinteger - 1
+    end, __index = rawlen, __newindex = rawequal })
+  end
+  table.insert(liar(), 1, "x")
+  table.remove(liar(), 1)
+  table.sort(liar())
+  return "ok"
+end
+A.insert_oob = function() table.insert({}, 5, 1) end
+A.concat_catchable = function()
+  local ok, e = pcall(table.concat, {}, "", 1, 1e8)
+  return ok and "not an error" or e
+end
+A.plain_find_loop = function()
+  local s, p = ("a"):rep(1 << 20), ("a"):rep(15) .. "b"
+  while true do s:find(p, 1, true) end
+end
+A.string_eq_loop = function()
+  local a, b = ("x"):rep(1 << 20), ("x"):rep(1 << 20)
+  while true do local _ = a == b end
+end
 A.gc_bomb = function()
   local keep = {}
   for i = 1, 20000 do keep[i] = { i } end
