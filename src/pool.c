@@ -23,7 +23,7 @@ struct ig_pool_conn {
     unsigned long long tag;
     struct ig_pool_conn *next; /* idle list link */
     /* While borrowed: the borrowed list's links, and a dup of the socket
-     * for ig_pool_abort_borrowed (a dup, because libpq closes its own
+     * for ig_pool_abort_owned (a dup, because libpq closes its own
      * descriptor when it finds the connection lost, and the number could
      * then name someone else's file). -1 when not borrowed. */
     struct ig_pool_conn *bprev, *bnext;

@@ -67,7 +67,6 @@ static int stop_asked(const ig_run_opts *o)
     return o->cancel != NULL && *o->cancel;
 }
 
-
 /* ------------------------------------------------------------------ */
 /* The database thread                                                 */
 
@@ -1043,8 +1042,6 @@ static int has_lookups(const ig_pipeline *p)
     return 0;
 }
 
-/* Whether the run must stop before its next batch (canceled, out of
- * time): then *status and *err say so. */
 /* The watchdog. Every WATCH_TICK_MS: once the run was canceled or ran out
  * of time, and is still going STOP_GRACE_MS later, whatever it waits for
  * from the database is not coming (a server stopped, or stuck on its
@@ -1110,6 +1107,8 @@ static void watch_stop(dbside *d)
     pthread_mutex_destroy(&d->watch_mu);
 }
 
+/* Whether the run must stop before its next batch (canceled, out of
+ * time): then *status and *err say so. */
 static int stop_before_batch(const ig_run_opts *o, double t0,
                              ig_run_status *status, ig_err *err)
 {
