@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +31,7 @@ struct ig_pool_conn {
     struct ig_pool_conn *bprev, *bnext;
     int fd;
     const void *owner; /* ig_pool_acquire_owned's, while borrowed */
+    long long lent_ms; /* ig_clock_ms() when borrowed */
 };
 
 /* A connection being opened in the background (ig_pool_warm), shared by
@@ -422,6 +425,7 @@ static void lend(ig_pool *p, ig_pool_conn *c, const void *owner)
     int fd = PQsocket(c->pg);
 
     c->owner = owner;
+    c->lent_ms = ig_clock_ms();
     c->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     c->bprev = NULL;
     c->bnext = p->borrowed;
@@ -446,15 +450,54 @@ static void unlend(ig_pool *p, ig_pool_conn *c)
     c->fd = -1;
 }
 
-int ig_pool_abort_owned(ig_pool *p, const void *owner)
+/* How long the server of c has sent nothing, in ms: over TCP, since the
+ * last data received (TCP_INFO); elsewhere (a Unix socket), since c was
+ * borrowed. Under p->mu. */
+static long long silence_ms(const ig_pool_conn *c, long long now)
 {
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= sizeof(ti))
+        return (long long)ti.tcpi_last_data_recv;
+    return now - c->lent_ms;
+}
+
+/* Whether the server of c has been silent too long: longer than its
+ * statement_timeout, which it would have enforced, plus grace_ms. */
+static int silent(const ig_pool *p, const ig_pool_conn *c, long grace_ms,
+                  long long now)
+{
+    return c->fd >= 0 &&
+           silence_ms(c, now) >= (long long)p->statement_timeout_ms + grace_ms;
+}
+
+int ig_pool_silent_owned(ig_pool *p, const void *owner, long grace_ms)
+{
+    long long now = ig_clock_ms();
     int n = 0;
 
     if (owner == NULL)
         return 0;
     pthread_mutex_lock(&p->mu);
     for (ig_pool_conn *c = p->borrowed; c; c = c->bnext)
-        if (c->owner == owner && c->fd >= 0 && shutdown(c->fd, SHUT_RDWR) == 0)
+        n += c->owner == owner && silent(p, c, grace_ms, now);
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+int ig_pool_abort_owned(ig_pool *p, const void *owner, long grace_ms)
+{
+    long long now = ig_clock_ms();
+    int n = 0;
+
+    if (owner == NULL)
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    for (ig_pool_conn *c = p->borrowed; c; c = c->bnext)
+        if (c->owner == owner && (grace_ms < 0 || silent(p, c, grace_ms, now)) &&
+            shutdown(c->fd, SHUT_RDWR) == 0)
             n++;
     pthread_mutex_unlock(&p->mu);
     return n;

@@ -95,13 +95,20 @@ int ig_pool_acquire_owned(ig_pool *p, const void *owner,
                           int (*stop)(const void *), const void *ud,
                           ig_pool_conn **out, ig_err *err) IG_MUSTCHECK;
 
-/* Shut down the socket (shutdown(2), SHUT_RDWR) of every connection owner
- * has borrowed right now, so that a thread waiting in libpq on a server
- * that stopped answering gets "connection lost" at once and handles it
- * like any lost connection. For an owner that is stopping and has waited
- * long enough; the pool's other borrowers are not touched. Returns how
- * many were shut down. Thread-safe. */
-int ig_pool_abort_owned(ig_pool *p, const void *owner);
+/* How many of the connections owner has borrowed right now have heard
+ * nothing from their server for longer than the pool's statement_timeout
+ * plus grace_ms: a server running a statement would have answered or
+ * cancelled it by then, so one that owes an answer is stopped or stuck
+ * (over TCP, measured from the last byte received; on a Unix socket,
+ * from the borrowing). Thread-safe. */
+int ig_pool_silent_owned(ig_pool *p, const void *owner, long grace_ms);
+
+/* Shut down the socket (shutdown(2), SHUT_RDWR) of those connections (all
+ * of owner's when grace_ms < 0), so that a thread waiting in libpq gets
+ * "connection lost" at once and handles it like any lost connection. The
+ * pool's other borrowers are not touched. Returns how many were shut
+ * down. Thread-safe. */
+int ig_pool_abort_owned(ig_pool *p, const void *owner, long grace_ms);
 
 /* Give back a borrowed connection; how = IG_POOL_KEEP or IG_POOL_DISCARD.
  * A connection in a bad state or inside a transaction is discarded

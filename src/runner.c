@@ -35,9 +35,9 @@
 /* A batch ends at IMPORT_BATCH_SIZE rows or once its arena holds this
  * much, whichever comes first (see fill_batch). */
 #define BATCH_MAX_BYTES ((size_t)8 << 20)
-/* After a cancel or the time limit, how long the batch or query in flight
- * may still wait for the database before the watchdog drops its
- * connection (a healthy server answers within a batch's time). */
+/* After a cancel or the time limit, how long past its statement timeout a
+ * server may send nothing before the watchdog drops the run's
+ * connections (see watch_main). */
 #define STOP_GRACE_MS 5000
 #define WATCH_TICK_MS 200
 
@@ -185,7 +185,7 @@ static xact_fate xact_status(dbside *d, const char *xid)
         PQclear(res);
         ig_pool_release(d->o->pool, pc,
                         rc == IG_OK ? IG_POOL_KEEP : IG_POOL_DISCARD);
-        if (!again)
+        if (!again || aborted(d)) /* the watchdog gave up: so do we */
             break;
         sleep_ms(200);
     }
@@ -418,6 +418,9 @@ static int apply_rows(dbside *d, ig_batch *b, long long seq, ig_counts *per,
     long delay = 200;
     int rc = IG_OK;
 
+    if (aborted(d))
+        return ig_err_set(err, IG_DB, "batch %lld not applied: the import "
+                          "dropped its connections", seq);
     for (int attempt = 1; attempt <= RETRY_ATTEMPTS; attempt++) {
         memset(per, 0, (nt ? nt : 1) * sizeof(*per));
         for (size_t i = 0; i < ig_batch_nrows(b); i++)
@@ -1042,13 +1045,15 @@ static int has_lookups(const ig_pipeline *p)
     return 0;
 }
 
-/* The watchdog. Every WATCH_TICK_MS: once the run was canceled or ran out
- * of time, and is still going STOP_GRACE_MS later, whatever it waits for
- * from the database is not coming (a server stopped, or stuck on its
- * storage, answers neither the statement nor its statement_timeout; a
- * lost network takes keepalives a minute to notice): shut down the
- * sockets of the run's connections, so that each wait ends as a lost
- * connection, and retry nothing (aborted). */
+/* The watchdog. Every WATCH_TICK_MS once the run was canceled or ran out
+ * of time: a connection of the run whose server has sent nothing for its
+ * statement_timeout plus STOP_GRACE_MS is waiting for an answer that is
+ * not coming (a server stopped, or stuck on its storage, answers neither
+ * the statement nor its statement_timeout; a lost network takes
+ * keepalives a minute to notice). Then mark the run aborted (retry
+ * nothing, start no batch) and shut the run's connections down, so that
+ * each wait ends as a lost connection. A batch that is only slow, or a
+ * run waiting on its input, is left alone. */
 static void *watch_main(void *arg)
 {
     dbside *d = arg;
@@ -1068,16 +1073,20 @@ static void *watch_main(void *arg)
             (stop_asked(o) || (o->timeout_seconds > 0 &&
                                now - d->t0 >= (double)o->timeout_seconds)))
             stop_at = now;
-        if (stop_at < 0 || now - stop_at < STOP_GRACE_MS / 1000.0)
+        if (stop_at < 0)
             continue;
-        if (!aborted(d))
-            ig_log(IG_LOG_WARN, "%s %d s ago and the database has not "
-                   "answered since: dropping the import's connections",
+        if (!aborted(d)) {
+            if (ig_pool_silent_owned(o->pool, d, STOP_GRACE_MS) == 0)
+                continue;
+            ig_log(IG_LOG_WARN, "%s, and the database has sent nothing for "
+                   "longer than its statement timeout and %d s: dropping "
+                   "the import's connections",
                    stop_asked(o) ? "canceled" : "out of time",
                    STOP_GRACE_MS / 1000);
-        __atomic_store_n(&d->aborted, 1, __ATOMIC_RELEASE);
+            __atomic_store_n(&d->aborted, 1, __ATOMIC_RELEASE);
+        }
         /* every tick: a connection borrowed since is dropped too */
-        ig_pool_abort_owned(o->pool, d);
+        ig_pool_abort_owned(o->pool, d, -1);
     }
     pthread_mutex_unlock(&d->watch_mu);
     return NULL;
@@ -1413,14 +1422,16 @@ out:
         *status = stop_asked(o) ? IG_RUN_CANCELED : IG_RUN_TIMED_OUT;
         if (*status == IG_RUN_CANCELED)
             rc = ig_err_set(err, IG_CANCELED, "canceled, and the database "
-                            "did not answer for %d s more: the import "
-                            "dropped its connections (%s)",
+                            "sent nothing for longer than its statement "
+                            "timeout and %d s: the import dropped its "
+                            "connections (%s)",
                             STOP_GRACE_MS / 1000, why);
         else
             rc = ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
-                            "(IMPORT_TIMEOUT_SECONDS), and the database did "
-                            "not answer for %d s more: the import dropped its "
-                            "connections (%s)",
+                            "(IMPORT_TIMEOUT_SECONDS), and the database sent "
+                            "nothing for longer than its statement timeout "
+                            "and %d s: the import dropped its connections "
+                            "(%s)",
                             o->timeout_seconds, STOP_GRACE_MS / 1000, why);
     }
     if (o->reject) {

@@ -7,9 +7,10 @@
  * other, unless an idle one is there; a failed warm attempt counts as the
  * first of the acquire's own tries (a refused password is not retried);
  * freeing the pool or giving the attempt up stops it at once, even one
- * waiting on a server that never answers, and frees its slot. Aborting an
- * owner's connections ends a query it waits on at once and touches no
- * other borrower's. Fails when DATABASE_URL is unset.
+ * waiting on a server that never answers, and frees its slot. An owner's
+ * connection whose server has been silent past the grace is found, and
+ * aborting the owner's connections ends a query it waits on at once and
+ * touches no other borrower's. Fails when DATABASE_URL is unset.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -292,7 +293,9 @@ static void *wait_main(void *arg)
 
 static void test_abort_owned_ends_only_that_owners_waits(void **state)
 {
-    ig_pool *p = pool_on(getenv("DATABASE_URL"), 3, 10000);
+    ig_pool_opts po = {.conninfo = getenv("DATABASE_URL"), .size = 3,
+                       .connect_timeout_ms = 10000};
+    ig_pool *p = ig_pool_new(&po, NULL); /* no statement timeout */
     int owner_a, owner_b;
     ig_pool_conn *a = NULL, *b = NULL, *c = NULL;
     waiter wa = {0}, wb = {0};
@@ -302,6 +305,7 @@ static void test_abort_owned_ends_only_that_owners_waits(void **state)
     double t0;
     (void)state;
 
+    assert_non_null(p);
     assert_int_equal(ig_pool_acquire_owned(p, &owner_a, NULL, NULL, &a, &err),
                      IG_OK);
     assert_int_equal(ig_pool_acquire_owned(p, &owner_b, NULL, NULL, &b, &err),
@@ -315,9 +319,15 @@ static void test_abort_owned_ends_only_that_owners_waits(void **state)
     assert_int_equal(pthread_create(&ta, NULL, wait_main, &wa), 0);
     assert_int_equal(pthread_create(&tb, NULL, wait_main, &wb), 0);
     sleep_ms(300);
-    assert_int_equal(ig_pool_abort_owned(p, NULL), 0);
+    /* A's server has sent nothing for 300 ms: silent past a 200 ms grace
+     * (and no statement timeout), not past a minute */
+    assert_int_equal(ig_pool_silent_owned(p, &owner_a, 200), 1);
+    assert_int_equal(ig_pool_silent_owned(p, &owner_a, 60000), 0);
+    assert_int_equal(ig_pool_silent_owned(p, NULL, 0), 0);
+    assert_int_equal(ig_pool_abort_owned(p, &owner_a, 60000), 0);
+    assert_int_equal(ig_pool_abort_owned(p, NULL, -1), 0);
     t0 = now_s();
-    assert_int_equal(ig_pool_abort_owned(p, &owner_a), 1);
+    assert_int_equal(ig_pool_abort_owned(p, &owner_a, -1), 1);
     pthread_join(ta, NULL);
     assert_true(now_s() - t0 < 2.0); /* not the 30 s */
     assert_int_equal(wa.status, PGRES_FATAL_ERROR);
