@@ -473,7 +473,9 @@ static int silent(const ig_pool *p, const ig_pool_conn *c, long grace_ms,
            silence_ms(c, now) >= (long long)p->statement_timeout_ms + grace_ms;
 }
 
-int ig_pool_silent_owned(ig_pool *p, const void *owner, long grace_ms)
+/* Owner's borrowed connections, all of them (grace_ms < 0) or the silent
+ * ones; shut down when shut. How many. */
+static int owned(ig_pool *p, const void *owner, long grace_ms, int shut)
 {
     long long now = ig_clock_ms();
     int n = 0;
@@ -481,26 +483,25 @@ int ig_pool_silent_owned(ig_pool *p, const void *owner, long grace_ms)
     if (owner == NULL)
         return 0;
     pthread_mutex_lock(&p->mu);
-    for (ig_pool_conn *c = p->borrowed; c; c = c->bnext)
-        n += c->owner == owner && silent(p, c, grace_ms, now);
+    for (ig_pool_conn *c = p->borrowed; c; c = c->bnext) {
+        if (c->owner != owner || c->fd < 0 ||
+            (grace_ms >= 0 && !silent(p, c, grace_ms, now)))
+            continue;
+        if (!shut || shutdown(c->fd, SHUT_RDWR) == 0)
+            n++;
+    }
     pthread_mutex_unlock(&p->mu);
     return n;
 }
 
+int ig_pool_silent_owned(ig_pool *p, const void *owner, long grace_ms)
+{
+    return owned(p, owner, grace_ms < 0 ? 0 : grace_ms, 0);
+}
+
 int ig_pool_abort_owned(ig_pool *p, const void *owner, long grace_ms)
 {
-    long long now = ig_clock_ms();
-    int n = 0;
-
-    if (owner == NULL)
-        return 0;
-    pthread_mutex_lock(&p->mu);
-    for (ig_pool_conn *c = p->borrowed; c; c = c->bnext)
-        if (c->owner == owner && (grace_ms < 0 || silent(p, c, grace_ms, now)) &&
-            shutdown(c->fd, SHUT_RDWR) == 0)
-            n++;
-    pthread_mutex_unlock(&p->mu);
-    return n;
+    return owned(p, owner, grace_ms, 1);
 }
 
 /* The end of an acquire that reserved a slot in open and tried to fill
