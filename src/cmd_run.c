@@ -340,18 +340,24 @@ static int run_run(ig_cli *cli)
                           ? "the input is stdin"
                           : "the input is not a regular file",
                       dry);
-    if (ingot_result_status(r) == INGOT_CANCELED && stop_requested &&
-        strncmp(ingot_result_error(r), "canceled; ", 10) == 0)
-        fprintf(stderr, "ingot run: interrupted: stopped at a batch "
-                "boundary; the rows counted above are %s\n",
-                dry ? "rolled back (dry run)" : "committed");
-    else if (ingot_result_status(r) == INGOT_CANCELED && stop_requested)
-        fprintf(stderr, "ingot run: interrupted: %s; the rows counted above "
-                "are %s\n", ingot_result_error(r),
-                dry ? "rolled back (dry run)" : "committed");
-    else if (ingot_result_status(r) != INGOT_DONE)
+    if (ingot_result_status(r) == INGOT_CANCELED && stop_requested) {
+        /* no summary was printed when no row was read */
+        const char *kept = ingot_result_count(r, INGOT_READ) == 0
+                               ? "no row was written"
+                           : dry ? "the rows counted above are rolled back "
+                                   "(dry run)"
+                                 : "the rows counted above are committed";
+
+        if (strncmp(ingot_result_error(r), "canceled; ", 10) == 0)
+            fprintf(stderr, "ingot run: interrupted: stopped at a batch "
+                    "boundary; %s\n", kept);
+        else
+            fprintf(stderr, "ingot run: interrupted: %s; %s\n",
+                    ingot_result_error(r), kept);
+    } else if (ingot_result_status(r) != INGOT_DONE) {
         fprintf(stderr, "ingot run: %s: %s\n", ingot_result_status_name(r),
                 ingot_result_error(r));
+    }
     code = ingot_result_exit_code(r);
     ingot_result_free(r);
     ingot_close(in);

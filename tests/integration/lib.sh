@@ -68,3 +68,33 @@ run_ingot() {
     fail "ingot $*: expected exit $want, got $rc"
   fi
 }
+
+# start_mute_server PORTFILE: a fake PostgreSQL on 127.0.0.1 that lets
+# every client in (no password) and then never answers; writes its port
+# to PORTFILE and prints its pid (kill it when done).
+start_mute_server() {
+  python3 -c 'import socket, struct, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(16); print(s.getsockname()[1], flush=True)
+def msg(t, body): return t + struct.pack("!I", len(body) + 4) + body
+def serve(c):
+    try:
+        while True:
+            n = struct.unpack("!I", c.recv(4, socket.MSG_WAITALL))[0]
+            body = c.recv(n - 4, socket.MSG_WAITALL)
+            if struct.unpack("!I", body[:4])[0] in (80877103, 80877104):
+                c.sendall(b"N")  # no SSL, no GSS encryption
+                continue
+            break
+        c.sendall(msg(b"R", struct.pack("!I", 0)) + msg(b"Z", b"I"))  # in; never answers
+        while c.recv(4096):
+            pass
+    except Exception:
+        pass
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()' > "$1" &
+  local pid=$!
+  for _ in $(seq 50); do [ -s "$1" ] && break; sleep 0.1; done
+  [ -s "$1" ] || fail "the mute server did not start"
+  echo "$pid"
+}

@@ -53,3 +53,20 @@ done
 # A second Ctrl-C does not wait for the batch boundary.
 start_run INT INT
 assert_eq 130 "$rc" "a second SIGINT ends the process (128 + SIGINT)"
+
+# Ctrl-C before any row is written (the database never answers): the end
+# says so, not "the rows counted above".
+mute=$(start_mute_server "$IT_TMP/mute.port")
+DATABASE_URL="postgresql://nobody@127.0.0.1:$(cat "$IT_TMP/mute.port")/none" \
+  env --default-signal=INT "$INGOT_BIN" run "$D/colors.yaml" "$IT_TMP/big.csv" \
+  --max-rows $N --no-reject-file >"$IT_TMP/out" 2>"$IT_TMP/err" &
+pid=$!
+sleep 1
+kill -INT $pid
+rc=0; wait $pid || rc=$?
+kill "$mute" 2>/dev/null || true
+ERR=$(cat "$IT_TMP/err")
+assert_eq 2 "$rc" "interrupted while connecting"
+assert_contains "$ERR" "interrupted: canceled while connecting" "said while connecting"
+assert_contains "$ERR" "; no row was written" "and that nothing was written"
+assert_not_contains "$ERR" "counted above" "no summary to refer to"

@@ -70,29 +70,7 @@ python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 3 else 1)" || fail "the bad he
 # (a file over --max-rows, found by counting its lines) gives it up at
 # once, even from a server that lets it in and then never answers its
 # session settings.
-python3 -c 'import socket, struct, sys, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0)); s.listen(16); print(s.getsockname()[1], flush=True)
-def msg(t, body): return t + struct.pack("!I", len(body) + 4) + body
-def serve(c):
-    try:
-        while True:
-            n = struct.unpack("!I", c.recv(4, socket.MSG_WAITALL))[0]
-            body = c.recv(n - 4, socket.MSG_WAITALL)
-            if struct.unpack("!I", body[:4])[0] in (80877103, 80877104):
-                c.sendall(b"N")  # no SSL, no GSS encryption
-                continue
-            break
-        c.sendall(msg(b"R", struct.pack("!I", 0)) + msg(b"Z", b"I"))  # in; never answers
-        while c.recv(4096):
-            pass
-    except Exception:
-        pass
-while True:
-    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()' > "$IT_TMP/mute.port" &
-mute=$!
-wait_for_file() { for _ in $(seq 50); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
-wait_for_file "$IT_TMP/mute.port" || fail "the mute server did not start"
+mute=$(start_mute_server "$IT_TMP/mute.port")
 { echo name,code; for i in $(seq 1 200000); do echo "Big$i,#0000AA"; done; } > "$IT_TMP/big.csv"
 t0=$(date +%s.%N)
 DATABASE_URL="postgresql://nobody@127.0.0.1:$(cat "$IT_TMP/mute.port")/none" run_ingot 2 run "$D/colors.yaml" "$IT_TMP/big.csv" --max-rows 10 --no-reject-file
