@@ -33,7 +33,8 @@ static const ig_conf_key keys[] = {
             "largest number of data rows one import may hold"),
     KEY_INT("IMPORT_TIMEOUT_SECONDS", "timeout", timeout_seconds, "600", 1,
             604800, "an import still running after this stops at the next "
-                    "batch boundary"),
+                    "batch boundary (a batch whose database has sent nothing "
+                    "for the statement timeout and 5 s more is dropped)"),
     KEY_INT("IMPORT_BACKGROUND_THRESHOLD", "background-threshold",
             background_threshold, "1000", 0, 1000000000,
             "imports with at least this many rows are queued, not run "
