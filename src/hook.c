@@ -29,9 +29,10 @@
  *    luapat.c's, which count the matcher's steps; the table guards
  *    (sb_move and the others) charge for the elements they will touch;
  *    string.rep makes an empty result at once instead of looping for it.
- *  - CPU time: each tick and each charge also reads the thread's CPU
- *    clock (cpu_check), for what one instruction can do to a long string
- *    (a == b, s .. t, utf8.len over megabytes) in a loop.
+ *  - CPU time: each tick, and every BUDGET_STEP instructions' worth of
+ *    charges, also reads the thread's CPU clock (cpu_check), for what one
+ *    instruction can do to a long string (a == b, s .. t, utf8.len over
+ *    megabytes) in a loop.
  *  - finalizers: setmetatable refuses __gc, so no script code can run
  *    outside a budgeted call (in a GC step of the host, or in lua_close).
  * After a limit the state is closed and rebuilt before the next row.
@@ -106,7 +107,7 @@ struct ig_hook {
     int refused;
     int mem_hit; /* a refusal survived the emergency GC */
 
-    /* instruction budget (budget_hook, budget_charge) */
+    /* instruction budget and CPU time (budget_hook, budget_steps) */
     lua_Integer steps_left;
     int budget_hit;
     int armed;       /* inside hook_pcall */
@@ -114,7 +115,7 @@ struct ig_hook {
     long max_cpu_ms;
     double cpu_start; /* the call's CPU clock at its first check, or -1 */
     long unclocked;   /* instructions charged since the last cpu_check */
-    ig_luapat_budget pat; /* {budget_steps, this}, for luapat.c */
+    ig_luapat_budget pat; /* {budget_pat, this}, for luapat.c */
     char limit_msg[256]; /* "items.lua:3: instruction budget of ..." */
 
     /* registry references, valid for the current L */
@@ -212,7 +213,8 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A limit is spent (what: "instruction budget of 1000000"): note where,
+/* A limit is spent (what: "instruction budget of 1000000"; unused once
+ * one was, whose message is raised again): note where,
  * in the innermost Lua function with a current line from level (0: ar
  * is the running function's), re-arm the hook on every line and
  * instruction, and raise (again and again, so that a pcall in the script
@@ -281,10 +283,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 
     lua_getallocf(L, &ud); /* the allocator's ud is our ig_hook */
     h = ud;
-    if (h->budget_hit) { /* again, on every line and instruction */
-        lua_pushstring(L, h->limit_msg);
-        lua_error(L);
-    }
+    if (h->budget_hit) /* again, on every line and instruction */
+        budget_spent(L, h, ar, 0, NULL);
     h->steps_left -= BUDGET_STEP < h->max_instructions ? BUDGET_STEP
                                                        : h->max_instructions;
     if (h->steps_left <= 0)
