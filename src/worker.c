@@ -499,7 +499,12 @@ static void end_job(jobctx *c, int rc, const ig_err *rerr, ig_run_status status,
             if (why == STOP_SHUTDOWN)
                 op = END_RELEASE;
             final = IG_JOBQ_CANCELLED;
-            msg = "cancelled at a batch boundary";
+            /* The runner's reason when it had to drop its connections
+             * (the database went silent) rather than stop cleanly. */
+            msg = rerr->code == IG_CANCELED && rerr->msg[0] &&
+                          strstr(rerr->msg, "batch boundary") == NULL
+                      ? rerr->msg
+                      : "cancelled at a batch boundary";
             break;
         case IG_RUN_TIMED_OUT:
             msg = rerr->msg[0] ? rerr->msg : "timed out";

@@ -95,6 +95,27 @@ assert_contains "$ERR" "already finished" "cancel of a finished job refused"
 run_ingot 2 cancel 999999
 stop_worker "$w6"; assert_eq 0 "$W_RC" "w6 exits 0"
 
+# --- cancel of a job whose batch the database never answers (no statement
+# timeout): after 5 s of silence the import drops its connections, and the
+# job's last_error says so rather than "at a batch boundary"
+gen_colors 3000 d "$IT_TMP/d.csv"
+set_sleep 0.2
+run_ingot 0 submit colors "$IT_TMP/d.csv"; jd=$OUT
+start_worker w6b --no-http --threads 1 --batch-size 100 --statement-timeout 0; w6b=$W_PID
+wait_until 60 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$jd'")" -ge 200 ]'
+set_sleep 600
+stuck="SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep' AND query_start < now() - interval '1 second'"
+wait_until 30 '[ "$(sql "$stuck")" -ge 1 ]'
+run_ingot 0 cancel "$jd" --json
+assert_contains "$OUT" '"result": "cancel_requested"' "stalled job: cancel requested"
+wait_until 30 '[ "$(job_state '$jd')" = cancelled ]'
+assert_contains "$(sql "SELECT last_error FROM import_jobs WHERE id = $jd")" "dropped its connections" "the drop is the recorded reason"
+set_sleep 0
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'" >/dev/null
+p=$(sql "SELECT rows_processed FROM import_jobs WHERE id = $jd")
+assert_eq "$p" "$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE 'd%'")" "stalled job: what is counted is what committed"
+stop_worker "$w6b"; assert_eq 0 "$W_RC" "w6b exits 0"
+
 # --- timeout: IMPORT_TIMEOUT_SECONDS=1 fails a slow job, no retry ---------
 gen_colors 3000 t "$IT_TMP/t.csv"
 set_sleep 0.4
