@@ -62,6 +62,7 @@
 
 #include "log.h"
 #include "luapat.h"
+#include "rules.h"
 
 #define DEFAULT_MAX_INSTRUCTIONS 1000000L
 #define DEFAULT_MAX_MEMORY_KB 32768L
@@ -991,6 +992,27 @@ static void log_safe(char *dst, size_t dstsz, const char *s, size_t n)
     dst[i] = '\0';
 }
 
+/* A hook's text (a reason, a column name) as the results keep it: at
+ * most MAX_MESSAGE bytes, cut before a UTF-8 sequence rather than inside
+ * it, and valid UTF-8 without NUL (anything else is U+FFFD), so that the
+ * JSON summary, the job's import_results and the reject file can hold it
+ * (a hook may cut a value in the middle of a character). In the arena. */
+static char *hook_text(ig_arena *a, const char *s, size_t len)
+{
+    size_t cut = len, n;
+    char *clean, *out;
+
+    if (cut > MAX_MESSAGE) {
+        cut = MAX_MESSAGE;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    clean = ig_utf8_scrub(s, cut, &n);
+    out = clean ? ig_arena_strndup(a, clean, n) : ig_arena_strndup(a, s, cut);
+    free(clean);
+    return out;
+}
+
 /* ctx:reject([column,] message) -> nothing. Records a reason; the row is
  * rejected once the hook returns. With one argument it concerns the row. */
 static int ctx_reject(lua_State *L)
@@ -1013,9 +1035,8 @@ static int ctx_reject(lua_State *L)
     if (c->out->nreasons >= IG_HOOK_MAX_REASONS)
         return 0; /* enough said: the row is rejected anyway */
     r = &c->out->reasons[c->out->nreasons++];
-    r->column = col ? ig_arena_strdup(c->arena, col) : NULL;
-    r->message =
-        ig_arena_strndup(c->arena, msg, len > MAX_MESSAGE ? MAX_MESSAGE : len);
+    r->column = col ? hook_text(c->arena, col, strlen(col)) : NULL;
+    r->message = hook_text(c->arena, msg, len);
     c->out->rejected = 1;
     c->out->code = "HOOK";
     return 0;
@@ -1544,8 +1565,7 @@ static void add_reason(lua_State *L, ig_hook *h, int idx)
         len = strlen(why);
     }
     o->reasons[o->nreasons].column = NULL;
-    o->reasons[o->nreasons].message = ig_arena_strndup(
-        h->cur.arena, why, len > MAX_MESSAGE ? MAX_MESSAGE : len);
+    o->reasons[o->nreasons].message = hook_text(h->cur.arena, why, len);
     o->nreasons++;
 }
 
@@ -1600,7 +1620,7 @@ static void set_failure(ig_hook_outcome *out, ig_arena *a, const char *code,
     out->code = code;
     out->nreasons = 1;
     out->reasons[0].column = NULL;
-    out->reasons[0].message = ig_arena_strdup(a, msg);
+    out->reasons[0].message = hook_text(a, msg, strlen(msg));
 }
 
 /* After a limit: close and rebuild the state so the next row starts

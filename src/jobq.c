@@ -15,6 +15,7 @@
 #include "clock.h"
 
 #include "db.h"
+#include "rules.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -928,10 +929,19 @@ static void cb_put(copybuf *b, const char *s, size_t n)
  * that follows (tab or newline). */
 static void cb_field(copybuf *b, const char *s, char sep)
 {
+    char *clean = NULL;
+
     if (s == NULL) {
         cb_put(b, "\\N", 2);
     } else {
-        const char *run_start = s;
+        const char *run_start;
+        size_t n;
+        /* A text column takes valid UTF-8 only: one bad byte in a message
+         * would fail the COPY of every result of the batch. */
+        clean = ig_utf8_scrub(s, strlen(s), &n);
+        if (clean != NULL)
+            s = clean;
+        run_start = s;
         for (; *s; s++) {
             const char *esc = NULL;
             switch (*s) {
@@ -958,6 +968,7 @@ static void cb_field(copybuf *b, const char *s, char sep)
         }
         cb_put(b, run_start, (size_t)(s - run_start));
     }
+    free(clean);
     cb_put(b, &sep, 1);
 }
 

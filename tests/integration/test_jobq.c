@@ -733,7 +733,8 @@ static void test_jobq_results_round_trip_tricky_text(void **state)
     in[2].source_row = 5;
     in[2].outcome = IG_JOBQ_OUTCOME_SKIPPED;
     in[2].code = "DUPLICATE";
-    in[2].message = "";
+    in[2].column = "c\xff"; /* a text column takes valid UTF-8 only */
+    in[2].message = "cut \xC3";
 
     sql("BEGIN");
     assert_int_equal(ig_jobq_add_results(fx.conn, id, in, 3, &err), IG_OK);
@@ -764,7 +765,8 @@ static void test_jobq_results_round_trip_tricky_text(void **state)
     ig_jobq_rows_get(rows, 2, &out);
     assert_int_equal(out.source_row, 5);
     assert_int_equal(out.outcome, IG_JOBQ_OUTCOME_SKIPPED);
-    assert_string_equal(out.message, "");
+    assert_string_equal(out.column, "c\xEF\xBF\xBD");
+    assert_string_equal(out.message, "cut \xEF\xBF\xBD");
     ig_jobq_rows_free(rows);
 
     /* Paging. */

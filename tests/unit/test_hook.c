@@ -305,6 +305,35 @@ static void test_hook_ctx_reject_records_columns(void **state)
     assert_val(&f->v[COLOR], "b"); /* a rejected row keeps its values */
 }
 
+/* A reason becomes valid UTF-8 without NUL (bad bytes are U+FFFD), cut
+ * before a character rather than in it: the JSON summary, the job's
+ * import_results and the reject file must hold it. */
+static void test_hook_reasons_are_valid_utf8(void **state)
+{
+    fx *f = *state;
+    const char *m;
+
+    tr(f, "a", "b", "c", "reject_cut");
+    assert_outcome(&f->out, "HOOK", "too long: Cr\xEF\xBF\xBD");
+    assert_string_equal(f->out.reasons[0].message, "too long: Cr\xEF\xBF\xBD");
+
+    tr(f, "a", "b", "c", "ctxreject_bad");
+    assert_int_equal(f->out.nreasons, 2);
+    assert_string_equal(f->out.reasons[0].column, "col\xEF\xBF\xBD");
+    assert_string_equal(f->out.reasons[0].message, "a\xEF\xBF\xBD" "b");
+    assert_string_equal(f->out.reasons[1].message, "x\xEF\xBF\xBDy");
+
+    tr(f, "a", "b", "c", "error_cut");
+    assert_string_equal(f->out.code, "HOOK_ERROR");
+    assert_non_null(strstr(f->out.reasons[0].message, "bad \xEF\xBF\xBD"));
+
+    tr(f, "a", "b", "c", "reject_long"); /* 1200 bytes of two-byte chars */
+    m = f->out.reasons[0].message;
+    assert_int_equal(strlen(m), 1000);
+    assert_int_equal((unsigned char)m[998], 0xC3);
+    assert_int_equal((unsigned char)m[999], 0xA8);
+}
+
 static void test_hook_null_round_trip(void **state)
 {
     fx *f = *state;
@@ -730,6 +759,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_hook_transform_rejects_with_a_reason, setup_basic, teardown),
         cmocka_unit_test_setup_teardown(test_hook_ctx_reject_records_columns,
+                                        setup_basic, teardown),
+        cmocka_unit_test_setup_teardown(test_hook_reasons_are_valid_utf8,
                                         setup_basic, teardown),
         cmocka_unit_test_setup_teardown(test_hook_null_round_trip, setup_basic,
                                         teardown),

@@ -58,6 +58,16 @@ function modes.bignum(row)
   return row
 end
 
+-- reasons cut in the middle of a character, or holding a bad byte or a NUL
+function modes.reject_cut(row) return nil, "too long: " .. ("Cr\u{e8}me"):sub(1, 3) end
+function modes.ctxreject_bad(row, ctx)
+  ctx:reject("col\xff", "a\xffb")
+  ctx:reject("x\0y")
+  return row
+end
+function modes.error_cut(row) error("bad " .. ("\u{e8}"):sub(1, 1)) end
+function modes.reject_long(row) return nil, ("\u{e8}"):rep(600) end
+
 function M.transform(row, ctx)
   local f = modes[row.note]
   if f then return f(row, ctx) end
