@@ -3,7 +3,8 @@
  *
  * Data flow inside the reader, one record per ig_reader_next():
  *
- *   chunk (fread, 64 KiB; or the caller's buffer)
+ *   chunk (fread, 64 KiB; a pipe's bytes as they arrive, see read_piped;
+ *   or the caller's buffer)
  *     -> segment: the bytes up to and including the next delimiter, CR or
  *        LF (or at most chunk_size bytes)
  *     -> scan: line count, record start, blank-line test, NUL and UTF-8
@@ -49,9 +50,12 @@
 #include <csv.h>
 #include <errno.h>
 #include <iconv.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_CHUNK (64 * 1024)
 #define DOS_EOF 0x1A /* Ctrl-Z: some DOS-era exports end with one; the
@@ -72,6 +76,10 @@ struct ig_reader {
     const unsigned char *cur; /* current chunk: chunk or mem */
     size_t cur_len, cur_pos;
     size_t chunk_size;
+    int piped;    /* a pipe, terminal or socket: read(2) as data comes */
+    int pushback; /* a byte read ahead on a pipe (after a Ctrl-Z), or -1 */
+    int (*stop)(void *ud);
+    void *stop_ud;
     int started;  /* first chunk read (BOM checked) */
     int eof;      /* no chunk left */
     int finished; /* csv_fini done: nothing left at all */
@@ -590,7 +598,98 @@ static int check_start(ig_reader *r)
     return IG_OK;
 }
 
-/* Get the next chunk, or set eof. IG_IO (sticky, in r->ioerr) on error. */
+/* Bytes stdio has read from f's descriptor and not yet handed out (what
+ * gnulib's freadahead tells), so that a pipe can be read with read(2)
+ * after them without losing any. */
+static size_t stdio_pending(FILE *f)
+{
+#ifdef __GLIBC__
+    return f->_IO_read_ptr < f->_IO_read_end
+               ? (size_t)(f->_IO_read_end - f->_IO_read_ptr)
+               : 0;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
+/* A pipe's next bytes into buf (at most cap; at least want of them
+ * unless the input ends first): stdio's buffered bytes first, then
+ * read(2) as data arrives, polling r->stop while none does. The count,
+ * 0 at end of input, or -1 with r->ioerr set (a read error, or
+ * IG_CANCELED when stopped). */
+static long read_piped(ig_reader *r, unsigned char *buf, size_t cap,
+                       size_t want)
+{
+    int fd = fileno(r->file);
+    size_t got = 0;
+
+    if (r->pushback >= 0 && cap > 0) {
+        buf[got++] = (unsigned char)r->pushback;
+        r->pushback = -1;
+    }
+    while (got < want) {
+        size_t pend = stdio_pending(r->file);
+        ssize_t n;
+
+        if (pend > 0) {
+            n = (ssize_t)fread(buf + got, 1, pend < cap - got ? pend : cap - got,
+                               r->file);
+        } else {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            int ready = poll(&pfd, 1, 100);
+            if (ready < 0 && errno != EINTR) {
+                ig_err_set(&r->ioerr, IG_IO, "%s: read error: %s", r->name,
+                           strerror(errno));
+                return -1;
+            }
+            if (ready <= 0) {
+                if (r->stop && r->stop(r->stop_ud)) {
+                    ig_err_set(&r->ioerr, IG_CANCELED,
+                               "%s: stopped while waiting for more input",
+                               r->name);
+                    return -1;
+                }
+                continue;
+            }
+            n = read(fd, buf + got, cap - got);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+        }
+        if (n < 0) {
+            ig_err_set(&r->ioerr, IG_IO, "%s: read error: %s", r->name,
+                       strerror(errno));
+            return -1;
+        }
+        if (n == 0)
+            break; /* end of input */
+        got += (size_t)n;
+    }
+    return (long)got;
+}
+
+/* The next chunk of a pipe: what has arrived, at least 4 bytes for the
+ * first one (the start checks), and a Ctrl-Z at its end dropped only if
+ * the input ends there. -1 with r->ioerr set on error or stop. */
+static long fill_piped(ig_reader *r)
+{
+    long n = read_piped(r, r->chunk, r->chunk_size, r->started ? 1 : 4);
+    unsigned char next;
+
+    if (n > 0 && r->chunk[n - 1] == DOS_EOF) {
+        long more = read_piped(r, &next, 1, 1);
+        if (more < 0)
+            return -1;
+        if (more == 0)
+            n--;
+        else
+            r->pushback = next;
+    }
+    return n;
+}
+
+/* Get the next chunk, or set eof. IG_IO (sticky, in r->ioerr) on error,
+ * IG_CANCELED (sticky) when r->stop ended a wait on a pipe. */
 static int fill(ig_reader *r)
 {
     size_t n;
@@ -604,6 +703,16 @@ static int fill(ig_reader *r)
         r->cur_len = r->mem_len;
         if (r->mem[r->mem_len - 1] == DOS_EOF)
             r->cur_len--;
+    } else if (r->piped) {
+        long got = fill_piped(r);
+        if (got < 0)
+            return r->ioerr.code;
+        if (got == 0) {
+            r->eof = 1;
+            return IG_OK;
+        }
+        r->cur = r->chunk;
+        r->cur_len = (size_t)got;
     } else {
         /* fread() loops until chunk_size bytes or EOF, so the first chunk
          * holds a whole BOM if there is one. */
@@ -762,6 +871,15 @@ static void copy_opts(ig_reader *r, const ig_reader_opts *o)
     r->chunk_size = o->chunk_size ? o->chunk_size : DEFAULT_CHUNK;
     if (r->chunk_size < MIN_CHUNK)
         r->chunk_size = MIN_CHUNK;
+    r->stop = o->stop;
+    r->stop_ud = o->stop_ud;
+    r->pushback = -1;
+    if (r->file != NULL) {
+        struct stat st;
+        r->piped = fstat(fileno(r->file), &st) == 0 &&
+                   (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+                    S_ISCHR(st.st_mode));
+    }
     r->line = 1;
     r->expected = -1;
     r->special[r->delim] = r->special['\r'] = r->special['\n'] = 1;

@@ -67,6 +67,14 @@ typedef struct ig_reader_opts {
     size_t max_fields;      /* per record; 0 = 16384 */
     size_t chunk_size;      /* read size; 0 = 64 KiB, minimum 4 (tests use
                                tiny chunks to hit every boundary) */
+    /* Polled about every 100 ms while a pipe, terminal or socket has no
+     * data yet (a regular file or memory never waits): once it returns
+     * nonzero the reader stops with IG_CANCELED. NULL: wait as long as
+     * the input takes. Such an input is read as its bytes arrive, not
+     * in whole chunks, so the rows already written to a pipe are read
+     * while its writer is still busy. */
+    int (*stop)(void *ud);
+    void *stop_ud;
 } ig_reader_opts;
 
 /* Create a reader and, when opts->header, read the header record.
@@ -90,7 +98,10 @@ const char *ig_reader_column(const ig_reader *r, size_t i);
 long ig_reader_find_column(const ig_reader *r, const char *name);
 
 /* ig_reader_next: IG_OK with *got = 1 (record) or *got = 0 (end of input),
- * or IG_IO with *err on a read error (sticky: later calls fail the same).
+ * or IG_IO with *err on a read error, or IG_CANCELED when opts->stop
+ * stopped a wait for input (both sticky: later calls fail the same; a
+ * record cut by the stop is not returned). ig_reader_new fails the same
+ * way while it reads the header.
  * The record's fields, their bytes and its error message are borrowed
  * from arena: valid until the caller resets or frees it. A record is
  * always built in the arena of the call that returns it, so the caller

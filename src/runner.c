@@ -789,6 +789,12 @@ static int start_stop(const void *ud)
             ig_clock_s() - c->t0 >= (double)c->o->timeout_seconds);
 }
 
+/* ig_reader_opts.stop: start_stop for the reader's waits on a pipe. */
+static int input_stop(void *ud)
+{
+    return start_stop(ud);
+}
+
 /* build_exec gave up on a database it could not reach because the run
  * was canceled or out of time: set that status and say so, with what the
  * database answered. */
@@ -927,6 +933,27 @@ static int hash_keys(void *ud, size_t ti, const ig_value *keys, size_t n,
     return rc;
 }
 
+/* The reader stopped waiting on a pipe that had nothing to read: the run
+ * was canceled or ran out of time (the watchdog acts only after that).
+ * Set that status and say so; what was read before is applied. */
+static void stopped_reading(const ig_run_opts *o, ig_run_status *status,
+                            ig_err *err)
+{
+    const char *from = o->input_name && strcmp(o->input_name, "-") != 0
+                           ? o->input_name
+                           : "standard input";
+
+    *status = stop_asked(o) ? IG_RUN_CANCELED : IG_RUN_TIMED_OUT;
+    if (*status == IG_RUN_CANCELED)
+        ig_err_set(err, IG_CANCELED, "canceled while waiting for more "
+                   "input from %s; stopped at a batch boundary", from);
+    else
+        ig_err_set(err, IG_TIMEOUT, "timed out after %ld s "
+                   "(IMPORT_TIMEOUT_SECONDS) while waiting for more input "
+                   "from %s; stopped at a batch boundary",
+                   o->timeout_seconds, from);
+}
+
 /* Fill b with up to limit records. *eof set at end of input. */
 static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
                       ig_mapper *m, ig_batch *b, int resolve, int *eof,
@@ -940,6 +967,12 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
     ig_mapper_reserve(m, (size_t)limit);
     while (n < limit) {
         rc = ig_reader_next(r, ig_batch_arena(b), &rec, &got, err);
+        if (rc == IG_CANCELED) { /* the rows read so far make a batch */
+            stopped_reading(o, status, err);
+            *eof = 1;
+            rc = IG_OK;
+            break;
+        }
         if (rc != IG_OK)
             return rc;
         if (!got) {
@@ -1270,9 +1303,15 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     }
     clk.t0 = d.t0;
     reader_opts(o, &ro);
+    ro.stop = input_stop;
+    ro.stop_ud = &clk;
     r = ig_reader_new(&ro, err);
     if (r == NULL) {
         rc = err ? err->code : IG_IO;
+        if (rc == IG_CANCELED) { /* stopped while the header was awaited */
+            stopped_reading(o, status, err);
+            rc = IG_OK;
+        }
         goto out;
     }
     hook = open_hook(o->pipeline, err, &rc);
@@ -1324,8 +1363,11 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     }
     if (first != NULL) {
         /* Resolving counts its skipped rows: not for a batch that will not
-         * be applied. */
-        if (stop_before_batch(o, d.t0, status, err)) {
+         * be applied. A batch the stop cut short while the input had
+         * nothing to read is applied, as later batches are. */
+        if (first_status != IG_RUN_CANCELED &&
+            first_status != IG_RUN_TIMED_OUT &&
+            stop_before_batch(o, d.t0, status, err)) {
             rc = IG_OK;
             goto out;
         }

@@ -40,14 +40,41 @@ assert_contains "$OUT" "\"inserted\": $((N - got))," "the rest inserted on the s
 assert_contains "$OUT" "\"unchanged\": $got," "the first run's rows unchanged"
 assert_eq "$N|$N" "$(sql "SELECT count(*), count(DISTINCT color_name) FROM color_master")" "all rows once"
 
-# Out of time while the first batch is still being read (from a slow
-# pipe): nothing was applied, so nothing is counted, skipped rows of a
-# repeated key included.
+# Out of time while the first batch is still being read from a slow pipe
+# (a row every 0.3 s): the wait for more input ends at the time limit,
+# not when the pipe closes, and the rows read by then are applied as a
+# batch and counted as they are in the table, skipped rows of a repeated
+# key included.
 printf 'targets:\n  - table: color_master\n    key: [color_name]\n    key_predicate: deleted_at IS NULL\n    duplicates: first\n    columns:\n      color_name: name\n      color_code: code\n' > "$IT_TMP/first.yaml"
 slow() { echo name,code; for i in $(seq 10); do echo "Slow$((i % 3)),#0000$((i % 10))0"; sleep 0.3; done; }
+t0=$(date +%s.%N)
 run_ingot 2 run "$IT_TMP/first.yaml" - --batch-size 5 --timeout 1 --json --no-reject-file < <(slow)
-assert_eq "timed_out|0|0" "$(jq -r '"\(.status)|\(.counts.read)|\(.targets[0].skipped)"' <<<"$OUT")" "a batch never applied counts nothing"
+t1=$(date +%s.%N)
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 2.5 else 1)" || fail "the timeout waited $(echo "$t1 - $t0" | bc) s for the pipe"
+assert_contains "$ERR" "while waiting for more input from standard input" "the wait for input named"
 assert_not_contains "$ERR" "dropped its connections" "waiting on the input is not blamed on the database"
+IFS='|' read -r st rd ins sk <<<"$(jq -r '"\(.status)|\(.counts.read)|\(.targets[0].inserted)|\(.targets[0].skipped)"' <<<"$OUT")"
+assert_eq timed_out "$st" "JSON status"
+[ "$rd" -ge 1 ] && [ "$rd" -le 4 ] || fail "the rows that came within the second are read ($rd)"
+assert_eq "$rd" "$((ins + sk))" "each row read is inserted or skipped"
+assert_eq "$ins" "$(sql "SELECT count(*) FROM color_master WHERE color_name LIKE 'Slow%'")" "counted as in the table"
+
+# Ctrl-C or SIGTERM while a pipe's writer is stuck (it never closes the
+# pipe): the import stops at once, with the row it had read applied.
+mkfifo "$IT_TMP/hang"
+( echo name,code; echo "Hang1,#000001"; exec sleep 60 ) > "$IT_TMP/hang" & feeder=$!
+t0=$(date +%s.%N)
+"$INGOT_BIN" run "$IT_TMP/first.yaml" - --json --no-reject-file < "$IT_TMP/hang" > "$IT_TMP/out" 2> "$IT_TMP/err" & pid=$!
+sleep 1.5
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+t1=$(date +%s.%N)
+kill $feeder 2>/dev/null || true; wait $feeder 2>/dev/null || true
+OUT=$(cat "$IT_TMP/out"); ERR=$(cat "$IT_TMP/err")
+assert_eq 2 "$rc" "SIGTERM on a stuck pipe: exit code"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 4 else 1)" || fail "SIGTERM waited $(echo "$t1 - $t0" | bc) s for the pipe"
+assert_eq "canceled|1" "$(jq -r '"\(.status)|\(.targets[0].inserted)"' <<<"$OUT")" "SIGTERM on a stuck pipe: status and the row read"
+assert_eq 1 "$(sql "SELECT count(*) FROM color_master WHERE color_name = 'Hang1'")" "the row read is in the table"
 
 # A bad header is reported at once, whatever the database is doing: the
 # executor is planned only once the input and the pipeline fit.

@@ -9,9 +9,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "reader.h"
 
@@ -399,6 +401,92 @@ static void test_reader_trailing_ctrl_z_dropped(void **state)
         }
         one_row(open_mem(in[k], len[k], 1), a, "1", last[k]);
     }
+    ig_arena_free(a);
+}
+
+static int stop_flag;
+static int stop_when_flagged(void *ud)
+{
+    (void)ud;
+    return stop_flag;
+}
+
+static FILE *pipe_with(const char *s, int *wfd)
+{
+    int fds[2];
+    FILE *f;
+
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(write(fds[1], s, strlen(s)), (ssize_t)strlen(s));
+    f = fdopen(fds[0], "r");
+    assert_non_null(f);
+    *wfd = fds[1];
+    return f;
+}
+
+/* A pipe is read as its bytes arrive: the rows its writer has written
+ * come out while the writer is still busy (a whole 64 KiB chunk was
+ * awaited before), and opts.stop ends a wait for more (sticky). Bytes
+ * stdio already buffered come first; a Ctrl-Z that ends a read is data
+ * when more follows. SIGALRM fails the test if a read blocks. */
+static void test_reader_pipe_rows_as_they_arrive(void **state)
+{
+    ig_arena *a = ig_arena_new(0);
+    ig_record rec;
+    ig_err err;
+    int got, wfd, c;
+    FILE *f;
+    ig_reader *r;
+
+    (void)state;
+    alarm(20);
+    stop_flag = 0;
+    f = pipe_with("a,b\n1,x\n2,", &wfd);
+    r = open_opts((ig_reader_opts){.file = f, .header = 1,
+                                   .stop = stop_when_flagged});
+    next(r, a, &rec);
+    FIELDS(&rec, "1", "x");
+    stop_flag = 1; /* row 2 is cut: the reader waits for the rest */
+    assert_int_equal(ig_reader_next(r, a, &rec, &got, &err), IG_CANCELED);
+    assert_int_equal(got, 0);
+    assert_non_null(strstr(err.msg, "stopped while waiting for more input"));
+    assert_int_equal(ig_reader_next(r, a, &rec, &got, &err), IG_CANCELED);
+    ig_reader_free(r);
+    fclose(f);
+    close(wfd);
+
+    /* stdio's buffer holds the first rows; the rest comes by read(2) */
+    stop_flag = 0;
+    f = pipe_with("a,b\n1,x\n", &wfd);
+    c = fgetc(f);
+    assert_int_equal(ungetc(c, f), 'a');
+    assert_int_equal(write(wfd, "2,y\n", 4), 4);
+    close(wfd);
+    r = open_opts((ig_reader_opts){.file = f, .header = 1,
+                                   .stop = stop_when_flagged});
+    next(r, a, &rec);
+    FIELDS(&rec, "1", "x");
+    next(r, a, &rec);
+    FIELDS(&rec, "2", "y");
+    at_end(r, a);
+    ig_reader_free(r);
+    fclose(f);
+
+    /* a 7-byte chunk ends on the Ctrl-Z: data, since "y" follows */
+    f = pipe_with("a,b\n1,\x1ay\n", &wfd);
+    close(wfd);
+    one_row(open_opts((ig_reader_opts){.file = f, .header = 1,
+                                       .chunk_size = 7}),
+            a, "1", "\x1ay");
+    fclose(f);
+    /* ... and dropped where the input ends */
+    f = pipe_with("a,b\n1,x\x1a", &wfd);
+    close(wfd);
+    one_row(open_opts((ig_reader_opts){.file = f, .header = 1,
+                                       .chunk_size = 7}),
+            a, "1", "x");
+    fclose(f);
+    alarm(0);
     ig_arena_free(a);
 }
 
@@ -1295,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_reader_malformed_header_is_an_error),
         cmocka_unit_test(test_reader_bad_options_rejected),
         cmocka_unit_test(test_reader_read_error_is_sticky),
+        cmocka_unit_test(test_reader_pipe_rows_as_they_arrive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
