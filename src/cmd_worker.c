@@ -19,6 +19,7 @@
 #include "progress.h"
 #include "worker.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -83,6 +84,13 @@ static int run_worker(ig_cli *cli)
                            "will not start without a token. Set it in the "
                            "environment or .env (it has no flag, so it never "
                            "shows in ps), or run with --no-http.");
+    if (!no_http && (isspace((unsigned char)conf->api_token[0]) ||
+                     isspace((unsigned char)conf->api_token[strlen(
+                         conf->api_token) - 1])))
+        return ig_cli_fail(cli,
+                           "INGOT_API_TOKEN starts or ends with a space or "
+                           "tab (not shown): no client could send it in an "
+                           "Authorization header; remove it.");
     if (conf->worker_id != NULL) {
         snprintf(id, sizeof(id), "%s", conf->worker_id);
     } else {

@@ -137,7 +137,6 @@ int ig_conf_set(ig_conf *c, const ig_conf_key *k, const char *value,
                 const char *origin, ig_err *err)
 {
     char *field = (char *)c + k->offset;
-    char shown[256];
 
     switch (k->type) {
     case IG_CONF_INT:
@@ -157,11 +156,13 @@ int ig_conf_set(ig_conf *c, const ig_conf_key *k, const char *value,
         if (strlen(value) > 4096)
             return ig_err_set(err, IG_CONFIG, "%s (from %s): longer than "
                               "4096 bytes", k->name, origin);
+        /* Not shown: a secret that is not a URL (a token) has nothing
+         * to redact, and one read from a file often ends in a newline. */
         if (k->secret && strchr(value, '\n'))
-            return ig_err_set(err, IG_CONFIG, "%s=%s (from %s): contains a "
-                              "newline", k->name,
-                              ig_conf_redact(value, shown, sizeof(shown)),
-                              origin);
+            return ig_err_set(err, IG_CONFIG, "%s (from %s): contains a "
+                              "newline (not shown; a value read from a file "
+                              "keeps its last line end)",
+                              k->name, origin);
         free(*sp);
         *sp = value[0] ? ig_xstrdup(value) : NULL;
         return IG_OK;
@@ -293,18 +294,29 @@ void ig_conf_fini(ig_conf *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Mask the value after "password=" up to the next separator. */
+/* Mask the value of each password parameter: a URL's "password=" and
+ * conninfo's "password = value" (spaces allowed around '=', the value
+ * maybe quoted), up to the next separator. */
 static void mask_password_params(char *s)
 {
     char *p = s;
 
-    while ((p = strstr(p, "password=")) != NULL) {
-        char *v = p + 9;
-        char *end = v;
-        if (p != s && p[-1] != '?' && p[-1] != '&' && p[-1] != ' ') {
+    while ((p = strstr(p, "password")) != NULL) {
+        char *v = p + 8, *end;
+        if (p != s && p[-1] != '?' && p[-1] != '&' && !isspace((unsigned char)p[-1])) {
             p = v;
             continue;
         }
+        while (isspace((unsigned char)*v))
+            v++;
+        if (*v != '=') {
+            p = v;
+            continue;
+        }
+        v++;
+        while (isspace((unsigned char)*v))
+            v++;
+        end = v;
         if (*end == '\'') { /* conninfo quoting: password='a b' */
             end++;
             while (*end && *end != '\'')
@@ -312,7 +324,7 @@ static void mask_password_params(char *s)
             if (*end)
                 end++;
         } else {
-            while (*end && *end != '&' && *end != ' ')
+            while (*end && *end != '&' && !isspace((unsigned char)*end))
                 end++;
         }
         memmove(v + 3, end, strlen(end) + 1);

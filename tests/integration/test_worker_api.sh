@@ -25,6 +25,14 @@ export REDIS_URL="redis://127.0.0.1:$RPORT/0"
 # the token is required unless --no-http
 INGOT_API_TOKEN= run_ingot 2 worker
 assert_contains "$ERR" "INGOT_API_TOKEN is not set" "refuses to serve without a token"
+INGOT_API_TOKEN=' Sp4ced' run_ingot 2 worker
+assert_contains "$ERR" "INGOT_API_TOKEN starts or ends with a space" "a token no client can send is refused"
+assert_not_contains "$ERR" "Sp4ced" "... unshown"
+INGOT_API_TOKEN=$'Fr0mAFile\n' run_ingot 2 worker
+assert_contains "$ERR" "INGOT_API_TOKEN (from environment): contains a newline" "a token with a newline is refused"
+assert_not_contains "$ERR" "Fr0mAFile" "... unshown"
+DATABASE_URL=$'host=127.0.0.1 password = Pw0rdX\n' run_ingot 2 worker --no-http
+assert_not_contains "$ERR" "Pw0rdX" "a conninfo password with a newline is not shown"
 # a port outside 1..65535 is refused, not taken modulo 65536
 run_ingot 2 worker --listen 127.0.0.1:83714
 assert_contains "$ERR" "INGOT_HTTP_LISTEN=127.0.0.1:83714: the port must be a number from 1 to 65535" "port out of range"

@@ -174,7 +174,34 @@ static void test_conf_redact_hides_passwords(void **st)
                         "postgresql://h/db?user=u&password=***");
     assert_string_equal(ig_conf_redact("postgresql://u@h/db", b, sizeof(b)),
                         "postgresql://u@h/db");
+    assert_string_equal(ig_conf_redact("host=h password = pw1 user=u", b,
+                                       sizeof(b)),
+                        "host=h password = *** user=u");
+    assert_string_equal(ig_conf_redact("host=h\tpassword\t=\t'p w' x=1", b,
+                                       sizeof(b)),
+                        "host=h\tpassword\t=\t*** x=1");
+    assert_string_equal(ig_conf_redact("host=h passwordless=1", b, sizeof(b)),
+                        "host=h passwordless=1");
     assert_string_equal(ig_conf_redact(NULL, b, sizeof(b)), "(unset)");
+
+    /* A secret with a newline (read from a file) is refused unshown. */
+    {
+        ig_conf c;
+        ig_err err;
+        ig_conf_init(&c);
+        assert_int_equal(ig_conf_set(&c, ig_conf_find("INGOT_API_TOKEN"),
+                                     "Sup3rS3cret\n", "environment", &err),
+                         IG_CONFIG);
+        assert_non_null(strstr(err.msg, "INGOT_API_TOKEN"));
+        assert_non_null(strstr(err.msg, "newline"));
+        assert_null(strstr(err.msg, "Sup3rS3cret"));
+        assert_int_equal(ig_conf_set(&c, ig_conf_find("DATABASE_URL"),
+                                     "host=h password = pw9\n", "environment",
+                                     &err),
+                         IG_CONFIG);
+        assert_null(strstr(err.msg, "pw9"));
+        ig_conf_fini(&c);
+    }
 }
 
 static void test_conf_secret_not_echoed_in_errors(void **st)
