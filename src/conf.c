@@ -43,8 +43,9 @@ static const ig_conf_key keys[] = {
             "86400", 1, 31536000, "seconds a job's progress stays in Redis"),
     KEY_INT("IMPORT_POOL_SIZE", "pool-size", pool_size, "4", 1, 256,
             "database connections of one import (at least IMPORT_WRITERS "
-            "+ 1) and of the worker's HTTP API (at least 4); each worker "
-            "import thread has 4 of its own"),
+            "+ 1), and of the worker's HTTP API routes and, apart, of its "
+            "synchronous imports (at least 4 each); each worker import "
+            "thread has 4 of its own"),
     KEY_INT("IMPORT_WRITERS", "writers", writers, "2", 1, 16,
             "batches of a single-table import without lookups applied at "
             "once, each on its own connection, when no key is in two of "

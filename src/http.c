@@ -55,7 +55,10 @@ struct ig_http {
     char *pipeline_dir;
     ig_progress *progress;
     ig_worker *worker;
-    ig_pool *pool;
+    ig_pool *pool;        /* the routes' queries */
+    ig_pool *import_pool; /* synchronous imports: a few of them waiting on
+                             row locks must not leave the other routes
+                             without a connection */
     struct MHD_Daemon *d;
     int port;
     pthread_mutex_t mu; /* guards the synchronous-import counters below */
@@ -653,7 +656,7 @@ static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
     memset(&o, 0, sizeof(o));
     memset(&fin, 0, sizeof(fin));
     o.pipeline = p;
-    o.pool = h->pool;
+    o.pool = h->import_pool;
     o.buf = csv;
     o.buf_len = len;
     o.input_name = r->fmt == FMT_JSON ? "upload.json" : "upload.csv";
@@ -1672,6 +1675,9 @@ ig_http *ig_http_start(const ig_http_opts *opts, ig_err *err)
     h->pool = ig_pool_new(&po, err);
     if (h->pool == NULL)
         goto fail;
+    h->import_pool = ig_pool_new(&po, err);
+    if (h->import_pool == NULL)
+        goto fail;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(
@@ -1730,6 +1736,7 @@ void ig_http_free(ig_http *h)
         pthread_mutex_unlock(&h->mu);
         MHD_stop_daemon(h->d);
     }
+    ig_pool_free(h->import_pool);
     ig_pool_free(h->pool);
     free(h->token);
     free(h->pipeline_dir);

@@ -146,6 +146,25 @@ http POST /api/imports/colors -H 'Content-Type: application/json' --data-binary 
 expect 200 "a JSON body with a UTF-8 BOM"
 assert_eq "#00000B" "$(sql "SELECT color_code FROM color_master WHERE color_name = 'JB'")" "read past the BOM"
 
+# Synchronous imports waiting on a row lock (four: as many as the pool
+# holds) use a pool of their own: the other routes still answer at once.
+psql "$DATABASE_URL" -qAtX -c "BEGIN" -c "SELECT 1 FROM color_master WHERE color_name = 'J1' FOR UPDATE" \
+  -c "SELECT pg_sleep(6)" -c "COMMIT" >/dev/null & locker=$!
+wait_until 10 '[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = '"'PgSleep'"' AND datname = current_database()")" = 1 ]'
+printf 'name,code\nJ1,#00000C\n' > "$IT_TMP/j1.csv"
+curls=()
+for k in 1 2 3 4; do
+  curl -s -o "$IT_TMP/lock$k" -H "Authorization: Bearer $INGOT_API_TOKEN" -H 'Content-Type: text/csv' \
+    --data-binary @"$IT_TMP/j1.csv" "$U/api/imports/colors" & curls+=($!)
+done
+wait_until 10 '[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = '"'Lock'"' AND datname = current_database()")" = 4 ]'
+t0=$(date +%s.%N)
+http GET "/api/imports/jobs?limit=1"; expect 200 "jobs list while four imports wait on a lock"
+t1=$(date +%s.%N)
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 2 else 1)" || fail "the jobs list waited $(echo "$t1 - $t0" | bc) s behind imports waiting on a lock"
+wait "$locker"; for c in "${curls[@]}"; do wait "$c"; done
+for k in 1 2 3 4; do assert_contains "$(cat "$IT_TMP/lock$k")" '"status": "done"' "import $k behind the lock done"; done
+
 # --- background imports -----------------------------------------------------
 gen_colors 20 b "$IT_TMP/b.csv"; printf 'bbad,zz\n' >> "$IT_TMP/b.csv"
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/b.csv"
@@ -223,7 +242,7 @@ assert_contains "$BODY" 'ingot_imports_total{mode="sync",outcome="partially_succ
 assert_contains "$BODY" 'ingot_queue_jobs{state="cancelled"} 2' "queue depth by state"
 assert_contains "$BODY" 'ingot_worker_threads 1' "threads"
 assert_contains "$BODY" 'ingot_progress_fallbacks_total 1' "fallback counted"
-assert_contains "$BODY" 'ingot_import_duration_seconds_count{mode="sync"} 3' "durations"
+assert_contains "$BODY" 'ingot_import_duration_seconds_count{mode="sync"} 7' "durations (three imports above, four behind a lock)"
 # One address holding idle connections (a slow or hostile client) gets
 # at most 32 of the 64: /healthz still answers another.
 python3 - "$PORT" >"$IT_TMP/hog.out" 2>&1 <<'PY' &
