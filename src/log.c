@@ -53,6 +53,12 @@ void ig_log_write(ig_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     va_end(ap);
+    /* One entry, one line: a line end inside the message (libpq's DETAIL
+     * line, or a file name or value a user chose) would read as an entry
+     * of its own, so control characters become spaces. */
+    for (char *p = line + n; *p; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+            *p = ' ';
     n = strlen(line);
     if (n >= sizeof(line) - 1)
         n = sizeof(line) - 2;
