@@ -155,8 +155,21 @@ static int run_worker(ig_cli *cli)
             break;
     ig_log(IG_LOG_INFO,
            "worker %s: %s received; stopping (running imports "
-           "stop at their next batch boundary and go back to the queue)",
+           "stop at their next batch boundary and go back to the queue; "
+           "again to quit at once)",
            id, sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* A second SIGTERM or SIGINT ends the process at once (its jobs are
+     * rescued when their leases expire): the default action, delivered to
+     * this thread, the only one that no longer blocks them. */
+    if (sig == SIGTERM || sig == SIGINT) {
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGTERM);
+        sigaddset(&stop, SIGINT);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+    }
 
 out:
     ig_worker_stop(w);

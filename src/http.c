@@ -46,7 +46,8 @@
 #define PIPELINE_NAME_MAX 64
 #define HTTP_POOL_MIN 4
 #define HTTP_CONNECT_TIMEOUT_MS 3000 /* /healthz answers 503 within it */
-#define SHUTDOWN_WAIT_S 60 /* for synchronous imports to answer at a stop */
+#define SHUTDOWN_WAIT_S 25 /* for synchronous imports to answer at a stop
+                              (under Kubernetes' default 30 s grace) */
 
 struct ig_http {
     const ig_conf *conf;

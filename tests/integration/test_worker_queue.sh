@@ -145,6 +145,23 @@ assert_eq "1|3000|3000" "$(sql "SELECT attempt, rows_processed, rows_inserted FR
 assert_contains "$(cat "$IT_TMP/w9.log")" "resuming after row $cpg" "resumed after the checkpoint"
 stop_worker "$w9"; assert_eq 0 "$W_RC" "w9 exits 0"
 
+# A second SIGTERM ends the worker at once, without waiting for the
+# batch in flight (here 10 s long) to reach its boundary.
+gen_colors 300 h "$IT_TMP/h.csv"
+set_sleep 10
+run_ingot 0 submit colors "$IT_TMP/h.csv"; jh=$OUT
+start_worker w10 --no-http --threads 1 --batch-size 100; w10=$W_PID
+wait_until 30 '[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = '"'PgSleep'"' AND datname = current_database()")" -ge 1 ]'
+kill -TERM "$w10"
+wait_until 10 'grep -q "again to quit at once" "$IT_TMP/w10.log"'
+t0=$(date +%s.%N)
+W_RC=0; kill -TERM "$w10"; wait "$w10" || W_RC=$?
+t1=$(date +%s.%N)
+assert_eq 143 "$W_RC" "the second SIGTERM's default action"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 3 else 1)" || fail "the second SIGTERM took $(echo "$t1 - $t0" | bc) s"
+set_sleep 0
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()" >/dev/null
+
 # Progress read from the job row is as of the row's last write, not of the
 # question: a queued job (or one whose worker died) does not look alive.
 run_ingot 0 submit colors "$IT_TMP/q1.csv"; jp=$OUT
