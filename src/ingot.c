@@ -14,6 +14,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -270,6 +271,21 @@ static int check_reject(const char *path, FILE *input, ig_err *err)
 }
 
 /* The one path every ingot_run_* takes. */
+/* A result that failed before any work: bad arguments, an input that
+ * cannot be opened. */
+static ingot_result *refused(const char *pipeline, const char *fmt, ...)
+{
+    ingot_result *r = ig_xcalloc(1, sizeof(*r));
+    va_list ap;
+
+    r->pipeline = ig_xstrdup(pipeline ? pipeline : "");
+    r->status = INGOT_FAILED;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof(r->error), fmt, ap);
+    va_end(ap);
+    return r;
+}
+
 static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
                          const char *buf, size_t len, const char *name,
                          int seekable, long long size, volatile int *cancel)
@@ -338,8 +354,15 @@ ingot_result *ingot_run_file(ingot *in, const char *pipeline, FILE *f,
                              const char *name, volatile int *cancel)
 {
     struct stat st;
-    int seekable = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
-                   ftell(f) == 0;
+    int seekable;
+
+    if (in == NULL || pipeline == NULL || f == NULL)
+        return refused(pipeline, "ingot_run_file: %s is NULL",
+                       in == NULL ? "the runner" : pipeline == NULL
+                                                       ? "the pipeline"
+                                                       : "the FILE");
+    seekable = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+               ftell(f) == 0;
     return run(in, pipeline, f, NULL, 0, name ? name : "input", seekable,
                seekable ? (long long)st.st_size : 0, cancel);
 }
@@ -349,17 +372,22 @@ ingot_result *ingot_run_path(ingot *in, const char *pipeline,
 {
     ingot_result *r;
     FILE *f;
+    struct stat st;
 
+    if (in == NULL || pipeline == NULL || path == NULL)
+        return refused(pipeline, "ingot_run_path: %s is NULL",
+                       in == NULL ? "the runner" : pipeline == NULL
+                                                       ? "the pipeline"
+                                                       : "the path");
     if (strcmp(path, "-") == 0)
         return ingot_run_file(in, pipeline, stdin, "-", cancel);
     f = fopen(path, "rb");
-    if (f == NULL) {
-        r = ig_xcalloc(1, sizeof(*r));
-        r->pipeline = ig_xstrdup(pipeline);
-        r->status = INGOT_FAILED;
-        snprintf(r->error, sizeof(r->error), "%s: cannot open: %s", path,
-                 strerror(errno));
-        return r;
+    if (f == NULL)
+        return refused(pipeline, "%s: cannot open: %s", path,
+                       strerror(errno));
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return refused(pipeline, "%s: is a directory, not a CSV file", path);
     }
     r = ingot_run_file(in, pipeline, f, path, cancel);
     fclose(f);
@@ -370,7 +398,12 @@ ingot_result *ingot_run_buffer(ingot *in, const char *pipeline,
                                const char *buf, size_t len, const char *name,
                                volatile int *cancel)
 {
-    return run(in, pipeline, NULL, buf, len, name ? name : "buffer", 1,
+    if (in == NULL || pipeline == NULL || (buf == NULL && len > 0))
+        return refused(pipeline, "ingot_run_buffer: %s is NULL",
+                       in == NULL ? "the runner" : pipeline == NULL
+                                                       ? "the pipeline"
+                                                       : "the buffer");
+    return run(in, pipeline, NULL, buf ? buf : "", len, name ? name : "buffer", 1,
                (long long)len, cancel);
 }
 
@@ -385,25 +418,28 @@ void ingot_result_free(ingot_result *r)
 
 int ingot_result_status(const ingot_result *r)
 {
-    return r->status;
+    return r ? r->status : INGOT_FAILED;
 }
 
 const char *ingot_result_status_name(const ingot_result *r)
 {
     static const char *const names[] = {"done", "timed_out", "canceled",
                                         "limit", "failed"};
-    return r->status >= 0 && r->status <= INGOT_FAILED ? names[r->status]
-                                                       : "failed";
+    return r && r->status >= 0 && r->status <= INGOT_FAILED
+               ? names[r->status]
+               : "failed";
 }
 
 const char *ingot_result_error(const ingot_result *r)
 {
+    if (r == NULL)
+        return "no result (NULL)";
     return r->status == INGOT_DONE ? "" : r->error;
 }
 
 int ingot_result_exit_code(const ingot_result *r)
 {
-    if (r->status != INGOT_DONE)
+    if (r == NULL || r->status != INGOT_DONE)
         return 2;
     if (r->counts.failed == 0)
         return 0;
@@ -425,16 +461,18 @@ static long long pick(const ig_counts *c, int which)
 
 long long ingot_result_count(const ingot_result *r, int which)
 {
-    return pick(&r->counts, which);
+    return r ? pick(&r->counts, which) : 0;
 }
 
 double ingot_result_seconds(const ingot_result *r)
 {
-    return r->seconds;
+    return r ? r->seconds : 0.0;
 }
 
 double ingot_result_success_rate(const ingot_result *r, int decimals)
 {
+    if (r == NULL)
+        return 0.0;
     return ig_report_success_rate(r->counts.read, r->counts.failed,
                                   decimals < 0   ? 0
                                   : decimals > 6 ? 6
@@ -443,24 +481,24 @@ double ingot_result_success_rate(const ingot_result *r, int decimals)
 
 const char *ingot_result_pipeline(const ingot_result *r)
 {
-    return r->pipeline;
+    return r ? r->pipeline : "";
 }
 
 size_t ingot_result_ntargets(const ingot_result *r)
 {
-    return r->results ? ig_results_ntargets(r->results) : 0;
+    return r && r->results ? ig_results_ntargets(r->results) : 0;
 }
 
 const char *ingot_result_target(const ingot_result *r, size_t t)
 {
-    return r->results ? ig_results_target_name(r->results, t) : NULL;
+    return r && r->results ? ig_results_target_name(r->results, t) : NULL;
 }
 
 long long ingot_result_target_count(const ingot_result *r, size_t t,
                                     int which)
 {
     ig_counts c;
-    if (r->results == NULL)
+    if (r == NULL || r->results == NULL)
         return 0;
     c = ig_results_target_counts(r->results, t);
     return pick(&c, which);
@@ -468,12 +506,12 @@ long long ingot_result_target_count(const ingot_result *r, size_t t,
 
 static const ig_failed_row *frow(const ingot_result *r, size_t i)
 {
-    return r->results ? ig_results_failed_row(r->results, i) : NULL;
+    return r && r->results ? ig_results_failed_row(r->results, i) : NULL;
 }
 
 size_t ingot_result_nfailed(const ingot_result *r)
 {
-    return r->results ? ig_results_nfailed_kept(r->results) : 0;
+    return r && r->results ? ig_results_nfailed_kept(r->results) : 0;
 }
 
 long long ingot_result_failed_row(const ingot_result *r, size_t i)
@@ -502,6 +540,14 @@ const char *ingot_result_failed_reason(const ingot_result *r, size_t i,
     const ig_failed_row *f = frow(r, i);
     const ig_reason *e;
 
+    if (target)
+        *target = NULL;
+    if (column)
+        *column = NULL;
+    if (code)
+        *code = NULL;
+    if (constraint)
+        *constraint = NULL;
     if (f == NULL || j >= f->nreasons)
         return NULL;
     e = &f->reasons[j];

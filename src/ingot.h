@@ -134,7 +134,9 @@ INGOT_API void ingot_close(ingot *in);
  * cancel is set or timeout_seconds have passed (the status is then
  * CANCELED or TIMED_OUT, and the error says what the database answered);
  * lost during the import, a batch is retried up to 8 times, each with
- * that budget, until cancel is set. */
+ * that budget, until cancel is set. A NULL runner, pipeline, path, FILE
+ * or buffer (with len > 0) gives a FAILED result saying which; the
+ * ingot_result_* accessors take a NULL result as a failed, empty one. */
 INGOT_API ingot_result *ingot_run_path(ingot *in, const char *pipeline,
                                        const char *path,
                                        volatile int *cancel);
@@ -181,7 +183,8 @@ INGOT_API long long ingot_result_failed_line(const ingot_result *r,
 INGOT_API size_t ingot_result_failed_nreasons(const ingot_result *r,
                                               size_t i);
 /* Reason j of failed row i: target, column, code, constraint, message
- * (any but code and message may be NULL). */
+ * (any but code and message may be NULL). Out of range: NULL, and the
+ * out-parameters are set to NULL. */
 INGOT_API const char *ingot_result_failed_reason(const ingot_result *r,
                                                  size_t i, size_t j,
                                                  const char **target,

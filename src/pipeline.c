@@ -2022,6 +2022,27 @@ static int load_doc(ld *L, FILE *f)
         yaml_parser_delete(&ps);
         return rc;
     }
+    {
+        /* A second document (after "---") would be ignored silently. */
+        yaml_document_t more;
+        yaml_node_t *more_root;
+        if (!yaml_parser_load(&ps, &more)) {
+            rc = syntax_error(L, &ps);
+            yaml_parser_delete(&ps);
+            return rc;
+        }
+        more_root = yaml_document_get_root_node(&more);
+        if (more_root != NULL) {
+            rc = lerr(L, more_root, "pipeline",
+                      "a second YAML document: a pipeline is one "
+                      "document (remove the '---' and what follows, or "
+                      "put it in a file of its own)");
+            yaml_document_delete(&more);
+            yaml_parser_delete(&ps);
+            return rc;
+        }
+        yaml_document_delete(&more);
+    }
     yaml_parser_delete(&ps);
     root = yaml_document_get_root_node(L->doc);
     if (root == NULL) {
@@ -2055,6 +2076,15 @@ ig_pipeline *ig_pipeline_load(const char *path, const ig_pipeline_opts *opts,
         ig_err_set(err, errno == ENOENT ? IG_NOTFOUND : IG_IO,
                    "%s: cannot open: %s", path, strerror(errno));
         return NULL;
+    }
+    {
+        struct stat st;
+        if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+            fclose(f);
+            ig_err_set(err, IG_IO, "%s: is a directory, not a pipeline "
+                       "YAML file", path);
+            return NULL;
+        }
     }
     p = ig_xcalloc(1, sizeof(*p));
     p->arena = ig_arena_new(0);

@@ -336,6 +336,8 @@ static const struct {
     const char *file;
     const char *msg;
 } broken[] = {
+    {"broken/two_documents.yaml", "broken/two_documents.yaml:8:1: "
+     "pipeline: a second YAML document: a pipeline is one document"},
     {"broken/syntax.yaml", "broken/syntax.yaml:5:12: yaml: did not find "
      "expected ',' or ']' (while parsing a flow sequence started at line 4, "
      "column 10)"},
@@ -604,6 +606,9 @@ static void test_pipeline_missing_file_is_not_found(void **state)
     assert_null(ig_pipeline_load("/nonexistent/x.yaml", NULL, &err));
     assert_int_equal(err.code, IG_NOTFOUND);
     assert_null(ig_pipeline_load_named(PIPELINES, "../etc", NULL, &err));
+    assert_null(ig_pipeline_load(PIPELINES, NULL, &err)); /* a directory */
+    assert_int_equal(err.code, IG_IO);
+    assert_non_null(strstr(err.msg, "is a directory"));
 }
 
 static void test_pipeline_name_tables(void **state)
