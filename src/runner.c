@@ -1006,6 +1006,8 @@ static int fill_batch(const ig_run_opts *o, long limit, ig_reader *r,
         ig_batch_note_read(b, 1);
         ig_batch_set_end(b, ig_reader_bytes(r), rec.recno);
         rc = ig_mapper_row(m, &rec, b, err);
+        if (rc == IG_CONFIG) /* the input does not fit: name it */
+            return ig_err_prefix(err, "%s", o->input_name);
         if (rc != IG_OK)
             return rc;
         /* Wide rows (a few hundred columns, most of them unmapped but

@@ -160,7 +160,7 @@ assert [r["values"] for r in rows] == [["Bad\ufffdX", "#0000B1"], ["Nu\ufffdl", 
 # makes it NULL on purpose.
 printf 'NoHdrC\nNoHdrD\n' > "$IT_TMP/narrow.csv"
 run_ingot 2 run "$IT_TMP/nohdr.yaml" "$IT_TMP/narrow.csv"
-assert_contains "$ERR" "line 1: the input has 1 field per row and pipeline nohdr reads position 2 (target color_master, column color_code); fix the input or set source.missing_columns: null" "a position beyond the width"
+assert_contains "$ERR" "$IT_TMP/narrow.csv: line 1: the input has 1 field per row and pipeline nohdr reads position 2 (target color_master, column color_code); fix the input or set source.missing_columns: null" "a position beyond the width"
 assert_eq 0 "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('NoHdrC', 'NoHdrD')")" "nothing written"
 sed 's/^source: { header: false }/source: { header: false, missing_columns: null }/' "$IT_TMP/nohdr.yaml" > "$IT_TMP/nohdr_null.yaml"
 sed -i 's/rules: { pattern: "^#\[0-9A-F\]{6}$" }//' "$IT_TMP/nohdr_null.yaml"
