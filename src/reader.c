@@ -80,6 +80,7 @@ struct ig_reader {
     int pushback; /* a byte read ahead on a pipe (after a Ctrl-Z), or -1 */
     int (*stop)(void *ud);
     void *stop_ud;
+    int spool_fd; /* a copy of what is read (ig_reader_opts.spool), or -1 */
     int started;  /* first chunk read (BOM checked) */
     int eof;      /* no chunk left */
     int finished; /* csv_fini done: nothing left at all */
@@ -613,6 +614,24 @@ static size_t stdio_pending(FILE *f)
 #endif
 }
 
+/* Append buf[0..n) to the spool; a failed write ends it. */
+static void spool(ig_reader *r, const void *buf, size_t n)
+{
+    const char *p = buf;
+
+    while (r->spool_fd >= 0 && n > 0) {
+        ssize_t w = write(r->spool_fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            r->spool_fd = -1;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
 /* A pipe's next bytes into buf (at most cap; at least want of them
  * unless the input ends first): stdio's buffered bytes first, then
  * read(2) as data arrives, polling r->stop while none does. The count,
@@ -663,6 +682,7 @@ static long read_piped(ig_reader *r, unsigned char *buf, size_t cap,
         }
         if (n == 0)
             break; /* end of input */
+        spool(r, buf + got, (size_t)n);
         got += (size_t)n;
     }
     return (long)got;
@@ -720,6 +740,7 @@ static int fill(ig_reader *r)
         if (n == 0 && ferror(r->file))
             return ig_err_set(&r->ioerr, IG_IO, "%s: read error: %s", r->name,
                               strerror(errno));
+        spool(r, r->chunk, n);
         if (n > 0 && r->chunk[n - 1] == DOS_EOF) {
             int c = getc(r->file);
             if (c == EOF)
@@ -873,6 +894,7 @@ static void copy_opts(ig_reader *r, const ig_reader_opts *o)
         r->chunk_size = MIN_CHUNK;
     r->stop = o->stop;
     r->stop_ud = o->stop_ud;
+    r->spool_fd = o->spool ? fileno(o->spool) : -1;
     r->pushback = -1;
     if (r->file != NULL) {
         struct stat st;
@@ -1024,9 +1046,9 @@ static void emit(ig_reader *r, ig_arena *arena, ig_record *rec)
 {
     if (r->expected >= 0 && (long long)r->nseen != r->expected)
         note(r, "CSV_RAGGED",
-             "%zu fields, expected %lld (record at byte "
+             "%zu field%s, expected %lld (record at byte "
              "offset %lld)",
-             r->nseen, r->expected, r->rec_off);
+             r->nseen, r->nseen == 1 ? "" : "s", r->expected, r->rec_off);
     else if (r->expected < 0 && r->err_code == NULL)
         r->expected = (long long)r->nseen; /* no header: first clean row */
     rec->fields = r->fields;

@@ -75,6 +75,12 @@ typedef struct ig_reader_opts {
      * while its writer is still busy. */
     int (*stop)(void *ud);
     void *stop_ud;
+    /* Borrowed, or NULL: every byte read from file is also written to it
+     * (write(2), in input order, so a byte offset of the input is one of
+     * the spool): a pipe's copy, from which the reject file copies the
+     * rows the reader could not parse. A failed write ends the copy
+     * (rows past it are written from their values instead). */
+    FILE *spool;
 } ig_reader_opts;
 
 /* Create a reader and, when opts->header, read the header record.

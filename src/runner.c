@@ -26,6 +26,7 @@
 #include "reader.h"
 #include "sql.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1244,6 +1245,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     int early = o->skip_rows == 0, first_eof = 0;
     planner pl;
     start_clock clk = {o, 0, NULL, &d};
+    FILE *spool = NULL; /* a copy of a pipe, for the reject file */
     ig_batch *first = NULL;
     ig_run_status first_status = IG_RUN_DONE;
 
@@ -1307,6 +1309,20 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     reader_opts(o, &ro);
     ro.stop = input_stop;
     ro.stop_ud = &clk;
+    if (o->reject && o->file != NULL && !o->seekable) {
+        /* The reject file copies a row the reader could not parse from
+         * the input as it was: a pipe's bytes are gone once read, so
+         * they are kept in a temporary file (deleted at once; as large
+         * as the input). Without one such rows are written from their
+         * values. */
+        spool = tmpfile();
+        if (spool == NULL)
+            ig_log(IG_LOG_WARN, "%s: no temporary file for a copy of the "
+                   "input (%s): rows that cannot be parsed go to the reject "
+                   "file as their fields, not as they were",
+                   o->input_name, strerror(errno));
+        ro.spool = spool;
+    }
     r = ig_reader_new(&ro, err);
     if (r == NULL) {
         rc = err ? err->code : IG_IO;
@@ -1401,6 +1417,8 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         ig_results_set_reject_source(results,
                                      o->buf ? -1 : fileno(o->file), o->buf,
                                      o->buf_len);
+    else if (spool != NULL)
+        ig_results_set_reject_source(results, fileno(spool), NULL, 0);
     /* The writer count is final: one buffer more than the batches that can
      * be in flight (a third buffer for one writer would only touch fresh
      * memory, and fresh pages cost a page fault each). */
@@ -1499,6 +1517,10 @@ out:
     ig_mapper_free(m);
     ig_hook_free(hook);
     ig_reader_free(r);
+    if (spool != NULL) {
+        ig_results_set_reject_source(results, -1, NULL, 0);
+        fclose(spool);
+    }
     free(hdr);
     for (int i = 0; i < d.nslots; i++) {
         ig_batch_free(d.slots[i].b);

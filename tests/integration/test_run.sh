@@ -359,10 +359,15 @@ assert_contains "$OUT" '"line": 3' "ragged row's line"
 assert_eq "2" "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('A2','C2')")" "rows around the ragged one imported"
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m2.csv" --reject-file "$IT_TMP/m2.rej"
 assert_eq 'B2,#000002,extra,"2","3","[CSV_RAGGED] '"$IT_TMP"'/m2.csv:3: 3 fields, expected 2 (record at byte offset 21)"' "$(sed -n 2p "$IT_TMP/m2.rej")" "a ragged row of a file is copied as it was"
-# From a pipe there is nothing to copy from: the ragged row keeps the
-# header's width, its extra fields go into the message.
-cat "$IT_TMP/m2.csv" | run_ingot 1 run "$D/colors.yaml" - --reject-file "$IT_TMP/m2p.rej"
-assert_eq '"B2","#000002","2","3","[CSV_RAGGED] -:3: 3 fields, expected 2 (record at byte offset 21); extra fields: extra"' "$(sed -n 2p "$IT_TMP/m2p.rej")" "from a pipe, the header's width, extras in the message"
+# From a pipe too (its bytes are kept in a temporary file as they are
+# read): as it was, so that the unedited reject file fails again, rows
+# with too few fields and a misplaced quote included.
+{ cat "$IT_TMP/m2.csv"; printf 'D2\nE2,"#0"00005\n'; } | run_ingot 1 run "$D/colors.yaml" - --reject-file "$IT_TMP/m2p.rej"
+assert_eq 'B2,#000002,extra,"2","3","[CSV_RAGGED] -:3: 3 fields, expected 2 (record at byte offset 21)"' "$(sed -n 2p "$IT_TMP/m2p.rej")" "from a pipe, copied as it was"
+assert_eq 'D2,"4","5","[CSV_RAGGED] -:5: 1 field, expected 2 (record at byte offset 49)"' "$(sed -n 3p "$IT_TMP/m2p.rej")" "a short row from a pipe, as it was"
+assert_contains "$(sed -n 4p "$IT_TMP/m2p.rej")" 'E2,"#0"00005,"5","6","[CSV_QUOTE]' "a misplaced quote from a pipe, as it was"
+run_ingot 2 run "$D/colors.yaml" "$IT_TMP/m2p.rej" --json --no-reject-file
+assert_eq "0|3" "$(jq -r '"\(.counts.inserted)|\(.counts.failed)"' <<<"$OUT")" "the unedited reject file of a pipe fails again"
 printf 'name,code\nA3,#000001\nB\xff3,#000002\nC3,#000003\n' > "$IT_TMP/m3.csv"
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/m3.csv" --json --no-reject-file
 assert_contains "$OUT" '"code": "CSV_UTF8"' "invalid UTF-8 reported"
