@@ -115,6 +115,14 @@ typedef struct dbside {
     int insert_first;    /* the last batch only inserted: expect new keys
                             (IG_EXEC_INSERT_FIRST); on at the start */
     int inserting;       /* ... and that was seen, not only expected */
+    /* Batch sizes follow outcomes at a fixed lag, so that they (and with
+     * them which rows share a batch) do not depend on timing: the map
+     * thread sizes batch k by the outcomes of batches up to k - lag, all
+     * accounted by then. outcome[seq % OUTCOME_RING]: 0 no rows, 1 only
+     * inserted, 2 not (under mu). lag: the slots of a run with the same
+     * input and settings that is not dry, so a dry run sizes as it would. */
+    unsigned char outcome[64];
+    int lag;
     int proven;          /* a batch with rows was applied: the upsert can
                             run (else IG_EXEC_PROVE) */
     /* The watchdog (watch_main); aborted: it dropped the run's
@@ -445,23 +453,25 @@ static int apply_rows(dbside *d, ig_batch *b, long long seq, ig_counts *per,
  * its insert-first path. A batch that hit existing keys turns it off until
  * a batch inserts everything again, so a wasted attempt costs at most one
  * batch per change of pattern. */
-static void note_outcome(dbside *d, ig_batch *b, const ig_counts *per)
+static void note_outcome(dbside *d, ig_batch *b, long long seq,
+                         const ig_counts *per)
 {
     size_t nt = ig_pipeline_ntargets(d->o->pipeline);
     long long old = 0, rejected = 0;
+    unsigned char outcome = 0;
 
-    if (nt == 0)
-        return;
-    old = per[nt - 1].updated + per[nt - 1].unchanged;
-    for (size_t i = 0; i < ig_batch_nrows(b); i++)
-        rejected += ig_batch_row_at(b, i)->failed != 0;
-    if (d->o->no_insert_first)
-        return;
-    if (per[nt - 1].inserted + old + rejected > 0) {
-        pthread_mutex_lock(&d->mu); /* the map thread reads it */
-        d->insert_first = d->inserting = old == 0 && rejected == 0;
-        pthread_mutex_unlock(&d->mu);
+    if (nt > 0) {
+        old = per[nt - 1].updated + per[nt - 1].unchanged;
+        for (size_t i = 0; i < ig_batch_nrows(b); i++)
+            rejected += ig_batch_row_at(b, i)->failed != 0;
+        if (per[nt - 1].inserted + old + rejected > 0)
+            outcome = old == 0 && rejected == 0 ? 1 : 2;
     }
+    pthread_mutex_lock(&d->mu); /* the map thread reads them */
+    d->outcome[seq % (long long)sizeof(d->outcome)] = outcome;
+    if (outcome != 0 && !d->o->no_insert_first)
+        d->insert_first = d->inserting = outcome == 1;
+    pthread_mutex_unlock(&d->mu);
 }
 
 /* Why batch sl must wait for the batches being applied, or WAIT_NOT:
@@ -559,7 +569,7 @@ static void *writer_main(void *arg)
             account(d, sl, per);
             if (d->dry == NULL)
                 refresh_parent_stats(d);
-            note_outcome(d, sl->b, per);
+            note_outcome(d, sl->b, sl->seq, per);
             pthread_mutex_lock(&d->mu);
         }
         d->next_account++;
@@ -1045,6 +1055,12 @@ static void end_dry(dbside *d)
     d->dry = NULL;
 }
 
+/* The map thread's view of the outcomes, for next_batch_size. */
+typedef struct sizing {
+    long long upto; /* outcomes of batches 1..upto read */
+    int inserting;  /* the last of them with rows only inserted */
+} sizing;
+
 /* Rows for the next batch: IMPORT_BATCH_SIZE, or twice that while the
  * import only inserts new keys (insert-first). Batches are small so that
  * the row locks of updated rows are held briefly; rows a transaction
@@ -1055,15 +1071,22 @@ static void end_dry(dbside *d)
  * the rows of one such window always share a batch (the README's advice
  * for duplicate keys). A smaller first batch let the database start
  * sooner (2-3% at 10k rows) but moved every boundary after it. */
-static long next_batch_size(dbside *d)
+static long next_batch_size(dbside *d, long long seq, sizing *z)
 {
     long size = d->o->batch_size;
-    int ins;
 
+    /* The outcomes up to seq - lag, in order: the last batch with rows
+     * says (seen, not only hoped for). */
     pthread_mutex_lock(&d->mu);
-    ins = d->insert_first && d->inserting; /* seen, not only hoped for */
+    for (; z->upto < seq - d->lag; z->upto++) {
+        unsigned char oc =
+            d->outcome[(z->upto + 1) % (long long)sizeof(d->outcome)];
+        if (oc != 0)
+            z->inserting = oc == 1;
+    }
     pthread_mutex_unlock(&d->mu);
-    if (ins && ig_exec_can_insert_first(d->ex))
+    if (z->inserting && !d->o->no_insert_first &&
+        ig_exec_can_insert_first(d->ex))
         size *= 2;
     return size;
 }
@@ -1182,6 +1205,7 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
 {
     int eof = 0, rc = IG_OK, width_told = 0;
     long long batch_no = 0, queued = 0;
+    sizing z = {0, 0};
 
     /* Fill one buffer while the writers apply the others; the next batch
      * is queued before the current ones are done, so a writer never waits
@@ -1201,8 +1225,8 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
         } else {
             ig_batch_reset(sl->b);
             ig_mapper_before_batch(m, ++batch_no);
-            rc = fill_batch(o, next_batch_size(d), r, m, sl->b, 1, &eof,
-                            status, err);
+            rc = fill_batch(o, next_batch_size(d, queued + 1, &z), r, m,
+                            sl->b, 1, &eof, status, err);
         }
         if (rc != IG_OK)
             break;
@@ -1260,7 +1284,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     d.insert_first = !o->no_insert_first; /* new keys expected at first,
                                              in an empty table */
     if (o->writers > 1 && ig_pipeline_ntargets(o->pipeline) == 1 &&
-        !has_lookups(o->pipeline) && !o->dry_run && o->on_commit == NULL)
+        !has_lookups(o->pipeline) && o->on_commit == NULL)
         d.nwriters = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
                                                      : o->writers;
     d.next_take = d.next_account = 1;
@@ -1421,7 +1445,11 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         ig_results_set_reject_source(results, fileno(spool), NULL, 0);
     /* The writer count is final: one buffer more than the batches that can
      * be in flight (a third buffer for one writer would only touch fresh
-     * memory, and fresh pages cost a page fault each). */
+     * memory, and fresh pages cost a page fault each). A dry run has one
+     * writer, but sizes its batches as the real run would. */
+    d.lag = d.nwriters + 1;
+    if (o->dry_run)
+        d.nwriters = 1;
     d.nslots = d.nwriters + 1;
     d.slots = ig_xcalloc((size_t)d.nslots, sizeof(*d.slots));
     for (int i = 0; i < d.nslots; i++)
