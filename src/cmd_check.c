@@ -456,12 +456,30 @@ static void check_target(checker *ck, size_t ti, ig_err *err)
 static void check_keys(checker *ck, ig_err *err)
 {
     ig_exec *ex = ig_exec_new(ck->p, ck->conn, err);
+    size_t bad = 0;
+    int missing = 0;
 
     if (ex == NULL) /* what failed there is reported above */
         return;
-    if (ig_exec_explain(ex, ck->conn, err) != IG_OK)
-        add(ck->r, 0, 0, 0, "targets", "PostgreSQL refuses the statements "
-            "an import would run: %s", err->msg);
+    if (ig_exec_explain(ex, ck->conn, &bad, &missing, err) != IG_OK) {
+        /* At the target whose statement it is (the upsert: its guard, key
+         * predicate, touch column; the missing-parent query: the first
+         * lookup's predicate). */
+        const ig_target *t = ig_pipeline_target(ck->p, bad);
+        const ig_pos *at = &t->pos;
+        char path[300];
+
+        snprintf(path, sizeof(path), "targets[%zu]", bad);
+        for (size_t i = 0; missing && i < t->n_cols; i++)
+            if (t->cols[i].source == IG_COLSRC_LOOKUP) {
+                at = &t->cols[i].pos;
+                snprintf(path, sizeof(path), "targets[%zu].columns.%s", bad,
+                         t->cols[i].name);
+                break;
+            }
+        add(ck->r, 0, at->line, at->col, path, "PostgreSQL refuses the "
+            "statements an import would run: %s", err->msg);
+    }
     if (ig_exec_inexact_key(ex) != NULL) {
         /* Placed at the target it names ("target t, key column c"). */
         const char *k = ig_exec_inexact_key(ex);

@@ -1512,7 +1512,8 @@ void ig_exec_free(ig_exec *ex)
     free(ex);
 }
 
-int ig_exec_explain(ig_exec *ex, PGconn *conn, ig_err *err)
+int ig_exec_explain(ig_exec *ex, PGconn *conn, size_t *target, int *missing,
+                    ig_err *err)
 {
     int rc = IG_OK;
 
@@ -1536,6 +1537,10 @@ int ig_exec_explain(ig_exec *ex, PGconn *conn, ig_err *err)
                 rc = ig_db_exec(conn, q, ig_pipeline_target(ex->p, ti)->name,
                                 err);
                 free(q);
+                if (rc != IG_OK) {
+                    *target = ti;
+                    *missing = i == 2;
+                }
             }
             free(sql[i]);
         }

@@ -128,9 +128,11 @@ const char *ig_exec_inexact_key(const ig_exec *ex);
  * them, over a one-row subquery in place of the stage table, so a guard,
  * predicate or touch column the database refuses is found before any row
  * is read (ingot check). Works in a read-only transaction. IG_OK, or the
- * first refusal in *err, naming the target; the transaction is then
- * aborted. */
-int ig_exec_explain(ig_exec *ex, PGconn *conn, ig_err *err) IG_MUSTCHECK;
+ * first refusal in *err, naming the target, its index in *target and in
+ * *missing whether the missing-parent query (a lookup's predicate) was
+ * refused rather than the upsert; the transaction is then aborted. */
+int ig_exec_explain(ig_exec *ex, PGconn *conn, size_t *target, int *missing,
+                    ig_err *err) IG_MUSTCHECK;
 
 /* Whether target t's keys are compared by the database's hash of them
  * (ig_exec_key_hashes) instead of their mapped bytes: a key column of

@@ -60,7 +60,7 @@ assert_contains "$OUT" "warning: bigint into a smaller integer column may overfl
 # check instead of the first batch.
 sed 's/^    touch: updated_at/    touch: updated_at\n    guard: t.nosuch > 0/' "$IT_TMP/good.yaml" > "$IT_TMP/bad_guard.yaml"
 run_ingot 2 check "$IT_TMP/bad_guard.yaml"
-assert_contains "$OUT" "PostgreSQL refuses the statements an import would run: gadget: " "a bad guard"
+assert_contains "$OUT" "bad_guard.yaml:2:5: targets[0]: PostgreSQL refuses the statements an import would run: gadget: " "a bad guard, at its target"
 assert_contains "$OUT" "column t.nosuch does not exist" "with PostgreSQL's reason"
 sed 's/^    touch: updated_at/    touch: id/' "$IT_TMP/good.yaml" > "$IT_TMP/bad_touch.yaml"
 run_ingot 2 check "$IT_TMP/bad_touch.yaml"
@@ -88,6 +88,13 @@ YAML
     assert_not_contains "$OUT" "no unique index" "a lookup key with its unique index under the predicate"
   fi
 done
+
+# A lookup predicate PostgreSQL refuses is placed at its target (the
+# upsert that joins the parent is refused first).
+sed 's/from: maker, predicate: deleted_at IS NULL/from: maker, predicate: nosuchcol IS NULL/' "$IT_TMP/lookup.yaml" > "$IT_TMP/bad_pred.yaml"
+run_ingot 2 check "$IT_TMP/bad_pred.yaml"
+assert_contains "$OUT" "bad_pred.yaml:2:5: targets[0]: PostgreSQL refuses the statements an import would run: gadget: " "a bad lookup predicate, at its target"
+assert_contains "$OUT" 'column "nosuchcol" does not exist' "... with PostgreSQL's reason"
 
 # The check wrote nothing and left no transaction behind.
 assert_eq "0" "$(sql 'SELECT count(*) FROM gadget')" "check writes nothing"
