@@ -100,9 +100,17 @@ json_t *ig_report_job(const ig_jobq_job *job)
     return o;
 }
 
-static json_t *num_or_null(double v)
+/* v rounded to `places` decimals: the figures read the same whichever
+ * store they came from (Redis keeps them as text, with these places). */
+static double rounded(double v, int places)
 {
-    return v < 0 || !isfinite(v) ? json_null() : json_real(v);
+    double f = places == 2 ? 100.0 : 10.0;
+    return round(v * f) / f;
+}
+
+static json_t *num_or_null(double v, int places)
+{
+    return v < 0 || !isfinite(v) ? json_null() : json_real(rounded(v, places));
 }
 
 /* Whether the live figures info are this running job's and no older than
@@ -158,9 +166,12 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
     json_object_set_new(o, "unchanged", json_integer(pi.unchanged));
     json_object_set_new(o, "skipped", json_integer(pi.skipped));
     json_object_set_new(o, "failed", json_integer(pi.failed));
-    json_object_set_new(o, "percent", num_or_null(pi.percent));
-    json_object_set_new(o, "rows_per_sec", json_real(pi.rows_per_sec));
-    json_object_set_new(o, "eta_seconds", num_or_null(pi.eta_seconds));
+    json_object_set_new(o, "percent", num_or_null(pi.percent, 2));
+    json_object_set_new(o, "rows_per_sec",
+                        json_real(isfinite(pi.rows_per_sec)
+                                      ? rounded(pi.rows_per_sec, 1)
+                                      : 0.0));
+    json_object_set_new(o, "eta_seconds", num_or_null(pi.eta_seconds, 1));
     json_object_set_new(o, "attempt", json_integer(job->attempt));
     json_object_set_new(o, "last_error", str_or_null(job->last_error));
     json_object_set_new(o, "updated_at", ts(pi.updated_at));
