@@ -659,7 +659,35 @@ int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease,
  * Housekeeping
  */
 
-int ig_jobq_rescue(PGconn *conn, long long *count, ig_err *err)
+/* live[0..n) as a PostgreSQL text[] literal (each element quoted, '"'
+ * and '\\' escaped). Owned. */
+static char *text_array(const char *const *live, size_t n)
+{
+    size_t cap = 3, len = 0;
+    char *out;
+
+    for (size_t i = 0; i < n; i++)
+        cap += 2 * strlen(live[i]) + 3;
+    out = ig_xmalloc(cap);
+    out[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out[len++] = ',';
+        out[len++] = '"';
+        for (const char *p = live[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                out[len++] = '\\';
+            out[len++] = *p;
+        }
+        out[len++] = '"';
+    }
+    out[len++] = '}';
+    out[len] = '\0';
+    return out;
+}
+
+int ig_jobq_rescue(PGconn *conn, const char *const *live, size_t nlive,
+                   long long *count, ig_err *err)
 {
     /* The lease expiry itself was the delay, so a rescued job is runnable
      * at once. Column references on the right-hand side see the old row. */
@@ -680,14 +708,18 @@ int ig_jobq_rescue(PGconn *conn, long long *count, ig_err *err)
         "     'lease of worker %s expired (worker died?)', worker_id))),"
         " run_after = now(), worker_id = NULL, lease_expires_at = NULL,"
         " updated_at = now()"
-        " WHERE state = 'running' AND lease_expires_at < now()";
+        " WHERE state = 'running' AND lease_expires_at < now()"
+        "   AND worker_id <> ALL ($1::text[])";
     PGresult *res = NULL;
+    char *ids = text_array(live, live ? nlive : 0);
+    const char *p[1] = {ids};
     int rc;
 
     if (count)
         *count = 0;
-    rc = run(conn, sql, 0, NULL, NULL, NULL, 0, &res, "rescue expired leases",
+    rc = run(conn, sql, 1, p, NULL, NULL, 0, &res, "rescue expired leases",
              err);
+    free(ids);
     if (rc == IG_OK && count)
         *count = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);

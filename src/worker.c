@@ -45,6 +45,8 @@ typedef enum {
     STOP_LEASE_LOST /* another worker owns the job: touch nothing */
 } stop_reason;
 
+#define IG_WORKER_MAX_THREADS 64 /* INGOT_WORKER_THREADS' upper bound */
+
 typedef struct slot {
     ig_worker *w;
     int index;
@@ -750,7 +752,17 @@ static void *housekeeper_main(void *arg)
             pause_ms(w, RECONNECT_MS);
             continue;
         }
-        if (ig_jobq_rescue(conn, &n, &err) != IG_OK) {
+        /* This worker's threads that run a job are alive: a lease of
+         * theirs that ran out while the database was away is theirs to
+         * renew, not an attempt lost. */
+        const char *live[IG_WORKER_MAX_THREADS];
+        size_t nlive = 0;
+        pthread_mutex_lock(&w->mu);
+        for (int i = 0; i < w->nslots && nlive < IG_WORKER_MAX_THREADS; i++)
+            if (w->slots[i].busy)
+                live[nlive++] = w->slots[i].worker_id;
+        pthread_mutex_unlock(&w->mu);
+        if (ig_jobq_rescue(conn, live, nlive, &n, &err) != IG_OK) {
             ig_log(IG_LOG_WARN, "rescue: %s", err.msg);
         } else if (n > 0) {
             ig_log(IG_LOG_WARN,

@@ -53,6 +53,26 @@ run_ingot 0 run colors "$IT_TMP/k.csv" --no-reject-file
 assert_eq "$(md5_k)" "$after_resume" "table after kill+resume equals a clean run"
 stop_worker "$w4"; assert_eq 0 "$W_RC" "w4 exits 0"
 
+# --- a lease that ran out while the worker lived (the database away) ------
+# is not rescued by the worker's own housekeeper: its heartbeat renews it.
+gen_colors 3000 e "$IT_TMP/e.csv"
+set_sleep 0.2
+run_ingot 0 submit colors "$IT_TMP/e.csv"; je=$OUT
+start_worker w4b --no-http --threads 1 --batch-size 100; w4b=$W_PID
+wait_until 60 '[ "$(sql "SELECT checkpoint_row FROM import_jobs WHERE id = '$je'")" -ge 200 ]'
+# kept expired for 4 s (heartbeats renew it every second, the housekeeper
+# looks every 1.5 s)
+for _ in $(seq 40); do
+  sql "UPDATE import_jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $je AND state = 'running'" >/dev/null
+  sleep 0.1
+done
+set_sleep 0.05
+wait_until 60 '[ "$(job_state '$je')" = succeeded ]'
+assert_eq "1|3000" "$(sql "SELECT attempt, rows_processed FROM import_jobs WHERE id = $je")" "the live job kept its attempt"
+assert_not_contains "$(cat "$IT_TMP/w4b.log")" "rescued" "the worker did not rescue its own live job"
+set_sleep 0
+stop_worker "$w4b"; assert_eq 0 "$W_RC" "w4b exits 0"
+
 # --- a stolen lease: the old worker stops writing -------------------------
 gen_colors 3000 s "$IT_TMP/s.csv"
 set_sleep 0.2
