@@ -827,7 +827,13 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
         (rc = check_width(m, rec, err)) != IG_OK)
         return rc;
     if (rec->error != NULL) {
-        add_reason(&rs, NULL, NULL,
+        /* The input column of the field it concerns, when there is a
+         * header (the message says "field N" either way). */
+        const char *col = rec->error_field > 0 &&
+                                  rec->error_field <= m->nheader
+                              ? m->names[rec->error_field - 1]
+                              : NULL;
+        add_reason(&rs, NULL, col,
                    rec->error_code ? rec->error_code : "CSV", rec->error);
         goto failed;
     }

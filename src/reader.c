@@ -125,6 +125,7 @@ struct ig_reader {
     size_t nseen;        /* fields seen (may exceed max_fields) */
     long long rec_line, rec_off;
     const char *err_code; /* static string or NULL */
+    size_t err_field;     /* the field err_code concerns (1-based), or 0 */
     char err_msg[512];
 
     /* results */
@@ -141,8 +142,8 @@ struct ig_reader {
 
 /* Mark the record in progress as malformed, unless it already is by a
  * problem of the same or a lower rank (below): one problem is reported. */
-static void note(ig_reader *r, const char *code, const char *fmt, ...)
-    IG_PRINTF(3, 4);
+static void note(ig_reader *r, const char *code, size_t field,
+                 const char *fmt, ...) IG_PRINTF(4, 5);
 
 /* Which of a record's problems is reported: the lower rank, then the
  * first found. By rank, not by the order they are found in: that order
@@ -159,7 +160,8 @@ static int rank(const char *code)
     return 4; /* CSV_RAGGED */
 }
 
-static void note(ig_reader *r, const char *code, const char *fmt, ...)
+static void note(ig_reader *r, const char *code, size_t field,
+                 const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -167,6 +169,7 @@ static void note(ig_reader *r, const char *code, const char *fmt, ...)
     if (r->err_code != NULL && rank(code) >= rank(r->err_code))
         return;
     r->err_code = code;
+    r->err_field = field;
     n = snprintf(r->err_msg, sizeof(r->err_msg), "%s:%lld: ", r->name,
                  r->rec_line);
     if (n < 0 || (size_t)n >= sizeof(r->err_msg))
@@ -216,7 +219,7 @@ static void on_field(void *s, size_t len, void *data)
     size_t no = ++r->nseen;
 
     if (r->field_cut || len > r->max_field)
-        note(r, "CSV_FIELD_SIZE",
+        note(r, "CSV_FIELD_SIZE", no,
              "field %zu is longer than %zu bytes (record at byte offset "
              "%lld)",
              no, r->max_field, r->rec_off);
@@ -224,7 +227,7 @@ static void on_field(void *s, size_t len, void *data)
         v = (ig_value){ig_arena_strndup(r->arena, s, len), len, 0};
     r->field_cut = 0;
     if (no > r->max_fields) {
-        note(r, "CSV_RAGGED", "more than %zu fields", r->max_fields);
+        note(r, "CSV_RAGGED", 0, "more than %zu fields", r->max_fields);
         return;
     }
     push_field(r, v);
@@ -284,7 +287,7 @@ static void decide_line_ends(ig_reader *r, unsigned char eol)
 
 static void bad_utf8(ig_reader *r, long long off, size_t field)
 {
-    note(r, "CSV_UTF8",
+    note(r, "CSV_UTF8", field,
          "field %zu: invalid UTF-8 at byte offset %lld (if the file is "
          "Latin-1 or Windows-1252, set source.encoding)",
          field, off);
@@ -359,7 +362,8 @@ static void scan(ig_reader *r, const unsigned char *s, size_t n)
             !is_eol(b))
             r->rec_blank = 0;
         if (b == '\0')
-            note(r, "CSV_NUL", "field %zu: NUL byte at byte offset %lld",
+            note(r, "CSV_NUL", r->nseen + 1,
+                 "field %zu: NUL byte at byte offset %lld",
                  r->nseen + 1, r->pos + (long long)i);
         if (utf8 && (b >= 0x80 || r->u8_need > 0))
             utf8_byte(r, b, r->pos + (long long)i);
@@ -452,7 +456,7 @@ static void stray_quote(ig_reader *r, const unsigned char *s, size_t n,
 {
     size_t raw = raw_index(r, s, n, at);
 
-    note(r, "CSV_QUOTE",
+    note(r, "CSV_QUOTE", r->nseen + 1,
          "field %zu: misplaced quote near byte offset %lld; the rest of "
          "the line is kept, as read, in that field",
          r->nseen + 1, r->pos + (long long)raw);
@@ -477,7 +481,7 @@ static void cap_field(ig_reader *r)
 
     if (p->entry_pos <= r->max_field + (p->quoted ? 1 : 0))
         return;
-    note(r, "CSV_FIELD_SIZE",
+    note(r, "CSV_FIELD_SIZE", r->nseen + 1,
          "field %zu is longer than %zu bytes (record at byte offset %lld)",
          r->nseen + 1, r->max_field, r->rec_off);
     r->field_cut = 1;
@@ -781,7 +785,7 @@ static void finish(ig_reader *r)
     if (csv_fini(p, on_field, on_record, r) != 0) {
         /* A runaway quote usually outgrows max_field_bytes first; the
          * quote is the cause worth naming, and outranks it. */
-        note(r, "CSV_QUOTE",
+        note(r, "CSV_QUOTE", r->nseen + 1,
              "field %zu: quoted field not closed before the end of the "
              "input (record at byte offset %lld)",
              r->nseen + 1, r->rec_off);
@@ -1045,7 +1049,7 @@ long long ig_reader_bytes(const ig_reader *r)
 static void emit(ig_reader *r, ig_arena *arena, ig_record *rec)
 {
     if (r->expected >= 0 && (long long)r->nseen != r->expected)
-        note(r, "CSV_RAGGED",
+        note(r, "CSV_RAGGED", 0,
              "%zu field%s, expected %lld (record at byte "
              "offset %lld)",
              r->nseen, r->nseen == 1 ? "" : "s", r->expected, r->rec_off);
@@ -1058,6 +1062,7 @@ static void emit(ig_reader *r, ig_arena *arena, ig_record *rec)
     rec->offset = r->rec_off;
     rec->end = r->pos;
     rec->error_code = r->err_code;
+    rec->error_field = r->err_code ? r->err_field : 0;
     rec->error = r->err_code ? ig_arena_strdup(arena, r->err_msg) : NULL;
     r->fields = NULL;
 }

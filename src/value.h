@@ -32,6 +32,8 @@ typedef struct ig_record {
                             line end it had included */
     const char *error;   /* NULL, or why the record is malformed (arena) */
     const char *error_code; /* NULL, or a short code: "CSV_QUOTE", ... */
+    size_t error_field;     /* the field it concerns, 1-based; 0: the
+                               record (CSV_RAGGED) */
 } ig_record;
 
 #endif /* IG_VALUE_H */

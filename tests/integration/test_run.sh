@@ -124,12 +124,12 @@ printf 'name,code\nRagA\n"Rag"B,#0000A1\nWideC,#0000A2,extra\nGoodD,#0000A3\n' >
 run_ingot 1 run "$D/colors.yaml" "$IT_TMP/pe.csv"
 pe="$IT_TMP/pe.csv.rejects.csv"
 assert_eq 'RagA,"1","2","[CSV_RAGGED] ' "$(sed -n 2p "$pe" | cut -c1-27)" "a short row copied as it was"
-assert_eq '"Rag"B,#0000A1,"2","3","[CSV_QUOTE] ' "$(sed -n 3p "$pe" | cut -c1-36)" "a misplaced quote copied as it was"
+assert_eq '"Rag"B,#0000A1,"2","3","name: [CSV_QUOTE] ' "$(sed -n 3p "$pe" | cut -c1-42)" "a misplaced quote copied as it was, its column named"
 assert_eq 'WideC,#0000A2,extra,"3","4","[CSV_RAGGED] ' "$(sed -n 4p "$pe" | cut -c1-42)" "a long row copied as it was"
 run_ingot 2 run "$D/colors.yaml" "$pe"
 assert_contains "$OUT" "3 failed" "unchanged, they fail again"
 # ... into a reject file of their own, with one set of ingot_* fields
-assert_eq 'RagA,"1","2","[CSV_RAGGED] |"Rag"B,#0000A1,"2","3","[CSV_QUOTE] |WideC,#0000A2,extra,"3","4","[CSV_RAGGED] ' \
+assert_eq 'RagA,"1","2","[CSV_RAGGED] |"Rag"B,#0000A1,"2","3","name: [CSV_QUOTE] |WideC,#0000A2,extra,"3","4","[CSV_RAGGED] ' \
   "$(sed -n '2p;3p;4p' "$pe.rejects.csv" | sed -E 's/(\[CSV_[A-Z]+\] ).*/\1/' | paste -sd'|')" "a reject file's rejected rows keep one set of ingot_* fields"
 assert_eq 1 "$(sed -n 2p "$pe.rejects.csv" | grep -o 'CSV_RAGGED' | wc -l)" "not the old set too"
 assert_eq 0 "$(sql "SELECT count(*) FROM color_master WHERE color_name IN ('RagA', 'RagB', 'WideC', 'Rag\"B')")" "none of them landed"
@@ -140,7 +140,7 @@ long=$(printf 'L%.0s' $(seq 300))
 printf 'name,code\nShort,#0000C1\n%s,#0000C2\n' "$long" > "$IT_TMP/fs.csv"
 sed 's/^targets:/source: { max_field_bytes: 200 }\ntargets:/' "$D/colors.yaml" > "$IT_TMP/fs.yaml"
 run_ingot 1 run "$IT_TMP/fs.yaml" "$IT_TMP/fs.csv"
-assert_eq "$long,#0000C2,\"2\",\"3\",\"[CSV_FIELD_SIZE] " "$(sed -n 2p "$IT_TMP/fs.csv.rejects.csv" | cut -c1-335)" "an over-long field kept whole"
+assert_eq "$long,#0000C2,\"2\",\"3\",\"name: [CSV_FIELD_SIZE] " "$(sed -n 2p "$IT_TMP/fs.csv.rejects.csv" | cut -c1-341)" "an over-long field kept whole"
 run_ingot 2 run "$IT_TMP/fs.yaml" "$IT_TMP/fs.csv.rejects.csv" --no-reject-file
 assert_contains "$OUT" "[CSV_FIELD_SIZE]" "and refused again, not stored empty"
 assert_eq 0 "$(sql "SELECT count(*) FROM color_master WHERE color_code = '#0000C2'")" "the over-long row did not land"
@@ -365,7 +365,7 @@ assert_eq 'B2,#000002,extra,"2","3","[CSV_RAGGED] '"$IT_TMP"'/m2.csv:3: 3 fields
 { cat "$IT_TMP/m2.csv"; printf 'D2\nE2,"#0"00005\n'; } | run_ingot 1 run "$D/colors.yaml" - --reject-file "$IT_TMP/m2p.rej"
 assert_eq 'B2,#000002,extra,"2","3","[CSV_RAGGED] -:3: 3 fields, expected 2 (record at byte offset 21)"' "$(sed -n 2p "$IT_TMP/m2p.rej")" "from a pipe, copied as it was"
 assert_eq 'D2,"4","5","[CSV_RAGGED] -:5: 1 field, expected 2 (record at byte offset 49)"' "$(sed -n 3p "$IT_TMP/m2p.rej")" "a short row from a pipe, as it was"
-assert_contains "$(sed -n 4p "$IT_TMP/m2p.rej")" 'E2,"#0"00005,"5","6","[CSV_QUOTE]' "a misplaced quote from a pipe, as it was"
+assert_contains "$(sed -n 4p "$IT_TMP/m2p.rej")" 'E2,"#0"00005,"5","6","code: [CSV_QUOTE]' "a misplaced quote from a pipe, as it was"
 run_ingot 2 run "$D/colors.yaml" "$IT_TMP/m2p.rej" --json --no-reject-file
 assert_eq "0|3" "$(jq -r '"\(.counts.inserted)|\(.counts.failed)"' <<<"$OUT")" "the unedited reject file of a pipe fails again"
 printf 'name,code\nA3,#000001\nB\xff3,#000002\nC3,#000003\n' > "$IT_TMP/m3.csv"

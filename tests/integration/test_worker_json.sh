@@ -314,7 +314,7 @@ if mode == "long":
         members = [("k", enc(k)), ("v1", enc(sized(size))), ("v2", enc("after")),
                    ("n", str(i)), ("x", '"%d.50"' % i), ("b", "true")]
         exp = [hx(sized(size)), hx("after"), str(i), "%d.50" % i, "true"]
-        add(obj(members), hx(k), exp, {"-": fail} if fail else {})  # a reader error names no column
+        add(obj(members), hx(k), exp, {"v1": fail} if fail else {})  # a reader error names the field's column
 else:
     n = rnd.randint(150, 300)
     olds = list(state) if mode == "update" else []
