@@ -158,14 +158,21 @@ static int connected(PGconn *c, PGconn **out, ig_err *err)
          * setting libpq refuses ("invalid sslmode value", "invalid integer
          * value .. for connection option") or an SSL requirement the
          * server cannot meet will not get better by retrying (a server
-         * still starting up says so with another message). */
+         * still starting up says so with another message); nor will a
+         * server's refusal of the start-up options (an unknown setting or
+         * a bad value in `options`), of the role's access to the database
+         * (no CONNECT privilege) or of the client's address (pg_hba). */
         const char *m = PQerrorMessage(c);
         int permanent = (PQconnectionUsedPassword(c) &&
                          strstr(m, "password") != NULL) ||
                         strstr(m, "does not exist") != NULL ||
                         (strstr(m, "invalid ") != NULL &&
                          strstr(m, " value") != NULL) ||
-                        strstr(m, "SSL was required") != NULL;
+                        strstr(m, "SSL was required") != NULL ||
+                        strstr(m, "unrecognized configuration parameter") !=
+                            NULL ||
+                        strstr(m, "permission denied for database") != NULL ||
+                        strstr(m, "no pg_hba.conf entry") != NULL;
         chomp_into(msg, sizeof(msg), PQerrorMessage(c));
         PQfinish(c);
         return ig_err_set(err, permanent ? IG_DB : IG_DB_RETRY,

@@ -69,3 +69,11 @@ run_ingot 2
 DATABASE_URL='postgresql://ingot:s3cr%ZZet@127.0.0.1:1/x' run_ingot 2 migrate status
 assert_contains "$ERR" "not a valid PostgreSQL URL" "malformed URL named"
 assert_not_contains "$ERR" "s3cr" "no piece of the password in the message"
+
+# A server refusing the start-up options (an unknown setting) will refuse
+# them again: said at once, not retried for 30 s.
+t0=$(date +%s.%N)
+DATABASE_URL="$DATABASE_URL?options=-c%20nosuchparam%3D1" run_ingot 2 migrate status
+t1=$(date +%s.%N)
+assert_contains "$ERR" 'unrecognized configuration parameter "nosuchparam"' "the server's refusal named"
+python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 5 else 1)" || fail "a refused option was retried for $(echo "$t1 - $t0" | bc) s"
