@@ -526,20 +526,28 @@ static void note_keys(ig_mapper *m, ig_batch *b)
 {
     size_t nt = ig_pipeline_ntargets(m->p);
     ig_batch_row *r = ig_batch_row_at(b, ig_batch_nrows(b) - 1);
-    /* One allocation: the hashes, then the flags (aligned for both). */
+    /* One allocation: the hashes, the first rows, then the flags
+     * (aligned for all). */
     unsigned long long *kh = ig_arena_alloc(
-        ig_batch_arena(b), (nt ? nt : 1) * (sizeof(*kh) + 1));
-    unsigned char *elig = (unsigned char *)(kh + (nt ? nt : 1));
+        ig_batch_arena(b),
+        (nt ? nt : 1) * (sizeof(*kh) + sizeof(uint32_t) + 1));
+    uint32_t *first_of = (uint32_t *)(void *)(kh + (nt ? nt : 1));
+    unsigned char *elig = (unsigned char *)(first_of + (nt ? nt : 1));
 
     for (size_t ti = 0; ti < nt; ti++) {
         size_t len = key_bytes(m, ti);
         elig[ti] = (unsigned char)m->eligible[ti];
+        /* Left out for a key seen before (duplicates: first; with
+         * m->hash, ig_mapper_resolve decides and sets it). */
+        first_of[ti] = !m->hash && !m->eligible[ti] ? (uint32_t)m->key_seen[ti]
+                                                    : 0;
         kh[ti] = key_has_null(m, ti)
                      ? null_key_hash(m->keybuf, len, r->rec.recno)
                      : XXH3_64bits(m->keybuf, len);
     }
     r->elig = elig;
     r->khash = kh;
+    r->first_of = first_of;
     r->key_hash = nt ? kh[0] : 0;
 }
 
@@ -766,6 +774,8 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
             if (!e->elig[ti]) {
                 ig_batch_set_flag(b, (size_t)e->row, ti, 0);
                 ig_results_add(m->results, (int)ti, &skip);
+                if (r->first_of) /* left out for the key's first row */
+                    r->first_of[ti] = (uint32_t)m->key_seen[ti];
             }
             if (m->hashed[ti] && !e->knull[ti]) /* the executor and the
                                                    writers compare keys by
