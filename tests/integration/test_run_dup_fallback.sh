@@ -99,6 +99,27 @@ run_ingot 1 run "$IT_TMP/kv.yaml" "$IT_TMP/many.csv" --batch-size 2 --dry-run --
 assert_eq "" "$(kv)" "first, dry run: nothing written"
 assert_eq "9|2|3" "$(count inserted)|$(count skipped)|$(count failed)" "first, dry run: counts"
 
+# A citext key: keys compare as the database compares them (the map
+# stage decides the duplicates once it has their hashes), "B" and "b" are
+# one key.
+sql "CREATE EXTENSION citext"
+sql "CREATE TABLE kvc (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       k citext NOT NULL, v text, deleted_at timestamptz, CHECK (length(v) < 6))"
+sql "CREATE UNIQUE INDEX kvc_live ON kvc (k) WHERE deleted_at IS NULL"
+sed 's/table: kv$/table: kvc/' "$IT_TMP/kv.yaml" >"$IT_TMP/kvc.yaml"
+printf 'k,v\nB,toolongvalue\nb,2\nc,3\nb,4\nC,5\n' >"$IT_TMP/case.csv"
+for bs in 1 2 5000; do
+  for writers in 1 2; do
+    what="first, citext key, batch size $bs, $writers writer(s)"
+    sql "TRUNCATE kvc"
+    run_ingot 1 run "$IT_TMP/kvc.yaml" "$IT_TMP/case.csv" --batch-size $bs \
+      --writers $writers --json --no-reject-file
+    assert_eq "b=2 c=3" "$(sql "SELECT string_agg(k || '=' || v, ' ' ORDER BY k) FROM kvc")" "$what: table"
+    assert_eq "2|2|1" "$(count inserted)|$(count skipped)|$(count failed)" "$what: counts"
+    assert_eq "1:23514" "$(failed)" "$what: failed rows"
+  done
+done
+
 # --- a parent and a child looking it up ---------------------------------
 sql "CREATE TABLE supplier_master (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
        code text NOT NULL, name text, deleted_at timestamptz)"
