@@ -99,6 +99,58 @@ run_ingot 1 run "$IT_TMP/kv.yaml" "$IT_TMP/many.csv" --batch-size 2 --dry-run --
 assert_eq "" "$(kv)" "first, dry run: nothing written"
 assert_eq "9|2|3" "$(count inserted)|$(count skipped)|$(count failed)" "first, dry run: counts"
 
+# A batch retried after a transient failure (a serialization failure the
+# first time the row that takes e's key is written) starts over: the rows
+# given a key in the failed attempt are left out again first.
+sql "CREATE SEQUENCE once"
+sql "CREATE FUNCTION kv_once() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN
+       IF NEW.k = 'e' AND NEW.v = '5' AND nextval('once') = 1 THEN
+         RAISE EXCEPTION 'try again' USING ERRCODE = '40001';
+       END IF;
+       RETURN NEW;
+     END \$\$"
+sql "CREATE TRIGGER kv_once BEFORE INSERT ON kv FOR EACH ROW EXECUTE FUNCTION kv_once()"
+for bs in 2 5000; do
+  what="first, a retried batch, batch size $bs"
+  sql "TRUNCATE kv"
+  sql "SELECT setval('once', 1, false)" >/dev/null
+  run_ingot 1 run "$IT_TMP/kv.yaml" "$IT_TMP/many.csv" --batch-size $bs --writers 1 \
+    --json --no-reject-file
+  assert_contains "$ERR" "retrying" "$what: the batch was retried"
+  assert_eq "$expect" "$(kv)" "$what: table"
+  assert_eq "9|2|3" "$(count inserted)|$(count skipped)|$(count failed)" "$what: counts"
+  assert_eq "9|2" "$(jq -r '.targets[0] | "\(.inserted)|\(.skipped)"' <<<"$OUT")" "$what: target counts"
+  assert_eq "2:23514 6:23514 7:23514" "$(failed)" "$what: failed rows"
+done
+sql "DROP TRIGGER kv_once ON kv"
+# ... and when the row refused in the failed attempt is not refused in
+# the retry, the row that took its key there is left out again.
+sql "CREATE SEQUENCE twice"
+sql "CREATE FUNCTION kv_twice() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN
+       IF NEW.k = 'x' AND NEW.v = '1' AND NOT (SELECT is_called FROM twice) THEN
+         RAISE EXCEPTION 'not yet';
+       END IF;
+       IF NEW.k = 'x' AND NEW.v = '2' AND nextval('twice') = 1 THEN
+         RAISE EXCEPTION 'try again' USING ERRCODE = '40001';
+       END IF;
+       RETURN NEW;
+     END \$\$"
+sql "CREATE TRIGGER kv_twice BEFORE INSERT ON kv FOR EACH ROW EXECUTE FUNCTION kv_twice()"
+printf 'k,v\nx,1\nx,2\n' >"$IT_TMP/retry.csv"
+for first in 0 1; do
+  what="first, a row refused only before a retry, insert-first $first"
+  sql "TRUNCATE kv"
+  sql "SELECT setval('twice', 1, false)" >/dev/null
+  run_ingot 0 run "$IT_TMP/kv.yaml" "$IT_TMP/retry.csv" --insert-first $first \
+    --json --no-reject-file
+  assert_contains "$ERR" "retrying" "$what: the batch was retried"
+  assert_eq "x=1" "$(kv)" "$what: table"
+  assert_eq "1|1|0" "$(count inserted)|$(count skipped)|$(count failed)" "$what: counts"
+done
+sql "DROP TRIGGER kv_twice ON kv"
+
 # A citext key: keys compare as the database compares them (the map
 # stage decides the duplicates once it has their hashes), "B" and "b" are
 # one key.
