@@ -2725,7 +2725,8 @@ void ig_exec_firsts_free(ig_exec_firsts *f)
     free(f);
 }
 
-/* Whether target ti keeps the first row of a key. */
+/* Whether target ti keeps the first row of a key (its later rows are
+ * skipped). */
 static int keeps_first(const ig_pipeline *p, size_t ti)
 {
     const ig_target *t = ig_pipeline_target(p, ti);
@@ -2733,10 +2734,19 @@ static int keeps_first(const ig_pipeline *p, size_t ti)
     return t->duplicates == IG_DUPLICATES_FIRST && t->n_key > 0;
 }
 
-int ig_exec_keeps_first(const ig_pipeline *p)
+/* Whether target ti's key goes to its first row (duplicates: first, or
+ * error: its later rows fail), so a refused first row hands it on. */
+static int hands_on(const ig_pipeline *p, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(p, ti);
+
+    return t->duplicates != IG_DUPLICATES_LAST && t->n_key > 0;
+}
+
+int ig_exec_tracks_firsts(const ig_pipeline *p)
 {
     for (size_t ti = 0; ti < ig_pipeline_ntargets(p); ti++)
-        if (keeps_first(p, ti))
+        if (hands_on(p, ti))
             return 1;
     return 0;
 }
@@ -2760,7 +2770,7 @@ void ig_exec_firsts_note(ig_exec_firsts *f, const ig_pipeline *p,
         return;
     pthread_mutex_lock(&f->mu);
     for (size_t ti = 0; ti < nt; ti++) {
-        if (!keeps_first(p, ti))
+        if (!hands_on(p, ti))
             continue;
         for (size_t i = 0; i < n; i++) {
             const ig_batch_row *r = ig_batch_row_at(b, i);
@@ -2785,19 +2795,61 @@ void ig_exec_firsts_note(ig_exec_firsts *f, const ig_pipeline *p,
 }
 
 /* Whether every row tried for the key whose first row is `first` (of
- * target ti) was refused in an earlier batch. */
-static int first_open(ig_exec_firsts *f, size_t ti, uint32_t first)
+ * target ti) was refused in an earlier batch; else *holder: the row that
+ * wrote the key (`first`, or a later row it went to). */
+static int first_open(ig_exec_firsts *f, size_t ti, uint32_t first,
+                      uint32_t *holder)
 {
     first_id id;
+    uint32_t held;
     int open;
 
+    *holder = first;
+    if (f == NULL)
+        return 0;
     id.ti = (uint32_t)ti;
     id.row = first;
     pthread_mutex_lock(&f->mu);
-    open = ig_keyset_find(f->fell, &id, sizeof(id)) != 0 &&
-           ig_keyset_find(f->held, &id, sizeof(id)) == 0;
+    held = ig_keyset_find(f->held, &id, sizeof(id));
+    open = held == 0 && ig_keyset_find(f->fell, &id, sizeof(id)) != 0;
     pthread_mutex_unlock(&f->mu);
+    if (held)
+        *holder = held;
     return open;
+}
+
+/* Fail row `row`, a held duplicate of target ti (ig_batch_row.dup_elig),
+ * as the map stage would have: DUPLICATE_KEY naming row holder. */
+static void dup_fail(run_ctx *rc, size_t row, size_t ti, uint32_t holder)
+{
+    const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
+    char msg[320], keys[200] = "";
+
+    for (size_t k = 0; k < t->n_key; k++)
+        snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s",
+                 k ? ", " : "", t->key[k]);
+    snprintf(msg, sizeof(msg),
+             "duplicate key (%s) in this import: row %u has the same key",
+             keys, holder);
+    ig_batch_row_at(rc->b, row)->failed = 0;
+    mark_failed(rc, row, t->name, t->n_key == 1 ? t->key[0] : NULL,
+                "DUPLICATE_KEY", NULL, msg);
+}
+
+/* Give row `row` target ti's key: a skipped row (duplicates: first)
+ * the target, a held duplicate (error) every target it was mapped for. */
+static void give_key(run_ctx *rc, size_t row, size_t ti)
+{
+    ig_batch_row *r = ig_batch_row_at(rc->b, row);
+
+    if (r->dup_elig != NULL) {
+        for (size_t t = 0; t < rc->ex->ntargets; t++)
+            if (r->elig[t] != r->dup_elig[t])
+                ig_batch_set_flag(rc->b, row, t, r->dup_elig[t]);
+    } else {
+        ig_batch_set_flag(rc->b, row, ti, 1);
+    }
+    r->failed = 0;
 }
 
 /* A row left out of a target for an earlier row of its key, and where it
@@ -2858,25 +2910,40 @@ static ig_batch_row *row_by_recno(ig_batch *b, long long recno)
     return NULL;
 }
 
-/* Start of a call: every row left out of a kept-first target for an
- * earlier row of its key is left out again (a retried batch starts
- * over), then the first of them is given the target where every row of
- * the key tried in earlier batches was refused. */
+/* Start of a call: every row left out of a target for an earlier row
+ * of its key is left out again (a retried batch starts over; a held
+ * duplicate fails DUPLICATE_KEY), then the first of them is given the
+ * key where every row of it tried in earlier batches was refused. */
 static void firsts_start(run_ctx *rc, ig_exec_firsts *f, const size_t *rows,
                          size_t n)
 {
     for (size_t ti = 0; ti < rc->ex->ntargets; ti++) {
         cand *c;
         size_t nc;
-        if (!keeps_first(rc->ex->p, ti))
+        uint32_t holder = 0;
+        int open = 0;
+        if (!hands_on(rc->ex->p, ti))
             continue;
         c = candidates(rc, ti, rows, n, &nc);
         for (size_t j = 0; j < nc; j++) {
             size_t row = rows[c[j].pos];
-            int give = f != NULL && (j == 0 || c[j - 1].first != c[j].first) &&
-                       first_open(f, ti, c[j].first);
-            if (ig_batch_row_at(rc->b, row)->elig[ti] != give)
+            ig_batch_row *r = ig_batch_row_at(rc->b, row);
+            int give = 0;
+            if (j == 0 || c[j - 1].first != c[j].first) {
+                open = first_open(f, ti, c[j].first, &holder);
+                give = open;
+            }
+            if (r->dup_elig != NULL) {
+                for (size_t t = 0; t < rc->ex->ntargets; t++)
+                    if (r->elig[t])
+                        ig_batch_set_flag(rc->b, row, t, 0);
+                if (give)
+                    give_key(rc, row, ti);
+                else
+                    dup_fail(rc, row, ti, holder);
+            } else if (r->elig[ti] != give) {
                 ig_batch_set_flag(rc->b, row, ti, give);
+            }
         }
         free(c);
     }
@@ -2897,7 +2964,7 @@ static void firsts_again(run_ctx *rc, const size_t *rows, size_t n,
     for (size_t ti = 0; ti < rc->ex->ntargets; ti++) {
         cand *c;
         size_t nc;
-        if (!keeps_first(rc->ex->p, ti))
+        if (!hands_on(rc->ex->p, ti))
             continue;
         c = candidates(rc, ti, rows, n, &nc);
         for (size_t g = 0, e; g < nc; g = e) {
@@ -2928,11 +2995,10 @@ static void firsts_again(run_ctx *rc, const size_t *rows, size_t n,
                 size_t row = rows[c[next].pos];
                 ig_batch_row *r = ig_batch_row_at(rc->b, row);
                 ig_log(IG_LOG_DEBUG, "exec: target %s: the database refused "
-                       "row %u of a key (duplicates: first); row %lld takes "
+                       "the rows of a key from row %u on; row %lld takes "
                        "it", ig_pipeline_target(rc->ex->p, ti)->name,
                        c[g].first, r->rec.recno);
-                ig_batch_set_flag(rc->b, row, ti, 1);
-                r->failed = 0;
+                give_key(rc, row, ti);
                 if (out == NULL)
                     out = ig_xmalloc(n * sizeof(*out));
                 out[m++] = row;
@@ -2957,18 +3023,40 @@ static void firsts_again(run_ctx *rc, const size_t *rows, size_t n,
     *nagain = m;
 }
 
-/* Take back the skip the map stage counted for each row of rows[0..n)
- * given a kept-first target here: its outcome there is the row's. */
-static void firsts_count(run_ctx *rc, const size_t *rows, size_t n)
+/* End of a call: take back the skip the map stage counted for each row
+ * of rows[0..n) given a kept-first target here (its outcome there is the
+ * row's); a held duplicate whose key a row of this call wrote fails
+ * naming that row. */
+static void firsts_finish(run_ctx *rc, const size_t *rows, size_t n)
 {
     for (size_t ti = 0; ti < rc->ex->ntargets; ti++) {
-        if (!keeps_first(rc->ex->p, ti))
+        cand *c;
+        size_t nc;
+        if (keeps_first(rc->ex->p, ti))
+            for (size_t i = 0; i < n; i++) {
+                const ig_batch_row *r = ig_batch_row_at(rc->b, rows[i]);
+                if (r->first_of && r->first_of[ti] && r->elig[ti])
+                    rc->per_target[ti].skipped--;
+            }
+        if (!hands_on(rc->ex->p, ti) || keeps_first(rc->ex->p, ti))
             continue;
-        for (size_t i = 0; i < n; i++) {
-            const ig_batch_row *r = ig_batch_row_at(rc->b, rows[i]);
-            if (r->first_of && r->first_of[ti] && r->elig[ti])
-                rc->per_target[ti].skipped--;
+        c = candidates(rc, ti, rows, n, &nc);
+        for (size_t g = 0, e; g < nc; g = e) {
+            long long holder = 0;
+            for (e = g; e < nc && c[e].first == c[g].first; e++) {
+                const ig_batch_row *r = ig_batch_row_at(rc->b,
+                                                        rows[c[e].pos]);
+                if (holder == 0 && r->elig[ti] && !r->failed)
+                    holder = r->rec.recno;
+            }
+            for (size_t j = g; holder != 0 && j < e; j++) {
+                const ig_batch_row *r = ig_batch_row_at(rc->b,
+                                                        rows[c[j].pos]);
+                if (r->dup_elig != NULL && !r->elig[ti])
+                    dup_fail(rc, rows[c[j].pos], ti, (uint32_t)holder);
+            }
         }
+        free(c);
     }
 }
 
@@ -3057,7 +3145,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     all = sub + n;
     for (size_t i = 0; i < n; i++)
         all[i] = sub[i] = rows ? rows[i] : i;
-    keep = ig_exec_keeps_first(ex->p);
+    keep = ig_exec_tracks_firsts(ex->p);
     if (keep)
         firsts_start(&rc, firsts, all, n);
     code = IG_OK;
@@ -3078,7 +3166,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
         }
         if (code != IG_OK || applied) {
             if (code == IG_OK && keep)
-                firsts_count(&rc, all, n);
+                firsts_finish(&rc, all, n);
             free(sub);
             free(rc.buf);
             free(begin);
@@ -3087,7 +3175,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     }
     code = run_with_firsts(&rc, all, sub, n, keep);
     if (code == IG_OK && keep)
-        firsts_count(&rc, all, n);
+        firsts_finish(&rc, all, n);
     free(sub);
     free(rc.buf);
     free(begin);

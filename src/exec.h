@@ -13,8 +13,8 @@
  * updates (updated_at is not touched); no statement ever takes a table
  * lock. duplicates: last is resolved here with DISTINCT ON (key) keeping
  * the highest row; first / error were resolved before (keyset.h),
- * except that under first a key whose chosen row the database refused
- * goes to its next row here (ig_exec_firsts).
+ * except that a key whose first row the database refused goes to its
+ * next row here (ig_exec_firsts).
  *
  * Insert-first path: for a one-target pipeline without lookups whose
  * columns have the declared types, a caller expecting new keys
@@ -81,12 +81,15 @@ enum {
 };
 
 /* What one import knows, across its batches, of the keys of its
- * duplicates: first targets whose chosen row the database refused (a
- * constraint, a trigger, a missing parent in another target: a failed row
- * writes nothing). Such a key goes to its next row, as it would had the
- * refused row failed a rule before the database: ig_exec_batch gives the
- * target to the next row of the key in file order (ig_batch_row.first_of),
- * in the same batch or a later one, until one is written. Thread-safe:
+ * duplicates: first (and error) targets whose first row the database
+ * refused (a constraint, a trigger, a missing parent in another target:
+ * a failed row writes nothing). Such a key goes to its next row, as it
+ * would had the refused row failed a rule before the database:
+ * ig_exec_batch gives the target to the next row of the key in file order
+ * (ig_batch_row.first_of; under error a DUPLICATE_KEY row the map stage
+ * held, ig_batch_row.dup_elig), in the same batch or a later one, until
+ * one is written; the later rows are skipped (first) or fail
+ * DUPLICATE_KEY naming that row (error). Thread-safe:
  * shared by an import's writers. A later row of such a key must not be
  * applied beside the batch holding its earlier rows (the writers treat
  * first_of rows as holding their key). */
@@ -95,9 +98,9 @@ typedef struct ig_exec_firsts ig_exec_firsts; /* opaque */
 ig_exec_firsts *ig_exec_firsts_new(void);
 void ig_exec_firsts_free(ig_exec_firsts *f);
 
-/* Whether p has a target keeping the first row of a key (else an import
- * needs no ig_exec_firsts). */
-int ig_exec_keeps_first(const ig_pipeline *p);
+/* Whether p has a target whose key goes to its first row (duplicates:
+ * first or error; else an import needs no ig_exec_firsts). */
+int ig_exec_tracks_firsts(const ig_pipeline *p);
 
 /* Record the outcome of batch b, once committed, for the batches after
  * it: the rows of a kept-first key refused, the keys a row now holds. */
@@ -127,8 +130,10 @@ unsigned long long ig_exec_stage_id(const ig_exec *ex);
  * target for its key's first row (first_of) is given the target when
  * that row and every other tried for the key were refused, in an earlier
  * batch or this one (the rows of this call are run again with it, and
- * its skip in that target taken back from per_target). The flags of
- * such rows are reset at each call, so a retried batch starts over.
+ * its skip in that target taken back from per_target); under error, a
+ * held DUPLICATE_KEY row (dup_elig) is failed here, or given its targets
+ * the same way. The flags of such rows are reset at each call, so a
+ * retried batch starts over.
  * IG_OK: the caller may commit (failed rows are marked in b). IG_DB_RETRY:
  * a transient failure (connection lost, deadlock, ...): roll back and
  * retry the whole batch. IG_DB: the batch could not be run at all. */

@@ -456,8 +456,14 @@ static void note_outcome(dbside *d, ig_batch *b, const ig_counts *per)
     if (nt == 0)
         return;
     old = per[nt - 1].updated + per[nt - 1].unchanged;
-    for (size_t i = 0; i < ig_batch_nrows(b); i++)
-        rejected += ig_batch_row_at(b, i)->failed != 0;
+    for (size_t i = 0; i < ig_batch_nrows(b); i++) {
+        const ig_batch_row *r = ig_batch_row_at(b, i);
+        /* A duplicate the map stage held (duplicates: error) that failed
+         * DUPLICATE_KEY was not rejected by PostgreSQL. */
+        rejected += r->failed && !(r->dup_elig && r->reason.code &&
+                                   strcmp(r->reason.code,
+                                          "DUPLICATE_KEY") == 0);
+    }
     if (d->o->no_insert_first)
         return;
     if (per[nt - 1].inserted + old + rejected > 0) {
@@ -1240,7 +1246,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         d.nwriters = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
                                                      : o->writers;
     d.next_take = d.next_account = 1;
-    if (ig_exec_keeps_first(o->pipeline))
+    if (ig_exec_tracks_firsts(o->pipeline))
         d.firsts = ig_exec_firsts_new();
     {
         size_t nt = ig_pipeline_ntargets(o->pipeline);

@@ -37,12 +37,11 @@ docs/pipelines.md and docs/architecture.md row by row in file order:
 - a row failing a rule fails with every failing column's rule name, in
   the pipeline's column order, and does not enter the key set;
 - duplicates: error / first look at the keys of earlier rows that passed
-  the rules and were not skipped (skip_when_null); under error a row
-  PostgreSQL later rejects stays in that set (the documented limit), so
-  its key's later rows are DUPLICATE_KEY errors naming it; under first
-  it does not: the key goes to the first of its rows PostgreSQL accepts
-  (the rows before it failed, the rows after it are skipped), in the
-  same batch or a later one;
+  the rules and were not skipped (skip_when_null) and that PostgreSQL
+  did not reject: the key goes to the first of its rows PostgreSQL
+  accepts (the rows before it failed), in the same batch or a later one;
+  the rows after it are skipped (first) or DUPLICATE_KEY errors naming
+  it (error);
 - a batch (--batch-size rows from the start of the file; rows that
   failed a rule count) is one INSERT .. ON CONFLICT, with DISTINCT ON
   keeping the last row of a key for duplicates: last (the others are
@@ -375,8 +374,7 @@ class Model:
                         continue
                     row["elig"] = False
                     self.counts["skipped"] += 1
-                elif sc["policy"] == "error" or self.db_error(row) is None:
-                    # error: even if the database rejects the row; first:
+                elif self.db_error(row) is None:
                     # a rejected row leaves the key to the next one
                     seen[k] = i
             mapped.append(row)
