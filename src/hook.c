@@ -39,14 +39,15 @@
  *    CPU clock (a system call) is read only when that bound passes the
  *    limit. So that no window of instructions between two ticks can run
  *    long, the period is not always BUDGET_STEP: hook_alloc keeps the set
- *    of long strings alive, and a window of the period for the longest
- *    (period_for) reads at most 16 MiB of string per instruction (~1 at
- *    8 MiB); a new longer string, a big block of another kind or a
- *    refused allocation (Lua then collects the whole heap) lowers the
- *    period for the rest of the call and makes the next instruction tick
- *    (bring_tick_forward); and a window that took more than WINDOW_NS of
- *    wall time lowers it in proportion. The CPU limit is thus overshot
- *    by at most about a window (~10-30 ms) and one C call or instruction.
+ *    of big blocks alive, strings apart, and a window of the period for
+ *    the largest (period_for) reads at most 16 MiB of string (1
+ *    instruction at 8 MiB), or a table 32 times larger; a new larger
+ *    block or a refused allocation (Lua then collects the whole heap)
+ *    lowers the period for the rest of the call and makes the next
+ *    instruction tick (bring_tick_forward); and a window that took more
+ *    than WINDOW_NS of wall time lowers it in proportion. The CPU limit
+ *    is thus overshot by about a window (~10-30 ms) and one C call or
+ *    instruction at most.
  *    Signals and timers are out: libingot runs inside other programs.
  *  - finalizers: setmetatable refuses __gc, so no script code can run
  *    outside a budgeted call (in a GC step of the host, or in lua_close).
@@ -84,7 +85,7 @@
 #define DEFAULT_MAX_CPU_MS 2000L
 #define MIN_MEMORY_KB 256L          /* an empty sandbox takes ~30 KiB */
 #define BUDGET_STEP 1000            /* instructions per tick, at most */
-#define BIG_STRING_LOG2 12          /* strings of 4 KiB and more are tracked */
+#define BIG_BLOCK_LOG2 12           /* blocks of 4 KiB and more are tracked */
 #define WINDOW_BYTES_LOG2 24        /* period x longest string <= 16 MiB */
 #define OTHER_BLOCK_SHIFT 5         /* other blocks: 32 times cheaper a byte */
 #define WINDOW_NS 10000000LL        /* a window slower than 10 ms: shorter */
@@ -128,13 +129,14 @@ struct ig_hook {
     int refused;
     int mem_hit; /* a refusal survived the emergency GC */
 
-    /* long strings of BIG_STRING bytes and more that are alive (hook_alloc):
-     * a set of their blocks, and how many there are of each size class
-     * floor(log2(size)) */
-    const void **big; /* open addressing, big_cap slots (a power of 2) */
+    /* the blocks of BIG_BLOCK bytes and more that are alive (hook_alloc):
+     * a set of their addresses (| 1 for a string), and how many there
+     * are of each size class floor(log2(size)), other blocks [0] and
+     * strings [1] */
+    uintptr_t *big; /* open addressing, big_cap slots (a power of 2) */
     size_t big_cap, big_n;
-    size_t big_count[64];
-    int big_top; /* the largest class with a string, or -1 */
+    size_t big_count[2][64];
+    int big_top[2]; /* the largest class with a block, or -1 */
 
     /* instruction budget and CPU time (budget_hook, budget_steps) */
     lua_Integer steps_left;
@@ -173,12 +175,12 @@ struct ig_hook {
 };
 
 /* ------------------------------------------------------------------------
- * Memory cap, and the long strings alive
+ * Memory cap, and the big blocks alive
  * ---------------------------------------------------------------------- */
 
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
-#define BIG_STRING ((size_t)1 << BIG_STRING_LOG2)
+#define BIG_BLOCK ((size_t)1 << BIG_BLOCK_LOG2)
 
 /* This thread's CPU time in ns: a system call (~0.2 to 1.5 us); 0 if
  * the clock cannot be read. */
@@ -221,58 +223,68 @@ static int size_class(size_t n)
     return k;
 }
 
-static size_t big_slot(const ig_hook *h, const void *p)
+static size_t big_slot(const ig_hook *h, uintptr_t p)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p >> 4;
+    uint64_t x = (uint64_t)(p & ~(uintptr_t)1) >> 4;
 
     x *= UINT64_C(0x9E3779B97F4A7C15);
     return (size_t)(x >> 32) & (h->big_cap - 1);
 }
 
-/* Put p in the set (it is not there). 0 when the set cannot grow. */
-static int big_add(ig_hook *h, const void *p, size_t size)
+/* Make room for one more block in the set. 0 when it cannot grow. */
+static int big_reserve(ig_hook *h)
 {
-    size_t i;
-    int k = size_class(size);
+    size_t ocap = h->big_cap, cap = ocap ? 2 * ocap : 64, i;
+    uintptr_t *old = h->big, *nw;
 
-    if (2 * (h->big_n + 1) > h->big_cap) { /* keep it at most half full */
-        size_t ocap = h->big_cap, cap = ocap ? 2 * ocap : 64;
-        const void **old = h->big, **nw = calloc(cap, sizeof *nw);
-
-        if (nw == NULL)
-            return 0;
-        h->big = nw;
-        h->big_cap = cap;
-        for (size_t j = 0; j < ocap; j++) {
-            if (old[j] == NULL)
-                continue;
-            for (i = big_slot(h, old[j]); nw[i]; i = (i + 1) & (cap - 1))
-                ;
-            nw[i] = old[j];
-        }
-        free(old);
+    if (2 * (h->big_n + 1) <= h->big_cap) /* keep it at most half full */
+        return 1;
+    nw = calloc(cap, sizeof *nw);
+    if (nw == NULL)
+        return 0;
+    h->big = nw;
+    h->big_cap = cap;
+    for (size_t j = 0; j < ocap; j++) {
+        if (old[j] == 0)
+            continue;
+        for (i = big_slot(h, old[j]); nw[i]; i = (i + 1) & (cap - 1))
+            ;
+        nw[i] = old[j];
     }
-    for (i = big_slot(h, p); h->big[i]; i = (i + 1) & (h->big_cap - 1))
-        ;
-    h->big[i] = p;
-    h->big_n++;
-    h->big_count[k]++;
-    if (k > h->big_top)
-        h->big_top = k;
+    free(old);
     return 1;
 }
 
-/* Take the block p of size bytes out of the set: 1 if it was there. */
+/* Put the block p (not in the set; big_reserve made room) in it. */
+static void big_add(ig_hook *h, const void *p, size_t size, int str)
+{
+    uintptr_t e = (uintptr_t)p | (uintptr_t)str; /* malloc aligns to 8+ */
+    int k = size_class(size);
+    size_t i;
+
+    for (i = big_slot(h, e); h->big[i]; i = (i + 1) & (h->big_cap - 1))
+        ;
+    h->big[i] = e;
+    h->big_n++;
+    h->big_count[str][k]++;
+    if (k > h->big_top[str])
+        h->big_top[str] = k;
+}
+
+/* Take the block p of size bytes out of the set: -1 if it was not there,
+ * else 1 for a string and 0 for another block. */
 static int big_remove(ig_hook *h, const void *p, size_t size)
 {
     size_t mask = h->big_cap - 1, i, j;
-    int k;
+    int k, str;
 
     if (h->big_n == 0)
-        return 0;
-    for (i = big_slot(h, p); h->big[i] != p; i = (i + 1) & mask)
-        if (h->big[i] == NULL)
-            return 0;
+        return -1;
+    for (i = big_slot(h, (uintptr_t)p);
+         (h->big[i] & ~(uintptr_t)1) != (uintptr_t)p; i = (i + 1) & mask)
+        if (h->big[i] == 0)
+            return -1;
+    str = (int)(h->big[i] & 1);
     /* backward-shift deletion: pull later entries of the run into the
      * hole unless their home slot lies cyclically in (hole, entry] */
     for (j = (i + 1) & mask; h->big[j]; j = (j + 1) & mask) {
@@ -283,13 +295,14 @@ static int big_remove(ig_hook *h, const void *p, size_t size)
             i = j;
         }
     }
-    h->big[i] = NULL;
+    h->big[i] = 0;
     h->big_n--;
     k = size_class(size);
-    if (--h->big_count[k] == 0 && k == h->big_top)
-        while (h->big_top >= 0 && h->big_count[h->big_top] == 0)
-            h->big_top--;
-    return 1;
+    if (--h->big_count[str][k] == 0 && k == h->big_top[str])
+        while (h->big_top[str] >= 0 &&
+               h->big_count[str][h->big_top[str]] == 0)
+            h->big_top[str]--;
+    return str;
 }
 
 /* Instructions per tick when each may read 2^s bytes: a window reads at
@@ -303,14 +316,21 @@ static int window_period(int s)
 }
 
 /* Instructions per tick while the longest string alive is shorter than
- * 2^(big_top + 1) bytes: a window of instructions that each read that
+ * 2^(big_top[1] + 1) bytes: a window of instructions that each read that
  * many bytes reads at most 2^WINDOW_BYTES_LOG2 (utf8.len, among the
  * slowest string functions, takes ~2 ns a byte: ~30 ms, and a call takes
- * two instructions or more, so ~15 ms). */
+ * two instructions or more, so ~15 ms). The largest other block (a
+ * table's parts, the stack, a buffer) counts too, at ~1 ns for 16 bytes
+ * (next over a sparse table, a call with a table's values). */
 static int period_for(const ig_hook *h)
 {
-    int p = h->big_top < 0 ? BUDGET_STEP : window_period(h->big_top + 1);
+    int p = BUDGET_STEP, q;
 
+    if (h->big_top[1] >= 0)
+        p = window_period(h->big_top[1] + 1);
+    if (h->big_top[0] >= 0 &&
+        (q = window_period(h->big_top[0] + 1 - OTHER_BLOCK_SHIFT)) < p)
+        p = q;
     return p > h->max_instructions ? (int)h->max_instructions : p;
 }
 
@@ -344,20 +364,21 @@ static int same_request(const ig_hook *h, const void *ptr, size_t osize,
  * different one, or the call ends with it pending: lauxlib's buffers raise
  * without a retry) counts as a memory-cap hit.
  *
- * It also keeps the set of long strings of BIG_STRING bytes and more that
- * are alive, for the count hook's period (period_for): Lua allocates a
- * string with osize = LUA_TSTRING (luaC_newobj passes the basic type as
- * the tag), and frees every block with its size. */
+ * It also keeps the set of the blocks of BIG_BLOCK bytes and more that
+ * are alive, strings apart, for the count hook's period (period_for): Lua
+ * allocates a string with osize = LUA_TSTRING (luaC_newobj passes the
+ * basic type as the tag; strings are never resized), and frees and
+ * resizes every block with its size. */
 static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     ig_hook *h = ud;
     size_t old = ptr ? osize : 0; /* osize is a type tag when ptr == NULL */
     int retry = h->refused && same_request(h, ptr, osize, nsize);
-    int was_big;
+    int tag; /* the set's: -1 (not in it), 0 or 1 (a string) */
     void *np;
 
     if (nsize == 0) {
-        if (old >= BIG_STRING)
+        if (old >= BIG_BLOCK)
             big_remove(h, ptr, old);
         free(ptr);
         h->mem_used -= old;
@@ -365,36 +386,26 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (nsize > old && nsize - old > h->mem_cap - h->mem_used)
         goto refuse;
-    /* Lua never resizes a string; were it to, it would stay tracked */
-    was_big = old >= BIG_STRING && big_remove(h, ptr, old);
+    tag = old >= BIG_BLOCK ? big_remove(h, ptr, old) : -1;
+    if (nsize >= BIG_BLOCK && tag < 0 && !big_reserve(h))
+        goto refuse; /* the host is out of memory: as good as a refusal */
     np = realloc(ptr, nsize);
     if (np == NULL) {
-        if (was_big)
-            big_add(h, ptr, old); /* room: it was just taken out */
+        if (tag >= 0)
+            big_add(h, ptr, old, tag); /* room: it was just taken out */
         goto refuse;
     }
-    if (ptr == NULL && osize == LUA_TSTRING && nsize >= BIG_STRING) {
-        if (!big_add(h, np, nsize)) {
-            free(np); /* the host is out of memory: as good as a refusal */
-            goto refuse;
-        }
-        /* an instruction may now read a longer string: shorten the
-         * period at once, not at the end of the window */
+    if (nsize >= BIG_BLOCK) {
+        if (tag < 0) /* new, or grown: a new string, or another block */
+            tag = ptr == NULL && osize == LUA_TSTRING;
+        big_add(h, np, nsize, tag);
+        /* an instruction may now read more: shorten the period at once,
+         * not at the end of the window */
         bring_tick_forward(h, period_for(h));
-    } else if (was_big && nsize >= BIG_STRING) {
-        big_add(h, np, nsize); /* room: it was just taken out */
-        bring_tick_forward(h, period_for(h));
-    } else if (nsize >= BIG_STRING && nsize > old) {
-        /* a table's parts, the stack, a buffer: an instruction can walk
-         * them (next over a sparse table, a call with their values) at
-         * ~1 ns for 16 bytes; they are not tracked, so the period stays
-         * down for the rest of the call */
-        bring_tick_forward(
-            h, window_period(size_class(nsize) + 1 - OTHER_BLOCK_SHIFT));
     }
     /* a call that makes big blocks does something that may take long:
      * count its CPU time from here, not from its first tick */
-    if (nsize >= BIG_STRING && nsize > old && h->armed && h->cpu_start < 0)
+    if (nsize >= BIG_BLOCK && nsize > old && h->armed && h->cpu_start < 0)
         start_cpu_clock(h, wall_ns());
     h->mem_used = h->mem_used - old + nsize;
     if (h->refused && nsize > old) { /* frees and shrinks do not tell */
@@ -481,8 +492,8 @@ static int instructions_spent(lua_State *L, ig_hook *h, lua_Debug *ar,
  * the CPU time used is at most what was seen at the last reading of it
  * plus the wall time since, so while that bound is within the limit
  * nothing more is read. A call's CPU clock starts when it first makes a
- * block of BIG_STRING bytes or more (hook_alloc), else at its first tick
- * if the period is short (a long string is alive), else at the first
+ * block of BIG_BLOCK bytes or more (hook_alloc), else at its first tick
+ * if the period is short (a big block is alive), else at the first
  * reading CPU_LAZY_NS of wall time after its first tick: calls of
  * ordinary instructions never make the system call. What runs before is
  * not counted: at most the first window, and in the last case
@@ -490,9 +501,8 @@ static int instructions_spent(lua_State *L, ig_hook *h, lua_Debug *ar,
  *
  * At a tick, a window (the instructions since the last tick) that took
  * more than WINDOW_NS means the instructions are expensive in a way the
- * long strings alive do not show (a sparse table's next, a slow
- * collation, ...): the period is cut in proportion for the rest of the
- * call. */
+ * big blocks alive do not show (a slow collation, many small objects,
+ * ...): the period is cut in proportion for the rest of the call. */
 static void clock_check(lua_State *L, ig_hook *h, lua_Debug *ar, int level,
                         int tick)
 {
@@ -1535,13 +1545,13 @@ static int open_body(lua_State *L)
 static void close_state(ig_hook *h)
 {
     if (h->L)
-        lua_close(h->L); /* frees every string: the set is empty */
+        lua_close(h->L); /* frees every block: the set is empty */
     h->L = NULL;
     h->big_n = 0;
     if (h->big)
         memset(h->big, 0, h->big_cap * sizeof *h->big);
     memset(h->big_count, 0, sizeof h->big_count);
-    h->big_top = -1;
+    h->big_top[0] = h->big_top[1] = -1;
     h->col_names = NULL; /* cols/colset went with the state */
     h->col_n = 0;
 }
@@ -1970,7 +1980,7 @@ ig_hook *ig_hook_new(const ig_hook_opts *opts, ig_err *err)
         return NULL;
     }
     h = ig_xcalloc(1, sizeof *h);
-    h->big_top = -1;
+    h->big_top[0] = h->big_top[1] = -1;
     h->path = ig_xstrdup(opts->path);
     h->chunk = base_name(opts->path);
     h->module = ig_xstrdup(opts->module ? opts->module : h->chunk);

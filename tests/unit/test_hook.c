@@ -663,7 +663,7 @@ static void test_hook_cpu_limit_holds_for_expensive_instructions(void **state)
             fail_msg("%s: got %s \"%s\"", cases[i].what,
                      out.rejected ? out.code : "no rejection",
                      out.rejected ? out.reasons[0].message : "");
-        /* generous for ASan and valgrind; before the fix: 4x to 60x */
+        /* generous for ASan and valgrind; before the fix: 7x to 50x */
         if (used > 5.0 * (double)cases[i].limit_ms)
             fail_msg("%s: the call took %.0f ms of CPU time with a limit of "
                      "%ld ms",

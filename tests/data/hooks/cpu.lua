@@ -8,11 +8,11 @@ local A = {}
 local function big(c, n) return string.rep(string.rep(c, 64 * 1024), 16 * n) end
 
 A.utf8_len = function()
-  local a = big("a", 8)
+  local a = big("a", 4)
   while true do utf8.len(a) end
 end
 A.upper = function()
-  local a = big("a", 8)
+  local a = big("a", 4)
   while true do string.upper(a) end
 end
 A.less_than = function()
