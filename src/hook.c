@@ -19,7 +19,8 @@
  *    past the cap; Lua then raises "not enough memory". A refusal that
  *    survives Lua's emergency collection marks the call (mem_hit) even if
  *    the script swallows the error with pcall.
- *  - time: a LUA_MASKCOUNT hook charges BUDGET_STEP instructions a tick;
+ *  - time: a LUA_MASKCOUNT hook charges the instructions of each window
+ *    (BUDGET_STEP, or fewer, see below) at its tick;
  *    once the budget is spent it re-arms itself on every line and every
  *    instruction and raises again, so pcall in the script only delays the
  *    unwinding by one instruction (Redis luaMaskCountHook). The count hook
@@ -29,10 +30,25 @@
  *    luapat.c's, which count the matcher's steps; the table guards
  *    (sb_move and the others) charge for the elements they will touch;
  *    string.rep makes an empty result at once instead of looping for it.
- *  - CPU time: each tick, and every BUDGET_STEP instructions' worth of
- *    charges, also reads the thread's CPU clock (cpu_check), for what one
- *    instruction can do to a long string (a == b, s .. t, utf8.len over
- *    megabytes) in a loop.
+ *  - CPU time, for what instructions the budget counts as one can do:
+ *    utf8.len, string.upper, a < b, a == b, s .. t, s + 0 take time in
+ *    proportion to their strings, and a full collection to the heap.
+ *    Each tick, every BUDGET_STEP instructions' worth of charges and each
+ *    collectgarbage() check the clocks (clock_check): the wall clock
+ *    (vDSO, no system call) bounds the CPU time used, and the thread's
+ *    CPU clock (a system call) is read only when that bound passes the
+ *    limit. So that no window of instructions between two ticks can run
+ *    long, the period is not always BUDGET_STEP: hook_alloc keeps the set
+ *    of big blocks alive, strings apart, and a window of the period for
+ *    the largest (period_for) reads at most 16 MiB of string (1
+ *    instruction at 8 MiB), or a table 32 times larger; a new larger
+ *    block or a refused allocation (Lua then collects the whole heap)
+ *    lowers the period for the rest of the call and makes the next
+ *    instruction tick (bring_tick_forward); and a window that took more
+ *    than WINDOW_NS of wall time lowers it in proportion. The CPU limit
+ *    is thus overshot by about a window (~10-30 ms) and one C call or
+ *    instruction at most.
+ *    Signals and timers are out: libingot runs inside other programs.
  *  - finalizers: setmetatable refuses __gc, so no script code can run
  *    outside a budgeted call (in a GC step of the host, or in lua_close).
  * After a limit the state is closed and rebuilt before the next row.
@@ -53,6 +69,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +85,12 @@
 #define DEFAULT_MAX_MEMORY_KB 32768L
 #define DEFAULT_MAX_CPU_MS 2000L
 #define MIN_MEMORY_KB 256L          /* an empty sandbox takes ~30 KiB */
-#define BUDGET_STEP 1000            /* instructions per count-hook tick */
+#define BUDGET_STEP 1000            /* instructions per tick, at most */
+#define BIG_BLOCK_LOG2 12           /* blocks of 4 KiB and more are tracked */
+#define WINDOW_BYTES_LOG2 24        /* period x longest string <= 16 MiB */
+#define OTHER_BLOCK_SHIFT 5         /* other blocks: 32 times cheaper a byte */
+#define WINDOW_NS 10000000LL        /* a window slower than 10 ms: shorter */
+#define CPU_LAZY_NS 1000000LL       /* see clock_check */
 #define STEPS_PER_INSTRUCTION 4     /* C library steps charged as one */
 #define MAX_SOURCE_BYTES (4L << 20) /* larger module files are refused */
 #define MAX_MESSAGE 1000            /* bytes of a reason that are kept */
@@ -108,14 +130,30 @@ struct ig_hook {
     int refused;
     int mem_hit; /* a refusal survived the emergency GC */
 
+    /* the blocks of BIG_BLOCK bytes and more that are alive (hook_alloc):
+     * a set of their addresses (| 1 for a string), and how many there
+     * are of each size class floor(log2(size)), other blocks [0] and
+     * strings [1] */
+    uintptr_t *big; /* open addressing, big_cap slots (a power of 2) */
+    size_t big_cap, big_n;
+    size_t big_count[2][64];
+    int big_top[2]; /* the largest class with a block, or -1 */
+
     /* instruction budget and CPU time (budget_hook, budget_steps) */
     lua_Integer steps_left;
     int budget_hit;
     int armed;       /* inside hook_pcall */
     long lib_steps;  /* C library steps not yet charged (< 4) */
     long max_cpu_ms;
-    double cpu_start; /* the call's CPU clock at its first check, or -1 */
-    long unclocked;   /* instructions charged since the last cpu_check */
+    int period; /* instructions per tick for the rest of the call */
+    int window; /* what the count hook was set to: charged per tick */
+    int forced; /* hook_alloc brought the next tick forward */
+    long long wall_tick;  /* wall clock (ns) at the last tick, or -1 */
+    long long wall_first; /* ... at the call's first clock reading */
+    long long cpu_start;  /* the call's CPU clock (ns) once started, or -1 */
+    long long cpu_seen;   /* CPU used at the last reading of it */
+    long long wall_seen;  /* wall clock at that reading */
+    long unclocked;   /* instructions charged since the last clock_check */
     ig_luapat_budget pat; /* {budget_pat, this}, for luapat.c */
     char limit_msg[256]; /* "items.lua:3: instruction budget of ..." */
 
@@ -138,8 +176,180 @@ struct ig_hook {
 };
 
 /* ------------------------------------------------------------------------
- * Memory cap
+ * Memory cap, and the big blocks alive
  * ---------------------------------------------------------------------- */
+
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+#define BIG_BLOCK ((size_t)1 << BIG_BLOCK_LOG2)
+
+/* This thread's CPU time in ns: a system call (~0.2 to 1.5 us); 0 if
+ * the clock cannot be read. */
+static long long thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Monotonic wall time in ns: no system call where the vDSO has it (~25
+ * ns). The CPU time a thread uses never exceeds the wall time that
+ * passes, so this bounds it cheaply; where it cannot be read, the CPU
+ * clock (which bounds itself) stands in. */
+static long long wall_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return thread_cpu_ns();
+    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Start the call's CPU clock now. */
+static void start_cpu_clock(ig_hook *h, long long wall)
+{
+    h->cpu_start = thread_cpu_ns();
+    h->cpu_seen = 0;
+    h->wall_seen = wall;
+}
+
+static int size_class(size_t n)
+{
+    int k = 0;
+
+    while (n >>= 1)
+        k++;
+    return k;
+}
+
+static size_t big_slot(const ig_hook *h, uintptr_t p)
+{
+    uint64_t x = (uint64_t)(p & ~(uintptr_t)1) >> 4;
+
+    x *= UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(x >> 32) & (h->big_cap - 1);
+}
+
+/* Make room for one more block in the set. 0 when it cannot grow. */
+static int big_reserve(ig_hook *h)
+{
+    size_t ocap = h->big_cap, cap = ocap ? 2 * ocap : 64, i;
+    uintptr_t *old = h->big, *nw;
+
+    if (2 * (h->big_n + 1) <= h->big_cap) /* keep it at most half full */
+        return 1;
+    nw = calloc(cap, sizeof *nw);
+    if (nw == NULL)
+        return 0;
+    h->big = nw;
+    h->big_cap = cap;
+    for (size_t j = 0; j < ocap; j++) {
+        if (old[j] == 0)
+            continue;
+        for (i = big_slot(h, old[j]); nw[i]; i = (i + 1) & (cap - 1))
+            ;
+        nw[i] = old[j];
+    }
+    free(old);
+    return 1;
+}
+
+/* Put the block p (not in the set; big_reserve made room) in it. */
+static void big_add(ig_hook *h, const void *p, size_t size, int str)
+{
+    uintptr_t e = (uintptr_t)p | (uintptr_t)str; /* malloc aligns to 8+ */
+    int k = size_class(size);
+    size_t i;
+
+    for (i = big_slot(h, e); h->big[i]; i = (i + 1) & (h->big_cap - 1))
+        ;
+    h->big[i] = e;
+    h->big_n++;
+    h->big_count[str][k]++;
+    if (k > h->big_top[str])
+        h->big_top[str] = k;
+}
+
+/* Take the block p of size bytes out of the set: -1 if it was not there,
+ * else 1 for a string and 0 for another block. */
+static int big_remove(ig_hook *h, const void *p, size_t size)
+{
+    size_t mask = h->big_cap - 1, i, j;
+    int k, str;
+
+    if (h->big_n == 0)
+        return -1;
+    for (i = big_slot(h, (uintptr_t)p);
+         (h->big[i] & ~(uintptr_t)1) != (uintptr_t)p; i = (i + 1) & mask)
+        if (h->big[i] == 0)
+            return -1;
+    str = (int)(h->big[i] & 1);
+    /* backward-shift deletion: pull later entries of the run into the
+     * hole unless their home slot lies cyclically in (hole, entry] */
+    for (j = (i + 1) & mask; h->big[j]; j = (j + 1) & mask) {
+        size_t home = big_slot(h, h->big[j]);
+        if (((home - i) & mask) == 0 ||
+            ((home - i) & mask) > ((j - i) & mask)) {
+            h->big[i] = h->big[j];
+            i = j;
+        }
+    }
+    h->big[i] = 0;
+    h->big_n--;
+    k = size_class(size);
+    if (--h->big_count[str][k] == 0 && k == h->big_top[str])
+        while (h->big_top[str] >= 0 &&
+               h->big_count[str][h->big_top[str]] == 0)
+            h->big_top[str]--;
+    return str;
+}
+
+/* Instructions per tick when each may read 2^s bytes: a window reads at
+ * most 2^WINDOW_BYTES_LOG2 bytes. */
+static int window_period(int s)
+{
+    if (s >= WINDOW_BYTES_LOG2)
+        return 1;
+    return s <= WINDOW_BYTES_LOG2 - 10 ? BUDGET_STEP
+                                       : 1 << (WINDOW_BYTES_LOG2 - s);
+}
+
+/* Instructions per tick while the longest string alive is shorter than
+ * 2^(big_top[1] + 1) bytes: a window of instructions that each read that
+ * many bytes reads at most 2^WINDOW_BYTES_LOG2 (utf8.len, among the
+ * slowest string functions, takes ~2 ns a byte: ~30 ms, and a call takes
+ * two instructions or more, so ~15 ms). The largest other block (a
+ * table's parts, the stack, a buffer) counts too, at ~1 ns for 16 bytes
+ * (next over a sparse table, a call with a table's values). */
+static int period_for(const ig_hook *h)
+{
+    int p = BUDGET_STEP, q;
+
+    if (h->big_top[1] >= 0)
+        p = window_period(h->big_top[1] + 1);
+    if (h->big_top[0] >= 0 &&
+        (q = window_period(h->big_top[0] + 1 - OTHER_BLOCK_SHIFT)) < p)
+        p = q;
+    return p > h->max_instructions ? (int)h->max_instructions : p;
+}
+
+/* From hook_alloc, inside a budgeted call: lower the period for the rest
+ * of the call to period and, unless done already, make the very next
+ * instruction tick (the window in progress is cut short; budget_hook
+ * charges it as if it were full). The allocator cannot raise, but it may
+ * set the hook. */
+static void bring_tick_forward(ig_hook *h, int period)
+{
+    if (!h->armed || h->budget_hit || period >= h->period)
+        return;
+    h->period = period;
+    if (!h->forced) {
+        h->forced = 1;
+        lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, 1);
+    }
+}
 
 static int same_request(const ig_hook *h, const void *ptr, size_t osize,
                         size_t nsize)
@@ -153,24 +363,51 @@ static int same_request(const ig_hook *h, const void *ptr, size_t osize,
  * emergency full GC and one retry of the very same request; a refusal that
  * is not rescued that way (the retry fails too, the next request is a
  * different one, or the call ends with it pending: lauxlib's buffers raise
- * without a retry) counts as a memory-cap hit. */
+ * without a retry) counts as a memory-cap hit.
+ *
+ * It also keeps the set of the blocks of BIG_BLOCK bytes and more that
+ * are alive, strings apart, for the count hook's period (period_for): Lua
+ * allocates a string with osize = LUA_TSTRING (luaC_newobj passes the
+ * basic type as the tag; strings are never resized), and frees and
+ * resizes every block with its size. */
 static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     ig_hook *h = ud;
     size_t old = ptr ? osize : 0; /* osize is a type tag when ptr == NULL */
     int retry = h->refused && same_request(h, ptr, osize, nsize);
+    int tag; /* the set's: -1 (not in it), 0 or 1 (a string) */
     void *np;
 
     if (nsize == 0) {
+        if (old >= BIG_BLOCK)
+            big_remove(h, ptr, old);
         free(ptr);
         h->mem_used -= old;
         return NULL;
     }
     if (nsize > old && nsize - old > h->mem_cap - h->mem_used)
         goto refuse;
+    tag = old >= BIG_BLOCK ? big_remove(h, ptr, old) : -1;
+    if (nsize >= BIG_BLOCK && tag < 0 && !big_reserve(h))
+        goto refuse; /* the host is out of memory: as good as a refusal */
     np = realloc(ptr, nsize);
-    if (np == NULL)
+    if (np == NULL) {
+        if (tag >= 0)
+            big_add(h, ptr, old, tag); /* room: it was just taken out */
         goto refuse;
+    }
+    if (nsize >= BIG_BLOCK) {
+        if (tag < 0) /* new, or grown: a new string, or another block */
+            tag = ptr == NULL && osize == LUA_TSTRING;
+        big_add(h, np, nsize, tag);
+        /* an instruction may now read more: shorten the period at once,
+         * not at the end of the window */
+        bring_tick_forward(h, period_for(h));
+    }
+    /* a call that makes big blocks does something that may take long:
+     * count its CPU time from here, not from its first tick */
+    if (nsize >= BIG_BLOCK && nsize > old && h->armed && h->cpu_start < 0)
+        start_cpu_clock(h, wall_ns());
     h->mem_used = h->mem_used - old + nsize;
     if (h->refused && nsize > old) { /* frees and shrinks do not tell */
         if (!retry)
@@ -182,6 +419,9 @@ static void *hook_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 refuse:
     if (h->refused)
         h->mem_hit = 1; /* a retry failed, or an earlier refusal stuck */
+    /* Lua answers with a full collection, of the whole heap, for each
+     * refusal: from here on, the clock is read after every instruction */
+    bring_tick_forward(h, 1);
     h->refused = 1;
     h->refused_ptr = ptr;
     h->refused_osize = osize;
@@ -201,18 +441,6 @@ static int hook_panic(lua_State *L)
 /* ------------------------------------------------------------------------
  * Instruction budget
  * ---------------------------------------------------------------------- */
-
-static void budget_hook(lua_State *L, lua_Debug *ar);
-
-/* This thread's CPU time, in seconds. */
-static double thread_cpu_s(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-        return 0;
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A limit is spent (what: "instruction budget of 1000000"; unused once
  * one was, whose message is raised again): note where,
@@ -257,26 +485,64 @@ static int instructions_spent(lua_State *L, ig_hook *h, lua_Debug *ar,
     return budget_spent(L, h, ar, level, what);
 }
 
-/* Raise once the call has used more than max_cpu_ms of CPU time, counted
- * from its first check (a call's first BUDGET_STEP instructions go
- * unmeasured: what they can do is bounded by the memory cap). */
-static void cpu_check(lua_State *L, ig_hook *h, lua_Debug *ar, int level)
+/* Read the clocks (at a tick of the count hook when tick, else after
+ * library work) and raise once the call has used more than max_cpu_ms of
+ * CPU time.
+ *
+ * The wall clock is read every time, the CPU clock only when it matters:
+ * the CPU time used is at most what was seen at the last reading of it
+ * plus the wall time since, so while that bound is within the limit
+ * nothing more is read. A call's CPU clock starts when it first makes a
+ * block of BIG_BLOCK bytes or more (hook_alloc), else at its first tick
+ * if the period is short (a big block is alive), else at the first
+ * reading CPU_LAZY_NS of wall time after its first tick: calls of
+ * ordinary instructions never make the system call. What runs before is
+ * not counted: at most the first window, and in the last case
+ * CPU_LAZY_NS and a window of ordinary instructions after it.
+ *
+ * At a tick, a window (the instructions since the last tick) that took
+ * more than WINDOW_NS means the instructions are expensive in a way the
+ * big blocks alive do not show (a slow collation, many small objects,
+ * ...): the period is cut in proportion for the rest of the call. */
+static void clock_check(lua_State *L, ig_hook *h, lua_Debug *ar, int level,
+                        int tick)
 {
-    double now = thread_cpu_s();
+    long long now = wall_ns();
+    long long limit = (long long)h->max_cpu_ms * 1000000;
+    long long used;
     char what[64];
 
+    if (h->wall_tick < 0) { /* the call's first reading */
+        h->wall_tick = h->wall_first = now;
+    } else if (tick) {
+        long long win = now - h->wall_tick;
+        h->wall_tick = now;
+        if (win > WINDOW_NS && h->period > 1) {
+            long long p = (long long)h->window * WINDOW_NS / win;
+            if (p < h->period)
+                h->period = p > 1 ? (int)p : 1;
+        }
+    }
     if (h->cpu_start < 0) {
-        h->cpu_start = now;
+        if (h->period < BUDGET_STEP || now - h->wall_first >= CPU_LAZY_NS)
+            start_cpu_clock(h, now);
         return;
     }
-    if ((now - h->cpu_start) * 1000 <= (double)h->max_cpu_ms)
+    if (h->cpu_seen + (now - h->wall_seen) <= limit)
         return;
+    used = thread_cpu_ns() - h->cpu_start;
+    if (used <= limit) {
+        h->cpu_seen = used;
+        h->wall_seen = now;
+        return;
+    }
     snprintf(what, sizeof what, "CPU time limit of %ld ms", h->max_cpu_ms);
     budget_spent(L, h, ar, level, what);
 }
 
-/* lua_Hook: charge one tick and check the CPU time; raise once either is
- * spent. */
+/* lua_Hook: charge the window that ended (as a full one when hook_alloc
+ * cut it short), check the CPU time, and set the count for the next
+ * window if the period changed; raise once a limit is spent. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     void *ud;
@@ -286,11 +552,15 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     h = ud;
     if (h->budget_hit) /* again, on every line and instruction */
         budget_spent(L, h, ar, 0, NULL);
-    h->steps_left -= BUDGET_STEP < h->max_instructions ? BUDGET_STEP
-                                                       : h->max_instructions;
+    h->steps_left -= h->window;
     if (h->steps_left <= 0)
         instructions_spent(L, h, ar, 0);
-    cpu_check(L, h, ar, 0);
+    clock_check(L, h, ar, 0, 1);
+    if (h->forced || h->window != h->period) {
+        h->forced = 0;
+        h->window = h->period;
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, h->period);
+    }
 }
 
 /* Charge steps of work done by the C library function running now (one
@@ -314,9 +584,9 @@ static void budget_steps(lua_State *L, ig_hook *h, long steps)
     }
     h->steps_left -= n;
     h->unclocked += n;
-    if (h->unclocked >= BUDGET_STEP) { /* as often as the count hook */
+    if (h->unclocked >= BUDGET_STEP) {
         h->unclocked = 0;
-        cpu_check(L, h, NULL, 1);
+        clock_check(L, h, NULL, 1, 0);
     }
 }
 
@@ -340,19 +610,19 @@ static void budget_range(lua_State *L, ig_hook *h, lua_Integer from,
 
 static void budget_arm(ig_hook *h)
 {
-    int step = BUDGET_STEP < h->max_instructions ? BUDGET_STEP
-                                                 : (int)h->max_instructions;
-
     h->steps_left = h->max_instructions;
     h->budget_hit = 0;
     h->armed = 1;
     h->lib_steps = 0;
+    h->period = h->window = period_for(h); /* strings kept from before */
+    h->forced = 0;
+    h->wall_tick = -1;
     h->cpu_start = -1;
     h->unclocked = 0;
     h->mem_hit = 0;
     h->refused = 0;
     h->limit_msg[0] = '\0';
-    lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, step);
+    lua_sethook(h->L, budget_hook, LUA_MASKCOUNT, h->window);
 }
 
 static void budget_disarm(ig_hook *h)
@@ -544,6 +814,8 @@ static int sb_collectgarbage(lua_State *L)
     switch (luaL_checkoption(L, 1, "collect", opts)) {
     case 0:
         lua_gc(L, LUA_GCCOLLECT);
+        if (upvalue_hook(L)->armed) /* the whole heap: look at the clock */
+            clock_check(L, upvalue_hook(L), NULL, 1, 0);
         lua_pushinteger(L, 0);
         return 1;
     case 1:
@@ -1294,8 +1566,13 @@ static int open_body(lua_State *L)
 static void close_state(ig_hook *h)
 {
     if (h->L)
-        lua_close(h->L);
+        lua_close(h->L); /* frees every block: the set is empty */
     h->L = NULL;
+    h->big_n = 0;
+    if (h->big)
+        memset(h->big, 0, h->big_cap * sizeof *h->big);
+    memset(h->big_count, 0, sizeof h->big_count);
+    h->big_top[0] = h->big_top[1] = -1;
     h->col_names = NULL; /* cols/colset went with the state */
     h->col_n = 0;
 }
@@ -1723,6 +2000,7 @@ ig_hook *ig_hook_new(const ig_hook_opts *opts, ig_err *err)
         return NULL;
     }
     h = ig_xcalloc(1, sizeof *h);
+    h->big_top[0] = h->big_top[1] = -1;
     h->path = ig_xstrdup(opts->path);
     h->chunk = base_name(opts->path);
     h->module = ig_xstrdup(opts->module ? opts->module : h->chunk);
@@ -1755,6 +2033,7 @@ void ig_hook_free(ig_hook *h)
     free(h->canon);
     free(h->seen);
     free(h->newvals);
+    free(h->big);
     free(h);
 }
 

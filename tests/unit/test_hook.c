@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hook.h"
@@ -633,6 +634,121 @@ static void test_hook_sandbox_refuses_escapes_and_stops_bombs(void **state)
     ig_arena_free(a);
 }
 
+/* This thread's CPU time in ms. */
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* One instruction can do C work in proportion to a string of megabytes
+ * (utf8.len, string.upper, a < b, a .. b): the CPU time limit stops such
+ * a loop soon after it is spent, not after a thousand of them. */
+static void test_hook_cpu_limit_holds_for_expensive_instructions(void **state)
+{
+    static const struct {
+        const char *what;
+        long limit_ms;
+    } cases[] = {
+        {"utf8_len", 100},
+        {"upper", 100},
+        {"less_than", 100},
+        {"concat", 150},
+    };
+    const char *const cols[NCOLS] = {"what", "out", "x", "y"};
+    ig_value v[NCOLS];
+    ig_hook_row row = {NCOLS, cols, v, 1, 2, NULL};
+    ig_arena *a = ig_arena_new(0);
+    ig_hook_outcome out;
+    ig_err err;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const in[NCOLS] = {cases[i].what, "", "", ""};
+        char path[1024], want[64];
+        ig_hook_opts o = {0};
+        ig_hook *h;
+        double t0, used;
+
+        snprintf(path, sizeof path, "%s%s", HOOKS, "cpu.lua");
+        o.path = path;
+        o.module = "cpu";
+        o.max_memory_kb = 128 * 1024; /* two 16 MiB strings and a buffer */
+        o.max_cpu_ms = cases[i].limit_ms;
+        h = ig_hook_new(&o, &err);
+        if (h == NULL)
+            fail_msg("cpu.lua: %s", err.msg);
+        set_row(v, in);
+        t0 = thread_cpu_ms();
+        assert_int_equal(
+            ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
+        used = thread_cpu_ms() - t0;
+        snprintf(want, sizeof want, "CPU time limit of %ld ms exceeded",
+                 cases[i].limit_ms);
+        if (!out.rejected || strcmp(out.code, "HOOK_LIMIT") != 0 ||
+            strstr(out.reasons[0].message, want) == NULL)
+            fail_msg("%s: got %s \"%s\"", cases[i].what,
+                     out.rejected ? out.code : "no rejection",
+                     out.rejected ? out.reasons[0].message : "");
+        /* generous for ASan and valgrind; before the fix: 7x to 50x */
+        if (used > 5.0 * (double)cases[i].limit_ms)
+            fail_msg("%s: the call took %.0f ms of CPU time with a limit of "
+                     "%ld ms",
+                     cases[i].what, used, cases[i].limit_ms);
+        print_message("%s: %.0f ms of CPU time, limit %ld ms\n", cases[i].what,
+                      used, cases[i].limit_ms);
+        ig_hook_free(h);
+        ig_arena_reset(a);
+    }
+    ig_arena_free(a);
+}
+
+/* Long strings come and go (the host tracks them to time the ticks):
+ * many at once, dropped out of order, collected, do ordinary work; and
+ * with one alive the instruction budget still counts every instruction. */
+static void test_hook_long_strings_alive_keep_the_budget(void **state)
+{
+    const char *const cols[NCOLS] = {"what", "out", "x", "y"};
+    const char *const many[NCOLS] = {"many_long", "", "", ""};
+    const char *const loop[NCOLS] = {"loop_long", "", "", ""};
+    ig_value v[NCOLS];
+    ig_hook_row row = {NCOLS, cols, v, 1, 2, NULL};
+    ig_arena *a = ig_arena_new(0);
+    ig_hook_outcome out;
+    ig_err err;
+    char path[1024];
+    ig_hook_opts o = {0};
+    ig_hook *h;
+    (void)state;
+
+    snprintf(path, sizeof path, "%s%s", HOOKS, "cpu.lua");
+    o.path = path;
+    o.module = "cpu";
+    o.max_instructions = 200000;
+    o.max_cpu_ms = 20000; /* a tick an instruction is slow under valgrind */
+    h = ig_hook_new(&o, &err);
+    if (h == NULL)
+        fail_msg("cpu.lua: %s", err.msg);
+    for (int i = 0; i < 2; i++) {
+        set_row(v, many);
+        assert_int_equal(
+            ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
+        if (out.rejected)
+            fail_msg("many_long: %s", out.reasons[0].message);
+        assert_val(&v[1], "2251"); /* the strings kept: 750 + 750 + 751 */
+        ig_arena_reset(a);
+    }
+    set_row(v, loop);
+    assert_int_equal(
+        ig_hook_call_row(h, IG_HOOK_TRANSFORM, &row, a, &out, &err), IG_OK);
+    assert_outcome(&out, "HOOK_LIMIT", "instruction budget of 200000");
+    assert_int_equal(ig_hook_rebuilds(h), 1);
+    ig_hook_free(h);
+    ig_arena_free(a);
+}
+
 /* ---- ingot's Lua library and the shipped items hook ------------------- */
 
 static void test_hook_library_modules_run_in_the_sandbox(void **state)
@@ -777,6 +893,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hook_row_table_is_reused,
                                         setup_basic, teardown),
         cmocka_unit_test(test_hook_sandbox_refuses_escapes_and_stops_bombs),
+        cmocka_unit_test(test_hook_cpu_limit_holds_for_expensive_instructions),
+        cmocka_unit_test(test_hook_long_strings_alive_keep_the_budget),
         cmocka_unit_test(test_hook_library_modules_run_in_the_sandbox),
         cmocka_unit_test(test_hook_items_hook_normalises_a_row),
         cmocka_unit_test(test_hook_batch_hooks_get_ctx_and_summary),
