@@ -110,10 +110,13 @@ grep -q 'rolled back (23505' "$IT_TMP/log.1" || fail "f2's existing keys made th
 assert_eq "0" "$(grep -c -E 'insert-first(:| attempt)' "$IT_TMP/log.0" || true)" "--insert-first 0 never tries it"
 # Into a table with rows the first batch upserts: f3 (every key exists or
 # was soft-deleted) never tries the path; f4 (new keys only) COPYs every
-# batch but the first.
+# batch but the first, and the second when the other writer took it
+# before the first had shown that the keys are new.
 assert_eq "0" "$(grep -c -E 'insert-first(:| attempt)' "$IT_TMP/f3.log.1" || true)" "f3: no attempt on a table with rows"
-assert_eq "$(( $(grep -c 'batch [0-9]* committed' "$IT_TMP/f4.log.1") - 1 ))" \
-  "$(grep -c 'insert-first: .* rows COPYed' "$IT_TMP/f4.log.1" || true)" "f4: every batch but the first COPYed"
+f4_batches=$(grep -c 'batch [0-9]* committed' "$IT_TMP/f4.log.1")
+f4_copied=$(grep -c 'insert-first: .* rows COPYed' "$IT_TMP/f4.log.1" || true)
+[ "$f4_copied" -ge $((f4_batches - 2)) ] && [ "$f4_copied" -le $((f4_batches - 1)) ] ||
+  fail "f4: $f4_copied of $f4_batches batches COPYed, expected all but the first (and maybe the second)"
 grep -q 'the table has pages, so it may have rows: not for the first batch' "$IT_TMP/f4.log.1" || fail "f4: the table's rows were not noticed"
 assert_eq "0" "$(grep -c -E 'batch [0-9]+, attempt' "$IT_TMP/log.1" || true)" "no batch was retried"
 
