@@ -132,8 +132,14 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
     json_t *o = json_object();
     ig_progress_info pi;
     int final = ig_jobq_state_is_final(job->state);
+    /* Running, but its lease ran out: its worker stopped heartbeating
+     * (died, or lost the database) and the job waits for a rescue. Its
+     * last live figures would make it look alive. */
+    int stalled = job->state == IG_JOBQ_RUNNING &&
+                  job->lease_expires_at > 0 &&
+                  job->lease_expires_at < (double)time(NULL);
 
-    if (live_matches(job, info)) {
+    if (!stalled && live_matches(job, info)) {
         pi = *info;
     } else {
         memset(&pi, 0, sizeof(pi));
@@ -154,6 +160,10 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
                                  : job->updated_at > 0 ? job->updated_at
                                                        : (double)time(NULL));
         source = "database";
+        if (stalled) {
+            pi.rows_per_sec = 0.0;
+            pi.eta_seconds = -1.0;
+        }
     }
     json_object_set_new(o, "job_id", json_integer(job->id));
     json_object_set_new(o, "pipeline", json_string(job->pipeline));
@@ -175,6 +185,7 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
     json_object_set_new(o, "attempt", json_integer(job->attempt));
     json_object_set_new(o, "last_error", str_or_null(job->last_error));
     json_object_set_new(o, "updated_at", ts(pi.updated_at));
+    json_object_set_new(o, "stalled", json_boolean(stalled));
     json_object_set_new(o, "source", json_string(source));
     return o;
 }

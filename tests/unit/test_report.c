@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "jobq.h"
 #include "progress.h"
@@ -131,6 +132,35 @@ static void test_report_final_job_shows_durable_counters(void **state)
     json_decref(o);
 }
 
+/* A running job whose lease ran out (its worker stopped heartbeating)
+ * does not look alive: its last live figures are not shown, it has no
+ * rate and no ETA, and it says it is stalled. A live lease shows them. */
+static void test_report_stalled_job_does_not_look_alive(void **state)
+{
+    ig_jobq_job j = job(IG_JOBQ_RUNNING, 1, 400);
+    ig_progress_info in = live(1, CREATED, 500);
+    json_t *o;
+
+    (void)state;
+    j.updated_at = CREATED + 10;
+    j.lease_expires_at = (double)time(NULL) - 5;
+    o = ig_report_progress(&j, &in, "redis");
+    assert_string_equal(json_string_value(json_object_get(o, "source")),
+                        "database");
+    assert_int_equal(json_integer_value(json_object_get(o, "processed")), 400);
+    assert_true(json_is_true(json_object_get(o, "stalled")));
+    assert_true(json_real_value(json_object_get(o, "rows_per_sec")) == 0.0);
+    assert_true(json_is_null(json_object_get(o, "eta_seconds")));
+    json_decref(o);
+
+    j.lease_expires_at = (double)time(NULL) + 30;
+    o = ig_report_progress(&j, &in, "redis");
+    assert_string_equal(json_string_value(json_object_get(o, "source")),
+                        "redis");
+    assert_true(json_is_false(json_object_get(o, "stalled")));
+    json_decref(o);
+}
+
 static void test_report_success_rate_never_rounds_to_all_or_none(void **st)
 {
     (void)st;
@@ -152,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_report_other_job_row_or_attempt_ignored),
         cmocka_unit_test(test_report_live_behind_checkpoint_ignored),
         cmocka_unit_test(test_report_final_job_shows_durable_counters),
+        cmocka_unit_test(test_report_stalled_job_does_not_look_alive),
         cmocka_unit_test(test_report_success_rate_never_rounds_to_all_or_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
