@@ -261,8 +261,12 @@ static int run_progress(ig_cli *cli)
         double eta = json_is_real(json_object_get(o, "eta_seconds"))
                          ? json_real_value(json_object_get(o, "eta_seconds"))
                          : -1;
-        printf("job %lld (%s): %s", id, job->pipeline,
-               ig_jobq_state_name(job->state));
+        printf("job %lld (%s): %s%s", id, job->pipeline,
+               ig_jobq_state_name(job->state),
+               json_is_true(json_object_get(o, "stalled"))
+                   ? " (stalled: its worker stopped heartbeating; it is "
+                     "rescued once another worker notices)"
+                   : "");
         if (pct >= 0)
             printf(" %.1f%%", pct);
         printf(", %lld/%lld rows, %.0f rows/s",
