@@ -15,7 +15,6 @@
 #define IG_BATCH_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 #include "arena.h"
 #include "results.h"
@@ -31,20 +30,6 @@ typedef struct ig_batch_row {
                                     with equal keys go to the same writer */
     unsigned char *elig;       /* per target: 1 = eligible (arena) */
     unsigned long long *khash; /* per target: key hash (arena) */
-    uint32_t *first_of;  /* per target (arena; NULL: all 0): under
-                            duplicates: first, the row number of the row
-                            that had this row's key first when this row
-                            was left out of the target for it (under
-                            error: see dup_elig), else 0;
-                            the executor gives the target to such a row
-                            when the database refused every row of its
-                            key before it (see ig_exec_batch) */
-    const unsigned char *dup_elig; /* NULL, or: a DUPLICATE_KEY row of
-                            a duplicates: error target (first_of says
-                            which and of which row), kept with every flag
-                            off; its eligibility per target, for the
-                            executor to give it back when the database
-                            refused every earlier row of its key (arena) */
     int failed;          /* set by the executor */
     ig_reason reason;    /* why (strings in the batch arena) */
 } ig_batch_row;

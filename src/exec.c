@@ -12,11 +12,9 @@
 #include "exec.h"
 
 #include "db.h"
-#include "keyset.h"
 #include "log.h"
 #include "sql.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2695,404 +2693,15 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
     return isolate(rc, rows, n, failed_target);
 }
 
-/* ------------------------------------------------------------------ */
-/* duplicates: first when the database refuses the first row            */
-
-struct ig_exec_firsts {
-    pthread_mutex_t mu;
-    ig_keyset *fell; /* (target, first row): refused in the database */
-    ig_keyset *held; /* (target, first row): a row of the key was written
-                        (or the key exists): the row that was */
-};
-
-/* The key of (target ti, first row) in those sets. */
-typedef struct first_id {
-    uint32_t ti, row;
-} first_id;
-
-ig_exec_firsts *ig_exec_firsts_new(void)
-{
-    ig_exec_firsts *f = ig_xcalloc(1, sizeof(*f));
-
-    pthread_mutex_init(&f->mu, NULL);
-    f->fell = ig_keyset_new();
-    f->held = ig_keyset_new();
-    return f;
-}
-
-void ig_exec_firsts_free(ig_exec_firsts *f)
-{
-    if (f == NULL)
-        return;
-    ig_keyset_free(f->fell);
-    ig_keyset_free(f->held);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
-}
-
-/* Whether target ti keeps the first row of a key (its later rows are
- * skipped). */
-static int keeps_first(const ig_pipeline *p, size_t ti)
-{
-    const ig_target *t = ig_pipeline_target(p, ti);
-
-    return t->duplicates == IG_DUPLICATES_FIRST && t->n_key > 0;
-}
-
-/* Whether target ti's key goes to its first row (duplicates: first, or
- * error: its later rows fail), so a refused first row hands it on. */
-static int hands_on(const ig_pipeline *p, size_t ti)
-{
-    const ig_target *t = ig_pipeline_target(p, ti);
-
-    return t->duplicates != IG_DUPLICATES_LAST && t->n_key > 0;
-}
-
-int ig_exec_tracks_firsts(const ig_pipeline *p)
-{
-    for (size_t ti = 0; ti < ig_pipeline_ntargets(p); ti++)
-        if (hands_on(p, ti))
-            return 1;
-    return 0;
-}
-
-/* Whether failed row r failed because its key of target ti exists in the
- * table (on_conflict: error): every later row of the key would too. */
-static int failed_exists(const ig_pipeline *p, const ig_batch_row *r,
-                         size_t ti)
-{
-    return r->failed && r->reason.code && r->reason.target &&
-           strcmp(r->reason.code, "ALREADY_EXISTS") == 0 &&
-           strcmp(r->reason.target, ig_pipeline_target(p, ti)->name) == 0;
-}
-
-void ig_exec_firsts_note(ig_exec_firsts *f, const ig_pipeline *p,
-                         ig_batch *b)
-{
-    size_t nt = ig_pipeline_ntargets(p), n = ig_batch_nrows(b);
-
-    if (f == NULL)
-        return;
-    pthread_mutex_lock(&f->mu);
-    for (size_t ti = 0; ti < nt; ti++) {
-        if (!hands_on(p, ti))
-            continue;
-        for (size_t i = 0; i < n; i++) {
-            const ig_batch_row *r = ig_batch_row_at(b, i);
-            first_id id;
-            if (!r->elig || !r->elig[ti])
-                continue;
-            id.ti = (uint32_t)ti;
-            if (r->first_of && r->first_of[ti]) {
-                /* Given the key's target: written, or refused. */
-                id.row = r->first_of[ti];
-                if (!r->failed || failed_exists(p, r, ti))
-                    ig_keyset_add(f->held, &id, sizeof(id),
-                                  (uint32_t)r->rec.recno);
-            } else if (r->failed && !failed_exists(p, r, ti)) {
-                /* Perhaps a key's first row: its later rows may take it. */
-                id.row = (uint32_t)r->rec.recno;
-                ig_keyset_add(f->fell, &id, sizeof(id), 1);
-            }
-        }
-    }
-    pthread_mutex_unlock(&f->mu);
-}
-
-/* Whether every row tried for the key whose first row is `first` (of
- * target ti) was refused in an earlier batch; else *holder: the row that
- * wrote the key (`first`, or a later row it went to). */
-static int first_open(ig_exec_firsts *f, size_t ti, uint32_t first,
-                      uint32_t *holder)
-{
-    first_id id;
-    uint32_t held;
-    int open;
-
-    *holder = first;
-    if (f == NULL)
-        return 0;
-    id.ti = (uint32_t)ti;
-    id.row = first;
-    pthread_mutex_lock(&f->mu);
-    held = ig_keyset_find(f->held, &id, sizeof(id));
-    open = held == 0 && ig_keyset_find(f->fell, &id, sizeof(id)) != 0;
-    pthread_mutex_unlock(&f->mu);
-    if (held)
-        *holder = held;
-    return open;
-}
-
-/* Fail row `row`, a held duplicate of target ti (ig_batch_row.dup_elig),
- * as the map stage would have: DUPLICATE_KEY naming row holder. */
-static void dup_fail(run_ctx *rc, size_t row, size_t ti, uint32_t holder)
-{
-    const ig_target *t = ig_pipeline_target(rc->ex->p, ti);
-    char msg[320], keys[200] = "";
-
-    for (size_t k = 0; k < t->n_key; k++)
-        snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys), "%s%s",
-                 k ? ", " : "", t->key[k]);
-    snprintf(msg, sizeof(msg),
-             "duplicate key (%s) in this import: row %u has the same key",
-             keys, holder);
-    ig_batch_row_at(rc->b, row)->failed = 0;
-    mark_failed(rc, row, t->name, t->n_key == 1 ? t->key[0] : NULL,
-                "DUPLICATE_KEY", NULL, msg);
-}
-
-/* Give row `row` target ti's key: a skipped row (duplicates: first)
- * the target, a held duplicate (error) every target it was mapped for. */
-static void give_key(run_ctx *rc, size_t row, size_t ti)
-{
-    ig_batch_row *r = ig_batch_row_at(rc->b, row);
-
-    if (r->dup_elig != NULL) {
-        for (size_t t = 0; t < rc->ex->ntargets; t++)
-            if (r->elig[t] != r->dup_elig[t])
-                ig_batch_set_flag(rc->b, row, t, r->dup_elig[t]);
-    } else {
-        ig_batch_set_flag(rc->b, row, ti, 1);
-    }
-    r->failed = 0;
-}
-
-/* A row left out of a target for an earlier row of its key, and where it
- * is among rows[0..n). */
-typedef struct cand {
-    uint32_t first;
-    size_t pos;
-} cand;
-
-static int cmp_cand(const void *a, const void *b)
-{
-    const cand *x = a, *y = b;
-
-    if (x->first != y->first)
-        return x->first < y->first ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
-
-/* The rows of rows[0..n) left out of target ti for an earlier row of
- * their key, grouped by that row, each group in file order. *nc. */
-static cand *candidates(run_ctx *rc, size_t ti, const size_t *rows,
-                        size_t n, size_t *nc)
-{
-    cand *c = NULL;
-    size_t m = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        const ig_batch_row *r = ig_batch_row_at(rc->b, rows[i]);
-        if (r->first_of == NULL || r->first_of[ti] == 0)
-            continue;
-        if (c == NULL)
-            c = ig_xmalloc((n - i) * sizeof(*c));
-        c[m].first = r->first_of[ti];
-        c[m++].pos = i;
-    }
-    if (m > 1)
-        qsort(c, m, sizeof(*c), cmp_cand);
-    *nc = m;
-    return c;
-}
-
-/* The batch's row whose record number is recno, or NULL (rows are in
- * file order). */
-static ig_batch_row *row_by_recno(ig_batch *b, long long recno)
-{
-    size_t lo = 0, hi = ig_batch_nrows(b);
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        ig_batch_row *r = ig_batch_row_at(b, mid);
-        if (r->rec.recno == recno)
-            return r;
-        if (r->rec.recno < recno)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
-/* Start of a call: every row left out of a target for an earlier row
- * of its key is left out again (a retried batch starts over; a held
- * duplicate fails DUPLICATE_KEY), then the first of them is given the
- * key where every row of it tried in earlier batches was refused. */
-static void firsts_start(run_ctx *rc, ig_exec_firsts *f, const size_t *rows,
-                         size_t n)
-{
-    for (size_t ti = 0; ti < rc->ex->ntargets; ti++) {
-        cand *c;
-        size_t nc;
-        uint32_t holder = 0;
-        int open = 0;
-        if (!hands_on(rc->ex->p, ti))
-            continue;
-        c = candidates(rc, ti, rows, n, &nc);
-        for (size_t j = 0; j < nc; j++) {
-            size_t row = rows[c[j].pos];
-            ig_batch_row *r = ig_batch_row_at(rc->b, row);
-            int give = 0;
-            if (j == 0 || c[j - 1].first != c[j].first) {
-                open = first_open(f, ti, c[j].first, &holder);
-                give = open;
-            }
-            if (r->dup_elig != NULL) {
-                for (size_t t = 0; t < rc->ex->ntargets; t++)
-                    if (r->elig[t])
-                        ig_batch_set_flag(rc->b, row, t, 0);
-                if (give)
-                    give_key(rc, row, ti);
-                else
-                    dup_fail(rc, row, ti, holder);
-            } else if (r->elig[ti] != give) {
-                ig_batch_set_flag(rc->b, row, ti, give);
-            }
-        }
-        free(c);
-    }
-}
-
-/* After the rows were run: for each key of a kept-first target whose
- * rows given the target here (its first row, when in this batch, and
- * the later ones given it) were all refused, give it to the key's next
- * row. Those rows (failed ones marked unfailed), and with them the rows
- * that missed a parent (the parent may be one of them), go to *again
- * (owned, file order): *nagain, 0 when no key changed hands. */
-static void firsts_again(run_ctx *rc, const size_t *rows, size_t n,
-                         size_t **again, size_t *nagain)
-{
-    size_t m = 0;
-    size_t *out = NULL;
-
-    for (size_t ti = 0; ti < rc->ex->ntargets; ti++) {
-        cand *c;
-        size_t nc;
-        if (!hands_on(rc->ex->p, ti))
-            continue;
-        c = candidates(rc, ti, rows, n, &nc);
-        for (size_t g = 0, e; g < nc; g = e) {
-            const ig_batch_row *fr = row_by_recno(rc->b, c[g].first);
-            int held = 0, tried = 0, exists = 0;
-            size_t next = (size_t)-1;
-            for (e = g; e < nc && c[e].first == c[g].first; e++)
-                ;
-            if (fr && fr->elig[ti]) {
-                tried = 1;
-                held = !fr->failed;
-                exists = failed_exists(rc->ex->p, fr, ti);
-            }
-            for (size_t j = g; j < e; j++) {
-                const ig_batch_row *r = ig_batch_row_at(rc->b, rows[c[j].pos]);
-                if (r->elig[ti]) { /* given the target */
-                    tried = 1;
-                    held |= !r->failed;
-                    exists |= failed_exists(rc->ex->p, r, ti);
-                    next = (size_t)-1;
-                } else if (next == (size_t)-1) {
-                    next = j;
-                }
-            }
-            if (!tried || held || exists || next == (size_t)-1)
-                continue;
-            {
-                size_t row = rows[c[next].pos];
-                ig_batch_row *r = ig_batch_row_at(rc->b, row);
-                ig_log(IG_LOG_DEBUG, "exec: target %s: the database refused "
-                       "the rows of a key from row %u on; row %lld takes "
-                       "it", ig_pipeline_target(rc->ex->p, ti)->name,
-                       c[g].first, r->rec.recno);
-                give_key(rc, row, ti);
-                if (out == NULL)
-                    out = ig_xmalloc(n * sizeof(*out));
-                out[m++] = row;
-            }
-        }
-        free(c);
-    }
-    if (m > 0) {
-        /* The rows whose lookup found no parent: a row given a key now
-         * may write it. Any other failed row stays failed. */
-        for (size_t i = 0; i < n; i++) {
-            ig_batch_row *r = ig_batch_row_at(rc->b, rows[i]);
-            if (r->failed && r->reason.code &&
-                strcmp(r->reason.code, "MISSING_PARENT") == 0) {
-                r->failed = 0;
-                out[m++] = rows[i];
-            }
-        }
-        qsort(out, m, sizeof(*out), cmp_row);
-    }
-    *again = out;
-    *nagain = m;
-}
-
-/* End of a call: take back the skip the map stage counted for each row
- * of rows[0..n) given a kept-first target here (its outcome there is the
- * row's); a held duplicate whose key a row of this call wrote fails
- * naming that row. */
-static void firsts_finish(run_ctx *rc, const size_t *rows, size_t n)
-{
-    for (size_t ti = 0; ti < rc->ex->ntargets; ti++) {
-        cand *c;
-        size_t nc;
-        if (keeps_first(rc->ex->p, ti))
-            for (size_t i = 0; i < n; i++) {
-                const ig_batch_row *r = ig_batch_row_at(rc->b, rows[i]);
-                if (r->first_of && r->first_of[ti] && r->elig[ti])
-                    rc->per_target[ti].skipped--;
-            }
-        if (!hands_on(rc->ex->p, ti) || keeps_first(rc->ex->p, ti))
-            continue;
-        c = candidates(rc, ti, rows, n, &nc);
-        for (size_t g = 0, e; g < nc; g = e) {
-            long long holder = 0;
-            for (e = g; e < nc && c[e].first == c[g].first; e++) {
-                const ig_batch_row *r = ig_batch_row_at(rc->b,
-                                                        rows[c[e].pos]);
-                if (holder == 0 && r->elig[ti] && !r->failed)
-                    holder = r->rec.recno;
-            }
-            for (size_t j = g; holder != 0 && j < e; j++) {
-                const ig_batch_row *r = ig_batch_row_at(rc->b,
-                                                        rows[c[j].pos]);
-                if (r->dup_elig != NULL && !r->elig[ti])
-                    dup_fail(rc, rows[c[j].pos], ti, (uint32_t)holder);
-            }
-        }
-        free(c);
-    }
-}
-
-/* Run rows[0..n) (sub: a copy of them that it reorders), then, as
- * long as a kept-first key changes hands (firsts_again), the rows that
- * takes. */
-static int run_with_firsts(run_ctx *rc, const size_t *rows, size_t *sub,
-                           size_t n, int keep)
-{
-    int code = run_subset(rc, sub, n);
-
-    while (code == IG_OK && keep) {
-        size_t *again, nagain;
-        firsts_again(rc, rows, n, &again, &nagain);
-        if (nagain == 0)
-            break;
-        code = run_subset(rc, again, nagain);
-        free(again);
-    }
-    return code;
-}
-
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
                   const size_t *rows, size_t n, ig_arena *arena, int flags,
                   char *xid, int *has_stage, ig_counts *per_target,
-                  ig_exec_firsts *firsts, ig_err *err)
+                  ig_err *err)
 {
     run_ctx rc;
-    size_t *sub, *all;
+    size_t *sub;
     char *begin = NULL;
-    int code, exists = (flags & IG_EXEC_STAGE_EXISTS) != 0, lazy = 0, keep;
+    int code, exists = (flags & IG_EXEC_STAGE_EXISTS) != 0, lazy = 0;
 
     memset(&rc, 0, sizeof(rc));
     rc.ex = ex;
@@ -3144,15 +2753,10 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     }
     if (n == 0)
         return IG_OK;
-    /* run_subset reorders its list while isolating rows: work on a copy
-     * (all: the rows as given, for the kept-first keys). */
-    sub = ig_xmalloc(2 * n * sizeof(*sub));
-    all = sub + n;
+    /* run_subset reorders its list while isolating rows: work on a copy. */
+    sub = ig_xmalloc(n * sizeof(*sub));
     for (size_t i = 0; i < n; i++)
-        all[i] = sub[i] = rows ? rows[i] : i;
-    keep = ig_exec_tracks_firsts(ex->p);
-    if (keep)
-        firsts_start(&rc, firsts, all, n);
+        sub[i] = rows ? rows[i] : i;
     code = IG_OK;
     if ((flags & IG_EXEC_INSERT_FIRST) && ex->direct) {
         int applied = 0;
@@ -3170,17 +2774,13 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
             *has_stage = code == IG_OK;
         }
         if (code != IG_OK || applied) {
-            if (code == IG_OK && keep)
-                firsts_finish(&rc, all, n);
             free(sub);
             free(rc.buf);
             free(begin);
             return code;
         }
     }
-    code = run_with_firsts(&rc, all, sub, n, keep);
-    if (code == IG_OK && keep)
-        firsts_finish(&rc, all, n);
+    code = run_subset(&rc, sub, n);
     free(sub);
     free(rc.buf);
     free(begin);

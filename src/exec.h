@@ -12,9 +12,7 @@
  * every writer the same lock order; the IS DISTINCT FROM guard skips no-op
  * updates (updated_at is not touched); no statement ever takes a table
  * lock. duplicates: last is resolved here with DISTINCT ON (key) keeping
- * the highest row; first / error were resolved before (keyset.h),
- * except that a key whose first row the database refused goes to its
- * next row here (ig_exec_firsts).
+ * the highest row; first / error were resolved before (keyset.h).
  *
  * Insert-first path: for a one-target pipeline without lookups whose
  * columns have the declared types, a caller expecting new keys
@@ -80,33 +78,6 @@ enum {
                                  (one round trip less) and report its xid */
 };
 
-/* What one import knows, across its batches, of the keys of its
- * duplicates: first (and error) targets whose first row the database
- * refused (a constraint, a trigger, a missing parent in another target:
- * a failed row writes nothing). Such a key goes to its next row, as it
- * would had the refused row failed a rule before the database:
- * ig_exec_batch gives the target to the next row of the key in file order
- * (ig_batch_row.first_of; under error a DUPLICATE_KEY row the map stage
- * held, ig_batch_row.dup_elig), in the same batch or a later one, until
- * one is written; the later rows are skipped (first) or fail
- * DUPLICATE_KEY naming that row (error). Thread-safe:
- * shared by an import's writers. A later row of such a key must not be
- * applied beside the batch holding its earlier rows (the writers treat
- * first_of rows as holding their key). */
-typedef struct ig_exec_firsts ig_exec_firsts; /* opaque */
-
-ig_exec_firsts *ig_exec_firsts_new(void);
-void ig_exec_firsts_free(ig_exec_firsts *f);
-
-/* Whether p has a target whose key goes to its first row (duplicates:
- * first or error; else an import needs no ig_exec_firsts). */
-int ig_exec_tracks_firsts(const ig_pipeline *p);
-
-/* Record the outcome of batch b, once committed, for the batches after
- * it: the rows of a kept-first key refused, the keys a row now holds. */
-void ig_exec_firsts_note(ig_exec_firsts *f, const ig_pipeline *p,
-                         ig_batch *b);
-
 /* Room for the xid ig_exec_batch reports under IG_EXEC_BEGIN. */
 #define IG_EXEC_XID_LEN 32
 
@@ -125,22 +96,14 @@ unsigned long long ig_exec_stage_id(const ig_exec *ex);
  * their reason strings allocated in arena (so writers applying disjoint
  * row sets of one batch from several threads never share an allocator). flags: the
  * IG_EXEC_STAGE_* bits. Adds each target's inserted / updated /
- * unchanged / skipped to per_target[t]. firsts (NULL: none; the import's,
- * see ig_exec_firsts): under duplicates: first, a row left out of a
- * target for its key's first row (first_of) is given the target when
- * that row and every other tried for the key were refused, in an earlier
- * batch or this one (the rows of this call are run again with it, and
- * its skip in that target taken back from per_target); under error, a
- * held DUPLICATE_KEY row (dup_elig) is failed here, or given its targets
- * the same way. The flags of such rows are reset at each call, so a
- * retried batch starts over.
+ * unchanged / skipped to per_target[t].
  * IG_OK: the caller may commit (failed rows are marked in b). IG_DB_RETRY:
  * a transient failure (connection lost, deadlock, ...): roll back and
  * retry the whole batch. IG_DB: the batch could not be run at all. */
 int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
                   const size_t *rows, size_t n, ig_arena *arena, int flags,
                   char *xid, int *has_stage, ig_counts *per_target,
-                  ig_exec_firsts *firsts, ig_err *err) IG_MUSTCHECK;
+                  ig_err *err) IG_MUSTCHECK;
 
 /* Whether the insert-first path applies to this pipeline at all. */
 int ig_exec_can_insert_first(const ig_exec *ex);

@@ -32,12 +32,6 @@ struct ig_mapper {
     int **key_cols;       /* [target][k] -> column index */
     int **skip_cols;      /* [target][i] -> column index */
     ig_keyset **keysets;  /* [target]: duplicates error/first, else NULL */
-    size_t nkeysets;      /* targets with one */
-    int pending;          /* scratch: this row's one failure is a
-                             DUPLICATE_KEY of target pending_ti under
-                             duplicates: error, the only target with a
-                             key set: the executor decides (hold_dup) */
-    size_t pending_ti;
     int *eligible;        /* per target, scratch */
     uint64_t *key_seen;   /* per target, scratch: first row or 0 */
     ig_value *vals;       /* per target x column, scratch */
@@ -238,10 +232,8 @@ ig_mapper *ig_mapper_new(const ig_pipeline *p, const char *const *header,
         m->skip_cols[ti] = ig_xcalloc(t->n_skip_when_null + 1, sizeof(int));
         for (size_t k = 0; k < t->n_skip_when_null; k++)
             m->skip_cols[ti][k] = col_by_name(t, t->skip_when_null[k]);
-        if (t->duplicates != IG_DUPLICATES_LAST) {
+        if (t->duplicates != IG_DUPLICATES_LAST)
             m->keysets[ti] = ig_keyset_new();
-            m->nkeysets++;
-        }
     }
     m->vals = ig_xcalloc(m->nvals ? m->nvals : 1, sizeof(ig_value));
     m->src = ig_xcalloc(m->nnames ? m->nnames : 1, sizeof(ig_value));
@@ -487,7 +479,7 @@ static void duplicate(const ig_target *t, row_state *rs, uint64_t first)
 static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs,
                           int count_skips)
 {
-    size_t nt = ig_pipeline_ntargets(m->p), ndup = 0, dup_ti = 0;
+    size_t nt = ig_pipeline_ntargets(m->p);
 
     for (size_t ti = 0; ti < nt; ti++) {
         const ig_target *t = ig_pipeline_target(m->p, ti);
@@ -507,19 +499,10 @@ static void check_targets(ig_mapper *m, const ig_record *rec, row_state *rs,
         }
         if (m->key_seen[ti] == 0)
             continue;
-        if (t->duplicates == IG_DUPLICATES_FIRST) {
+        if (t->duplicates == IG_DUPLICATES_FIRST)
             m->eligible[ti] = 0; /* keep the first occurrence */
-        } else {
+        else
             duplicate(t, rs, m->key_seen[ti]);
-            ndup++;
-            dup_ti = ti;
-        }
-    }
-    /* Only a duplicate of the one target with a key set: whether the
-     * key's first row wrote it is the executor's to say (hold_dup). */
-    if (rs->n == 1 && ndup == 1 && m->nkeysets == 1) {
-        m->pending = 1;
-        m->pending_ti = dup_ti;
     }
     if (rs->n > 0 || m->hash)
         return;
@@ -543,48 +526,21 @@ static void note_keys(ig_mapper *m, ig_batch *b)
 {
     size_t nt = ig_pipeline_ntargets(m->p);
     ig_batch_row *r = ig_batch_row_at(b, ig_batch_nrows(b) - 1);
-    /* One allocation: the hashes, the first rows, then the flags
-     * (aligned for all). */
+    /* One allocation: the hashes, then the flags (aligned for both). */
     unsigned long long *kh = ig_arena_alloc(
-        ig_batch_arena(b),
-        (nt ? nt : 1) * (sizeof(*kh) + sizeof(uint32_t) + 1));
-    uint32_t *first_of = (uint32_t *)(void *)(kh + (nt ? nt : 1));
-    unsigned char *elig = (unsigned char *)(first_of + (nt ? nt : 1));
+        ig_batch_arena(b), (nt ? nt : 1) * (sizeof(*kh) + 1));
+    unsigned char *elig = (unsigned char *)(kh + (nt ? nt : 1));
 
     for (size_t ti = 0; ti < nt; ti++) {
         size_t len = key_bytes(m, ti);
         elig[ti] = (unsigned char)m->eligible[ti];
-        /* Left out for a key seen before (duplicates: first; with
-         * m->hash, ig_mapper_resolve decides and sets it). */
-        first_of[ti] = !m->hash && !m->eligible[ti] ? (uint32_t)m->key_seen[ti]
-                                                    : 0;
         kh[ti] = key_has_null(m, ti)
                      ? null_key_hash(m->keybuf, len, r->rec.recno)
                      : XXH3_64bits(m->keybuf, len);
     }
     r->elig = elig;
     r->khash = kh;
-    r->first_of = first_of;
     r->key_hash = nt ? kh[0] : 0;
-}
-
-/* Row i of b failed DUPLICATE_KEY in target ti (duplicates: error) for
- * the key row `first` had: it is kept with its COPY line, every flag off
- * and its eligibility in dup_elig, so that the executor fails it, or
- * gives it the key if the database refused every row of the key before
- * it (see ig_exec_firsts). */
-static void hold_dup(ig_mapper *m, ig_batch *b, size_t i, size_t ti,
-                     uint32_t first)
-{
-    size_t nt = ig_pipeline_ntargets(m->p);
-    ig_batch_row *r = ig_batch_row_at(b, i);
-    unsigned char *elig = ig_arena_alloc(ig_batch_arena(b), nt ? nt : 1);
-
-    memcpy(elig, r->elig, nt);
-    for (size_t t = 0; t < nt; t++)
-        ig_batch_set_flag(b, i, t, 0);
-    r->first_of[ti] = first;
-    r->dup_elig = elig;
 }
 
 /* Queue the row just mapped (row: its index in b, or -1) for
@@ -770,7 +726,6 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
         ig_batch_row *r = e->row >= 0 ? ig_batch_row_at(b, (size_t)e->row)
                                       : NULL;
         row_state rs;
-        size_t ndup = 0, dup_ti = 0;
 
         rs.n = 0;
         rs.arena = ig_batch_arena(b);
@@ -785,24 +740,10 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
             m->key_seen[ti] = ig_keyset_find(m->keysets[ti], id, len);
             if (m->key_seen[ti] == 0)
                 continue;
-            if (t->duplicates == IG_DUPLICATES_FIRST) {
+            if (t->duplicates == IG_DUPLICATES_FIRST)
                 e->elig[ti] = 0;
-            } else {
+            else
                 duplicate(t, &rs, m->key_seen[ti]);
-                ndup++;
-                dup_ti = ti;
-            }
-        }
-        if (rs.n > 0 && r != NULL && rs.n == ndup && ndup == 1 &&
-            m->nkeysets == 1) {
-            /* The executor decides, as for check_targets' rows. */
-            hold_dup(m, b, (size_t)e->row, dup_ti,
-                     (uint32_t)m->key_seen[dup_ti]);
-            for (size_t ti = 0; ti < nt; ti++)
-                if (m->hashed[ti] && !e->knull[ti])
-                    ig_batch_set_key_hash(b, (size_t)e->row, ti,
-                                          h[i * nt + ti]);
-            continue;
         }
         if (rs.n > 0) {
             if (r != NULL) { /* it reaches no target: a failed row */
@@ -825,8 +766,6 @@ int ig_mapper_resolve(ig_mapper *m, ig_batch *b, ig_err *err)
             if (!e->elig[ti]) {
                 ig_batch_set_flag(b, (size_t)e->row, ti, 0);
                 ig_results_add(m->results, (int)ti, &skip);
-                if (r->first_of) /* left out for the key's first row */
-                    r->first_of[ti] = (uint32_t)m->key_seen[ti];
             }
             if (m->hashed[ti] && !e->knull[ti]) /* the executor and the
                                                    writers compare keys by
@@ -884,7 +823,6 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
 
     rs.n = 0;
     rs.arena = ig_batch_arena(b);
-    m->pending = 0;
     if (m->nheader == 0 && !m->width_checked && rec->error == NULL &&
         (rc = check_width(m, rec, err)) != IG_OK)
         return rc;
@@ -913,9 +851,9 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
     }
     if (rs.n == 0)
         check_targets(m, rec, &rs, write);
-    if (rs.n > 0 && !m->pending)
+    if (rs.n > 0)
         goto failed;
-    if (!write) { /* a held duplicate (m->pending) is nothing to learn */
+    if (!write) {
         if (m->hash)
             defer(m, rec, b, -1);
         return IG_OK;
@@ -928,10 +866,7 @@ static int map_one(ig_mapper *m, const ig_record *rec, ig_batch *b,
         ig_batch_put_value(b, m->vals[i]);
     ig_batch_end_row(b);
     note_keys(m, b);
-    if (m->pending) /* (only without m->hash: check_targets decided) */
-        hold_dup(m, b, ig_batch_nrows(b) - 1, m->pending_ti,
-                 (uint32_t)m->key_seen[m->pending_ti]);
-    else if (m->hash)
+    if (m->hash)
         defer(m, rec, b, (long long)ig_batch_nrows(b) - 1);
     return IG_OK;
 

@@ -13,12 +13,7 @@
  * duplicate-key decisions are made per batch instead, by
  * ig_mapper_resolve.) A row that failed is recorded
  * in the results with all its reasons and original values; nothing of it
- * reaches the database. Except a row whose one failure is a
- * DUPLICATE_KEY of the pipeline's only target keeping a key set: it is
- * held in the batch (ig_batch_row.dup_elig) for the executor, which fails
- * it, or gives it the key if the database refuses the key's earlier rows
- * (ig_exec_firsts). A row left out of a target for an earlier row of its
- * key (duplicates: first) names that row (ig_batch_row.first_of).
+ * reaches the database.
  *
  * One mapper per import, used by one thread (it owns the keysets and
  * borrows the hook, which must belong to the same thread).

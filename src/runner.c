@@ -128,8 +128,6 @@ typedef struct dbside {
     /* The watchdog (watch_main); aborted: it dropped the run's
      * connections, so nothing is retried any more (atomic). */
     int aborted;
-    ig_exec_firsts *firsts; /* duplicates: first keys whose row the
-                               database refused (NULL: no such target) */
     pthread_t watch_th;
     int watching;
     int watch_quit;      /* under watch_mu */
@@ -275,7 +273,7 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
     if (d->dry == NULL)
         flags |= IG_EXEC_BEGIN; /* BEGIN rides with the first statements */
     rc = ig_exec_batch(d->ex, c, b, NULL, 0, ig_batch_arena(b), flags, xid,
-                       &has_stage, per_target, d->firsts, err);
+                       &has_stage, per_target, err);
     if (rc == IG_OK && d->o->on_commit) {
         size_t nf;
         const ig_batch_failure *f = ig_batch_failures(b, &nf);
@@ -350,8 +348,6 @@ static void account(dbside *d, slot *sl, const ig_counts *per_target)
         ig_results_add(d->results, (int)t, &per_target[t]);
         d->grown[t] += per_target[t].inserted;
     }
-    /* Before a later batch of the same keys may start (clashes). */
-    ig_exec_firsts_note(d->firsts, d->o->pipeline, b);
     add.failed = 0;  /* ig_results_fail_row counted them */
     add.skipped = 0; /* derived from the others when read */
     ig_results_add(d->results, -1, &add);
@@ -466,14 +462,8 @@ static void note_outcome(dbside *d, ig_batch *b, long long seq,
 
     if (nt > 0) {
         old = per[nt - 1].updated + per[nt - 1].unchanged;
-        for (size_t i = 0; i < ig_batch_nrows(b); i++) {
-            const ig_batch_row *r = ig_batch_row_at(b, i);
-            /* A duplicate the map stage held (duplicates: error) that
-             * failed DUPLICATE_KEY was not rejected by PostgreSQL. */
-            rejected += r->failed && !(r->dup_elig && r->reason.code &&
-                                       strcmp(r->reason.code,
-                                              "DUPLICATE_KEY") == 0);
-        }
+        for (size_t i = 0; i < ig_batch_nrows(b); i++)
+            rejected += ig_batch_row_at(b, i)->failed != 0;
         if (per[nt - 1].inserted + old + rejected > 0)
             outcome = old == 0 && rejected == 0 ? 1 : 2;
     }
@@ -492,15 +482,6 @@ static void note_outcome(dbside *d, ig_batch *b, long long seq,
  * costs waiting. */
 enum { WAIT_NOT, WAIT_INSERTING, WAIT_KEY };
 
-/* Whether row may write its key of the (one) target: it is eligible, or
- * it was left out for an earlier row of its key (duplicates: first) and
- * takes the target if the database refuses that row, which it must know
- * before it runs (ig_exec_firsts). */
-static int holds_key(const ig_batch_row *row)
-{
-    return row->elig[0] || (row->first_of && row->first_of[0]);
-}
-
 static int clashes(const dbside *d, const slot *sl)
 {
     size_t n = ig_batch_nrows(sl->b);
@@ -515,7 +496,7 @@ static int clashes(const dbside *d, const slot *sl)
             return WAIT_INSERTING;
         for (size_t r = 0; r < n; r++) {
             const ig_batch_row *row = ig_batch_row_at(sl->b, r);
-            if (holds_key(row) &&
+            if (row->elig[0] &&
                 ig_keyset_find(o->keys, &row->khash[0], sizeof(row->khash[0])))
                 return WAIT_KEY;
         }
@@ -636,7 +617,7 @@ static void hand_over(dbside *d, slot *sl, long long seq)
         sl->keys = ig_keyset_new();
         for (size_t r = 0; r < n; r++) {
             const ig_batch_row *row = ig_batch_row_at(sl->b, r);
-            if (holds_key(row))
+            if (row->elig[0])
                 ig_keyset_add(sl->keys, &row->khash[0],
                               sizeof(row->khash[0]), 1);
         }
@@ -1307,8 +1288,6 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         d.nwriters = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
                                                      : o->writers;
     d.next_take = d.next_account = 1;
-    if (ig_exec_tracks_firsts(o->pipeline))
-        d.firsts = ig_exec_firsts_new();
     {
         size_t nt = ig_pipeline_ntargets(o->pipeline);
         d.grown = ig_xcalloc(nt ? nt : 1, sizeof(*d.grown));
@@ -1576,7 +1555,6 @@ out:
         ig_keyset_free(d.slots[i].keys);
     }
     free(d.slots);
-    ig_exec_firsts_free(d.firsts);
     free(d.grown);
     free(d.analyzed_at);
     free(d.is_parent);

@@ -37,11 +37,9 @@ docs/pipelines.md and docs/architecture.md row by row in file order:
 - a row failing a rule fails with every failing column's rule name, in
   the pipeline's column order, and does not enter the key set;
 - duplicates: error / first look at the keys of earlier rows that passed
-  the rules and were not skipped (skip_when_null) and that PostgreSQL
-  did not reject: the key goes to the first of its rows PostgreSQL
-  accepts (the rows before it failed), in the same batch or a later one;
-  the rows after it are skipped (first) or DUPLICATE_KEY errors naming
-  it (error);
+  the rules and were not skipped (skip_when_null); a row PostgreSQL later
+  rejects stays in that set (the documented limit), so its key's later
+  rows are DUPLICATE_KEY errors naming it, or skipped;
 - a batch (--batch-size rows from the start of the file; rows that
   failed a rule count) is one INSERT .. ON CONFLICT, with DISTINCT ON
   keeping the last row of a key for duplicates: last (the others are
@@ -374,9 +372,8 @@ class Model:
                         continue
                     row["elig"] = False
                     self.counts["skipped"] += 1
-                elif self.db_error(row) is None:
-                    # a rejected row leaves the key to the next one
-                    seen[k] = i
+                else:
+                    seen[k] = i  # even if the database rejects the row
             mapped.append(row)
         return mapped
 
@@ -453,11 +450,8 @@ class Model:
         win = {}
         for r in rows:
             if r["elig"]:  # DISTINCT ON (k) ORDER BY k, _row DESC; a
-                # NULL k is a key of its own. Under error / first a key's
-                # rows that are both eligible are rejected ones and the
-                # one after them that takes the key: each its own.
-                win[r["k"] if r["k"] is not None and
-                    self.sc["policy"] == "last" else ("row", r["row"])] = r
+                # NULL k is a key of its own
+                win[r["k"] if r["k"] is not None else ("null", r["row"])] = r
         bad = [r for r in win.values() if self.db_error(r)]
         if bad and len(rows) >= ROW_PASS_MIN:
             for r in bad:
