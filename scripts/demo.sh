@@ -12,7 +12,9 @@ cd "$ROOT"
 bash scripts/deps.sh
 bash scripts/build.sh release
 if [ -z "${DATABASE_URL:-}" ]; then
-  eval "$(bash scripts/servers.sh start)"
+  # A failed start must stop here: eval of a failed substitution succeeds.
+  server_env=$(bash scripts/servers.sh start) || { echo "$0: the private servers did not start" >&2; exit 1; }
+  eval "$server_env"
 fi
 ./build/ingot migrate up
 ./build/ingot check items

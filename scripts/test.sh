@@ -17,7 +17,9 @@ bash scripts/build.sh asan
 
 started=0
 if [ -z "${DATABASE_URL:-}" ] || [ -z "${REDIS_URL:-}" ]; then
-  eval "$(bash scripts/servers.sh start)"
+  # A failed start must stop here: eval of a failed substitution succeeds.
+  server_env=$(bash scripts/servers.sh start) || { echo "$0: the private servers did not start" >&2; exit 1; }
+  eval "$server_env"
   started=1
 fi
 cleanup() { if [ $started = 1 ]; then bash scripts/servers.sh stop || true; fi; }
