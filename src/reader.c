@@ -46,6 +46,7 @@
  *   is marked CSV_FIELD_SIZE and its value is "".
  */
 #include "reader.h"
+#include "clock.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -80,6 +81,7 @@ struct ig_reader {
     int pushback; /* a byte read ahead on a pipe (after a Ctrl-Z), or -1 */
     int (*stop)(void *ud);
     void *stop_ud;
+    double stop_checked; /* ig_clock_s() of the last ask */
     int spool_fd; /* a copy of what is read (ig_reader_opts.spool), or -1 */
     int started;  /* first chunk read (BOM checked) */
     int eof;      /* no chunk left */
@@ -618,6 +620,40 @@ static size_t stdio_pending(FILE *f)
 #endif
 }
 
+/* Whether stdio_pending tells all that f has buffered: glibc, and f not
+ * in ungetc's backup area (_IO_IN_BACKUP, 0x100 in libio's flags: the
+ * main buffer's bytes are then out of sight). Otherwise a pipe is read
+ * through stdio, with no stop while it waits. */
+static int stdio_pending_exact(FILE *f)
+{
+#ifdef __GLIBC__
+    return (f->_flags & 0x100) == 0;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
+/* r->stop, asked at most every 100 ms: IG_CANCELED in r->ioerr when it
+ * says stop. Asked while data keeps coming too, so a pipe that trickles
+ * rows in does not hold a stop up. */
+static int stop_now(ig_reader *r, int force)
+{
+    double now;
+
+    if (r->stop == NULL)
+        return 0;
+    now = ig_clock_s();
+    if (!force && now - r->stop_checked < 0.1)
+        return 0;
+    r->stop_checked = now;
+    if (!r->stop(r->stop_ud))
+        return 0;
+    ig_err_set(&r->ioerr, IG_CANCELED,
+               "%s: stopped while waiting for more input", r->name);
+    return 1;
+}
+
 /* Append buf[0..n) to the spool; a failed write ends it. */
 static void spool(ig_reader *r, const void *buf, size_t n)
 {
@@ -651,6 +687,8 @@ static long read_piped(ig_reader *r, unsigned char *buf, size_t cap,
         buf[got++] = (unsigned char)r->pushback;
         r->pushback = -1;
     }
+    if (got < want && stop_now(r, 0))
+        return -1;
     while (got < want) {
         size_t pend = stdio_pending(r->file);
         ssize_t n;
@@ -667,12 +705,8 @@ static long read_piped(ig_reader *r, unsigned char *buf, size_t cap,
                 return -1;
             }
             if (ready <= 0) {
-                if (r->stop && r->stop(r->stop_ud)) {
-                    ig_err_set(&r->ioerr, IG_CANCELED,
-                               "%s: stopped while waiting for more input",
-                               r->name);
+                if (stop_now(r, 1))
                     return -1;
-                }
                 continue;
             }
             n = read(fd, buf + got, cap - got);
@@ -702,6 +736,13 @@ static long fill_piped(ig_reader *r)
 
     if (n > 0 && r->chunk[n - 1] == DOS_EOF) {
         long more = read_piped(r, &next, 1, 1);
+        if (more < 0 && r->ioerr.code == IG_CANCELED && n > 1) {
+            /* Stopped while looking past the Ctrl-Z: the bytes before it
+             * go on; the Ctrl-Z waits for the next chunk, which stops. */
+            ig_err_clear(&r->ioerr);
+            r->pushback = DOS_EOF;
+            return n - 1;
+        }
         if (more < 0)
             return -1;
         if (more == 0)
@@ -904,7 +945,8 @@ static void copy_opts(ig_reader *r, const ig_reader_opts *o)
         struct stat st;
         r->piped = fstat(fileno(r->file), &st) == 0 &&
                    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
-                    S_ISCHR(st.st_mode));
+                    S_ISCHR(st.st_mode)) &&
+                   stdio_pending_exact(r->file);
     }
     r->line = 1;
     r->expected = -1;

@@ -13,6 +13,7 @@
  * run's connections when the run has been asked to stop, or ran out of
  * time, and the database still has not answered STOP_GRACE_MS later.
  */
+#define _GNU_SOURCE /* fallocate */
 #include "runner.h"
 #include "clock.h"
 
@@ -27,10 +28,12 @@
 #include "sql.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RETRY_ATTEMPTS 8
 /* A batch ends at IMPORT_BATCH_SIZE rows or once its arena holds this
@@ -123,6 +126,8 @@ typedef struct dbside {
      * input and settings that is not dry, so a dry run sizes as it would. */
     unsigned char outcome[64];
     int lag;
+    int spool_fd;        /* a pipe's copy for the reject file, or -1 */
+    off_t spool_punched; /* its bytes before this are given back */
     int proven;          /* a batch with rows was applied: the upsert can
                             run (else IG_EXEC_PROVE) */
     /* The watchdog (watch_main); aborted: it dropped the run's
@@ -344,6 +349,17 @@ static void account(dbside *d, slot *sl, const ig_counts *per_target)
         ig_results_fail_row(d->results, f[i].row, f[i].line, f[i].offset,
                             f[i].end, f[i].values,
                             f[i].nvalues, f[i].reasons, f[i].nreasons);
+    if (d->spool_fd >= 0) {
+        /* Batches are accounted in order, and a later one's rows start
+         * past this one's end: its bytes in the pipe's copy are not read
+         * again, so the copy holds about the batches in flight. Where the
+         * file system cannot punch holes, it keeps them. */
+        off_t upto = (off_t)(ig_batch_end_offset(b) & ~4095LL);
+        if (upto > d->spool_punched &&
+            fallocate(d->spool_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      0, upto) == 0)
+            d->spool_punched = upto;
+    }
     for (size_t t = 0; t < nt; t++) {
         ig_results_add(d->results, (int)t, &per_target[t]);
         d->grown[t] += per_target[t].inserted;
@@ -1249,6 +1265,30 @@ static int read_loop(const ig_run_opts *o, dbside *d, ig_reader *r,
     return rc;
 }
 
+/* A temporary file in $TMPDIR (else /tmp), already unlinked, open for
+ * reading and writing; NULL with errno on failure. */
+static FILE *spool_file(void)
+{
+    const char *dir = getenv("TMPDIR");
+    char *path;
+    int fd;
+    FILE *f;
+
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    path = ig_xasprintf("%s/ingot-input-XXXXXX", dir);
+    fd = mkstemp(path);
+    if (fd >= 0)
+        unlink(path);
+    free(path);
+    if (fd < 0)
+        return NULL;
+    f = fdopen(fd, "w+");
+    if (f == NULL)
+        close(fd);
+    return f;
+}
+
 int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
            ig_run_progress *final, ig_err *err)
 {
@@ -1288,6 +1328,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         d.nwriters = o->writers > IG_RUN_MAX_WRITERS ? IG_RUN_MAX_WRITERS
                                                      : o->writers;
     d.next_take = d.next_account = 1;
+    d.spool_fd = -1;
     {
         size_t nt = ig_pipeline_ntargets(o->pipeline);
         d.grown = ig_xcalloc(nt ? nt : 1, sizeof(*d.grown));
@@ -1336,10 +1377,10 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
     if (o->reject && o->file != NULL && !o->seekable) {
         /* The reject file copies a row the reader could not parse from
          * the input as it was: a pipe's bytes are gone once read, so
-         * they are kept in a temporary file (deleted at once; as large
-         * as the input). Without one such rows are written from their
-         * values. */
-        spool = tmpfile();
+         * they are kept in a temporary file in $TMPDIR (deleted at once;
+         * the bytes of accounted batches are given back as it goes).
+         * Without one such rows are written from their values. */
+        spool = spool_file();
         if (spool == NULL)
             ig_log(IG_LOG_WARN, "%s: no temporary file for a copy of the "
                    "input (%s): rows that cannot be parsed go to the reject "
@@ -1441,8 +1482,10 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         ig_results_set_reject_source(results,
                                      o->buf ? -1 : fileno(o->file), o->buf,
                                      o->buf_len);
-    else if (spool != NULL)
+    else if (spool != NULL) {
         ig_results_set_reject_source(results, fileno(spool), NULL, 0);
+        d.spool_fd = fileno(spool);
+    }
     /* The writer count is final: one buffer more than the batches that can
      * be in flight (a third buffer for one writer would only touch fresh
      * memory, and fresh pages cost a page fault each). A dry run has one

@@ -455,6 +455,22 @@ static void test_reader_pipe_rows_as_they_arrive(void **state)
     fclose(f);
     close(wfd);
 
+    /* A pipe that keeps trickling rows in does not hold a stop up: asked
+     * every 100 ms, data or not. */
+    stop_flag = 0;
+    f = pipe_with("a,b\n1,x\n", &wfd);
+    r = open_opts((ig_reader_opts){.file = f, .header = 1,
+                                   .stop = stop_when_flagged});
+    next(r, a, &rec);
+    FIELDS(&rec, "1", "x");
+    assert_int_equal(write(wfd, "2,y\n", 4), 4);
+    stop_flag = 1;
+    usleep(150000);
+    assert_int_equal(ig_reader_next(r, a, &rec, &got, &err), IG_CANCELED);
+    ig_reader_free(r);
+    fclose(f);
+    close(wfd);
+
     /* stdio's buffer holds the first rows; the rest comes by read(2) */
     stop_flag = 0;
     f = pipe_with("a,b\n1,x\n", &wfd);
