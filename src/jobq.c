@@ -659,34 +659,21 @@ int ig_jobq_release(PGconn *conn, const ig_jobq_lease *lease,
  * Housekeeping
  */
 
-/* live[0..n) as a PostgreSQL text[] literal (each element quoted, '"'
- * and '\\' escaped). Owned. */
-static char *text_array(const char *const *live, size_t n)
+/* live[0..n) as a PostgreSQL bigint[] literal. Owned. */
+static char *id_array(const long long *live, size_t n)
 {
-    size_t cap = 3, len = 0;
-    char *out;
+    char *out = ig_xmalloc(n * 21 + 3);
+    size_t len = 0;
 
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(live[i]) + 3;
-    out = ig_xmalloc(cap);
     out[len++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            out[len++] = ',';
-        out[len++] = '"';
-        for (const char *p = live[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                out[len++] = '\\';
-            out[len++] = *p;
-        }
-        out[len++] = '"';
-    }
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(out + len, "%s%lld", i ? "," : "", live[i]);
     out[len++] = '}';
     out[len] = '\0';
     return out;
 }
 
-int ig_jobq_rescue(PGconn *conn, const char *const *live, size_t nlive,
+int ig_jobq_rescue(PGconn *conn, const long long *live, size_t nlive,
                    long long *count, ig_err *err)
 {
     /* The lease expiry itself was the delay, so a rescued job is runnable
@@ -709,9 +696,9 @@ int ig_jobq_rescue(PGconn *conn, const char *const *live, size_t nlive,
         " run_after = now(), worker_id = NULL, lease_expires_at = NULL,"
         " updated_at = now()"
         " WHERE state = 'running' AND lease_expires_at < now()"
-        "   AND worker_id <> ALL ($1::text[])";
+        "   AND id <> ALL ($1::bigint[])";
     PGresult *res = NULL;
-    char *ids = text_array(live, live ? nlive : 0);
+    char *ids = id_array(live, live ? nlive : 0);
     const char *p[1] = {ids};
     int rc;
 

@@ -207,11 +207,11 @@ double ig_jobq_backoff(int attempt, double jitter);
  * retryable (attempts left), or to failed with last_error "lease expired
  * (worker died?) after N attempts" (attempts used up), or to cancelled
  * (cancel had been requested). Each gets an errors entry. *count (NULL
- * allowed) is the number of jobs rescued. A job claimed by one of the
- * nlive worker ids in live (the caller's own import threads that are
- * running a job: they are alive, only the database was away) is left to
- * its heartbeat, which renews the lease once the database answers. */
-int ig_jobq_rescue(PGconn *conn, const char *const *live, size_t nlive,
+ * allowed) is the number of jobs rescued. The nlive jobs in live (the
+ * caller's own import threads are running them: they are alive, only the
+ * database was away) are left to their heartbeats, which renew the lease
+ * once the database answers. */
+int ig_jobq_rescue(PGconn *conn, const long long *live, size_t nlive,
                    long long *count, ig_err *err) IG_MUSTCHECK;
 
 typedef enum {

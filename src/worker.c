@@ -59,6 +59,7 @@ typedef struct slot {
     volatile int cancel; /* runner's cancel input; see the file comment */
     stop_reason reason;  /* guarded by w->mu */
     int busy;            /* guarded by w->mu */
+    long long job_id;    /* the job it runs while busy (guarded by w->mu) */
 } slot;
 
 struct ig_worker {
@@ -627,6 +628,7 @@ static void run_job(slot *s, const ig_jobq_job *job)
     ig_err_clear(&err);
     pthread_mutex_lock(&w->mu);
     s->busy = 1;
+    s->job_id = job->id;
     w->stats.busy++;
     s->reason = STOP_NONE;
     s->cancel = 0;
@@ -752,15 +754,16 @@ static void *housekeeper_main(void *arg)
             pause_ms(w, RECONNECT_MS);
             continue;
         }
-        /* This worker's threads that run a job are alive: a lease of
-         * theirs that ran out while the database was away is theirs to
-         * renew, not an attempt lost. */
-        const char *live[IG_WORKER_MAX_THREADS];
+        /* The jobs this worker's threads are running are alive: a lease
+         * of theirs that ran out while the database was away is theirs to
+         * renew, not an attempt lost. (By job: a thread's earlier job
+         * whose end could not be written is rescued.) */
+        long long live[IG_WORKER_MAX_THREADS];
         size_t nlive = 0;
         pthread_mutex_lock(&w->mu);
         for (int i = 0; i < w->nslots && nlive < IG_WORKER_MAX_THREADS; i++)
             if (w->slots[i].busy)
-                live[nlive++] = w->slots[i].worker_id;
+                live[nlive++] = w->slots[i].job_id;
         pthread_mutex_unlock(&w->mu);
         if (ig_jobq_rescue(conn, live, nlive, &n, &err) != IG_OK) {
             ig_log(IG_LOG_WARN, "rescue: %s", err.msg);
