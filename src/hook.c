@@ -1269,17 +1269,30 @@ static void log_safe(char *dst, size_t dstsz, const char *s, size_t n)
  * it, and valid UTF-8 without NUL (anything else is U+FFFD), so that the
  * JSON summary, the job's import_results and the reject file can hold it
  * (a hook may cut a value in the middle of a character). In the arena. */
-static char *hook_text(ig_arena *a, const char *s, size_t len)
+/* Where to cut s[0..len) to at most max bytes: before a UTF-8 sequence
+ * rather than inside it (at most 3 bytes back). */
+static size_t text_cut(const char *s, size_t len, size_t max)
 {
-    size_t cut = len, n;
-    char *clean, *out;
+    size_t cut = len;
 
-    if (cut > MAX_MESSAGE) {
-        cut = MAX_MESSAGE;
-        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+    if (cut > max) {
+        cut = max;
+        for (int back = 0; back < 3 && cut > 0 &&
+                           ((unsigned char)s[cut] & 0xC0) == 0x80;
+             back++)
             cut--;
     }
+    return cut;
+}
+
+static char *hook_text(ig_arena *a, const char *s, size_t len)
+{
+    size_t cut = text_cut(s, len, MAX_MESSAGE), n;
+    char *clean, *out;
+
     clean = ig_utf8_scrub(s, cut, &n);
+    if (clean != NULL) /* each bad byte became three */
+        n = text_cut(clean, n, MAX_MESSAGE);
     out = clean ? ig_arena_strndup(a, clean, n) : ig_arena_strndup(a, s, cut);
     free(clean);
     return out;

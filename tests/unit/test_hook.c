@@ -333,6 +333,11 @@ static void test_hook_reasons_are_valid_utf8(void **state)
     assert_int_equal(strlen(m), 1000);
     assert_int_equal((unsigned char)m[998], 0xC3);
     assert_int_equal((unsigned char)m[999], 0xA8);
+
+    tr(f, "a", "b", "c", "reject_bad_long"); /* 900 bad bytes: 2700 once scrubbed */
+    m = f->out.reasons[0].message;
+    assert_int_equal(strlen(m), 999); /* 333 whole U+FFFD, not 1000 bytes */
+    assert_memory_equal(m + 996, "\xEF\xBF\xBD", 3);
 }
 
 static void test_hook_null_round_trip(void **state)

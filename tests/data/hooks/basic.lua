@@ -67,6 +67,7 @@ function modes.ctxreject_bad(row, ctx)
 end
 function modes.error_cut(row) error("bad " .. ("\u{e8}"):sub(1, 1)) end
 function modes.reject_long(row) return nil, ("\u{e8}"):rep(600) end
+function modes.reject_bad_long(row) return nil, ("\xff"):rep(900) end
 
 function M.transform(row, ctx)
   local f = modes[row.note]
