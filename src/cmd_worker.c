@@ -50,15 +50,26 @@ static int check_schema(const ig_conf *conf, ig_err *err)
     }
     if (rc != IG_OK)
         return rc;
-    res = PQexec(conn, "SELECT to_regclass('import_jobs') IS NULL");
-    missing = PQresultStatus(res) == PGRES_TUPLES_OK &&
-              strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    /* The queue, and its newest column (migration 0006). */
+    res = PQexec(conn, "SELECT to_regclass('import_jobs') IS NULL, "
+                       "NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid "
+                       "= to_regclass('import_jobs') AND attname = "
+                       "'attempt_started_at')");
+    missing = PQresultStatus(res) != PGRES_TUPLES_OK ? 0
+              : strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? 1
+              : strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? 2
+                                                          : 0;
     PQclear(res);
     PQfinish(conn);
-    if (missing)
+    if (missing == 1)
         return ig_err_set(err, IG_CONFIG,
                           "the database has no job queue (table "
                           "import_jobs): run 'ingot migrate up' first");
+    if (missing == 2)
+        return ig_err_set(err, IG_CONFIG,
+                          "the database's job queue is older than this "
+                          "ingot (migration 0006_import_jobs_attempt is not "
+                          "applied): run 'ingot migrate up' first");
     return IG_OK;
 }
 

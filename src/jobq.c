@@ -152,7 +152,9 @@ static double jitter_draw(void)
     "extract(epoch FROM j.finished_at)::text, "                                \
     "extract(epoch FROM j.heartbeat_at)::text, "                               \
     "extract(epoch FROM j.lease_expires_at)::text, "                           \
-    "extract(epoch FROM j.cancel_requested_at)::text"
+    "extract(epoch FROM j.cancel_requested_at)::text, "                        \
+    "extract(epoch FROM j.attempt_started_at)::text, "                         \
+    "j.attempt_base_rows::text"
 
 enum job_col {
     C_ID,
@@ -188,6 +190,8 @@ enum job_col {
     C_HEARTBEAT,
     C_LEASE,
     C_CANCEL_AT,
+    C_ATTEMPT_STARTED,
+    C_ATTEMPT_BASE,
     C__COUNT
 };
 
@@ -274,6 +278,8 @@ static ig_jobq_job *job_from_row(const PGresult *res, int row)
     j->heartbeat_at = col_time(res, row, C_HEARTBEAT);
     j->lease_expires_at = col_time(res, row, C_LEASE);
     j->cancel_requested_at = col_time(res, row, C_CANCEL_AT);
+    j->attempt_started_at = col_time(res, row, C_ATTEMPT_STARTED);
+    j->attempt_base_rows = col_ll(res, row, C_ATTEMPT_BASE, 0);
     if (j->worker_id != NULL) {
         j->lease.job_id = j->id;
         j->lease.attempt = j->attempt;
@@ -424,6 +430,7 @@ int ig_jobq_claim(PGconn *conn, const char *worker_id, int lease_seconds,
         "  attempt = j.attempt + 1, worker_id = $1,"
         "  lease_expires_at = now() + make_interval(secs => $2::float8),"
         "  heartbeat_at = now(), started_at = coalesce(j.started_at, now()),"
+        "  attempt_started_at = now(), attempt_base_rows = j.rows_processed,"
         "  updated_at = now()"
         " FROM next WHERE j.id = next.id"
         " RETURNING " JOB_COLS("j.source");

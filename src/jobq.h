@@ -112,6 +112,8 @@ typedef struct ig_jobq_job {
     char *errors;         /* jsonb array as text: [{attempt,at,error}] */
     double created_at, updated_at, run_after, started_at, finished_at;
     double heartbeat_at, lease_expires_at, cancel_requested_at;
+    double attempt_started_at;   /* the current attempt's claim, or 0 */
+    long long attempt_base_rows; /* rows processed before that attempt */
     ig_jobq_lease lease; /* claim only: the lease to fence with */
 } ig_jobq_job;
 

@@ -135,6 +135,7 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
     /* Running, but its lease ran out: its worker stopped heartbeating
      * (died, or lost the database) and the job waits for a rescue. Its
      * last live figures would make it look alive. */
+    double at;
     int stalled = job->state == IG_JOBQ_RUNNING &&
                   job->lease_expires_at > 0 &&
                   job->lease_expires_at < (double)time(NULL);
@@ -150,15 +151,25 @@ json_t *ig_report_progress(const ig_jobq_job *job, const ig_progress_info *info,
         pi.unchanged = job->counts.unchanged;
         pi.skipped = job->counts.skipped;
         pi.failed = job->counts.failed;
-        pi.started_at = job->started_at;
         snprintf(pi.state, sizeof(pi.state), "%s",
                  ig_jobq_state_name(job->state));
         /* As of the job row's last write, not of this query: a job whose
          * worker died must not look alive. */
-        ig_progress_compute(&pi, final && job->finished_at > 0
-                                     ? job->finished_at
-                                 : job->updated_at > 0 ? job->updated_at
-                                                       : (double)time(NULL));
+        at = final && job->finished_at > 0 ? job->finished_at
+             : job->updated_at > 0         ? job->updated_at
+                                           : (double)time(NULL);
+        pi.started_at = job->started_at;
+        if (job->attempt_started_at > 0) {
+            /* This attempt's rate: its rows over its time, given to
+             * ig_progress_compute (all rows over time since started_at)
+             * as an equivalent start. No row of its own yet: no rate. */
+            long long own = pi.processed - job->attempt_base_rows;
+            pi.started_at =
+                own <= 0 ? 0.0
+                         : at - (at - job->attempt_started_at) *
+                                    (double)pi.processed / (double)own;
+        }
+        ig_progress_compute(&pi, at);
         source = "database";
         if (stalled) {
             pi.rows_per_sec = 0.0;

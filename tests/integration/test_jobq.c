@@ -380,13 +380,19 @@ static void test_jobq_lost_lease_fences_every_write(void **state)
 
     enqueue("items", 3);
     old = claim("w-old");
-    sql("UPDATE import_jobs SET lease_expires_at = now() - interval '1 s'");
+    assert_true(old->attempt_started_at > 0);
+    assert_int_equal(old->attempt_base_rows, 0);
+    sql("UPDATE import_jobs SET lease_expires_at = now() - interval '1 s', "
+        "rows_processed = 123");
     assert_int_equal(ig_jobq_rescue(fx.conn, NULL, 0, &n, &err), IG_OK);
     assert_int_equal(n, 1);
     fresh = claim("w-new");
     assert_non_null(fresh);
     assert_int_equal(fresh->id, old->id);
     assert_int_equal(fresh->attempt, 2);
+    /* the new attempt's start, and the rows done before it */
+    assert_true(fresh->attempt_started_at >= old->attempt_started_at);
+    assert_int_equal(fresh->attempt_base_rows, 123);
 
     assert_int_equal(ig_jobq_heartbeat(fx.conn, &old->lease, 60, &cancel, &err),
                      IG_STATE);
@@ -408,7 +414,7 @@ static void test_jobq_lost_lease_fences_every_write(void **state)
     assert_string_equal(now->worker_id, "w-new");
     assert_int_equal(now->attempt, 2);
     assert_int_equal(now->checkpoint.batch, 0);
-    assert_int_equal(now->counts.processed, 0);
+    assert_int_equal(now->counts.processed, 123); /* as set above */
     ig_jobq_job_free(now);
 
     /* The new holder still works. */

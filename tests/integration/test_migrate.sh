@@ -28,9 +28,9 @@ assert_eq "2" "$(sql "SELECT count(*) FROM item_master WHERE name = 'Tee'")" "so
 
 # down N reverts the newest N; status shows them pending.
 run_ingot 0 migrate down 3
-assert_contains "$OUT" "reverted 0005_import_jobs_notify" "down 3 reverts newest first"
-assert_contains "$OUT" "reverted 0004_import_jobs" "down 3 second"
-assert_contains "$OUT" "reverted 0003_filter_indexes" "down 3 third"
+assert_contains "$OUT" "reverted 0006_import_jobs_attempt" "down 3 reverts newest first"
+assert_contains "$OUT" "reverted 0005_import_jobs_notify" "down 3 second"
+assert_contains "$OUT" "reverted 0004_import_jobs" "down 3 third"
 run_ingot 0 migrate status
 assert_contains "$OUT" "3 pending" "status after down 3"
 assert_eq "" "$(sql "SELECT to_regclass('import_jobs')")" "import_jobs dropped"

@@ -33,6 +33,11 @@ assert_contains "$ERR" "INGOT_API_TOKEN (from environment): contains a newline" 
 assert_not_contains "$ERR" "Fr0mAFile" "... unshown"
 DATABASE_URL=$'host=127.0.0.1 password = Pw0rdX\n' run_ingot 2 worker --no-http
 assert_not_contains "$ERR" "Pw0rdX" "a conninfo password with a newline is not shown"
+# a queue older than this ingot is named, with what to run
+run_ingot 0 migrate down 1
+run_ingot 2 worker --no-http
+assert_contains "$ERR" "migration 0006_import_jobs_attempt is not applied): run 'ingot migrate up' first" "an old queue refused"
+run_ingot 0 migrate up
 # a port outside 1..65535 is refused, not taken modulo 65536
 run_ingot 2 worker --listen 127.0.0.1:83714
 assert_contains "$ERR" "INGOT_HTTP_LISTEN=127.0.0.1:83714: the port must be a number from 1 to 65535" "port out of range"

@@ -161,6 +161,33 @@ static void test_report_stalled_job_does_not_look_alive(void **state)
     json_decref(o);
 }
 
+/* From the job row, a resumed attempt's rate is its own rows over its own
+ * time (not all rows since the first start, across the wait for a
+ * rescue), and before its first row it has none. */
+static void test_report_resumed_attempt_rate_from_the_row(void **state)
+{
+    ig_jobq_job j = job(IG_JOBQ_RUNNING, 2, 800);
+    json_t *o;
+
+    (void)state;
+    j.lease_expires_at = (double)time(NULL) + 30;
+    j.attempt_started_at = CREATED + 100;
+    j.attempt_base_rows = 600;
+    j.updated_at = CREATED + 110; /* 200 rows in 10 s */
+    o = ig_report_progress(&j, NULL, "redis");
+    assert_string_equal(json_string_value(json_object_get(o, "source")),
+                        "database");
+    assert_true(json_real_value(json_object_get(o, "rows_per_sec")) == 20.0);
+    assert_true(json_real_value(json_object_get(o, "eta_seconds")) == 10.0);
+    json_decref(o);
+
+    j.attempt_base_rows = 800; /* no row of its own yet */
+    o = ig_report_progress(&j, NULL, "redis");
+    assert_true(json_real_value(json_object_get(o, "rows_per_sec")) == 0.0);
+    assert_true(json_is_null(json_object_get(o, "eta_seconds")));
+    json_decref(o);
+}
+
 static void test_report_success_rate_never_rounds_to_all_or_none(void **st)
 {
     (void)st;
@@ -183,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_report_live_behind_checkpoint_ignored),
         cmocka_unit_test(test_report_final_job_shows_durable_counters),
         cmocka_unit_test(test_report_stalled_job_does_not_look_alive),
+        cmocka_unit_test(test_report_resumed_attempt_rate_from_the_row),
         cmocka_unit_test(test_report_success_rate_never_rounds_to_all_or_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
