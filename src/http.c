@@ -183,14 +183,24 @@ static enum MHD_Result send_error_h(struct MHD_Connection *c, unsigned status,
 
 #define send_error(c, status, ...) send_error_h(c, status, NULL, NULL, __VA_ARGS__)
 
-/* A database failure: 503 when the database is unreachable (transient),
- * 500 otherwise. */
+/* A database failure: 503 when it is transient: "database_busy" when the
+ * database answered but could not do it now (a statement or lock timeout
+ * behind other sessions' row locks, a serialization failure, a
+ * deadlock), else "database_unavailable" (unreachable, shutting down, out
+ * of connections); 500 otherwise. */
 static enum MHD_Result send_db_error(struct MHD_Connection *c, int rc,
                                      const ig_err *err)
 {
-    if (rc == IG_DB_RETRY)
+    static const char *const busy[] = {"[SQLSTATE 57014", "[SQLSTATE 55P03",
+                                       "[SQLSTATE 40001", "[SQLSTATE 40P01"};
+    if (rc == IG_DB_RETRY) {
+        for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
+            if (strstr(err->msg, busy[i]) != NULL)
+                return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "database_busy", "%s", err->msg);
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                           "database_unavailable", "%s", err->msg);
+    }
     return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "database_error", "%s",
                       err->msg);
 }

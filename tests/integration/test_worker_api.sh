@@ -170,6 +170,23 @@ python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 2 else 1)" || fail "the jobs l
 wait "$locker"; for c in "${curls[@]}"; do wait "$c"; done
 for k in 1 2 3 4; do assert_contains "$(cat "$IT_TMP/lock$k")" '"status": "done"' "import $k behind the lock done"; done
 
+# A synchronous import whose rows stay locked past its retries is told the
+# database is busy, not unavailable (worker "busy": statement timeout
+# 300 ms; its eight attempts take about 20 s).
+PB=$(free_port)
+start_worker busy --threads 1 --listen "127.0.0.1:$PB" --statement-timeout 300
+wait_until 20 'curl -s "http://127.0.0.1:$PB/healthz" >/dev/null'
+psql "$DATABASE_URL" -qAtX -c "BEGIN" -c "SELECT 1 FROM color_master WHERE color_name = 'J1' FOR UPDATE" \
+  -c "SELECT pg_sleep(40)" -c "COMMIT" >/dev/null 2>&1 & locker=$!
+wait_until 10 '[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = '"'PgSleep'"' AND datname = current_database()")" = 1 ]'
+CODE=$(curl -s -o "$IT_TMP/body" -w '%{http_code}' -H "Authorization: Bearer $INGOT_API_TOKEN" \
+  -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/j1.csv" "http://127.0.0.1:$PB/api/imports/colors"); BODY=$(cat "$IT_TMP/body")
+expect 503 "a sync import behind a row lock"
+assert_eq "database_busy" "$(jget '["error"]["code"]')" "busy, not unavailable"
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()" >/dev/null
+wait "$locker" || true
+stop_worker "$W_PID"
+
 # --- background imports -----------------------------------------------------
 gen_colors 20 b "$IT_TMP/b.csv"; printf 'bbad,zz\n' >> "$IT_TMP/b.csv"
 http POST /api/imports/colors -H 'Content-Type: text/csv' --data-binary @"$IT_TMP/b.csv"
