@@ -424,6 +424,22 @@ static FILE *pipe_with(const char *s, int *wfd)
     return f;
 }
 
+/* A reader of pipe f with a header, stopped by stop_flag. */
+static ig_reader *open_pipe(FILE *f)
+{
+    return open_opts((ig_reader_opts){.file = f, .header = 1,
+                                      .stop = stop_when_flagged});
+}
+
+/* Free r and both ends of its pipe. */
+static void close_pipe(ig_reader *r, FILE *f, int wfd)
+{
+    ig_reader_free(r);
+    fclose(f);
+    if (wfd >= 0)
+        close(wfd);
+}
+
 /* A pipe is read as its bytes arrive: the rows its writer has written
  * come out while the writer is still busy (a whole 64 KiB chunk was
  * awaited before), and opts.stop ends a wait for more (sticky). Bytes
@@ -442,8 +458,7 @@ static void test_reader_pipe_rows_as_they_arrive(void **state)
     alarm(20);
     stop_flag = 0;
     f = pipe_with("a,b\n1,x\n2,", &wfd);
-    r = open_opts((ig_reader_opts){.file = f, .header = 1,
-                                   .stop = stop_when_flagged});
+    r = open_pipe(f);
     next(r, a, &rec);
     FIELDS(&rec, "1", "x");
     stop_flag = 1; /* row 2 is cut: the reader waits for the rest */
@@ -451,25 +466,20 @@ static void test_reader_pipe_rows_as_they_arrive(void **state)
     assert_int_equal(got, 0);
     assert_non_null(strstr(err.msg, "stopped while waiting for more input"));
     assert_int_equal(ig_reader_next(r, a, &rec, &got, &err), IG_CANCELED);
-    ig_reader_free(r);
-    fclose(f);
-    close(wfd);
+    close_pipe(r, f, wfd);
 
     /* A pipe that keeps trickling rows in does not hold a stop up: asked
      * every 100 ms, data or not. */
     stop_flag = 0;
     f = pipe_with("a,b\n1,x\n", &wfd);
-    r = open_opts((ig_reader_opts){.file = f, .header = 1,
-                                   .stop = stop_when_flagged});
+    r = open_pipe(f);
     next(r, a, &rec);
     FIELDS(&rec, "1", "x");
     assert_int_equal(write(wfd, "2,y\n", 4), 4);
     stop_flag = 1;
     usleep(150000);
     assert_int_equal(ig_reader_next(r, a, &rec, &got, &err), IG_CANCELED);
-    ig_reader_free(r);
-    fclose(f);
-    close(wfd);
+    close_pipe(r, f, wfd);
 
     /* stdio's buffer holds the first rows; the rest comes by read(2) */
     stop_flag = 0;
@@ -478,15 +488,13 @@ static void test_reader_pipe_rows_as_they_arrive(void **state)
     assert_int_equal(ungetc(c, f), 'a');
     assert_int_equal(write(wfd, "2,y\n", 4), 4);
     close(wfd);
-    r = open_opts((ig_reader_opts){.file = f, .header = 1,
-                                   .stop = stop_when_flagged});
+    r = open_pipe(f);
     next(r, a, &rec);
     FIELDS(&rec, "1", "x");
     next(r, a, &rec);
     FIELDS(&rec, "2", "y");
     at_end(r, a);
-    ig_reader_free(r);
-    fclose(f);
+    close_pipe(r, f, -1);
 
     /* a 7-byte chunk ends on the Ctrl-Z: data, since "y" follows */
     f = pipe_with("a,b\n1,\x1ay\n", &wfd);
