@@ -1796,7 +1796,8 @@ typedef struct run_ctx {
     int no_row_pass; /* the row pass found nothing or could not run:
                         bisect for the rest of this batch */
     int sorted;      /* the next subset is the whole batch in target 0's
-                        key order (sort_by_key) */
+                        key order (sort_by_key) ... */
+    long long sorted_nsrc, sorted_nkeys; /* ... with these counts */
     size_t conflict_ti; /* the target whose counts could not tell which
                            rows' keys existed (conflict_rows) */
     /* The last statement failure, for the row it is pinned on. */
@@ -2151,7 +2152,12 @@ static char *target_sql(run_ctx *rc, size_t ti, const size_t *rows,
     *nsrc = *nkeys = 0;
     *released = 0;
     if (!tp->conflict_error) {
-        count_keys(rc, ti, rows, n, nsrc, nkeys);
+        if (sorted) { /* counted while sorting */
+            *nsrc = rc->sorted_nsrc;
+            *nkeys = rc->sorted_nkeys;
+        } else {
+            count_keys(rc, ti, rows, n, nsrc, nkeys);
+        }
         if (*nkeys < *nsrc && tp->upsert_dedup)
             sql = tp->upsert_dedup; /* a key repeats in this subset */
         else if (sorted && tp->upsert_sorted)
@@ -2887,14 +2893,26 @@ static int cmp_key_row(const void *a, const void *b)
     return x->row < y->row ? -1 : x->row > y->row;
 }
 
+/* Whether a key has a NULL field (COPY's \N): it equals no other key. */
+static int key_null(const char *const *p, const size_t *len, size_t nk)
+{
+    for (size_t k = 0; k < nk; k++)
+        if (len[k] == 2 && p[k][0] == '\\' && p[k][1] == 'N')
+            return 1;
+    return 0;
+}
+
 /* Put rows[0..n) in target 0's key order, by the bytes of the key's
  * fields in their COPY lines (sortable: those bytes decide the key), so
  * that the upsert can read the stage in that order without sorting it
  * (UPSERT_SORTED). An order of bytes, not the database's collation: what
  * matters is that every import locks a set of keys in the same order.
  * A file already in that order (most exports are) costs one pass and no
- * memory; rows of equal keys keep their order. */
-static void sort_by_key(run_ctx *rc, size_t *rows, size_t n)
+ * memory; rows of equal keys keep their order. Counts what count_keys
+ * would, by comparing neighbours: *nsrc eligible rows, *nkeys distinct
+ * keys among them (a key with a NULL equals none). */
+static void sort_by_key(run_ctx *rc, size_t *rows, size_t n,
+                        long long *nsrc, long long *nkeys)
 {
     const ig_exec *ex = rc->ex;
     const ig_target *t = ig_pipeline_target(ex->p, 0);
@@ -2917,8 +2935,6 @@ static void sort_by_key(run_ctx *rc, size_t *rows, size_t n)
                                nk) > 0))
             break;
     }
-    free(p);
-    free(len);
     if (i < n) {
         const char **kp = ig_xmalloc(n * nk * sizeof(*kp));
         size_t *kl = ig_xmalloc(n * nk * sizeof(*kl));
@@ -2938,6 +2954,22 @@ static void sort_by_key(run_ctx *rc, size_t *rows, size_t n)
         free(kp);
         free(kl);
     }
+    /* p / len: [0, nk) the last eligible row's key, [nk, 2nk) this one's */
+    *nsrc = *nkeys = 0;
+    for (i = 0; i < n; i++) {
+        if (!ig_batch_row_at(rc->b, rows[i])->elig[0])
+            continue;
+        s = ig_batch_line(rc->b, rows[i], &linelen);
+        key_fields(s, linelen, field, nk, p + nk, len + nk);
+        if (*nsrc == 0 || key_null(p + nk, len + nk, nk) ||
+            cmp_keys(p, len, p + nk, len + nk, nk) != 0)
+            (*nkeys)++;
+        (*nsrc)++;
+        memcpy(p, p + nk, nk * sizeof(*p));
+        memcpy(len, len + nk, nk * sizeof(*len));
+    }
+    free(p);
+    free(len);
     free(field);
 }
 
@@ -3029,7 +3061,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
         }
     }
     if (rows == NULL && ex->t[0].upsert_sorted != NULL) {
-        sort_by_key(&rc, sub, n);
+        sort_by_key(&rc, sub, n, &rc.sorted_nsrc, &rc.sorted_nkeys);
         rc.sorted = 1;
     }
     code = run_subset(&rc, sub, n);

@@ -73,3 +73,15 @@ printf 'code,label\na3,x\na1,y\na2,x\n' > "$IT_TMP/a.csv"
 run_ingot 0 run "$IT_TMP/audited.yaml" "$IT_TMP/a.csv" --json --no-reject-file
 assert_eq "0|1|2" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "an update counted once"
 assert_not_contains "$LOG" "counted by the table's statistics" "a table with triggers is not counted by its statistics"
+
+# --- keys with a NULL equal no other key -----------------------------------
+# (counted while sorting: three rows without a code are three new rows)
+sql "CREATE TABLE tagged (id bigserial PRIMARY KEY, code text UNIQUE, label text)"
+sql "INSERT INTO tagged (code, label) VALUES ('t0', 'seed')"
+sed 's/table: gadget/table: tagged/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/tagged.yaml"
+printf 'code,label\n,a\nt1,b\n,c\nt1,d\n,e\n' > "$IT_TMP/t.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/tagged.yaml" "$IT_TMP/t.csv" --json --no-reject-file
+assert_contains "$ERR" "batches staged in key order" "a nullable text key is staged in key order"
+assert_eq "5|4|0|0|1" "$(jq -r '.counts | "\(.read)|\(.inserted)|\(.updated)|\(.unchanged)|\(.skipped)"' <<<"$OUT")" "three NULL keys are three rows; t1 twice is one"
+assert_eq "4|0|0|1" "$(jq -r '.targets[0] | "\(.inserted)|\(.updated)|\(.unchanged)|\(.skipped)"' <<<"$OUT")" "the same in the target's counts"
+assert_eq "3|d" "$(sql "SELECT (SELECT count(*) FROM tagged WHERE code IS NULL), (SELECT label FROM tagged WHERE code = 't1')")" "the NULL-key rows and the last t1 landed"
