@@ -504,9 +504,9 @@ enum upsert_form { UPSERT_PLAIN, UPSERT_DEDUP, UPSERT_BULK, UPSERT_SORTED };
  * transaction, as PostgreSQL's statistics keep them (the pending counts:
  * since PostgreSQL 15 they may include earlier transactions of the
  * session, so only a difference means anything). */
-#define STATS_INS "(pg_stat_get_xact_tuples_inserted(%s) - " \
-                  "pg_stat_get_xact_tuples_deleted(%s))"
-#define STATS_UPD "pg_stat_get_xact_tuples_updated(%s)"
+#define STATS_INS "(pg_catalog.pg_stat_get_xact_tuples_inserted(%s) - " \
+                  "pg_catalog.pg_stat_get_xact_tuples_deleted(%s))"
+#define STATS_UPD "pg_catalog.pg_stat_get_xact_tuples_updated(%s)"
 
 /* stats_counts: the statements around an upsert that count its rows by
  * the table's statistics instead of RETURNING every row into a CTE
@@ -515,19 +515,21 @@ enum upsert_form { UPSERT_PLAIN, UPSERT_DEDUP, UPSERT_BULK, UPSERT_SORTED };
  * it, one row of (inserted, updated) is the difference, the shape the
  * RETURNING form gives. Exact where only the upsert writes the table: a
  * plain table without triggers or rules, in a session that counts
- * (track_counts) and may read the counts (tp->stats_oid). A speculative insert undone by a
- * concurrent one counts as inserted and deleted. */
+ * (track_counts) and may read the counts (tp->stats_oid). A speculative
+ * insert undone by a concurrent one counts as inserted and deleted. */
 static void stats_before(sb *b, const char *oid)
 {
-    sb_add(b, "SELECT set_config('ingot.counts', " STATS_INS "::text || "
-              "' ' || " STATS_UPD ", true); ", oid, oid, oid);
+    sb_add(b, "SELECT pg_catalog.set_config('ingot.counts', " STATS_INS
+              "::text || ' ' || " STATS_UPD ", true); ",
+           oid, oid, oid);
 }
 
 static void stats_after(sb *b, const char *oid)
 {
-    sb_add(b, "; SELECT " STATS_INS " - split_part(current_setting("
-              "'ingot.counts'), ' ', 1)::bigint, " STATS_UPD " - split_part("
-              "current_setting('ingot.counts'), ' ', 2)::bigint",
+    sb_add(b, "; SELECT " STATS_INS " - pg_catalog.split_part("
+              "pg_catalog.current_setting('ingot.counts'), ' ', 1)::bigint, "
+              STATS_UPD " - pg_catalog.split_part(pg_catalog.current_setting("
+              "'ingot.counts'), ' ', 2)::bigint",
            oid, oid, oid);
 }
 
@@ -1144,7 +1146,9 @@ static void build_rows_fn(ig_exec *ex)
  * plan_direct), its type with the modifier ("character(3)"), whether
  * the table's statistics count the upsert's rows (stats_counts: a plain
  * table without triggers or rules, and the session counts and may read
- * the counts) and the table's oid. */
+ * the counts), the table's oid, and whether the column's collation
+ * orders text by its bytes (C, POSIX, or a database default of C, POSIX
+ * or C.UTF-8 from the C library: sort_by_key). */
 static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                          ig_err *err)
 {
@@ -1161,11 +1165,17 @@ static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                "format_type(a.atttypid, a.atttypmod), c.relkind = 'r' AND "
                "NOT c.relhastriggers AND NOT c.relhasrules AND "
                "current_setting('track_counts')::boolean AND "
-               "has_function_privilege('pg_stat_get_xact_tuples_inserted("
-               "oid)', 'EXECUTE') AND has_function_privilege("
-               "'pg_stat_get_xact_tuples_deleted(oid)', 'EXECUTE') AND "
-               "has_function_privilege('pg_stat_get_xact_tuples_updated("
-               "oid)', 'EXECUTE'), c.oid "
+               "coalesce(has_function_privilege(to_regprocedure("
+               "'pg_catalog.pg_stat_get_xact_tuples_inserted(oid)'), "
+               "'EXECUTE') AND has_function_privilege(to_regprocedure("
+               "'pg_catalog.pg_stat_get_xact_tuples_deleted(oid)'), "
+               "'EXECUTE') AND has_function_privilege(to_regprocedure("
+               "'pg_catalog.pg_stat_get_xact_tuples_updated(oid)'), "
+               "'EXECUTE'), false), c.oid, a.attcollation IN (950, 951) OR "
+               "(a.attcollation = 100 AND (SELECT d.datcollate IN ('C', "
+               "'POSIX', 'C.UTF-8', 'C.utf8') AND coalesce(to_jsonb(d) ->> "
+               "'datlocprovider', 'c') = 'c' FROM pg_database d WHERE "
+               "d.datname = current_database())) "
                "FROM (VALUES ");
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         names[ti] = ig_sql_qualified(ig_pipeline_target(ex->p, ti)->table);
@@ -1225,8 +1235,8 @@ static int check_tables(const ig_exec *ex, const PGresult *res, ig_err *err)
     return IG_OK;
 }
 
-/* Keep each pipeline column's type with its modifier (the catalog
- * query's last column) for the messages of failed rows. */
+/* Keep each pipeline column's type with its modifier (column 6 of the
+ * catalog query) for the messages of failed rows. */
 static void note_types(ig_exec *ex, const PGresult *res)
 {
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
@@ -1529,16 +1539,35 @@ static void note_stats(ig_exec *ex, const PGresult *res)
 
 /* Whether a batch's stage can be put in target ti's key order by the
  * executor (sort_by_key) instead of the upsert's ORDER BY: the only
- * target, whose key columns come from the stage as they are (no
- * lookup) and compare as their bytes do (check_keys: no key_hash, no
- * inexact column), so that the bytes' order is one every import agrees
- * on. */
-static int sortable(const ig_exec *ex, size_t ti)
+ * target, whose key columns come from the stage as they are (no lookup),
+ * are text or varchar compared as their bytes are (check_keys: no
+ * key_hash, no inexact column) and ordered by their bytes in the
+ * database too (the catalog query, res): then the executor's order is
+ * the one `ORDER BY key` gives, which the other forms of the upsert,
+ * other pipelines and older ingot builds writing the same table lock
+ * in, so that none of them can deadlock with another. */
+static int sortable(const ig_exec *ex, size_t ti, const PGresult *res)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
 
-    return ex->ntargets == 1 && t->n_key > 0 && ex->t[ti].nlookups == 0 &&
-           ex->t[ti].key_hash == NULL && ex->inexact == NULL;
+    if (!(ex->ntargets == 1 && t->n_key > 0 && ex->t[ti].nlookups == 0 &&
+          ex->t[ti].key_hash == NULL && ex->inexact == NULL))
+        return 0;
+    for (size_t k = 0; k < t->n_key; k++) {
+        int ok = 0;
+        for (int r = 0; r < PQntuples(res); r++)
+            if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
+                strcmp(PQgetvalue(res, r, 1), t->key[k]) == 0) {
+                const char *have = PQgetvalue(res, r, 2);
+                ok = (type_is(have, "text") ||
+                      type_is(have, "character varying")) &&
+                     PQgetvalue(res, r, 9)[0] == 't';
+                break;
+            }
+        if (!ok)
+            return 0;
+    }
+    return 1;
 }
 
 ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
@@ -1579,7 +1608,7 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
         if (t->on_conflict != IG_ON_CONFLICT_ERROR) {
             if (ex->t[ti].stats_oid != NULL)
                 build_upsert(ex, ti, UPSERT_BULK);
-            if (sortable(ex, ti))
+            if (sortable(ex, ti, res))
                 build_upsert(ex, ti, UPSERT_SORTED);
         }
         build_missing(ex, ti);
@@ -1825,7 +1854,7 @@ static int stmt_failed(run_ctx *rc, PGresult *res, const char *what);
 
 /* Read the results of a query string sent with PQsendQuery, up to a
  * COPY_IN (*copy_in set: the caller sends the data, then reads again) or
- * the end. The first TUPLES_OK result goes to *tuples (owned; when not
+ * the end. The last TUPLES_OK result goes to *tuples (owned; when not
  * NULL), the row count of the first COMMAND_OK to *ncmd (when not NULL
  * and still -1). The first failure is classified by stmt_failed; the
  * statements after it did not run. Several statements in one string cost
@@ -1938,7 +1967,7 @@ typedef int stream_fn(run_ctx *rc, const size_t *rows, size_t n);
 
 /* Send sql, whose statements end in or include one COPY .. FROM STDIN;
  * once the server asks for the data, stream it, end it, and read the
- * rest of the string's results as read_results does (the first tuples to
+ * rest of the string's results as read_results does (the last tuples to
  * *tuples, the first command's row count to *ncmd). A string that failed
  * before its COPY reports why, and nothing is rendered. */
 static int send_copy(run_ctx *rc, const char *sql, const char *what,
@@ -1991,7 +2020,7 @@ static int stream_stage(run_ctx *rc, const size_t *rows, size_t n)
 
 /* prefix (statements run first, in the same round trip), then COPY rows
  * into the stage, then suffix (when not NULL: statements run right after
- * the COPY, in the round trip of its data). The suffix's first tuples go
+ * the COPY, in the round trip of its data). The suffix's last tuples go
  * to *tuples; *copied says whether the COPY itself succeeded, so a
  * failure can be pinned on it or on the suffix. */
 static int copy_rows(run_ctx *rc, const size_t *rows, size_t n,
@@ -2869,16 +2898,42 @@ static void key_fields(const char *s, size_t linelen, const size_t *field,
     }
 }
 
+/* The byte at *i of COPY field p[0..n), unescaped (batch.c escapes a
+ * backslash, tab, line feed and carriage return); *i moves past it. */
+static unsigned char copy_byte(const char *p, size_t n, size_t *i)
+{
+    unsigned char c = (unsigned char)p[(*i)++];
+
+    if (c != '\\' || *i >= n)
+        return c;
+    c = (unsigned char)p[(*i)++];
+    return c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
+}
+
+/* Two keys' fields in the order `ORDER BY key` gives them where the
+ * collation orders by bytes (sortable): by their unescaped bytes, a
+ * NULL (\N) after every value. */
 static int cmp_keys(const char *const *xp, const size_t *xl,
                     const char *const *yp, const size_t *yl, size_t nk)
 {
     for (size_t k = 0; k < nk; k++) {
-        size_t n = xl[k] < yl[k] ? xl[k] : yl[k];
-        int c = memcmp(xp[k], yp[k], n);
-        if (c != 0)
-            return c;
-        if (xl[k] != yl[k])
-            return xl[k] < yl[k] ? -1 : 1;
+        int xn = xl[k] == 2 && xp[k][0] == '\\' && xp[k][1] == 'N';
+        int yn = yl[k] == 2 && yp[k][0] == '\\' && yp[k][1] == 'N';
+        size_t i = 0, j = 0;
+
+        if (xn || yn) {
+            if (xn != yn)
+                return xn ? 1 : -1;
+            continue;
+        }
+        while (i < xl[k] && j < yl[k]) {
+            unsigned char a = copy_byte(xp[k], xl[k], &i);
+            unsigned char b = copy_byte(yp[k], yl[k], &j);
+            if (a != b)
+                return a < b ? -1 : 1;
+        }
+        if (i < xl[k] || j < yl[k])
+            return i < xl[k] ? 1 : -1;
     }
     return 0;
 }
@@ -2902,12 +2957,12 @@ static int key_null(const char *const *p, const size_t *len, size_t nk)
     return 0;
 }
 
-/* Put rows[0..n) in target 0's key order, by the bytes of the key's
- * fields in their COPY lines (sortable: those bytes decide the key), so
- * that the upsert can read the stage in that order without sorting it
- * (UPSERT_SORTED). An order of bytes, not the database's collation: what
- * matters is that every import locks a set of keys in the same order.
- * A file already in that order (most exports are) costs one pass and no
+/* Put rows[0..n) in target 0's key order, the order `ORDER BY key`
+ * gives (sortable: the key's text in a collation that orders by bytes;
+ * cmp_keys), from the key's fields in their COPY lines, so that the
+ * upsert can read the stage in that order without sorting it
+ * (UPSERT_SORTED) and lock rows in the order every other form does. A
+ * file already in that order (most exports are) costs one pass and no
  * memory; rows of equal keys keep their order. Counts what count_keys
  * would, by comparing neighbours: *nsrc eligible rows, *nkeys distinct
  * keys among them (a key with a NULL equals none). */
@@ -2982,6 +3037,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     size_t *sub;
     char *begin = NULL;
     int code, exists = (flags & IG_EXEC_STAGE_EXISTS) != 0, lazy = 0;
+    int created = 0; /* the stage is created in this batch's transaction */
 
     memset(&rc, 0, sizeof(rc));
     rc.ex = ex;
@@ -3013,6 +3069,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
             exists || lazy ? "" : ex->create_stage,
             exists || lazy ? "" : "; ");
         *has_stage = !lazy;
+        created = !exists && !lazy;
         if (lazy)
             ig_log(IG_LOG_DEBUG, "exec: no stage table yet: the "
                                  "insert-first path may not need one");
@@ -3025,6 +3082,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
             return code;
         }
     } else if (!exists) {
+        created = PQtransactionStatus(conn) == PQTRANS_INTRANS;
         code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
                           err);
         if (code != IG_OK)
@@ -3062,7 +3120,14 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     }
     if (rows == NULL && ex->t[0].upsert_sorted != NULL) {
         sort_by_key(&rc, sub, n, &rc.sorted_nsrc, &rc.sorted_nkeys);
-        rc.sorted = 1;
+        /* (a key repeats: the DISTINCT ON form, which orders itself) */
+        rc.sorted = !(rc.sorted_nkeys < rc.sorted_nsrc &&
+                      ex->t[0].upsert_dedup != NULL);
+        /* COPY appends in order only into a table created or truncated
+         * in its transaction: elsewhere it fills earlier pages' free
+         * space, and the stage would be read out of order. */
+        if (rc.sorted && !created)
+            rc.dirty = 1;
     }
     code = run_subset(&rc, sub, n);
     free(sub);

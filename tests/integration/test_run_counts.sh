@@ -12,6 +12,8 @@
 source "$(dirname "$0")/lib.sh"
 
 # --- a plain table: counted by statistics, staged in key order -----------
+# (scripts/servers.sh creates the cluster with --locale=C.UTF-8: text keys
+# in the default collation are ordered by their bytes, see sortable)
 sql "CREATE TABLE gadget (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text, qty integer)"
 cat > "$IT_TMP/gadget.yaml" <<'YAML'
 targets:
@@ -85,3 +87,43 @@ assert_contains "$ERR" "batches staged in key order" "a nullable text key is sta
 assert_eq "5|4|0|0|1" "$(jq -r '.counts | "\(.read)|\(.inserted)|\(.updated)|\(.unchanged)|\(.skipped)"' <<<"$OUT")" "three NULL keys are three rows; t1 twice is one"
 assert_eq "4|0|0|1" "$(jq -r '.targets[0] | "\(.inserted)|\(.updated)|\(.unchanged)|\(.skipped)"' <<<"$OUT")" "the same in the target's counts"
 assert_eq "3|d" "$(sql "SELECT (SELECT count(*) FROM tagged WHERE code IS NULL), (SELECT label FROM tagged WHERE code = 't1')")" "the NULL-key rows and the last t1 landed"
+
+# --- the stage is read in key order, whatever the rows' widths -------------
+# The id each row gets (nextval, as the upsert reaches the row) shows the
+# order the rows were locked in. Rows of 5 and 900 bytes: COPY into a table
+# it did not create or truncate in its transaction fills earlier pages'
+# free space, so later batches would be read out of order without the
+# stage's truncation.
+sql "CREATE TABLE ordered (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
+sed 's/table: gadget/table: ordered/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/ordered.yaml"
+{ echo "code,label"
+  awk 'BEGIN { srand(7); for (i = 1; i <= 5000; i++) { w = rand() < 0.5 ? 5 : 900; s = sprintf("%" w "s", ""); gsub(/ /, "x", s); printf "o%05d,%s\n", i, s } }'; } > "$IT_TMP/ordered.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/ordered.yaml" "$IT_TMP/ordered.csv" --batch-size 1000 --writers 1 --insert-first 0 --json --no-reject-file
+assert_contains "$ERR" "batches staged in key order" "staged in key order"
+assert_eq "5000|0" "$(sql "SELECT count(*), count(*) FILTER (WHERE id < prev) FROM (SELECT id, lag(id) OVER (ORDER BY code) AS prev FROM ordered) o")" "every batch's rows reached in key order"
+
+# --- keys the client cannot order as the database does keep ORDER BY ------
+# (an integer key: bytes put 10 before 9; a text key in an ICU collation)
+sql "CREATE TABLE numbered (id integer PRIMARY KEY, label text)"
+printf 'targets:\n  - table: numbered\n    key: [id]\n    columns:\n      id: { from: id, type: int }\n      label: label\n' > "$IT_TMP/numbered.yaml"
+printf 'id,label\n9,a\n10,b\n' > "$IT_TMP/numbered.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/numbered.yaml" "$IT_TMP/numbered.csv" --json --no-reject-file
+assert_contains "$ERR" "target 0: rows counted by the table's statistics" "an integer key's table is still counted by statistics"
+assert_not_contains "$ERR" "batches staged in key order" "an integer key keeps ORDER BY"
+assert_eq "1" "$(sql "SELECT count(*) FROM pg_collation WHERE collname = 'und-x-icu'")" "the server has ICU collations"
+sql "CREATE TABLE worded (id bigserial PRIMARY KEY, code text COLLATE \"und-x-icu\" NOT NULL UNIQUE, label text)"
+sed 's/table: gadget/table: worded/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/worded.yaml"
+printf 'code,label\nb,x\nB,y\na,z\n' > "$IT_TMP/worded.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/worded.yaml" "$IT_TMP/worded.csv" --json --no-reject-file
+assert_not_contains "$ERR" "batches staged in key order" "a key in an ICU collation keeps ORDER BY"
+assert_eq "3" "$(sql "SELECT count(*) FROM worded")" "its rows landed"
+
+# --- keys COPY escapes are ordered by their own bytes, not the escapes ----
+# (the private server's databases are C.UTF-8: a tab sorts first, a
+# backslash after Z; escaped, both would start with a backslash)
+sql "CREATE TABLE escaped (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
+sed 's/table: gadget/table: escaped/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/escaped.yaml"
+printf 'code,label\nk],1\n"k\\",2\nkZ,3\n"k\t",4\nkA,5\n' > "$IT_TMP/escaped.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/escaped.yaml" "$IT_TMP/escaped.csv" --insert-first 0 --json --no-reject-file
+assert_contains "$ERR" "batches staged in key order" "staged in key order"
+assert_eq "4|5|3|2|1" "$(sql "SELECT string_agg(label, '|' ORDER BY id) FROM escaped")" "rows reached in the database's order of their keys"
