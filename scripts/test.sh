@@ -55,9 +55,15 @@ base=${DATABASE_URL%%\?*}
 PGOPTIONS="-c client_min_messages=warning" psql "${base%/*}/ingot" -qAtX -c "DROP DATABASE IF EXISTS $vgdb" -c "CREATE DATABASE $vgdb" >/dev/null
 vgurl="${base%/*}/$vgdb"
 ./build/ingot migrate up --database-url "$vgurl" >/dev/null
+# item_master twice (inserts, then half updates in several batches): the
+# one-table path, its key-ordered stage and its counts by statistics.
+python3 bench/gen.py items-half 3000 build/valgrind-items-half.csv
+python3 bench/gen.py items 3000 build/valgrind-items.csv
 for args in "check items" "run items examples/items.csv --no-reject-file" \
             "run items examples/items_with_errors.csv --no-reject-file --json" \
-            "run items examples/items.csv --dry-run --no-reject-file"; do
+            "run items examples/items.csv --dry-run --no-reject-file" \
+            "run item_master build/valgrind-items-half.csv --no-reject-file" \
+            "run item_master build/valgrind-items.csv --no-reject-file --batch-size 500"; do
   rc=0
   # shellcheck disable=SC2086
   valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
