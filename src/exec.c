@@ -1146,9 +1146,10 @@ static void build_rows_fn(ig_exec *ex)
  * plan_direct), its type with the modifier ("character(3)"), whether
  * the table's statistics count the upsert's rows (stats_counts: a plain
  * table without triggers or rules, and the session counts and may read
- * the counts), the table's oid, and whether the column's collation
- * orders text by its bytes (C, POSIX, or a database default of C, POSIX
- * or C.UTF-8 from the C library: sort_by_key). */
+ * the counts), the table's oid, and whether the database's default
+ * collation (the stage's text columns', so what the upserts' ORDER BY
+ * uses) orders text by its bytes: C, POSIX or C.UTF-8 from the C
+ * library (sortable). */
 static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                          ig_err *err)
 {
@@ -1171,11 +1172,10 @@ static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                "'pg_catalog.pg_stat_get_xact_tuples_deleted(oid)'), "
                "'EXECUTE') AND has_function_privilege(to_regprocedure("
                "'pg_catalog.pg_stat_get_xact_tuples_updated(oid)'), "
-               "'EXECUTE'), false), c.oid, a.attcollation IN (950, 951) OR "
-               "(a.attcollation = 100 AND (SELECT d.datcollate IN ('C', "
+               "'EXECUTE'), false), c.oid, (SELECT d.datcollate IN ('C', "
                "'POSIX', 'C.UTF-8', 'C.utf8') AND coalesce(to_jsonb(d) ->> "
                "'datlocprovider', 'c') = 'c' FROM pg_database d WHERE "
-               "d.datname = current_database())) "
+               "d.datname = current_database()) "
                "FROM (VALUES ");
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         names[ti] = ig_sql_qualified(ig_pipeline_target(ex->p, ti)->table);
@@ -1540,12 +1540,29 @@ static void note_stats(ig_exec *ex, const PGresult *res)
 /* Whether a batch's stage can be put in target ti's key order by the
  * executor (sort_by_key) instead of the upsert's ORDER BY: the only
  * target, whose key columns come from the stage as they are (no lookup),
- * are text or varchar compared as their bytes are (check_keys: no
- * key_hash, no inexact column) and ordered by their bytes in the
- * database too (the catalog query, res): then the executor's order is
- * the one `ORDER BY key` gives, which the other forms of the upsert,
- * other pipelines and older ingot builds writing the same table lock
- * in, so that none of them can deadlock with another. */
+ * compare as their bytes do (check_keys: no key_hash, no inexact column)
+ * and are sorted as text (`ORDER BY` sorts `s.col::text`, in the stage
+ * column's collation, the database's default) in a default collation
+ * that orders by bytes (the catalog query, res). Then the executor's
+ * order is the one `ORDER BY key` gives, which the other forms of the
+ * upsert, other pipelines and older ingot builds writing the same table
+ * lock in, so that none of them can deadlock with another. */
+/* Whether every key column of target ti is text to the pipeline and
+ * goes into the upsert as `::text` (col_cast). */
+static int text_keys(const ig_exec *ex, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+
+    for (size_t k = 0; k < t->n_key; k++) {
+        size_t ci = col_index(t, t->key[k]);
+        if (t->cols[ci].type != IG_TYPE_TEXT ||
+            t->cols[ci].source == IG_COLSRC_LOOKUP ||
+            strcmp(col_cast(ex, ti, ci), "text") != 0)
+            return 0;
+    }
+    return 1;
+}
+
 static int sortable(const ig_exec *ex, size_t ti, const PGresult *res)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
@@ -1553,21 +1570,10 @@ static int sortable(const ig_exec *ex, size_t ti, const PGresult *res)
     if (!(ex->ntargets == 1 && t->n_key > 0 && ex->t[ti].nlookups == 0 &&
           ex->t[ti].key_hash == NULL && ex->inexact == NULL))
         return 0;
-    for (size_t k = 0; k < t->n_key; k++) {
-        int ok = 0;
-        for (int r = 0; r < PQntuples(res); r++)
-            if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
-                strcmp(PQgetvalue(res, r, 1), t->key[k]) == 0) {
-                const char *have = PQgetvalue(res, r, 2);
-                ok = (type_is(have, "text") ||
-                      type_is(have, "character varying")) &&
-                     PQgetvalue(res, r, 9)[0] == 't';
-                break;
-            }
-        if (!ok)
-            return 0;
-    }
-    return 1;
+    for (int r = 0; r < PQntuples(res); r++)
+        if ((size_t)atol(PQgetvalue(res, r, 0)) == ti)
+            return PQgetvalue(res, r, 9)[0] == 't' && text_keys(ex, ti);
+    return 0;
 }
 
 ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
@@ -2781,15 +2787,19 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
     char *prefix, *first = NULL;
     long long nsrc = 0, nkeys = 0;
     PGresult *res = NULL;
-    int sorted = rc->sorted;
+    int sorted = rc->sorted, trunc;
 
     rc->sorted = 0; /* a subset isolating rows is in no key order */
     /* The stage empties itself at COMMIT (ON COMMIT DELETE ROWS) and a
      * rolled-back subset takes its rows with it; only rows a kept subset
-     * left behind in this transaction need clearing. */
+     * left behind in this transaction need clearing. And a stage read in
+     * key order (sorted): COPY appends in order only into a table created
+     * or truncated in its (sub)transaction, elsewhere it fills free space
+     * left in earlier pages; whether CREATE TEMP TABLE IF NOT EXISTS
+     * created it is not known here. */
+    trunc = rc->dirty || sorted;
     prefix = ig_xasprintf("SAVEPOINT ig_run; %s%s",
-                          rc->dirty ? rc->ex->truncate : "",
-                          rc->dirty ? "; " : "");
+                          trunc ? rc->ex->truncate : "", trunc ? "; " : "");
     /* The first target's upsert rides with the COPY data when nothing
      * must be asked before it (a lookup's missing parents). */
     if (rc->ex->t[0].missing == NULL)
@@ -3037,7 +3047,6 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     size_t *sub;
     char *begin = NULL;
     int code, exists = (flags & IG_EXEC_STAGE_EXISTS) != 0, lazy = 0;
-    int created = 0; /* the stage is created in this batch's transaction */
 
     memset(&rc, 0, sizeof(rc));
     rc.ex = ex;
@@ -3069,7 +3078,6 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
             exists || lazy ? "" : ex->create_stage,
             exists || lazy ? "" : "; ");
         *has_stage = !lazy;
-        created = !exists && !lazy;
         if (lazy)
             ig_log(IG_LOG_DEBUG, "exec: no stage table yet: the "
                                  "insert-first path may not need one");
@@ -3082,7 +3090,6 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
             return code;
         }
     } else if (!exists) {
-        created = PQtransactionStatus(conn) == PQTRANS_INTRANS;
         code = ig_db_exec(conn, ex->create_stage, "creating the stage table",
                           err);
         if (code != IG_OK)
@@ -3123,11 +3130,6 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
         /* (a key repeats: the DISTINCT ON form, which orders itself) */
         rc.sorted = !(rc.sorted_nkeys < rc.sorted_nsrc &&
                       ex->t[0].upsert_dedup != NULL);
-        /* COPY appends in order only into a table created or truncated
-         * in its transaction: elsewhere it fills earlier pages' free
-         * space, and the stage would be read out of order. */
-        if (rc.sorted && !created)
-            rc.dirty = 1;
     }
     code = run_subset(&rc, sub, n);
     free(sub);
