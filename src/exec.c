@@ -1148,8 +1148,10 @@ static void build_rows_fn(ig_exec *ex)
  * table without triggers or rules, and the session counts and may read
  * the counts), the table's oid, and whether the database's default
  * collation (the stage's text columns', so what the upserts' ORDER BY
- * uses) orders text by its bytes: C, POSIX or C.UTF-8 from the C
- * library (sortable). */
+ * uses) orders text by the bytes ingot sends: C, POSIX or C.UTF-8 from
+ * the C library, with no conversion of those UTF-8 bytes (client and
+ * server UTF8, or a SQL_ASCII server; in WIN1252, say, € sorts before
+ * é, in UTF-8 after) (sortable). */
 static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                          ig_err *err)
 {
@@ -1175,7 +1177,9 @@ static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                "'EXECUTE'), false), c.oid, (SELECT d.datcollate IN ('C', "
                "'POSIX', 'C.UTF-8', 'C.utf8') AND coalesce(to_jsonb(d) ->> "
                "'datlocprovider', 'c') = 'c' FROM pg_database d WHERE "
-               "d.datname = current_database()) "
+               "d.datname = current_database()) AND current_setting("
+               "'client_encoding') = 'UTF8' AND current_setting("
+               "'server_encoding') IN ('UTF8', 'SQL_ASCII') "
                "FROM (VALUES ");
     for (size_t ti = 0; ti < ex->ntargets; ti++) {
         names[ti] = ig_sql_qualified(ig_pipeline_target(ex->p, ti)->table);
@@ -1537,6 +1541,21 @@ static void note_stats(ig_exec *ex, const PGresult *res)
         }
 }
 
+/* Whether every key column of target ti is text to the pipeline and
+ * goes into the upsert as `::text` (col_cast). */
+static int text_keys(const ig_exec *ex, size_t ti)
+{
+    const ig_target *t = ig_pipeline_target(ex->p, ti);
+
+    for (size_t k = 0; k < t->n_key; k++) {
+        size_t ci = col_index(t, t->key[k]);
+        if (t->cols[ci].type != IG_TYPE_TEXT ||
+            strcmp(col_cast(ex, ti, ci), "text") != 0)
+            return 0;
+    }
+    return 1;
+}
+
 /* Whether a batch's stage can be put in target ti's key order by the
  * executor (sort_by_key) instead of the upsert's ORDER BY: the only
  * target, whose key columns come from the stage as they are (no lookup),
@@ -1547,22 +1566,6 @@ static void note_stats(ig_exec *ex, const PGresult *res)
  * order is the one `ORDER BY key` gives, which the other forms of the
  * upsert, other pipelines and older ingot builds writing the same table
  * lock in, so that none of them can deadlock with another. */
-/* Whether every key column of target ti is text to the pipeline and
- * goes into the upsert as `::text` (col_cast). */
-static int text_keys(const ig_exec *ex, size_t ti)
-{
-    const ig_target *t = ig_pipeline_target(ex->p, ti);
-
-    for (size_t k = 0; k < t->n_key; k++) {
-        size_t ci = col_index(t, t->key[k]);
-        if (t->cols[ci].type != IG_TYPE_TEXT ||
-            t->cols[ci].source == IG_COLSRC_LOOKUP ||
-            strcmp(col_cast(ex, ti, ci), "text") != 0)
-            return 0;
-    }
-    return 1;
-}
-
 static int sortable(const ig_exec *ex, size_t ti, const PGresult *res)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);

@@ -119,7 +119,10 @@ printf 'code,label\n9,a\n10,b\n100,c\n8,d\n' > "$IT_TMP/numbered_text.csv"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/numbered_text.yaml" "$IT_TMP/numbered_text.csv" --insert-first 0 --json --no-reject-file
 assert_not_contains "$ERR" "batches staged in key order" "an integer key into a text column keeps ORDER BY"
 assert_eq "d|a|b|c" "$(sql "SELECT string_agg(label, '|' ORDER BY id) FROM numbered_text")" "its rows reached in integer order"
-ICU_DB="${IT_DB}_icu"
+# Two more databases (dropped on exit, whatever happens): one with an ICU
+# default collation, one in WIN1252 (below).
+ICU_DB="${IT_DB}_icu" WIN_DB="${IT_DB}_win"
+trap 'rc=$?; for d in "$ICU_DB" "$WIN_DB"; do psql_admin -c "DROP DATABASE IF EXISTS \"$d\" WITH (FORCE)" >/dev/null 2>&1 || true; done; (exit $rc); it_cleanup' EXIT
 psql_admin -c "CREATE DATABASE \"$ICU_DB\" TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'" >/dev/null
 icu_sql() { psql "$(db_url "$ICU_DB")" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 icu_sql "CREATE TABLE worded (id bigserial PRIMARY KEY, code text COLLATE \"C\" NOT NULL UNIQUE, label text)"
@@ -127,10 +130,21 @@ sed 's/table: gadget/table: worded/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/wo
 printf 'code,label\nb,x\nB,y\na,z\nA,w\n' > "$IT_TMP/worded.csv"
 rc=0; INGOT_LOG_LEVEL=debug DATABASE_URL=$(db_url "$ICU_DB") "$INGOT_BIN" run "$IT_TMP/worded.yaml" "$IT_TMP/worded.csv" --insert-first 0 --json --no-reject-file >"$IT_TMP/icu.out" 2>"$IT_TMP/icu.err" || rc=$?
 WORDED=$(icu_sql "SELECT string_agg(label, '|' ORDER BY id) FROM worded")
-psql_admin -c "DROP DATABASE \"$ICU_DB\" WITH (FORCE)" >/dev/null
-assert_eq "0" "$rc" "the import into the ICU database"
+[ "$rc" = 0 ] || { cat "$IT_TMP/icu.err" >&2; fail "the import into the ICU database: exit $rc"; }
 assert_not_contains "$(cat "$IT_TMP/icu.err")" "batches staged in key order" "a linguistic default collation keeps ORDER BY, whatever the column's"
 assert_eq "z|w|x|y" "$WORDED" "its rows reached in the database's order (a A b B)"
+# A C-locale database in WIN1252: the server converts the UTF-8 ingot sends,
+# and its bytes sort otherwise (the euro sign 0x80 before e-acute 0xE9; in
+# UTF-8 after it).
+psql_admin -c "CREATE DATABASE \"$WIN_DB\" TEMPLATE template0 ENCODING 'WIN1252' LOCALE 'C'" >/dev/null
+win_sql() { PGCLIENTENCODING=UTF8 psql "$(db_url "$WIN_DB")" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+win_sql "CREATE TABLE w (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
+sed 's/table: gadget/table: w/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/w.yaml"
+printf 'code,label\n\342\202\254,euro\n\303\251,e\na,a\n' > "$IT_TMP/w.csv"
+rc=0; INGOT_LOG_LEVEL=debug PGCLIENTENCODING=UTF8 DATABASE_URL=$(db_url "$WIN_DB") "$INGOT_BIN" run "$IT_TMP/w.yaml" "$IT_TMP/w.csv" --insert-first 0 --json --no-reject-file >"$IT_TMP/win.out" 2>"$IT_TMP/win.err" || rc=$?
+[ "$rc" = 0 ] || { cat "$IT_TMP/win.err" >&2; fail "the import into the WIN1252 database: exit $rc"; }
+assert_not_contains "$(cat "$IT_TMP/win.err")" "batches staged in key order" "a database that converts what ingot sends keeps ORDER BY"
+assert_eq "a|euro|e" "$(win_sql "SELECT string_agg(label, '|' ORDER BY id) FROM w")" "its rows reached in the database's order"
 
 # --- keys COPY escapes are ordered by their own bytes, not the escapes ----
 # (the private server's databases are C.UTF-8: a tab sorts first, a
