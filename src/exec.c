@@ -78,8 +78,8 @@ typedef struct target_plan {
     char *upsert_sorted; /* the same (or the upsert, where the counts
                            cannot come from statistics) without ORDER BY,
                            for a whole batch the executor sent in key
-                           order (sort_by_key); NULL where the key's bytes
-                           do not decide its order and equality */
+                           order (sort_by_key); NULL where it cannot put
+                           the rows in the order ORDER BY would (sortable) */
     char *stats_oid;    /* the table's oid where its statistics count the
                            upsert's rows (a plain table without triggers
                            or rules), else NULL */
@@ -619,9 +619,10 @@ static void build_upsert(ig_exec *ex, size_t ti, enum upsert_form form)
         add_from_where(&b, ex, ti);
         /* Rows are locked in key order, so that imports writing the same
          * keys at once never deadlock: ORDER BY, or a stage the executor
-         * filled in key order (a temp table's seq scan reads its pages in
-         * order, and one COPY appends its rows in order; the server then
-         * saves the Sort). */
+         * filled in the same order (sortable, sort_by_key: a temp table's
+         * seq scan reads its pages in order, and one COPY into a table
+         * truncated in its transaction appends its rows in order; the
+         * server then saves the Sort). */
         if (!sorted)
             sb_add(&b, " ORDER BY %s", keys.s);
     }
@@ -1150,8 +1151,8 @@ static void build_rows_fn(ig_exec *ex)
  * collation (the stage's text columns', so what the upserts' ORDER BY
  * uses) orders text by the bytes ingot sends: C, POSIX or C.UTF-8 from
  * the C library, with no conversion of those UTF-8 bytes (client and
- * server UTF8, or a SQL_ASCII server; in WIN1252, say, € sorts before
- * é, in UTF-8 after) (sortable). */
+ * server UTF8, or a SQL_ASCII server; in WIN1252, say, the euro sign
+ * sorts before e-acute, in UTF-8 after: sortable). */
 static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                          ig_err *err)
 {
