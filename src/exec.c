@@ -81,8 +81,9 @@ typedef struct target_plan {
                            order (sort_by_key); NULL where it cannot put
                            the rows in the order ORDER BY would (sortable) */
     char *stats_oid;    /* the table's oid where its statistics count the
-                           upsert's rows (a plain table without triggers
-                           or rules), else NULL */
+                           upsert's rows (a plain table without rules, and
+                           no triggers but a foreign key's reading ones:
+                           RI_READERS), else NULL */
     char *missing;      /* rows whose lookups found no parent, or NULL */
     size_t nlookups;
     lookup_plan *lookups;
@@ -514,8 +515,9 @@ enum upsert_form { UPSERT_PLAIN, UPSERT_DEDUP, UPSERT_BULK, UPSERT_SORTED };
  * the counts so far go into a setting local to the transaction; after
  * it, one row of (inserted, updated) is the difference, the shape the
  * RETURNING form gives. Exact where only the upsert writes the table: a
- * plain table without triggers or rules, in a session that counts
- * (track_counts) and may read the counts (tp->stats_oid). A speculative
+ * plain table without rules, whose only triggers are a foreign key's
+ * that read (RI_READERS), in a session that counts (track_counts) and
+ * may read the counts (tp->stats_oid). A speculative
  * insert undone by a concurrent one counts as inserted and deleted. */
 static void stats_before(sb *b, const char *oid)
 {
@@ -1139,6 +1141,19 @@ static void build_rows_fn(ig_exec *ex)
     free(transient.s);
 }
 
+/* The triggers that may be on a table whose statistics count the
+ * upsert's rows: a foreign key's checks, which only read (the child's
+ * check of its parent; the parent's NO ACTION and RESTRICT checks of its
+ * children). Its CASCADE, SET NULL and SET DEFAULT actions write the
+ * child, which may be the table itself. */
+#define RI_READERS                                                        \
+    "'pg_catalog.\"RI_FKey_check_ins\"()'::regprocedure, "               \
+    "'pg_catalog.\"RI_FKey_check_upd\"()'::regprocedure, "               \
+    "'pg_catalog.\"RI_FKey_noaction_del\"()'::regprocedure, "            \
+    "'pg_catalog.\"RI_FKey_noaction_upd\"()'::regprocedure, "            \
+    "'pg_catalog.\"RI_FKey_restrict_del\"()'::regprocedure, "            \
+    "'pg_catalog.\"RI_FKey_restrict_upd\"()'::regprocedure"
+
 /* Columns of every target table, one query: per row the target's index,
  * the column's name, its type (format_type without the modifier), its
  * collation's oid, whether the table has no pages at all
@@ -1146,13 +1161,14 @@ static void build_rows_fn(ig_exec *ex)
  * empty), whether the insert-first path may write into it (see
  * plan_direct), its type with the modifier ("character(3)"), whether
  * the table's statistics count the upsert's rows (stats_counts: a plain
- * table without triggers or rules, and the session counts and may read
- * the counts), the table's oid, and whether the database's default
- * collation (the stage's text columns', so what the upserts' ORDER BY
- * uses) orders text by the bytes ingot sends: C, POSIX or C.UTF-8 from
- * the C library, with no conversion of those UTF-8 bytes (client and
- * server UTF8, or a SQL_ASCII server; in WIN1252, say, the euro sign
- * sorts before e-acute, in UTF-8 after: sortable). */
+ * table without rules whose only triggers are RI_READERS, and the
+ * session counts and may read the counts), the table's oid, and
+ * whether the database's default collation (the stage's text columns',
+ * so what the upserts' ORDER BY uses) orders text by the bytes ingot
+ * sends: C, POSIX or C.UTF-8 from the C library, with no conversion of
+ * those UTF-8 bytes (client and server UTF8, or a SQL_ASCII server; in
+ * WIN1252, say, the euro sign sorts before e-acute, in UTF-8 after:
+ * sortable). */
 static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                          ig_err *err)
 {
@@ -1167,7 +1183,9 @@ static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                "AND NOT c.relhasrules AND NOT EXISTS (SELECT 1 FROM "
                "pg_index i WHERE i.indrelid = c.oid AND NOT i.indimmediate), "
                "format_type(a.atttypid, a.atttypmod), c.relkind = 'r' AND "
-               "NOT c.relhastriggers AND NOT c.relhasrules AND "
+               "NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = "
+               "c.oid AND g.tgfoid NOT IN (" RI_READERS ")) AND "
+               "NOT c.relhasrules AND "
                "current_setting('track_counts')::boolean AND "
                "coalesce(has_function_privilege(to_regprocedure("
                "'pg_catalog.pg_stat_get_xact_tuples_inserted(oid)'), "

@@ -76,6 +76,32 @@ run_ingot 0 run "$IT_TMP/audited.yaml" "$IT_TMP/a.csv" --json --no-reject-file
 assert_eq "0|1|2" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "an update counted once"
 assert_not_contains "$LOG" "counted by the table's statistics" "a table with triggers is not counted by its statistics"
 
+# --- a foreign key's triggers: the reading ones keep the statistics -------
+# A table other tables reference has the key's NO ACTION triggers, which
+# only read the children: its statistics still count only the upsert.
+sql "CREATE TABLE maker (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
+sql "CREATE TABLE made (id bigserial PRIMARY KEY, maker_id bigint NOT NULL REFERENCES maker (id))"
+sql "INSERT INTO maker (code, label) VALUES ('m1', 'x'), ('m2', 'x')"
+sql "INSERT INTO made (maker_id) SELECT id FROM maker"
+sed 's/table: gadget/table: maker/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/maker.yaml"
+printf 'code,label\nm1,y\nm2,x\nm3,z\n' > "$IT_TMP/m.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/maker.yaml" "$IT_TMP/m.csv" --json --no-reject-file
+assert_contains "$ERR" "target 0: rows counted by the table's statistics" "a referenced table is counted by its statistics"
+assert_eq "1|1|1" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "a referenced table's counts"
+assert_eq "y|x|z" "$(sql "SELECT string_agg(label, '|' ORDER BY code) FROM maker")" "a referenced table's rows"
+
+# ON UPDATE CASCADE writes the children, here rows of the table itself:
+# counted by RETURNING, or the cascaded rows would count as updated.
+sql "CREATE TABLE node (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text UNIQUE, parent_label text REFERENCES node (label) ON UPDATE CASCADE)"
+sql "INSERT INTO node (code, label) VALUES ('n1', 'A')"
+sql "INSERT INTO node (code, label, parent_label) VALUES ('n2', 'B', 'A'), ('n3', 'C', 'A')"
+sed 's/table: gadget/table: node/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/node.yaml"
+printf 'code,label\nn1,Z\nn4,D\n' > "$IT_TMP/n.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/node.yaml" "$IT_TMP/n.csv" --json --no-reject-file
+assert_not_contains "$ERR" "counted by the table's statistics" "a table whose key cascades into itself is not counted by its statistics"
+assert_eq "1|1|0" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "the imported rows, not the cascaded ones"
+assert_eq "2|Z" "$(sql "SELECT count(*) FILTER (WHERE parent_label = 'Z'), max(label) FILTER (WHERE code = 'n1') FROM node")" "the cascade did update the children"
+
 # --- keys with a NULL equal no other key -----------------------------------
 # (counted while sorting: three rows without a code are three new rows)
 sql "CREATE TABLE tagged (id bigserial PRIMARY KEY, code text UNIQUE, label text)"
