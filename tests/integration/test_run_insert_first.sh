@@ -157,7 +157,8 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 [ $held = 1 ] || fail "the holding session never showed its transaction"
-run_ingot 0 run "$P" "$IT_TMP/f5.csv" --json --no-reject-file --batch-size 50 --log-level debug
+# (--batch-size 40: 100 rows in two windows would be one batch)
+run_ingot 0 run "$P" "$IT_TMP/f5.csv" --json --no-reject-file --batch-size 40 --log-level debug
 wait $holder || fail "the holding session failed: $(cat "$IT_TMP/holder.out")"
 assert_contains "$ERR" "rolled back (55P03" "the attempt gave up on the lock wait"
 assert_eq "99 1 0" "$(jq -r '"\(.counts.inserted) \(.counts.updated) \(.counts.failed)"' <<<"$OUT")" \
@@ -195,6 +196,20 @@ for how in --dry-run ""; do
   run_ingot 0 run "$P" "$IT_TMP/tiny.csv" --json --no-reject-file --batch-size 2 $how
   assert_eq "3 4 0" "$(jq -r '"\(.counts.inserted) \(.counts.updated) \(.counts.skipped)"' <<<"$OUT")" "tiny file${how:+ ($how)}: the same batches"
 done
+# A file of at most two windows is one batch (a second transaction would
+# cost more than it overlaps), also without a line end after its last
+# row; one row more and it is cut into windows.
+batches() { grep -o 'batch [0-9]* committed ([0-9]* rows)' <<<"$ERR" | paste -sd' ' -; }
+{ echo "$HDR"; gen 701 710; } | head -c -1 > "$IT_TMP/two.csv"
+sql "TRUNCATE widget RESTART IDENTITY"
+run_ingot 0 run "$P" "$IT_TMP/two.csv" --json --no-reject-file --batch-size 5 --log-level debug
+assert_eq "batch 1 committed (10 rows)" "$(batches)" "two windows: one batch"
+{ echo "$HDR"; gen 701 711; } > "$IT_TMP/three.csv"
+sql "TRUNCATE widget RESTART IDENTITY"
+run_ingot 0 run "$P" "$IT_TMP/three.csv" --json --no-reject-file --batch-size 5 --log-level debug
+assert_eq "batch 1 committed (5 rows) batch 2 committed (5 rows) batch 3 committed (1 rows)" "$(batches)" "three windows: three batches"
+assert_eq "11" "$(sql "SELECT count(*) FROM widget WHERE code BETWEEN 'W0701' AND 'W0711'")" "every row of them landed"
+
 cp "$P" "$IT_TMP/rep.yaml"
 sql "TRUNCATE widget RESTART IDENTITY"
 run_ingot 1 run "$IT_TMP/rep.yaml" "$IT_TMP/rep.csv" --json --no-reject-file --batch-size 20 --dry-run
