@@ -1142,17 +1142,21 @@ static void build_rows_fn(ig_exec *ex)
 }
 
 /* The triggers that may be on a table whose statistics count the
- * upsert's rows: a foreign key's checks, which only read (the child's
- * check of its parent; the parent's NO ACTION and RESTRICT checks of its
- * children). Its CASCADE, SET NULL and SET DEFAULT actions write the
- * child, which may be the table itself. */
+ * upsert's rows: a foreign key's that do not write during an upsert. Its
+ * checks only read (the child's check of its parent; the parent's NO
+ * ACTION and RESTRICT checks of its children), and its ON DELETE actions
+ * fire on deletes only. Its ON UPDATE CASCADE, SET NULL and SET DEFAULT
+ * write the children, which may be the table itself. */
 #define RI_READERS                                                        \
     "'pg_catalog.\"RI_FKey_check_ins\"()'::regprocedure, "               \
     "'pg_catalog.\"RI_FKey_check_upd\"()'::regprocedure, "               \
     "'pg_catalog.\"RI_FKey_noaction_del\"()'::regprocedure, "            \
     "'pg_catalog.\"RI_FKey_noaction_upd\"()'::regprocedure, "            \
     "'pg_catalog.\"RI_FKey_restrict_del\"()'::regprocedure, "            \
-    "'pg_catalog.\"RI_FKey_restrict_upd\"()'::regprocedure"
+    "'pg_catalog.\"RI_FKey_restrict_upd\"()'::regprocedure, "            \
+    "'pg_catalog.\"RI_FKey_cascade_del\"()'::regprocedure, "             \
+    "'pg_catalog.\"RI_FKey_setnull_del\"()'::regprocedure, "             \
+    "'pg_catalog.\"RI_FKey_setdefault_del\"()'::regprocedure"
 
 /* Columns of every target table, one query: per row the target's index,
  * the column's name, its type (format_type without the modifier), its

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_run_counts.sh - how a batch's upsert is counted and ordered.
 #
-# Into a plain table (no triggers, no rules) the executor counts the
-# upsert's inserted and updated rows by the table's statistics instead of
+# Into a plain table (no rules, no triggers but a foreign key's that do
+# not write it during an upsert) the executor counts the upsert's
+# inserted and updated rows by the table's statistics instead of
 # RETURNING every row, and reads a stage it filled in key order without
 # an ORDER BY (docs/architecture.md, "Counting and ordering a batch"). Both
 # must give the same counts and table contents as the general form, on a
@@ -76,11 +77,12 @@ run_ingot 0 run "$IT_TMP/audited.yaml" "$IT_TMP/a.csv" --json --no-reject-file
 assert_eq "0|1|2" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "an update counted once"
 assert_not_contains "$LOG" "counted by the table's statistics" "a table with triggers is not counted by its statistics"
 
-# --- a foreign key's triggers: the reading ones keep the statistics -------
-# A table other tables reference has the key's NO ACTION triggers, which
-# only read the children: its statistics still count only the upsert.
+# --- a foreign key's triggers: those that read keep the statistics --------
+# A table other tables reference has the key's triggers: NO ACTION on
+# update only reads the children, and ON DELETE CASCADE cannot fire in an
+# upsert: its statistics still count only the upsert.
 sql "CREATE TABLE maker (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
-sql "CREATE TABLE made (id bigserial PRIMARY KEY, maker_id bigint NOT NULL REFERENCES maker (id))"
+sql "CREATE TABLE made (id bigserial PRIMARY KEY, maker_id bigint NOT NULL REFERENCES maker (id) ON DELETE CASCADE)"
 sql "INSERT INTO maker (code, label) VALUES ('m1', 'x'), ('m2', 'x')"
 sql "INSERT INTO made (maker_id) SELECT id FROM maker"
 sed 's/table: gadget/table: maker/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/maker.yaml"

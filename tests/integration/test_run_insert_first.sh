@@ -200,10 +200,21 @@ done
 # cost more than it overlaps), also without a line end after its last
 # row; one row more and it is cut into windows.
 batches() { grep -o 'batch [0-9]* committed ([0-9]* rows)' <<<"$ERR" | paste -sd' ' -; }
-{ echo "$HDR"; gen 701 710; } | head -c -1 > "$IT_TMP/two.csv"
+{ echo "$HDR"; gen 701 710; } > "$IT_TMP/two_eol.csv"
+head -c -1 "$IT_TMP/two_eol.csv" > "$IT_TMP/two.csv"
+for f in two_eol two; do
+  sql "TRUNCATE widget RESTART IDENTITY"
+  run_ingot 0 run "$P" "$IT_TMP/$f.csv" --json --no-reject-file --batch-size 5 --log-level debug
+  assert_eq "batch 1 committed (10 rows)" "$(batches)" "two windows ($f.csv): one batch"
+done
+# ... unless the pipeline has a hook: its per-row work overlaps the
+# first window's upsert instead
+mkdir -p "$IT_TMP/hp" "$IT_TMP/lua/hooks"
+printf 'return { transform = function(row, ctx) return row end }\n' > "$IT_TMP/lua/hooks/it_trivial.lua"
+{ printf 'hooks:\n  module: hooks.it_trivial\n'; cat "$P"; } > "$IT_TMP/hp/widgets.yaml"
 sql "TRUNCATE widget RESTART IDENTITY"
-run_ingot 0 run "$P" "$IT_TMP/two.csv" --json --no-reject-file --batch-size 5 --log-level debug
-assert_eq "batch 1 committed (10 rows)" "$(batches)" "two windows: one batch"
+run_ingot 0 run "$IT_TMP/hp/widgets.yaml" "$IT_TMP/two.csv" --json --no-reject-file --batch-size 5 --log-level debug
+assert_eq "batch 1 committed (5 rows) batch 2 committed (5 rows)" "$(batches)" "two windows with a hook: two batches"
 { echo "$HDR"; gen 701 711; } > "$IT_TMP/three.csv"
 sql "TRUNCATE widget RESTART IDENTITY"
 run_ingot 0 run "$P" "$IT_TMP/three.csv" --json --no-reject-file --batch-size 5 --log-level debug

@@ -212,6 +212,7 @@ def gen(seed, d):
         out.append(rec)
         line += len(re.findall(r"\r\n|\r|\n", rec))
     sc["lines"] = lines
+    sc["data_lines"] = line - 2  # what line_bound counts, less the header
     with open(d + "/data.csv", "w", encoding="utf-8", newline="") as f:
         f.write("".join(out))
 
@@ -290,10 +291,13 @@ def parse_int(s):
 
 def batch_sizes(sc, n):
     """Records per batch (failed ones included) with insert-first off:
-    --batch-size each (runner.c next_batch_size). Under insert-first,
-    batches double once one was seen to insert only: timing, not
-    modelled."""
+    --batch-size each (runner.c next_batch_size), or all of them in one
+    when the file's data lines are at most two windows (ig_run's
+    first_size). Under insert-first, batches double once one was seen to
+    insert only: timing, not modelled."""
     bs = sc["batch_size"]
+    if 0 < n and sc["data_lines"] <= 2 * bs:
+        return [n]
     out = []
     while n > 0:
         out.append(min(bs, n))
