@@ -82,8 +82,9 @@ typedef struct target_plan {
                            the rows in the order ORDER BY would (sortable) */
     char *stats_oid;    /* the table's oid where its statistics count the
                            upsert's rows (a plain table without rules, and
-                           no triggers but a foreign key's reading ones:
-                           RI_READERS), else NULL */
+                           no triggers but a foreign key's that write
+                           nothing in an upsert: RI_NO_UPSERT_WRITES),
+                           else NULL */
     char *missing;      /* rows whose lookups found no parent, or NULL */
     size_t nlookups;
     lookup_plan *lookups;
@@ -516,9 +517,10 @@ enum upsert_form { UPSERT_PLAIN, UPSERT_DEDUP, UPSERT_BULK, UPSERT_SORTED };
  * it, one row of (inserted, updated) is the difference, the shape the
  * RETURNING form gives. Exact where only the upsert writes the table: a
  * plain table without rules, whose only triggers are a foreign key's
- * that read (RI_READERS), in a session that counts (track_counts) and
- * may read the counts (tp->stats_oid). A speculative
- * insert undone by a concurrent one counts as inserted and deleted. */
+ * that write nothing in an upsert (RI_NO_UPSERT_WRITES), in a session
+ * that counts (track_counts) and may read the counts (tp->stats_oid). A
+ * speculative insert undone by a concurrent one counts as inserted and
+ * deleted. */
 static void stats_before(sb *b, const char *oid)
 {
     sb_add(b, "SELECT pg_catalog.set_config('ingot.counts', " STATS_INS
@@ -1147,15 +1149,15 @@ static void build_rows_fn(ig_exec *ex)
  * ACTION and RESTRICT checks of its children), and its ON DELETE actions
  * fire on deletes only. Its ON UPDATE CASCADE, SET NULL and SET DEFAULT
  * write the children, which may be the table itself. */
-#define RI_READERS                                                        \
-    "'pg_catalog.\"RI_FKey_check_ins\"()'::regprocedure, "               \
-    "'pg_catalog.\"RI_FKey_check_upd\"()'::regprocedure, "               \
-    "'pg_catalog.\"RI_FKey_noaction_del\"()'::regprocedure, "            \
-    "'pg_catalog.\"RI_FKey_noaction_upd\"()'::regprocedure, "            \
-    "'pg_catalog.\"RI_FKey_restrict_del\"()'::regprocedure, "            \
-    "'pg_catalog.\"RI_FKey_restrict_upd\"()'::regprocedure, "            \
-    "'pg_catalog.\"RI_FKey_cascade_del\"()'::regprocedure, "             \
-    "'pg_catalog.\"RI_FKey_setnull_del\"()'::regprocedure, "             \
+#define RI_NO_UPSERT_WRITES                                                    \
+    "'pg_catalog.\"RI_FKey_check_ins\"()'::regprocedure, "                     \
+    "'pg_catalog.\"RI_FKey_check_upd\"()'::regprocedure, "                     \
+    "'pg_catalog.\"RI_FKey_noaction_del\"()'::regprocedure, "                  \
+    "'pg_catalog.\"RI_FKey_noaction_upd\"()'::regprocedure, "                  \
+    "'pg_catalog.\"RI_FKey_restrict_del\"()'::regprocedure, "                  \
+    "'pg_catalog.\"RI_FKey_restrict_upd\"()'::regprocedure, "                  \
+    "'pg_catalog.\"RI_FKey_cascade_del\"()'::regprocedure, "                   \
+    "'pg_catalog.\"RI_FKey_setnull_del\"()'::regprocedure, "                   \
     "'pg_catalog.\"RI_FKey_setdefault_del\"()'::regprocedure"
 
 /* Columns of every target table, one query: per row the target's index,
@@ -1165,8 +1167,8 @@ static void build_rows_fn(ig_exec *ex)
  * empty), whether the insert-first path may write into it (see
  * plan_direct), its type with the modifier ("character(3)"), whether
  * the table's statistics count the upsert's rows (stats_counts: a plain
- * table without rules whose only triggers are RI_READERS, and the
- * session counts and may read the counts), the table's oid, and
+ * table without rules whose only triggers are RI_NO_UPSERT_WRITES, and
+ * the session counts and may read the counts), the table's oid, and
  * whether the database's default collation (the stage's text columns',
  * so what the upserts' ORDER BY uses) orders text by the bytes ingot
  * sends: C, POSIX or C.UTF-8 from the C library, with no conversion of
@@ -1188,7 +1190,7 @@ static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                "pg_index i WHERE i.indrelid = c.oid AND NOT i.indimmediate), "
                "format_type(a.atttypid, a.atttypmod), c.relkind = 'r' AND "
                "NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = "
-               "c.oid AND g.tgfoid NOT IN (" RI_READERS ")) AND "
+               "c.oid AND g.tgfoid NOT IN (" RI_NO_UPSERT_WRITES ")) AND "
                "NOT c.relhasrules AND "
                "current_setting('track_counts')::boolean AND "
                "coalesce(has_function_privilege(to_regprocedure("
