@@ -167,5 +167,5 @@ kill -0 $holder 2>/dev/null || fail "the lock holder ended before the import did
 assert_not_contains "$ERR" "skipping analyze" "a skipped refresh is not logged as a warning"
 assert_eq "1" "$(sql "SELECT count(*) FROM pg_locks WHERE relation = 'item_master'::regclass AND mode = 'ShareUpdateExclusiveLock' AND granted")" "the lock was held throughout"
 assert_eq "600|7200" "$(sql "SELECT (SELECT count(*) FROM item_master), (SELECT count(*) FROM item_variant)")" "the import landed in full"
-sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'" >/dev/null
+sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND datname = current_database()" >/dev/null
 wait $holder 2>/dev/null || true

@@ -153,6 +153,7 @@ held=0
 for _ in $(seq 1 100); do
   [ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
             WHERE a.pid <> pg_backend_pid() AND a.query LIKE '%pg_sleep%'
+              AND a.datname = current_database()
               AND l.locktype = 'transactionid'")" -gt 0 ] && { held=1; break; }
   sleep 0.05
 done

@@ -299,7 +299,7 @@ for _ in 1 2 3 4 5; do
   curl -s -m 40 -o /dev/null -H "Authorization: Bearer $INGOT_API_TOKEN" "$U/api/imports/jobs" &
   busy+=("$!")
 done
-wait_until 10 "[ \"\$(sql \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%import_jobs%'\")\" -ge 4 ]"
+wait_until 10 "[ \"\$(sql \"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%import_jobs%' AND datname = current_database()\")\" -ge 4 ]"
 t0=$(date +%s.%N)
 CODE=$(curl -s -m 10 -o "$IT_TMP/body" -w "%{http_code}" "$U/healthz" || true); BODY=$(cat "$IT_TMP/body")
 t1=$(date +%s.%N)

@@ -79,8 +79,9 @@ gen_colors 300 Frz "$IT_TMP/frz.csv"
 run_ingot 0 submit colors "$IT_TMP/frz.csv"; jz=$OUT
 start_worker frz --no-http --threads 1 --batch-size 100; wf=$W_PID
 # its batch is in the trigger's pg_sleep
-wait_until 20 '[ -n "$(sql "SELECT pid FROM pg_stat_activity WHERE wait_event = '"'"'PgSleep'"'"' LIMIT 1")" ]'
-bpid=$(sql "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' LIMIT 1")
+# (in this test's database: tests running beside it sleep too)
+wait_until 20 '[ -n "$(sql "SELECT pid FROM pg_stat_activity WHERE wait_event = '"'"'PgSleep'"'"' AND datname = current_database() LIMIT 1")" ]'
+bpid=$(sql "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database() LIMIT 1")
 kill -STOP "$wf"
 # the statement ends (1.5 s), then the session idles in its transaction
 wait_until 15 '[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE pid = '"$bpid"'")" = 0 ]'
