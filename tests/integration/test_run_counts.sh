@@ -91,6 +91,16 @@ INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/maker.yaml" "$IT_TMP/m.csv" --jso
 assert_contains "$ERR" "target 0: rows counted by the table's statistics" "a referenced table is counted by its statistics"
 assert_eq "1|1|1" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "a referenced table's counts"
 assert_eq "y|x|z" "$(sql "SELECT string_agg(label, '|' ORDER BY code) FROM maker")" "a referenced table's rows"
+# A child's check of its parent fires on every row it inserts or updates,
+# and only reads the parent.
+sql "CREATE TABLE part (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, maker_code text NOT NULL REFERENCES maker (code))"
+sql "INSERT INTO part (code, maker_code) VALUES ('p1', 'm1')"
+printf 'description: parts\ntargets:\n  - table: part\n    key: [code]\n    columns:\n      code: code\n      maker_code: maker\n' > "$IT_TMP/part.yaml"
+printf 'code,maker\np1,m2\np2,m3\np3,m1\n' > "$IT_TMP/p.csv"
+INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/part.yaml" "$IT_TMP/p.csv" --json --no-reject-file
+assert_contains "$ERR" "target 0: rows counted by the table's statistics" "a referencing table is counted by its statistics"
+assert_eq "2|1|0" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "a referencing table's counts"
+assert_eq "p1=m2 p2=m3 p3=m1" "$(sql "SELECT string_agg(code || '=' || maker_code, ' ' ORDER BY code) FROM part")" "a referencing table's rows"
 
 # ON UPDATE CASCADE writes the children, here rows of the table itself:
 # counted by RETURNING, or the cascaded rows would count as updated.
