@@ -1414,7 +1414,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
         goto out;
     /* A hook's per-row work on this thread is better overlapped with the
      * first window's upsert than added before it (a trivial one cost 7%
-     * at 10k rows as one batch, 1% as two). */
+     * at 10k rows as one batch, 3% as two: docs/performance.md). */
     if (hook != NULL)
         first_size = o->batch_size;
     ncols = ig_reader_ncolumns(r);

@@ -40,7 +40,8 @@ docs/pipelines.md and docs/architecture.md row by row in file order:
   the rules and were not skipped (skip_when_null); a row PostgreSQL later
   rejects stays in that set (the documented limit), so its key's later
   rows are DUPLICATE_KEY errors naming it, or skipped;
-- a batch (--batch-size rows from the start of the file; rows that
+- a batch (--batch-size rows from the start of the file, or all of them
+  when the file's data lines are at most two windows; rows that
   failed a rule count) is one INSERT .. ON CONFLICT, with DISTINCT ON
   keeping the last row of a key for duplicates: last (the others are
   skipped); in a statement PostgreSQL rejects, a row pass finds the rows

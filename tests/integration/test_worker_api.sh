@@ -306,7 +306,7 @@ t1=$(date +%s.%N)
 assert_eq "200|ok" "$CODE|$(jget '["database"]')" "healthz with every pooled connection busy"
 python3 -c "import sys; sys.exit(0 if $t1 - $t0 < 4 else 1)" || fail "healthz took $(echo "$t1 - $t0" | bc) s with the pool busy"
 kill "$locker" 2>/dev/null || true; wait "$locker" 2>/dev/null || true
-sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid() AND datname = current_database()" >/dev/null
 for b in "${busy[@]}"; do wait "$b" 2>/dev/null || true; done
 # An idle worker notices Redis is gone at the next healthz, not at the
 # next progress update.
