@@ -11,6 +11,10 @@
 # a table whose triggers write more rows of it must still be counted by
 # the rows themselves.
 source "$(dirname "$0")/lib.sh"
+# The import's inserted|updated|unchanged counts (from --json).
+outcome() { jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT"; }
+# $IT_TMP/NAME.yaml: gadget.yaml's pipeline (below) for table NAME, without qty.
+like_gadget() { sed "s/table: gadget/table: $1/; /qty/d" "$IT_TMP/gadget.yaml" > "$IT_TMP/$1.yaml"; }
 
 # --- a plain table: counted by statistics, staged in key order -----------
 # (scripts/servers.sh creates the cluster with --locale=C.UTF-8: text keys
@@ -40,7 +44,7 @@ assert_eq "2000|500|500|1000|0" "$(sql "SELECT count(*), count(*) FILTER (WHERE 
 
 # The same file again: nothing to change.
 run_ingot 0 run "$IT_TMP/gadget.yaml" "$IT_TMP/gadget.csv" --batch-size 300 --json --no-reject-file
-assert_eq "0|0|2000" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "a re-import is all unchanged"
+assert_eq "0|0|2000" "$(outcome)" "a re-import is all unchanged"
 
 # A key repeated within a batch (duplicates: last keeps the last), and
 # keys COPY escapes (a tab, a backslash, a line end inside quotes): counts
@@ -63,18 +67,18 @@ sql "CREATE FUNCTION audited_log() RETURNS trigger LANGUAGE plpgsql AS
        RETURN NULL;
      END \$\$"
 sql "CREATE TRIGGER audited_log AFTER INSERT OR UPDATE ON audited FOR EACH ROW EXECUTE FUNCTION audited_log()"
-sed 's/table: gadget/table: audited/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/audited.yaml"
+like_gadget audited
 printf 'code,label\na3,x\na1,x\na2,x\n' > "$IT_TMP/a.csv"
 # (a row first, so that the table has pages: the insert-first path
 # counts by COPY and is not what this is about)
 sql "INSERT INTO audited (code, label) VALUES ('a0', 'x')"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/audited.yaml" "$IT_TMP/a.csv" --json --no-reject-file
 LOG=$ERR
-assert_eq "3|0|0" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "the imported rows, not the trigger's"
+assert_eq "3|0|0" "$(outcome)" "the imported rows, not the trigger's"
 assert_eq "8" "$(sql "SELECT count(*) FROM audited")" "the trigger did write its rows (one for a0 too)"
 printf 'code,label\na3,x\na1,y\na2,x\n' > "$IT_TMP/a.csv"
 run_ingot 0 run "$IT_TMP/audited.yaml" "$IT_TMP/a.csv" --json --no-reject-file
-assert_eq "0|1|2" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "an update counted once"
+assert_eq "0|1|2" "$(outcome)" "an update counted once"
 assert_not_contains "$LOG" "counted by the table's statistics" "a table with triggers is not counted by its statistics"
 
 # --- a foreign key's triggers: those that read keep the statistics --------
@@ -85,11 +89,11 @@ sql "CREATE TABLE maker (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, la
 sql "CREATE TABLE made (id bigserial PRIMARY KEY, maker_id bigint NOT NULL REFERENCES maker (id) ON DELETE CASCADE)"
 sql "INSERT INTO maker (code, label) VALUES ('m1', 'x'), ('m2', 'x')"
 sql "INSERT INTO made (maker_id) SELECT id FROM maker"
-sed 's/table: gadget/table: maker/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/maker.yaml"
+like_gadget maker
 printf 'code,label\nm1,y\nm2,x\nm3,z\n' > "$IT_TMP/m.csv"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/maker.yaml" "$IT_TMP/m.csv" --json --no-reject-file
 assert_contains "$ERR" "target 0: rows counted by the table's statistics" "a referenced table is counted by its statistics"
-assert_eq "1|1|1" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "a referenced table's counts"
+assert_eq "1|1|1" "$(outcome)" "a referenced table's counts"
 assert_eq "y|x|z" "$(sql "SELECT string_agg(label, '|' ORDER BY code) FROM maker")" "a referenced table's rows"
 # A child's check of its parent fires on every row it inserts or updates,
 # and only reads the parent.
@@ -99,7 +103,7 @@ printf 'description: parts\ntargets:\n  - table: part\n    key: [code]\n    colu
 printf 'code,maker\np1,m2\np2,m3\np3,m1\n' > "$IT_TMP/p.csv"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/part.yaml" "$IT_TMP/p.csv" --json --no-reject-file
 assert_contains "$ERR" "target 0: rows counted by the table's statistics" "a referencing table is counted by its statistics"
-assert_eq "2|1|0" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "a referencing table's counts"
+assert_eq "2|1|0" "$(outcome)" "a referencing table's counts"
 assert_eq "p1=m2 p2=m3 p3=m1" "$(sql "SELECT string_agg(code || '=' || maker_code, ' ' ORDER BY code) FROM part")" "a referencing table's rows"
 
 # ON UPDATE CASCADE writes the children, here rows of the table itself:
@@ -107,18 +111,18 @@ assert_eq "p1=m2 p2=m3 p3=m1" "$(sql "SELECT string_agg(code || '=' || maker_cod
 sql "CREATE TABLE node (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text UNIQUE, parent_label text REFERENCES node (label) ON UPDATE CASCADE)"
 sql "INSERT INTO node (code, label) VALUES ('n1', 'A')"
 sql "INSERT INTO node (code, label, parent_label) VALUES ('n2', 'B', 'A'), ('n3', 'C', 'A')"
-sed 's/table: gadget/table: node/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/node.yaml"
+like_gadget node
 printf 'code,label\nn1,Z\nn4,D\n' > "$IT_TMP/n.csv"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/node.yaml" "$IT_TMP/n.csv" --json --no-reject-file
 assert_not_contains "$ERR" "counted by the table's statistics" "a table whose key cascades into itself is not counted by its statistics"
-assert_eq "1|1|0" "$(jq -r '.counts | "\(.inserted)|\(.updated)|\(.unchanged)"' <<<"$OUT")" "the imported rows, not the cascaded ones"
+assert_eq "1|1|0" "$(outcome)" "the imported rows, not the cascaded ones"
 assert_eq "2|Z" "$(sql "SELECT count(*) FILTER (WHERE parent_label = 'Z'), max(label) FILTER (WHERE code = 'n1') FROM node")" "the cascade did update the children"
 
 # --- keys with a NULL equal no other key -----------------------------------
 # (counted while sorting: three rows without a code are three new rows)
 sql "CREATE TABLE tagged (id bigserial PRIMARY KEY, code text UNIQUE, label text)"
 sql "INSERT INTO tagged (code, label) VALUES ('t0', 'seed')"
-sed 's/table: gadget/table: tagged/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/tagged.yaml"
+like_gadget tagged
 printf 'code,label\n,a\nt1,b\n,c\nt1,d\n,e\n' > "$IT_TMP/t.csv"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/tagged.yaml" "$IT_TMP/t.csv" --json --no-reject-file
 assert_contains "$ERR" "batches staged in key order" "a nullable text key is staged in key order"
@@ -133,7 +137,7 @@ assert_eq "3|d" "$(sql "SELECT (SELECT count(*) FROM tagged WHERE code IS NULL),
 # free space, so later batches would be read out of order without the
 # stage's truncation.
 sql "CREATE TABLE ordered (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
-sed 's/table: gadget/table: ordered/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/ordered.yaml"
+like_gadget ordered
 { echo "code,label"
   awk 'BEGIN { srand(7); for (i = 1; i <= 5000; i++) { w = rand() < 0.5 ? 5 : 900; s = sprintf("%" w "s", ""); gsub(/ /, "x", s); printf "o%05d,%s\n", i, s } }'; } > "$IT_TMP/ordered.csv"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/ordered.yaml" "$IT_TMP/ordered.csv" --batch-size 1000 --writers 1 --insert-first 0 --json --no-reject-file
@@ -164,7 +168,7 @@ trap 'rc=$?; for d in "$ICU_DB" "$WIN_DB"; do psql_admin -c "DROP DATABASE IF EX
 psql_admin -c "CREATE DATABASE \"$ICU_DB\" TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'" >/dev/null
 icu_sql() { psql "$(db_url "$ICU_DB")" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 icu_sql "CREATE TABLE worded (id bigserial PRIMARY KEY, code text COLLATE \"C\" NOT NULL UNIQUE, label text)"
-sed 's/table: gadget/table: worded/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/worded.yaml"
+like_gadget worded
 printf 'code,label\nb,x\nB,y\na,z\nA,w\n' > "$IT_TMP/worded.csv"
 rc=0; INGOT_LOG_LEVEL=debug DATABASE_URL=$(db_url "$ICU_DB") "$INGOT_BIN" run "$IT_TMP/worded.yaml" "$IT_TMP/worded.csv" --insert-first 0 --json --no-reject-file >"$IT_TMP/icu.out" 2>"$IT_TMP/icu.err" || rc=$?
 WORDED=$(icu_sql "SELECT string_agg(label, '|' ORDER BY id) FROM worded")
@@ -177,7 +181,7 @@ assert_eq "z|w|x|y" "$WORDED" "its rows reached in the database's order (a A b B
 psql_admin -c "CREATE DATABASE \"$WIN_DB\" TEMPLATE template0 ENCODING 'WIN1252' LOCALE 'C'" >/dev/null
 win_sql() { PGCLIENTENCODING=UTF8 psql "$(db_url "$WIN_DB")" -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 win_sql "CREATE TABLE w (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
-sed 's/table: gadget/table: w/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/w.yaml"
+like_gadget w
 printf 'code,label\n\342\202\254,euro\n\303\251,e\na,a\n' > "$IT_TMP/w.csv"
 rc=0; INGOT_LOG_LEVEL=debug PGCLIENTENCODING=UTF8 DATABASE_URL=$(db_url "$WIN_DB") "$INGOT_BIN" run "$IT_TMP/w.yaml" "$IT_TMP/w.csv" --insert-first 0 --json --no-reject-file >"$IT_TMP/win.out" 2>"$IT_TMP/win.err" || rc=$?
 [ "$rc" = 0 ] || { cat "$IT_TMP/win.err" >&2; fail "the import into the WIN1252 database: exit $rc"; }
@@ -188,7 +192,7 @@ assert_eq "a|euro|e" "$(win_sql "SELECT string_agg(label, '|' ORDER BY id) FROM 
 # (the private server's databases are C.UTF-8: a tab sorts first, a
 # backslash after Z; escaped, both would start with a backslash)
 sql "CREATE TABLE escaped (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, label text)"
-sed 's/table: gadget/table: escaped/; /qty/d' "$IT_TMP/gadget.yaml" > "$IT_TMP/escaped.yaml"
+like_gadget escaped
 printf 'code,label\nk],1\n"k\\",2\nkZ,3\n"k\t",4\nkA,5\n' > "$IT_TMP/escaped.csv"
 INGOT_LOG_LEVEL=debug run_ingot 0 run "$IT_TMP/escaped.yaml" "$IT_TMP/escaped.csv" --insert-first 0 --json --no-reject-file
 assert_contains "$ERR" "batches staged in key order" "staged in key order"
