@@ -2,6 +2,7 @@
  * arena.c - bump allocator; see arena.h.
  */
 #include "arena.h"
+#include "pages.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ struct ig_arena {
     block *head;  /* blocks in use since the last reset, current first */
     block *spare; /* blocks a reset gave back, in the order they were used */
     size_t block_size;
+    int huge; /* large blocks on huge pages (pages.h) */
     size_t used;
     size_t reserved;
 };
@@ -29,11 +31,14 @@ static size_t header_size(void)
     return (sizeof(block) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 }
 
-static block *block_new(size_t size)
+/* A block with at least size usable bytes: a large one is mapped on
+ * huge pages, and has what rounding up to them gave. */
+static block *block_new(size_t size, int huge)
 {
-    block *b = ig_xmalloc(header_size() + size);
+    size_t cap = 0;
+    block *b = ig_pages_resize(NULL, &cap, 0, header_size() + size, huge);
     b->next = NULL;
-    b->size = size;
+    b->size = cap - header_size();
     b->used = 0;
     return b;
 }
@@ -42,7 +47,7 @@ static void free_list(block *b)
 {
     while (b) {
         block *next = b->next;
-        free(b);
+        ig_pages_free(b, header_size() + b->size);
         b = next;
     }
 }
@@ -51,6 +56,13 @@ ig_arena *ig_arena_new(size_t block_size)
 {
     ig_arena *a = ig_xcalloc(1, sizeof(*a));
     a->block_size = block_size ? block_size : 64 * 1024;
+    return a;
+}
+
+ig_arena *ig_arena_new_huge(size_t block_size)
+{
+    ig_arena *a = ig_arena_new(block_size);
+    a->huge = 1;
     return a;
 }
 
@@ -119,8 +131,13 @@ void *ig_arena_alloc(ig_arena *a, size_t n)
             size_t size = a->block_size;
             while (size < need)
                 size *= 2;
-            b = block_new(size);
-            a->reserved += size;
+            /* A mapped block is rounded up to whole pages anyway (huge
+             * ones in a huge arena): doubled first, one just over a power
+             * of two took twice the huge pages it needed. */
+            if (header_size() + size >= IG_PAGES_MIN)
+                size = need > a->block_size ? need : a->block_size;
+            b = block_new(size, a->huge);
+            a->reserved += b->size;
         }
         /* In front; the old block's tail is abandoned until the reset. */
         b->next = a->head;

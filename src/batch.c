@@ -6,6 +6,7 @@
  * backslash. Values go through COPY, never into SQL text.
  */
 #include "batch.h"
+#include "pages.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,22 +19,36 @@
 struct ig_batch {
     ig_arena *arena;
     ig_batch_row *rows;
-    size_t n, cap;
+    size_t n, cap, rows_bytes; /* cap = rows_bytes / sizeof(row); the
+                                  array and buf from pages.h */
     char *buf; /* COPY lines */
     size_t len, bufcap;
     int col;   /* columns put in the current row */
+    int huge;  /* its large buffers on huge pages */
     ig_batch_failure *fails; /* failures before the database (heap) */
     size_t nfails, capfails;
     long long end_offset, last_row, read;
 };
 
-ig_batch *ig_batch_new(void)
+static ig_batch *batch_new(int huge)
 {
     ig_batch *b = ig_xcalloc(1, sizeof(*b));
-    b->arena = ig_arena_new(256 * 1024);
-    b->bufcap = 64 * 1024;
-    b->buf = ig_xmalloc(b->bufcap);
+    b->huge = huge;
+    /* A huge batch's fields, by the megabyte, in blocks of a huge page */
+    b->arena = huge ? ig_arena_new_huge(IG_PAGES_MIN)
+                    : ig_arena_new(256 * 1024);
+    b->buf = ig_pages_resize(NULL, &b->bufcap, 0, 64 * 1024, huge);
     return b;
+}
+
+ig_batch *ig_batch_new(void)
+{
+    return batch_new(0);
+}
+
+ig_batch *ig_batch_new_huge(void)
+{
+    return batch_new(1);
 }
 
 void ig_batch_free(ig_batch *b)
@@ -42,8 +57,8 @@ void ig_batch_free(ig_batch *b)
         return;
     ig_arena_free(b->arena);
     free(b->fails);
-    free(b->rows);
-    free(b->buf);
+    ig_pages_free(b->rows, b->rows_bytes);
+    ig_pages_free(b->buf, b->bufcap);
     free(b);
 }
 
@@ -62,32 +77,41 @@ ig_arena *ig_batch_arena(ig_batch *b)
     return b->arena;
 }
 
+/* Room for at least rows rows in the row array. */
+static void grow_rows(ig_batch *b, size_t rows)
+{
+    b->rows = ig_pages_resize(b->rows, &b->rows_bytes,
+                              b->n * sizeof(*b->rows),
+                              rows * sizeof(*b->rows), b->huge);
+    b->cap = b->rows_bytes / sizeof(*b->rows);
+}
+
 void ig_batch_reserve(ig_batch *b, size_t rows)
 {
     /* Grown by doubling instead, the arrays of a 5000-row batch were
      * copied three times, and copying touches fresh pages: a page fault
-     * each, dear on a virtual machine. Pages reserved and never written
-     * cost nothing; beyond RESERVE_MAX_ROWS (a batch's arena ends it at
-     * 8 MiB long before) the arrays grow as needed. */
+     * each, dear on a virtual machine (hence huge pages, see pages.h).
+     * Pages reserved and never written cost nothing; beyond
+     * RESERVE_MAX_ROWS (a batch's arena ends it at 8 MiB long before) the
+     * arrays grow as needed. */
     if (rows > RESERVE_MAX_ROWS)
         rows = RESERVE_MAX_ROWS;
-    if (rows > b->cap) {
-        b->cap = rows;
-        b->rows = ig_xrealloc(b->rows, b->cap * sizeof(*b->rows));
-    }
-    if (rows * COPY_LINE_GUESS > b->bufcap) {
-        b->bufcap = rows * COPY_LINE_GUESS;
-        b->buf = ig_xrealloc(b->buf, b->bufcap);
-    }
+    if (rows > b->cap)
+        grow_rows(b, rows);
+    if (rows * COPY_LINE_GUESS > b->bufcap)
+        b->buf = ig_pages_resize(b->buf, &b->bufcap, b->len,
+                                 rows * COPY_LINE_GUESS, b->huge);
 }
 
 static void reserve(ig_batch *b, size_t more)
 {
+    size_t want = b->bufcap;
+
     if (b->len + more <= b->bufcap)
         return;
-    while (b->len + more > b->bufcap)
-        b->bufcap *= 2;
-    b->buf = ig_xrealloc(b->buf, b->bufcap);
+    while (b->len + more > want)
+        want *= 2;
+    b->buf = ig_pages_resize(b->buf, &b->bufcap, b->len, want, b->huge);
 }
 
 void ig_batch_begin_row(ig_batch *b, const ig_record *rec)
@@ -96,10 +120,8 @@ void ig_batch_begin_row(ig_batch *b, const ig_record *rec)
     char num[24];
     size_t n = 0, v = b->n;
 
-    if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 1024;
-        b->rows = ig_xrealloc(b->rows, b->cap * sizeof(*b->rows));
-    }
+    if (b->n == b->cap)
+        grow_rows(b, b->cap ? b->cap * 2 : 1024);
     r = &b->rows[b->n];
     memset(r, 0, sizeof(*r));
     r->rec = *rec;

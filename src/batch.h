@@ -47,6 +47,9 @@ typedef struct ig_batch_failure {
 } ig_batch_failure;
 
 ig_batch *ig_batch_new(void);
+/* The same, its large buffers on huge pages (see pages.h): for a batch
+ * whose filling the import waits for, the first. */
+ig_batch *ig_batch_new_huge(void);
 void ig_batch_free(ig_batch *b);
 
 /* Make room for rows rows in all (up to 65536, and about 128 bytes of

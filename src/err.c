@@ -73,7 +73,7 @@ const char *ig_code_text(ig_code code)
     return code_texts[code];
 }
 
-static void oom(size_t n)
+void ig_oom(size_t n)
 {
     fprintf(stderr, "ingot: out of memory allocating %zu bytes\n", n);
     abort();
@@ -83,7 +83,7 @@ void *ig_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (p == NULL)
-        oom(n);
+        ig_oom(n);
     return p;
 }
 
@@ -91,7 +91,7 @@ void *ig_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (p == NULL)
-        oom(n * size);
+        ig_oom(n * size);
     return p;
 }
 
@@ -99,7 +99,7 @@ void *ig_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (q == NULL)
-        oom(n);
+        ig_oom(n);
     return q;
 }
 
@@ -115,7 +115,7 @@ char *ig_xstrdup(const char *s)
         return NULL;
     d = strdup(s);
     if (d == NULL)
-        oom(strlen(s) + 1);
+        ig_oom(strlen(s) + 1);
     return d;
 }
 

@@ -90,6 +90,8 @@ void *ig_xmalloc(size_t n);
 void *ig_xcalloc(size_t n, size_t size);
 void *ig_xrealloc(void *p, size_t n);
 char *ig_xstrdup(const char *s);
+/* Say that n bytes could not be had, and abort: what the above do. */
+void ig_oom(size_t n) __attribute__((noreturn));
 /* printf into a new owned string (never NULL; aborts on OOM). */
 char *ig_xasprintf(const char *fmt, ...) IG_PRINTF(1, 2);
 

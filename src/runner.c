@@ -1433,7 +1433,7 @@ int ig_run(const ig_run_opts *o, ig_results *results, ig_run_status *status,
          * duplicate-key decisions wait for the catalog (below). */
         plan_start(&pl, o, &d, d.t0);
         ig_mapper_defer_keys(m);
-        first = ig_batch_new();
+        first = ig_batch_new_huge(); /* read while connecting: waited for */
         ig_mapper_before_batch(m, 1);
         rc = fill_batch(o, first_size, r, m, first, 0, &first_eof,
                         &first_status, err);
