@@ -31,8 +31,8 @@ static size_t header_size(void)
     return (sizeof(block) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 }
 
-/* A block with at least size usable bytes: a large one is mapped on
- * huge pages, and has what rounding up to them gave. */
+/* A block with at least size usable bytes: in a huge arena a large one
+ * is mapped on huge pages, and has what rounding up to them gave. */
 static block *block_new(size_t size, int huge)
 {
     size_t cap = 0;
@@ -43,11 +43,11 @@ static block *block_new(size_t size, int huge)
     return b;
 }
 
-static void free_list(block *b)
+static void free_list(block *b, int huge)
 {
     while (b) {
         block *next = b->next;
-        ig_pages_free(b, header_size() + b->size);
+        ig_pages_free(b, header_size() + b->size, huge);
         b = next;
     }
 }
@@ -70,8 +70,8 @@ void ig_arena_free(ig_arena *a)
 {
     if (a == NULL)
         return;
-    free_list(a->head);
-    free_list(a->spare);
+    free_list(a->head, a->huge);
+    free_list(a->spare, a->huge);
     free(a);
 }
 
@@ -131,10 +131,10 @@ void *ig_arena_alloc(ig_arena *a, size_t n)
             size_t size = a->block_size;
             while (size < need)
                 size *= 2;
-            /* A mapped block is rounded up to whole pages anyway (huge
-             * ones in a huge arena): doubled first, one just over a power
-             * of two took twice the huge pages it needed. */
-            if (header_size() + size >= IG_PAGES_MIN)
+            /* A huge arena's mapped block is rounded up to whole huge
+             * pages anyway: doubled first, one just over a power of two
+             * took twice the pages it needed. */
+            if (a->huge && header_size() + size >= IG_PAGES_MIN)
                 size = need > a->block_size ? need : a->block_size;
             b = block_new(size, a->huge);
             a->reserved += b->size;

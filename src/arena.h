@@ -17,15 +17,15 @@
 
 typedef struct ig_arena ig_arena; /* opaque */
 
-/* New arena whose blocks are at least block_size bytes (0 = 64 KiB); a
- * block that takes IG_PAGES_MIN bytes or more (with its few bytes of
- * header) is mapped (see pages.h). Owned; free with ig_arena_free().
- * Aborts on OOM (see err.h). */
+/* New arena whose blocks are at least block_size bytes (0 = 64 KiB).
+ * Owned; free with ig_arena_free(). Aborts on OOM (see err.h). */
 ig_arena *ig_arena_new(size_t block_size);
 
-/* The same, its mapped blocks on huge pages, rounded up to whole ones:
- * ig_arena_new_huge(IG_PAGES_MIN) makes blocks of one huge page each, and
- * an allocation larger than that a block of as many as it needs. */
+/* The same, a block that takes IG_PAGES_MIN bytes or more (with its few
+ * bytes of header) mapped on huge pages and rounded up to whole ones (see
+ * pages.h): ig_arena_new_huge(IG_PAGES_MIN) makes blocks of one huge page
+ * each, and an allocation larger than that a block of as many as it
+ * needs. */
 ig_arena *ig_arena_new_huge(size_t block_size);
 
 /* Free all blocks. NULL is a no-op. */

@@ -57,8 +57,8 @@ void ig_batch_free(ig_batch *b)
         return;
     ig_arena_free(b->arena);
     free(b->fails);
-    ig_pages_free(b->rows, b->rows_bytes);
-    ig_pages_free(b->buf, b->bufcap);
+    ig_pages_free(b->rows, b->rows_bytes, b->huge);
+    ig_pages_free(b->buf, b->bufcap, b->huge);
     free(b);
 }
 

@@ -48,7 +48,8 @@ typedef struct ig_batch_failure {
 
 ig_batch *ig_batch_new(void);
 /* The same, its large buffers on huge pages (see pages.h): for a batch
- * whose filling the import waits for, the first. */
+ * whose filling the import waits for, the first (the later batches that
+ * reuse it keep them). */
 ig_batch *ig_batch_new_huge(void);
 void ig_batch_free(ig_batch *b);
 

@@ -1,6 +1,6 @@
 /*
- * pages.c - the large buffers of a batch, on transparent huge pages; see
- * pages.h.
+ * pages.c - the large buffers of a huge batch, on transparent huge pages;
+ * see pages.h.
  */
 #define _GNU_SOURCE
 #include "pages.h"
@@ -12,58 +12,58 @@
 
 #include "err.h"
 
-/* Under valgrind a mapping would be memory it knows nothing of: defined
- * from the start (zeroed), never reported leaked. Told it is a heap block,
- * memcheck checks it as it checks malloc's. Without the header (a build
- * machine without valgrind), nothing to tell. */
+/* Under valgrind a mapping is memory memcheck checks less: defined from
+ * the start, scanned as a root by the leak check. There the buffers are
+ * heap blocks, aligned alike. A build machine without valgrind's header
+ * cannot ask. */
 #if defined(__has_include)
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define TELL_ALLOC(p, n) VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, 0)
-#define TELL_FREE(p) VALGRIND_FREELIKE_BLOCK(p, 0)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
 #endif
 #endif
-#ifndef TELL_ALLOC
-#define TELL_ALLOC(p, n) ((void)(p), (void)(n))
-#define TELL_FREE(p) ((void)(p))
+#ifndef UNDER_VALGRIND
+#define UNDER_VALGRIND() 0
 #endif
 
-/* n rounded up to a multiple of unit (a power of two). */
-static size_t round_up(size_t n, size_t unit)
+int ig_pages_mapped(void)
 {
-    if (n > SIZE_MAX - unit)
-        ig_oom(n);
-    return (n + unit - 1) & ~(unit - 1);
+    return !UNDER_VALGRIND();
 }
 
-/* len bytes mapped; with huge, len is a multiple of IG_PAGES_HUGE and the
- * mapping starts at a 2 MiB boundary (a huge page can only back an
- * aligned 2 MiB of a mapping): mapped with one huge page to spare, the
- * unaligned head and tail given back, and advised for huge pages. */
-static void *map(size_t len, int huge)
+/* len bytes (a multiple of IG_PAGES_HUGE) at a 2 MiB boundary, advised
+ * for huge pages: a huge page can only back an aligned 2 MiB of a
+ * mapping. Mapped with one huge page to spare, the unaligned head and
+ * tail given back. */
+static void *map_huge(size_t len)
 {
-    size_t span = huge ? round_up(len + IG_PAGES_HUGE, IG_PAGES_HUGE) : len;
+    size_t span;
     char *p, *a;
 
+    if (!ig_pages_mapped()) {
+        void *q = NULL;
+        if (posix_memalign(&q, IG_PAGES_HUGE, len) != 0)
+            ig_oom(len);
+        return q;
+    }
+    if (len > SIZE_MAX - IG_PAGES_HUGE)
+        ig_oom(len);
+    span = len + IG_PAGES_HUGE;
     p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
              -1, 0);
     if (p == MAP_FAILED)
         ig_oom(len);
-    a = p;
-    if (huge) {
-        a = (char *)(((uintptr_t)p + IG_PAGES_HUGE - 1) &
-                     ~(uintptr_t)(IG_PAGES_HUGE - 1));
-        if (a > p)
-            munmap(p, (size_t)(a - p));
-        if (p + span > a + len)
-            munmap(a + len, (size_t)(p + span - (a + len)));
+    a = (char *)(((uintptr_t)p + IG_PAGES_HUGE - 1) &
+                 ~(uintptr_t)(IG_PAGES_HUGE - 1));
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    if (p + span > a + len)
+        munmap(a + len, (size_t)(p + span - (a + len)));
 #ifdef MADV_HUGEPAGE
-        /* Advice only: without THP (or with it off) the mapping still
-         * works, page by page. */
-        (void)madvise(a, len, MADV_HUGEPAGE);
+    /* Advice only: without THP (or with it off) the mapping still works,
+     * page by page. */
+    (void)madvise(a, len, MADV_HUGEPAGE);
 #endif
-    }
-    TELL_ALLOC(a, len);
     return a;
 }
 
@@ -75,27 +75,27 @@ void *ig_pages_resize(void *p, size_t *cap, size_t used, size_t want,
 
     if (p != NULL && want <= *cap)
         return p;
-    if (want < IG_PAGES_MIN) { /* and so was *cap: malloc'ed */
+    if (!huge || want < IG_PAGES_MIN) { /* and so was *cap: malloc'ed */
         *cap = want ? want : 1;
         return ig_xrealloc(p, *cap);
     }
-    len = round_up(want, huge ? IG_PAGES_HUGE : 4096);
-    q = map(len, huge);
+    if (want > SIZE_MAX - IG_PAGES_HUGE)
+        ig_oom(want);
+    len = (want + IG_PAGES_HUGE - 1) & ~(IG_PAGES_HUGE - 1);
+    q = map_huge(len);
     if (used > 0)
         memcpy(q, p, used);
-    ig_pages_free(p, *cap);
+    ig_pages_free(p, *cap, huge);
     *cap = len;
     return q;
 }
 
-void ig_pages_free(void *p, size_t cap)
+void ig_pages_free(void *p, size_t cap, int huge)
 {
     if (p == NULL)
         return;
-    if (cap < IG_PAGES_MIN) {
+    if (!huge || cap < IG_PAGES_MIN || !ig_pages_mapped())
         free(p);
-    } else {
-        TELL_FREE(p);
+    else
         munmap(p, cap);
-    }
 }
