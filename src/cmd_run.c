@@ -285,6 +285,7 @@ static int run_run(ig_cli *cli)
     s.pool_size = (int)conf->pool_size;
     s.writers = (int)conf->writers;
     s.insert_first = (int)conf->insert_first;
+    s.merge = (int)conf->merge;
     s.dry_run = dry;
     s.reject_file = reject;
     ui.on = !quiet && !json && isatty(STDERR_FILENO);

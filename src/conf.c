@@ -54,6 +54,12 @@ static const ig_conf_key keys[] = {
             "1: while batches only insert, COPY the next one straight into "
             "the table and upsert only if that fails (one-table pipelines "
             "without lookups); 0: always upsert"),
+    KEY_INT("IMPORT_MERGE", "merge", merge, "1", 0, 1,
+            "1: apply a whole batch as one MERGE, which neither checks a "
+            "row whose key exists as an insert first nor locks one it "
+            "leaves unchanged, and upsert only if that fails (one-table "
+            "pipelines whose constraints MERGE checks as the upsert "
+            "would, PostgreSQL 15+); 0: always upsert"),
     KEY_INT("IMPORT_STATEMENT_TIMEOUT_MS", "statement-timeout",
             statement_timeout_ms, "60000", 0, 86400000,
             "per-statement timeout in milliseconds (0 = none)"),

@@ -33,6 +33,7 @@ typedef struct ig_conf {
     long pool_size;          /* IMPORT_POOL_SIZE */
     long writers;            /* IMPORT_WRITERS */
     long insert_first;       /* IMPORT_INSERT_FIRST (0 or 1) */
+    long merge;              /* IMPORT_MERGE (0 or 1) */
     long statement_timeout_ms; /* IMPORT_STATEMENT_TIMEOUT_MS */
     long log_level;          /* INGOT_LOG_LEVEL, an ig_log_level */
     char *migrations_dir;    /* INGOT_MIGRATIONS_DIR; NULL = search */

@@ -22,6 +22,17 @@
  * a row is bad, a lock wait) the savepoint is rolled back and the upsert
  * below runs as if nothing happened. Same rows, same counts.
  *
+ * MERGE form: for a one-target pipeline whose batch is staged in key
+ * order and whose table's constraints MERGE checks as the upsert would
+ * (no NOT NULL or CHECK on a column whose proposed value may differ from
+ * the value that stays, no row security, no triggers), a whole batch is
+ * first applied as one MERGE .. WHEN MATCHED AND (..) IS DISTINCT FROM
+ * (..) THEN UPDATE .. WHEN NOT MATCHED THEN INSERT, in a savepoint:
+ * without the upsert's speculative insertion of every new row and lock
+ * of every unchanged one, 7-15% faster. If anything fails (a bad row, a
+ * key a concurrent session inserted) the savepoint is rolled back and the
+ * upsert runs. Same rows, same counts (IG_EXEC_NO_MERGE: never).
+ *
  * Row failures never sink a batch. Rows whose lookup finds no parent, rows
  * that hit an existing key under on_conflict: error, and rows PostgreSQL
  * rejects (constraint, trigger, cast) are isolated -- the last by a row
@@ -73,9 +84,10 @@ enum {
                                  COPY, so a table without a unique index
                                  matching the key fails as the upsert
                                  would instead of taking every row */
-    IG_EXEC_BEGIN = 16        /* conn is not in a transaction: start the
+    IG_EXEC_BEGIN = 16,       /* conn is not in a transaction: start the
                                  batch's own in the first query string
                                  (one round trip less) and report its xid */
+    IG_EXEC_NO_MERGE = 32     /* never try the MERGE form (see below) */
 };
 
 /* Room for the xid ig_exec_batch reports under IG_EXEC_BEGIN. */

@@ -676,6 +676,7 @@ static enum MHD_Result run_sync(ig_http *h, struct MHD_Connection *c,
     o.max_rows = conf->max_rows;
     o.timeout_seconds = conf->timeout_seconds;
     o.no_insert_first = !conf->insert_first;
+    o.no_merge = !conf->merge;
     o.seekable = 1;
     o.cancel = &h->stopping;
     rc = ig_run(&o, results, &st, &fin, &err);

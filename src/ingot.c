@@ -59,7 +59,7 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
         "DATABASE_URL", "INGOT_PIPELINE_DIR", "IMPORT_BATCH_SIZE",
         "IMPORT_MAX_ROWS", "IMPORT_TIMEOUT_SECONDS",
         "IMPORT_STATEMENT_TIMEOUT_MS", "IMPORT_POOL_SIZE", "IMPORT_WRITERS",
-        "IMPORT_INSERT_FIRST", "INGOT_LOG_LEVEL", NULL};
+        "IMPORT_INSERT_FIRST", "IMPORT_MERGE", "INGOT_LOG_LEVEL", NULL};
 
     memset(s, 0, sizeof(*s));
     ig_conf_init(&c);
@@ -84,6 +84,7 @@ int ingot_settings_init(ingot_settings *s, char *errbuf, size_t errlen)
     s->pool_size = (int)c.pool_size;
     s->writers = (int)c.writers;
     s->insert_first = (int)c.insert_first;
+    s->merge = (int)c.merge;
     /* The library's log lines (retries, warnings) go to stderr at this
      * level, process-wide: ingot.h says so. */
     ig_log_set_level((ig_log_level)c.log_level);
@@ -136,7 +137,8 @@ static int settings_ok(const ingot_settings *s, char *errbuf, size_t errlen)
            in_range("writers", "IMPORT_WRITERS", s->writers, 1, errbuf,
                     errlen) &&
            in_range("insert_first", "IMPORT_INSERT_FIRST", s->insert_first, 0,
-                    errbuf, errlen);
+                    errbuf, errlen) &&
+           in_range("merge", "IMPORT_MERGE", s->merge, 0, errbuf, errlen);
 }
 
 ingot *ingot_open(const ingot_settings *s, char *errbuf, size_t errlen)
@@ -334,6 +336,7 @@ static ingot_result *run(ingot *in, const char *pipeline, FILE *f,
     o.cancel = cancel;
     o.writers = in->s.writers;
     o.no_insert_first = !in->s.insert_first;
+    o.no_merge = !in->s.merge;
     memset(&fin, 0, sizeof(fin));
     rc = ig_run(&o, res->results, &st, &fin, &err);
     res->seconds = fin.elapsed;

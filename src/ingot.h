@@ -83,6 +83,10 @@ typedef struct ingot_settings {
     int insert_first;         /* IMPORT_INSERT_FIRST: 1 = while batches
                                  only insert, COPY the next one straight
                                  into the table (see docs/performance.md) */
+    int merge;                /* IMPORT_MERGE: 1 = apply a whole batch of
+                                 a one-table pipeline as one MERGE where
+                                 it gives what the upsert gives (see
+                                 docs/performance.md); 0 = always upsert */
 } ingot_settings;
 
 /* Outcome of an import. */

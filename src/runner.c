@@ -275,6 +275,8 @@ static int apply_once(dbside *d, ig_batch *b, long long seq,
         flags |= IG_EXEC_INSERT_FIRST;
     if (!proven)
         flags |= IG_EXEC_PROVE;
+    if (d->o->no_merge)
+        flags |= IG_EXEC_NO_MERGE;
     if (d->dry == NULL)
         flags |= IG_EXEC_BEGIN; /* BEGIN rides with the first statements */
     rc = ig_exec_batch(d->ex, c, b, NULL, 0, ig_batch_arena(b), flags, xid,

@@ -109,6 +109,9 @@ typedef struct ig_run_opts {
     int no_insert_first;         /* never try the executor's insert-first
                                     path (IMPORT_INSERT_FIRST=0); default
                                     0 = try it while batches only insert */
+    int no_merge;                /* never try the executor's MERGE form
+                                    (IMPORT_MERGE=0); default 0 = try it
+                                    for whole batches where it applies */
 } ig_run_opts;
 
 #define IG_RUN_MAX_WRITERS 16

@@ -664,6 +664,7 @@ static void run_job(slot *s, const ig_jobq_job *job)
     o.max_rows = w->conf->max_rows;
     o.timeout_seconds = w->conf->timeout_seconds;
     o.no_insert_first = !w->conf->insert_first;
+    o.no_merge = !w->conf->merge;
     o.seekable = 1;
     o.skip_rows = job->checkpoint.row;
     o.progress = on_progress;

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# test_run_merge.sh - the executor's MERGE form (a whole batch in key
+# order applied as one MERGE, the upsert only when that fails) gives
+# exactly what the upsert alone gives: the same rows, counts and row
+# errors, for new, changed, unchanged and soft-deleted keys and rows
+# PostgreSQL rejects; each scenario runs with --merge 1 and 0 and the
+# results are compared. Then what only the MERGE does: it leaves an
+# unchanged row unlocked; it falls back when a concurrent session inserts
+# one of its new keys; and it is not used where the table's constraints
+# would judge a row otherwise than the upsert does.
+source "$(dirname "$0")/lib.sh"
+run_ingot 0 migrate up
+sql "CREATE TABLE widget (
+       id bigserial PRIMARY KEY,
+       code text NOT NULL CHECK (code <> ''),
+       qty integer NOT NULL CHECK (qty >= 0),
+       price numeric(8,2),
+       note varchar(12),
+       memo text,
+       created_at timestamptz NOT NULL DEFAULT now(),
+       updated_at timestamptz NOT NULL DEFAULT now(),
+       deleted_at timestamptz)"
+sql "CREATE UNIQUE INDEX widget_code_live ON widget (code) WHERE deleted_at IS NULL"
+P="$IT_TMP/widgets.yaml"
+cat > "$P" <<'YAML'
+description: widgets for the MERGE tests
+targets:
+  - table: widget
+    key: [code]
+    key_predicate: deleted_at IS NULL
+    duplicates: last
+    touch: updated_at
+    columns:
+      code: { from: code, transforms: [trim], rules: { required: true } }
+      qty: { from: qty, type: int }
+      price: { from: price, type: numeric }
+      note: { from: note }
+      memo: { from: memo, update: coalesce }
+YAML
+
+# gen FIRST LAST QTY : CSV rows code,qty,price,note,memo for keys FIRST..LAST
+gen() { awk -v a="$1" -v b="$2" -v q="${3:-0}" 'BEGIN { for (i = a; i <= b; i++)
+  printf "W%04d,%d,%d.%02d,n%d,%s\n", i, q + i % 5, i, i % 100, i, (i % 3 ? "m" i : "") }'; }
+HDR="code,qty,price,note,memo"
+
+# 1: 300 new keys in batches of 100: row 150 breaks the CHECK on qty, row
+# 151 overflows the price, row 152's note is too long; key W0250 repeats.
+{ echo "$HDR"; gen 1 149; echo "W0150,-1,1.00,bad qty,"; echo "W0151,1,12345678.00,overflow,"
+  echo "W0152,1,1.00,a note far too long,"; gen 153 250; echo "W0250,7,7.77,repeat,"; gen 251 300; } > "$IT_TMP/f1.csv"
+# 2: new keys 301..350, keys 101..200 changed (their memo empty: kept),
+# keys 1..50 unchanged, one existing key with a bad qty.
+{ echo "$HDR"; gen 301 350; gen 101 200 10 | sed 's/,[^,]*$/,/'; gen 1 50; echo "W0060,-5,1.00,bad again,"; } > "$IT_TMP/f2.csv"
+# 3: soft-deleted keys come back as new live rows.
+{ echo "$HDR"; gen 1 20; } > "$IT_TMP/f3.csv"
+
+# scenario MODE : the imports; writes counts and table to files.
+scenario() {
+  local m=$1
+  sql "TRUNCATE widget RESTART IDENTITY"
+  : > "$IT_TMP/log.$m"
+  for f in f1 f2 f3; do
+    [ $f = f3 ] && sql "UPDATE widget SET deleted_at = now() WHERE code IN ('W0001', 'W0002')"
+    "$INGOT_BIN" run "$P" "$IT_TMP/$f.csv" --json --no-reject-file --batch-size 100 \
+      --insert-first 0 --merge "$m" --log-level debug > "$IT_TMP/$f.$m.json" 2> "$IT_TMP/$f.log.$m" || true
+    cat "$IT_TMP/$f.log.$m" >> "$IT_TMP/log.$m"
+    comparable "$IT_TMP/$f.$m.json" "$f with --merge $m" > "$IT_TMP/$f.$m.counts"
+  done
+  sql "SELECT code, qty, price, note, memo, deleted_at IS NULL, created_at <= updated_at
+       FROM widget ORDER BY code, id" > "$IT_TMP/table.$m"
+}
+scenario 0
+scenario 1
+
+for f in f1 f2 f3; do
+  diff -u "$IT_TMP/$f.0.counts" "$IT_TMP/$f.1.counts" >&2 || fail "$f: the MERGE form counted differently from the upsert"
+done
+diff -u "$IT_TMP/table.0" "$IT_TMP/table.1" >&2 || fail "the MERGE form left other table contents than the upsert"
+
+# The results themselves, so that both paths being wrong the same way fails.
+assert_eq "297 3 1" "$(jq -r '"\(.counts.inserted) \(.counts.failed) \(.counts.skipped)"' "$IT_TMP/f1.1.json")" "f1 counts"
+assert_eq "23514 22003 22001" "$(jq -r '[.failed_rows[].reasons[0].code] | join(" ")' "$IT_TMP/f1.1.json")" \
+  "f1: each bad row carries PostgreSQL's SQLSTATE"
+assert_eq "53 97 50 1" "$(jq -r '"\(.counts.inserted) \(.counts.updated) \(.counts.unchanged) \(.counts.failed)"' "$IT_TMP/f2.1.json")" \
+  "f2: 53 new (301-350 and the three keys f1 rejected), 97 changed, 50 unchanged, 1 bad"
+assert_eq "m101|10" "$(sql "SELECT memo, qty - 1 FROM widget WHERE code = 'W0101'")" "an empty memo kept the stored one (update: coalesce)"
+assert_eq "2 18" "$(jq -r '"\(.counts.inserted) \(.counts.unchanged)"' "$IT_TMP/f3.1.json")" "f3: soft-deleted keys inserted anew"
+
+# The form was tried, and fell back only for the bad rows.
+grep -q 'whole batches tried as a MERGE first' "$IT_TMP/log.1" || fail "the MERGE form was not planned"
+merged=$(grep -c 'batch [0-9]* committed' "$IT_TMP/log.1")
+fellback=$(grep -c 'MERGE of [0-9]* rows rolled back' "$IT_TMP/log.1" || true)
+echo "# merge: $merged batches, $fellback MERGE attempts rolled back"
+assert_eq "" "$(grep 'MERGE of' "$IT_TMP/log.1" | grep -v -E 'rolled back \((23514|22003|22001):' || true)" \
+  "every MERGE fell back for a reason of the data"
+[ "$fellback" -ge 2 ] || fail "f1's and f2's bad rows made the MERGE fall back ($fellback)"
+assert_eq "0" "$(grep -c 'MERGE of' "$IT_TMP/log.0" || true)" "--merge 0 never tries it"
+
+# --- an unchanged row another session holds locked ----------------------------
+# The upsert locks every row whose key exists, changed or not, so it
+# waits for the holder; the MERGE writes (and locks) only changed rows.
+sql "TRUNCATE widget RESTART IDENTITY"
+{ echo "$HDR"; gen 1 40; } > "$IT_TMP/same.csv"
+run_ingot 0 run "$P" "$IT_TMP/same.csv" --no-reject-file --insert-first 0
+hold() { # hold SECONDS: lock W0020 FOR UPDATE in the background, pid in $holder
+  psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 > "$IT_TMP/holder.out" 2>&1 <<SQL &
+BEGIN;
+SELECT 1 FROM widget WHERE code = 'W0020' FOR UPDATE;
+SELECT pg_sleep($1);
+COMMIT;
+SQL
+  holder=$!
+  for _ in $(seq 1 100); do
+    [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+              AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")" -gt 0 ] && return 0
+    sleep 0.05
+  done
+  fail "the holding session never started"
+}
+hold 20
+t0=$(date +%s.%N)
+run_ingot 0 run "$P" "$IT_TMP/same.csv" --json --no-reject-file --insert-first 0 --log-level debug
+t1=$(date +%s.%N)
+kill -0 $holder 2>/dev/null || fail "the MERGE waited for the session holding an unchanged row"
+assert_eq "0 40" "$(jq -r '"\(.counts.updated) \(.counts.unchanged)"' <<<"$OUT")" "every row unchanged"
+assert_not_contains "$ERR" "MERGE of" "the MERGE applied the batch"
+echo "# unchanged re-import beside a held row: $(echo "$t1 - $t0" | bc) s"
+# The upsert, by contrast, waits for the holder: what makes the check
+# above mean something.
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()
+     AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()" >/dev/null
+wait $holder 2>/dev/null || true
+hold 2
+run_ingot 0 run "$P" "$IT_TMP/same.csv" --json --no-reject-file --insert-first 0 --merge 0
+kill -0 $holder 2>/dev/null && fail "the upsert did not wait for the session holding an unchanged row"
+wait $holder || fail "the holding session failed: $(cat "$IT_TMP/holder.out")"
+
+# --- a new key a concurrent session inserts ----------------------------------
+# PostgreSQL 15's MERGE does not wait out a concurrent insert of the same
+# key as ON CONFLICT does: it fails (23505), and the batch runs again as
+# the upsert, which updates the row the other session committed.
+sql "TRUNCATE widget RESTART IDENTITY"
+{ echo "$HDR"; gen 501 540; } > "$IT_TMP/race.csv"
+psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 > "$IT_TMP/racer.out" 2>&1 <<'SQL' &
+BEGIN;
+INSERT INTO widget (code, qty, note) VALUES ('W0520', 99, 'theirs');
+SELECT pg_sleep(2);
+COMMIT;
+SQL
+racer=$!
+for _ in $(seq 1 100); do
+  [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+            AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")" -gt 0 ] && break
+  sleep 0.05
+done
+run_ingot 0 run "$P" "$IT_TMP/race.csv" --json --no-reject-file --insert-first 0 --log-level debug
+wait $racer || fail "the racing session failed: $(cat "$IT_TMP/racer.out")"
+assert_contains "$ERR" "rolled back (23505" "the MERGE met the concurrent insert and fell back"
+assert_eq "39 1 0" "$(jq -r '"\(.counts.inserted) \(.counts.updated) \(.counts.failed)"' <<<"$OUT")" \
+  "the racing key was updated once its session committed, the rest inserted"
+assert_eq "40|0|n520" "$(sql "SELECT count(*), count(*) FILTER (WHERE qty = 99), max(note) FILTER (WHERE code = 'W0520') FROM widget")" \
+  "the import's values won"
+
+# --- tables whose constraints would judge the proposed row otherwise ---------
+# INSERT .. ON CONFLICT checks the row it proposes before it finds the
+# conflict; MERGE only the row it writes. Where that could differ, the
+# upsert alone runs -- and rejects what it always rejected.
+plan_line() { # plan_line PIPELINE CSV: whether the MERGE form was planned
+  "$INGOT_BIN" run "$1" "$2" --json --no-reject-file --insert-first 0 --log-level debug \
+    > "$IT_TMP/pl.json" 2> "$IT_TMP/pl.err" || true
+  grep -c 'tried as a MERGE first' "$IT_TMP/pl.err" || true
+}
+mk() { # mk TABLE EXTRA_DDL: a fresh copy of widget's columns with EXTRA_DDL after them
+  sql "SET client_min_messages = warning; DROP TABLE IF EXISTS $1; CREATE TABLE $1 (id bigserial PRIMARY KEY, code text NOT NULL,
+       qty integer NOT NULL, price numeric(8,2), note varchar(12), memo text$2,
+       created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+       deleted_at timestamptz);
+       CREATE UNIQUE INDEX ON $1 (code) WHERE deleted_at IS NULL"
+  sed "s/table: widget/table: $1/" "$P" > "$IT_TMP/$1.yaml"
+}
+{ echo "$HDR"; gen 1 5; } > "$IT_TMP/five.csv"
+mk plain ""
+assert_eq "1" "$(plan_line "$IT_TMP/plain.yaml" "$IT_TMP/five.csv")" "a plain copy of widget is merged"
+mk keepnn ""; sql "ALTER TABLE keepnn ALTER memo SET NOT NULL"
+sql "INSERT INTO keepnn (code, qty, memo) VALUES ('W0003', 1, 'stored')"
+assert_eq "0" "$(plan_line "$IT_TMP/keepnn.yaml" "$IT_TMP/five.csv")" "NOT NULL on a coalesce column: upsert only"
+# W0003's empty memo would keep 'stored', yet the upsert rejects the
+# proposed row: so does ingot, as it always has.
+assert_eq "23502" "$(jq -r '[.failed_rows[] | select(.line == 4) | .reasons[0].code] | join(" ")' "$IT_TMP/pl.json")" \
+  "the proposed row's NULL memo is rejected though the key exists"
+mk chk ", extra integer DEFAULT 0 CHECK (extra >= 0)"
+assert_eq "0" "$(plan_line "$IT_TMP/chk.yaml" "$IT_TMP/five.csv")" "a CHECK on an unmapped column: upsert only"
+mk chkmemo ", CHECK (memo <> 'x')"
+assert_eq "0" "$(plan_line "$IT_TMP/chkmemo.yaml" "$IT_TMP/five.csv")" "a CHECK on a coalesce column: upsert only"
+mk nodef ", extra integer NOT NULL"
+assert_eq "0" "$(plan_line "$IT_TMP/nodef.yaml" "$IT_TMP/five.csv")" "an unmapped NOT NULL column without default: upsert only"
+mk notvalid ""; sql "ALTER TABLE notvalid ADD CHECK (qty < 1000) NOT VALID"
+assert_eq "0" "$(plan_line "$IT_TMP/notvalid.yaml" "$IT_TMP/five.csv")" "a CHECK not validated: upsert only"
+mk rls ""; sql "ALTER TABLE rls ENABLE ROW LEVEL SECURITY"
+assert_eq "0" "$(plan_line "$IT_TMP/rls.yaml" "$IT_TMP/five.csv")" "row security: upsert only"
+mk predcol ", live boolean NOT NULL DEFAULT true"
+sql "DROP INDEX predcol_code_idx; CREATE UNIQUE INDEX ON predcol (code) WHERE live"
+sed 's/deleted_at IS NULL/live/; s/memo: { from: memo, update: coalesce }/live: { from: live, type: bool }/' \
+  "$IT_TMP/predcol.yaml" > "$IT_TMP/predcol2.yaml"
+{ echo "code,qty,price,note,live"; echo "W0001,1,1.00,a,true"; } > "$IT_TMP/live.csv"
+assert_eq "0" "$(plan_line "$IT_TMP/predcol2.yaml" "$IT_TMP/live.csv")" "a key predicate naming a mapped column: upsert only"
+assert_eq "1" "$(sql "SELECT count(*) FROM predcol WHERE live")" "that pipeline still imports"
+mk gen ", total numeric GENERATED ALWAYS AS (qty * price) STORED"
+assert_eq "0" "$(plan_line "$IT_TMP/gen.yaml" "$IT_TMP/five.csv")" "a generated column: upsert only"
+
+# --- a table with an inheriting child ------------------------------------------
+# The upsert writes the table itself and finds conflicts in its own index;
+# a row of the same key in a child is another row. So for the MERGE.
+mk par ""
+sql "CREATE TABLE par_kid () INHERITS (par); INSERT INTO par_kid (code, qty, note) VALUES ('W0004', 1, 'kid')"
+assert_eq "1" "$(plan_line "$IT_TMP/par.yaml" "$IT_TMP/five.csv")" "a table with a child is merged"
+assert_eq "5 0" "$(jq -r '"\(.counts.inserted) \(.counts.updated)"' "$IT_TMP/pl.json")" "every key new to the table itself"
+assert_eq "kid|n4" "$(sql "SELECT (SELECT note FROM ONLY par_kid), (SELECT note FROM ONLY par WHERE code = 'W0004')")" \
+  "the child's row untouched, the table got its own"
