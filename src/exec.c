@@ -119,6 +119,10 @@ struct ig_exec {
                            to prove the upsert could run, before any
                            stage exists (NULL where direct is NULL) */
     int was_empty;      /* the target had no pages when planned */
+    int *merge_off;     /* owned; set (atomically: writers share the
+                           ig_exec) once the MERGE form failed for a
+                           reason of the statement, not of a row: it is
+                           not tried again (run_subset) */
     char *inexact;      /* the first key column whose equality in the
                            database may differ from its mapped bytes,
                            "target t, key column c (type)", or NULL */
@@ -776,6 +780,23 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
     for (size_t ci = 0; t->key_predicate && ci < t->n_cols; ci++)
         if (mentions(t->key_predicate, t->cols[ci].name))
             return 0;
+    /* ON CONFLICT's EXCLUDED holds the proposed row in the table's types:
+     * assigned, so a modifier rounds or refuses a value (numeric(8,2),
+     * varchar(12)), and compared in the column's type and collation
+     * (citext). The MERGE's excluded holds each value as the upsert's
+     * SELECT casts it: the same only where that cast is to the column's
+     * exact type, and the column has the database's collation. */
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        if (tp->col_type == NULL || tp->col_type[ci] == NULL ||
+            strcmp(col_cast(ex, ti, ci), tp->col_type[ci]) != 0)
+            return 0;
+        for (int r = 0; r < PQntuples(res); r++)
+            if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
+                strcmp(PQgetvalue(res, r, 1), t->cols[ci].name) == 0 &&
+                strcmp(PQgetvalue(res, r, 3), "0") != 0 &&
+                strcmp(PQgetvalue(res, r, 3), "100") != 0)
+                return 0;
+    }
     /* INSERT .. ON CONFLICT checks the row it proposes (the mapped
      * values, the defaults of the other columns) against the table's
      * NOT NULL and CHECK constraints and row security before it looks
@@ -785,8 +806,10 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
      * reads holds the same value in the proposed row as in the row that
      * stays: a key column, or one the update overwrites (an unchanged
      * row equals the proposed one there, and passed when written). So:
-     * no row security, no CHECK not yet validated, no generated column
-     * (computed for the proposed row too); a column in a CHECK is one of
+     * no row security, not a partition (whose bounds the proposed row is
+     * checked against), no CHECK not yet validated or reading the whole
+     * row or no column, no generated column (computed for the proposed
+     * row too); a column in a CHECK is one of
      * those; a NOT NULL column is one of those, or one the pipeline does
      * not map that has a default (one that yields NULL is not looked
      * for: no row could ever be inserted). */
@@ -799,7 +822,7 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
             continue;
         if (PQgetvalue(res, r, 12)[0] == 't' ||
             PQgetvalue(res, r, 14)[0] == 't')
-            return 0; /* a generated column; row security */
+            return 0; /* a generated column; row security, a partition */
         /* the CHECKs' columns, "x" for one not validated */
         for (const char *p = PQgetvalue(res, r, 15); *p;) {
             char *end;
@@ -892,7 +915,11 @@ static void build_merge(ig_exec *ex, size_t ti)
     sb_add(&b, "MERGE INTO ONLY %s AS t USING (SELECT ", qt);
     add_select_list(&b, ex, ti, NULL);
     add_from_where(&b, ex, ti);
-    sb_add(&b, ") AS excluded ON %s", on.s);
+    /* OFFSET 0: a subquery of its own, so every row's every value is cast
+     * as the upsert's INSERT casts them, a value it cannot read failing
+     * its row also where the key exists (were it flattened, nothing would
+     * promise a value is cast where no action reads it). */
+    sb_add(&b, " OFFSET 0) AS excluded ON %s", on.s);
     if (t->key_predicate)
         sb_add(&b, " AND (%s)", t->key_predicate);
     if (t->on_conflict == IG_ON_CONFLICT_UPDATE) {
@@ -1423,9 +1450,11 @@ static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                "'client_encoding') = 'UTF8' AND current_setting("
                "'server_encoding') IN ('UTF8', 'SQL_ASCII'), a.attnotnull, "
                "a.atthasdef OR a.attidentity <> '', a.attgenerated <> '', "
-               "a.attnum, c.relrowsecurity, CASE WHEN c.relchecks > 0 THEN "
-               "(SELECT string_agg(CASE WHEN k.convalidated THEN "
-               "array_to_string(k.conkey, ',') ELSE 'x' END, ',') FROM "
+               "a.attnum, c.relrowsecurity OR c.relispartition, CASE WHEN "
+               "c.relchecks > 0 THEN (SELECT string_agg(CASE WHEN "
+               "k.convalidated AND k.conkey IS NOT NULL AND NOT 0 = ANY "
+               "(k.conkey) THEN array_to_string(k.conkey, ',') ELSE 'x' END, "
+               "',') FROM "
                "pg_constraint k WHERE k.conrelid = c.oid AND k.contype = "
                "'c') END "
                "FROM (VALUES ");
@@ -1836,6 +1865,7 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
     ex->p = p;
     ex->ntargets = ig_pipeline_ntargets(p);
     ex->t = ig_xcalloc(ex->ntargets ? ex->ntargets : 1, sizeof(*ex->t));
+    ex->merge_off = ig_xcalloc(1, sizeof(*ex->merge_off));
     build_stage(ex);
     rc = table_columns(ex, conn, &res, err);
     if (rc == IG_OK)
@@ -1881,7 +1911,7 @@ ig_exec *ig_exec_new(const ig_pipeline *p, PGconn *conn, ig_err *err)
                                  "order, read without ORDER BY", ti);
         if (ex->t[ti].upsert_merge != NULL)
             ig_log(IG_LOG_DEBUG, "exec: target %zu: whole batches tried as a "
-                                 "MERGE first", ti);
+                                 "MERGE first (unless IMPORT_MERGE=0)", ti);
     }
     build_rows_fn(ex);
     for (size_t ti = 0; ti < ex->ntargets; ti++)
@@ -1925,6 +1955,7 @@ void ig_exec_free(ig_exec *ex)
     free(ex->truncate);
     free(ex->rows_fn);
     free(ex->rows_call);
+    free(ex->merge_off);
     free(ex);
 }
 
@@ -2455,7 +2486,8 @@ static char *target_sql(run_ctx *rc, size_t ti, const size_t *rows,
         if (*nkeys < *nsrc && tp->upsert_dedup)
             sql = tp->upsert_dedup; /* a key repeats in this subset */
         else if (sorted && *nkeys == *nsrc && tp->upsert_merge &&
-                 !rc->no_merge) {
+                 !rc->no_merge &&
+                 !__atomic_load_n(rc->ex->merge_off, __ATOMIC_RELAXED)) {
             sql = tp->upsert_merge; /* see build_merge */
             rc->merging = 1;
         } else if (sorted && tp->upsert_sorted)
@@ -3093,6 +3125,8 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
             failed_target = ig_pipeline_target(rc->ex->p, ti)->name;
     }
     if (code == IG_OK && !refail) {
+        if (rc->merging)
+            ig_log(IG_LOG_DEBUG, "exec: %zu rows applied by MERGE", n);
         if (!released)
             code = sp(rc, "RELEASE SAVEPOINT ig_run");
         rc->dirty = 1;
@@ -3109,21 +3143,33 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
     if (code == IG_DB_RETRY || PQstatus(rc->conn) != CONNECTION_OK)
         return code == IG_OK ? IG_DB_RETRY : code;
     if (code == IG_DB && rc->merging) {
-        /* The MERGE form failed (a bad row, a key a concurrent session
-         * inserted, anything): the batch runs again as the upsert, whose
-         * failures are then isolated as ever (build_merge). */
-        int rb = sp(rc, "ROLLBACK TO SAVEPOINT ig_run; "
-                        "RELEASE SAVEPOINT ig_run");
-        if (rb != IG_OK)
-            return rb;
-        ig_log(IG_LOG_DEBUG, "exec: MERGE of %zu rows rolled back (%s: %s); "
-                             "upserting them", n, rc->state, rc->message);
-        rc->state[0] = rc->constraint[0] = rc->column[0] = '\0';
-        rc->message[0] = '\0';
-        ig_err_clear(rc->err);
+        /* The MERGE form failed (build_merge). A row at fault (data,
+         * constraint) would fail the upsert too: isolate it as below,
+         * with the upsert's forms. Anything else -- a key a concurrent
+         * session inserted, a statement PostgreSQL would not run -- the
+         * batch runs again as the upsert; the latter kind also ends the
+         * MERGE form for the rest of the import. */
+        int row = (strncmp(rc->state, "22", 2) == 0 ||
+                   strncmp(rc->state, "23", 2) == 0) &&
+                  strcmp(rc->state, "23505") != 0;
         rc->no_merge = 1;
-        rc->sorted = sorted;
-        return run_subset(rc, rows, n);
+        if (rc->state[0] == '\0' || strncmp(rc->state, "42", 2) == 0 ||
+            strncmp(rc->state, "0A", 2) == 0)
+            __atomic_store_n(rc->ex->merge_off, 1, __ATOMIC_RELAXED);
+        ig_log(IG_LOG_DEBUG, "exec: MERGE of %zu rows rolled back (%s: %s); "
+                             "%s", n, rc->state, rc->message,
+               row ? "isolating the rows at fault" : "upserting them");
+        if (!row) {
+            int rb = sp(rc, "ROLLBACK TO SAVEPOINT ig_run; "
+                            "RELEASE SAVEPOINT ig_run");
+            if (rb != IG_OK)
+                return rb;
+            rc->state[0] = rc->constraint[0] = rc->column[0] = '\0';
+            rc->message[0] = '\0';
+            ig_err_clear(rc->err);
+            rc->sorted = sorted;
+            return run_subset(rc, rows, n);
+        }
     }
     if (code != IG_OK && code != IG_DB)
         return code;

@@ -23,15 +23,19 @@
  * below runs as if nothing happened. Same rows, same counts.
  *
  * MERGE form: for a one-target pipeline whose batch is staged in key
- * order and whose table's constraints MERGE checks as the upsert would
- * (no NOT NULL or CHECK on a column whose proposed value may differ from
- * the value that stays, no row security, no triggers), a whole batch is
+ * order, whose mapped values are cast to their columns' exact types, and
+ * whose table's constraints MERGE checks as the upsert would (no NOT
+ * NULL or CHECK on a column whose proposed value may differ from the
+ * value that stays; no row security, partition, generated column or
+ * trigger; see mergeable in exec.c), a whole batch is
  * first applied as one MERGE .. WHEN MATCHED AND (..) IS DISTINCT FROM
  * (..) THEN UPDATE .. WHEN NOT MATCHED THEN INSERT, in a savepoint:
  * without the upsert's speculative insertion of every new row and lock
  * of every unchanged one, 7-15% faster. If anything fails (a bad row, a
  * key a concurrent session inserted) the savepoint is rolled back and the
- * upsert runs. Same rows, same counts (IG_EXEC_NO_MERGE: never).
+ * upsert runs: the same rows, counts and row errors (IG_EXEC_NO_MERGE:
+ * never). What differs: a row left unchanged is not locked, and serial or
+ * identity values are drawn for inserted rows only.
  *
  * Row failures never sink a batch. Rows whose lookup finds no parent, rows
  * that hit an existing key under on_conflict: error, and rows PostgreSQL
@@ -48,8 +52,10 @@
  * eligible for this row), then for each target each column's value (for a
  * lookup column: the parent's natural key).
  *
- * An ig_exec is immutable after ig_exec_new and may be shared by threads;
- * each call uses the connection it is given.
+ * An ig_exec is immutable after ig_exec_new (but for one flag, set
+ * atomically, that ends the MERGE form after a failure of the statement
+ * itself) and may be shared by threads; each call uses the connection it
+ * is given.
  */
 #ifndef IG_EXEC_H
 #define IG_EXEC_H
