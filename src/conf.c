@@ -57,9 +57,11 @@ static const ig_conf_key keys[] = {
     KEY_INT("IMPORT_MERGE", "merge", merge, "1", 0, 1,
             "1: apply a whole batch as one MERGE, which neither checks a "
             "row whose key exists as an insert first nor locks one it "
-            "leaves unchanged, and upsert only if that fails (one-table "
-            "pipelines whose constraints MERGE checks as the upsert "
-            "would, PostgreSQL 15+); 0: always upsert"),
+            "leaves unchanged, and upsert only if that fails (PostgreSQL "
+            "15+; one-table pipelines with text keys in a C-ordered "
+            "database, values cast to their columns' exact types, and a "
+            "table whose constraints MERGE checks as the upsert would: "
+            "docs/architecture.md); 0: always upsert"),
     KEY_INT("IMPORT_STATEMENT_TIMEOUT_MS", "statement-timeout",
             statement_timeout_ms, "60000", 0, 86400000,
             "per-statement timeout in milliseconds (0 = none)"),

@@ -758,6 +758,85 @@ static int mentions(const char *frag, const char *name)
     return 0;
 }
 
+/* The column of a key predicate of the form `col IS NULL` (any case,
+ * spaces and parentheses around it; col bare or double-quoted), into
+ * name (size n), or 0 for any other predicate. */
+static int pred_null_col(const char *pred, char *name, size_t n)
+{
+    const char *p = pred, *end = pred + strlen(pred), *w;
+    size_t len = 0;
+    int quoted = 0;
+
+    while (p < end && (isspace((unsigned char)*p) || *p == '('))
+        p++;
+    while (end > p && (isspace((unsigned char)end[-1]) || end[-1] == ')'))
+        end--;
+    if (p < end && *p == '"') {
+        quoted = 1;
+        for (w = ++p; w < end && *w != '"'; w++)
+            ;
+        if (w >= end || memchr(p, '"', (size_t)(w - p)) != NULL)
+            return 0;
+        len = (size_t)(w - p);
+        w++;
+    } else {
+        for (w = p; w < end && (isalnum((unsigned char)*w) || *w == '_');
+             w++)
+            ;
+        len = (size_t)(w - p);
+        if (len > 0 && isdigit((unsigned char)*p))
+            return 0;
+    }
+    if (len == 0 || len >= n)
+        return 0;
+    memcpy(name, p, len);
+    name[len] = '\0';
+    if (!quoted)
+        for (size_t i = 0; i < len; i++) /* an unquoted name folds */
+            name[i] = (char)tolower((unsigned char)name[i]);
+    while (w < end && isspace((unsigned char)*w))
+        w++;
+    if (end - w < 7 || strncasecmp(w, "is", 2) != 0 ||
+        !isspace((unsigned char)w[2]))
+        return 0;
+    w += 2;
+    while (w < end && isspace((unsigned char)*w))
+        w++;
+    return end - w == 4 && strncasecmp(w, "null", 4) == 0;
+}
+
+/* Whether a value of column type `type` (as format_type names it) equals
+ * another exactly when the two are the same value: text in a collation
+ * that compares bytes (as mergeable requires), integers, booleans, dates,
+ * uuids -- not numeric (1.5 = 1.50), floats (0 = -0), intervals, jsonb
+ * nor character(n) (trailing spaces). */
+static int equal_is_same(const char *type)
+{
+    static const char *const same[] = {"text", "character varying",
+                                       "smallint", "integer", "bigint",
+                                       "boolean", "date", "uuid", NULL};
+
+    for (size_t i = 0; same[i]; i++)
+        if (strcmp(type, same[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether the upsert's cast of a mapped value (col_cast) yields the
+ * column's exact type (format_type's name for it, with any modifier):
+ * then assigning it changes nothing. Text into an unbounded varchar is
+ * the same bytes under the same comparisons. */
+static int cast_is_type(const char *cast, const char *type)
+{
+    if (strcmp(cast, "timestamptz") == 0)
+        cast = "timestamp with time zone";
+    else if (strcmp(cast, "timestamp") == 0)
+        cast = "timestamp without time zone";
+    return strcmp(cast, type) == 0 ||
+           (strcmp(cast, "text") == 0 &&
+            strcmp(type, "character varying") == 0);
+}
+
 /* Whether target ti's batches may try the MERGE form (build_merge): a
  * server that has MERGE (PostgreSQL 15), the upsert read without ORDER
  * BY from a stage in key order (sortable: one target, keys compared as
@@ -780,6 +859,26 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
     for (size_t ci = 0; t->key_predicate && ci < t->n_cols; ci++)
         if (mentions(t->key_predicate, t->cols[ci].name))
             return 0;
+    /* ON CONFLICT looks for a conflict in a partial index only when the
+     * proposed row meets its predicate; MERGE's join tests the predicate
+     * on the table's rows alone. The two agree where the proposed row
+     * always meets it: `col IS NULL` for a column the pipeline does not
+     * map and that has no default (soft deletes). Any other predicate
+     * keeps to the upsert. */
+    if (t->key_predicate) {
+        char pcol[128];
+        int ok = 0;
+        if (!pred_null_col(t->key_predicate, pcol, sizeof(pcol)))
+            return 0;
+        for (int r = 0; r < PQntuples(res); r++)
+            if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
+                strcmp(PQgetvalue(res, r, 1), pcol) == 0)
+                ok = PQgetvalue(res, r, 11)[0] != 't';
+        for (size_t ci = 0; ci < t->n_cols; ci++)
+            ok = ok && strcmp(t->cols[ci].name, pcol) != 0;
+        if (!ok)
+            return 0;
+    }
     /* ON CONFLICT's EXCLUDED holds the proposed row in the table's types:
      * assigned, so a modifier rounds or refuses a value (numeric(8,2),
      * varchar(12)), and compared in the column's type and collation
@@ -788,7 +887,7 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
      * exact type, and the column has the database's collation. */
     for (size_t ci = 0; ci < t->n_cols; ci++) {
         if (tp->col_type == NULL || tp->col_type[ci] == NULL ||
-            strcmp(col_cast(ex, ti, ci), tp->col_type[ci]) != 0)
+            !cast_is_type(col_cast(ex, ti, ci), tp->col_type[ci]))
             return 0;
         for (int r = 0; r < PQntuples(res); r++)
             if ((size_t)atol(PQgetvalue(res, r, 0)) == ti &&
@@ -817,7 +916,7 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
         const char *name = PQgetvalue(res, r, 1);
         int notnull = PQgetvalue(res, r, 10)[0] == 't';
         int hasdef = PQgetvalue(res, r, 11)[0] == 't';
-        int mapped = 0, stays = 0, checked = 0;
+        int mapped = 0, stays = 0, checked = 0, same = 0;
         if ((size_t)atol(PQgetvalue(res, r, 0)) != ti)
             continue;
         if (PQgetvalue(res, r, 12)[0] == 't' ||
@@ -840,8 +939,12 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
             stays = col_is_key(t, c) ||
                     (t->on_conflict == IG_ON_CONFLICT_UPDATE && c->update &&
                      c->update_rule == IG_UPDATE_OVERWRITE);
+            same = equal_is_same(PQgetvalue(res, r, 6));
         }
-        if ((checked && !stays) || (notnull && !stays && (mapped || !hasdef)))
+        /* (a row is unchanged when IS DISTINCT FROM finds its values
+         * equal: the same values only where equal means the same) */
+        if ((checked && !(stays && same)) ||
+            (notnull && !stays && (mapped || !hasdef)))
             return 0;
     }
     return 1;
@@ -857,8 +960,9 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
  * The mapped row is named `excluded`, so the SET list and the IS
  * DISTINCT FROM test are the upsert's own. Against INSERT .. ON
  * CONFLICT it saves the speculative insertion of every new row and the
- * lock of every unchanged one: 7-15% of the statement at 10k to 1M rows
- * (docs/performance.md). Around it, in the same round trip:
+ * lock of every unchanged one: the statement ran 1.06x-1.15x as fast at
+ * 10k to 1M rows (docs/performance.md). Around it, in the same round
+ * trip:
  *
  * - the proof that the upsert's arbiter exists (EXPLAIN of an INSERT ..
  *   ON CONFLICT over no row): MERGE joins on the key, and only a unique
@@ -867,14 +971,19 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
  * - the join method: a table larger than the stage is joined by a
  *   nested loop over the stage, probing the key's index per row (a hash
  *   of the table would read all of it every batch); a smaller one the
- *   planner may hash. Either way the stage is the outer side, read in
- *   key order, so rows are locked in key order as the upsert locks them.
+ *   planner may hash: in every plan looked at it hashed the table and
+ *   kept the stage outer. With the stage outer, read in key order, rows
+ *   are locked in key order as the upsert locks them (were the planner
+ *   to hash the stage, a deadlock it caused would fall back as below).
  *   The planner's own settings come back after the MERGE.
  *
  * PostgreSQL 15's MERGE does not wait out a concurrent insert of the same
- * key the way ON CONFLICT does: it fails with a unique violation. Any
- * failure of this form makes the executor roll it back and run the batch
- * as the upsert (run_subset), which then gives exactly today's result. */
+ * key the way ON CONFLICT does: it fails with a unique violation. On a
+ * failure the executor rolls the form back (run_subset): a row at fault
+ * is isolated with the upsert's forms; anything else (that unique
+ * violation, a lock wait, a deadlock, a timeout, a statement PostgreSQL
+ * will not run) runs the batch again as the upsert, and all but the
+ * unique violation end the form for the import. */
 static void build_merge(ig_exec *ex, size_t ti)
 {
     const ig_target *t = ig_pipeline_target(ex->p, ti);
@@ -1418,7 +1527,12 @@ static void build_rows_fn(ig_exec *ex)
  * sends: C, POSIX or C.UTF-8 from the C library, with no conversion of
  * those UTF-8 bytes (client and server UTF8, or a SQL_ASCII server; in
  * WIN1252, say, the euro sign sorts before e-acute, in UTF-8 after:
- * sortable). */
+ * sortable); then, for the MERGE form (mergeable), whether the column is
+ * NOT NULL, whether it has a default (or is an identity), whether it is
+ * generated, its number, whether the table has row security or is a
+ * partition, and the columns of the table's CHECK constraints ("2,5",
+ * "x" for one not validated or reading the whole row or no column; NULL
+ * without any: pg_class.relchecks spares the query then). */
 static int table_columns(const ig_exec *ex, PGconn *conn, PGresult **res,
                          ig_err *err)
 {
@@ -3140,21 +3254,26 @@ static int run_subset(run_ctx *rc, size_t *rows, size_t n)
         return code;
     }
     free(delta);
+    if (rc->merging && code == IG_DB_RETRY &&
+        PQstatus(rc->conn) == CONNECTION_OK &&
+        (strcmp(rc->state, "57014") == 0 || strcmp(rc->state, "55P03") == 0 ||
+         strcmp(rc->state, "40P01") == 0 || strcmp(rc->state, "40001") == 0))
+        code = IG_DB; /* the MERGE's plan may be what waited: upsert */
     if (code == IG_DB_RETRY || PQstatus(rc->conn) != CONNECTION_OK)
         return code == IG_OK ? IG_DB_RETRY : code;
     if (code == IG_DB && rc->merging) {
         /* The MERGE form failed (build_merge). A row at fault (data,
          * constraint) would fail the upsert too: isolate it as below,
          * with the upsert's forms. Anything else -- a key a concurrent
-         * session inserted, a statement PostgreSQL would not run -- the
-         * batch runs again as the upsert; the latter kind also ends the
-         * MERGE form for the rest of the import. */
+         * session inserted, a lock wait, a timeout, a statement
+         * PostgreSQL would not run -- the batch runs again as the
+         * upsert; all of these but the first also end the MERGE form for
+         * the rest of the import. */
         int row = (strncmp(rc->state, "22", 2) == 0 ||
                    strncmp(rc->state, "23", 2) == 0) &&
                   strcmp(rc->state, "23505") != 0;
         rc->no_merge = 1;
-        if (rc->state[0] == '\0' || strncmp(rc->state, "42", 2) == 0 ||
-            strncmp(rc->state, "0A", 2) == 0)
+        if (!row && strcmp(rc->state, "23505") != 0)
             __atomic_store_n(rc->ex->merge_off, 1, __ATOMIC_RELAXED);
         ig_log(IG_LOG_DEBUG, "exec: MERGE of %zu rows rolled back (%s: %s); "
                              "%s", n, rc->state, rc->message,

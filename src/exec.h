@@ -23,19 +23,22 @@
  * below runs as if nothing happened. Same rows, same counts.
  *
  * MERGE form: for a one-target pipeline whose batch is staged in key
- * order, whose mapped values are cast to their columns' exact types, and
- * whose table's constraints MERGE checks as the upsert would (no NOT
- * NULL or CHECK on a column whose proposed value may differ from the
- * value that stays; no row security, partition, generated column or
+ * order, whose mapped values are cast to their columns' exact types,
+ * whose key predicate (if any) is `col IS NULL` on a column it does not
+ * map, and whose table's constraints MERGE checks as the upsert would
+ * (no NOT NULL or CHECK on a column whose proposed value may differ from
+ * the value that stays; no row security, partition, generated column or
  * trigger; see mergeable in exec.c), a whole batch is
  * first applied as one MERGE .. WHEN MATCHED AND (..) IS DISTINCT FROM
  * (..) THEN UPDATE .. WHEN NOT MATCHED THEN INSERT, in a savepoint:
  * without the upsert's speculative insertion of every new row and lock
- * of every unchanged one, 7-15% faster. If anything fails (a bad row, a
- * key a concurrent session inserted) the savepoint is rolled back and the
- * upsert runs: the same rows, counts and row errors (IG_EXEC_NO_MERGE:
- * never). What differs: a row left unchanged is not locked, and serial or
- * identity values are drawn for inserted rows only.
+ * of every unchanged one, 1.06x-1.15x as fast. If anything fails (a bad
+ * row, a key a concurrent session inserted) the savepoint is rolled back
+ * and the upsert's forms run: the same rows, counts and row errors
+ * (IG_EXEC_NO_MERGE: never). What differs: a row left unchanged is not
+ * locked (so a concurrent change committed after the MERGE's snapshot
+ * stays, where the upsert would wait for it and write over it), and
+ * serial or identity values are drawn for inserted rows only.
  *
  * Row failures never sink a batch. Rows whose lookup finds no parent, rows
  * that hit an existing key under on_conflict: error, and rows PostgreSQL

@@ -121,57 +121,71 @@ assert_eq "0" "$(grep -c 'MERGE of' "$IT_TMP/log.0" || true)" "--merge 0 never t
 sql "TRUNCATE widget RESTART IDENTITY"
 { echo "$HDR"; gen 1 40; } > "$IT_TMP/same.csv"
 run_ingot 0 run "$P" "$IT_TMP/same.csv" --no-reject-file --insert-first 0
-hold() { # hold SECONDS: lock W0020 FOR UPDATE in the background, pid in $holder
-  psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 > "$IT_TMP/holder.out" 2>&1 <<SQL &
+# Sessions are told apart by application_name, never by timing.
+active() { # active APP PATTERN: is session APP running a query LIKE PATTERN
+  [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+            AND application_name = '$1' AND state = 'active' AND query LIKE '$2'")" -gt 0 ]
+}
+await() { # await WHAT CMD...: poll CMD for 15 s
+  local what=$1; shift
+  for _ in $(seq 1 300); do "$@" && return 0; sleep 0.05; done
+  fail "$what never happened"
+}
+# lock_waiter: a session of this test's database waits on a row lock
+lock_waiter() {
+  [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+            AND wait_event_type = 'Lock' AND application_name NOT LIKE 'it_%'")" -gt 0 ]
+}
+# The holder keeps W0020 locked FOR UPDATE until it is terminated.
+PGAPPNAME=it_holder psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 > "$IT_TMP/holder.out" 2>&1 <<'SQL' &
 BEGIN;
 SELECT 1 FROM widget WHERE code = 'W0020' FOR UPDATE;
-SELECT pg_sleep($1);
+SELECT pg_sleep(120);
 COMMIT;
 SQL
-  holder=$!
-  for _ in $(seq 1 100); do
-    [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-              AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")" -gt 0 ] && return 0
-    sleep 0.05
-  done
-  fail "the holding session never started"
-}
-hold 20
+holder=$!
+await "the holder's lock" active it_holder 'SELECT pg_sleep%'
 t0=$(date +%s.%N)
 run_ingot 0 run "$P" "$IT_TMP/same.csv" --json --no-reject-file --insert-first 0 --log-level debug
 t1=$(date +%s.%N)
-kill -0 $holder 2>/dev/null || fail "the MERGE waited for the session holding an unchanged row"
+active it_holder 'SELECT pg_sleep%' || fail "the holder was gone before the MERGE finished"
 assert_eq "0 40" "$(jq -r '"\(.counts.updated) \(.counts.unchanged)"' <<<"$OUT")" "every row unchanged"
-assert_contains "$ERR" "40 rows applied by MERGE" "the MERGE applied the batch"
+assert_contains "$ERR" "40 rows applied by MERGE" "the MERGE applied the batch beside the held row"
 echo "# unchanged re-import beside a held row: $(echo "$t1 - $t0" | bc) s"
 # The upsert, by contrast, waits for the holder: what makes the check
-# above mean something.
-sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()
-     AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()" >/dev/null
+# above mean something. It is seen waiting, then the holder goes.
+"$INGOT_BIN" run "$P" "$IT_TMP/same.csv" --json --no-reject-file --insert-first 0 --merge 0 \
+  > "$IT_TMP/upsert.json" 2> "$IT_TMP/upsert.err" &
+upserter=$!
+await "the upsert waiting on the held row" lock_waiter
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'it_holder'" >/dev/null
 wait $holder 2>/dev/null || true
-hold 2
-run_ingot 0 run "$P" "$IT_TMP/same.csv" --json --no-reject-file --insert-first 0 --merge 0
-kill -0 $holder 2>/dev/null && fail "the upsert did not wait for the session holding an unchanged row"
-wait $holder || fail "the holding session failed: $(cat "$IT_TMP/holder.out")"
+wait $upserter || fail "the upsert failed once the holder went: $(cat "$IT_TMP/upsert.err")"
+assert_eq "0 40" "$(jq -r '"\(.counts.updated) \(.counts.unchanged)"' "$IT_TMP/upsert.json")" "the upsert: every row unchanged"
 
 # --- a new key a concurrent session inserts ----------------------------------
 # PostgreSQL 15's MERGE does not wait out a concurrent insert of the same
 # key as ON CONFLICT does: it fails (23505), and the batch runs again as
-# the upsert, which updates the row the other session committed.
+# the upsert, which updates the row the other session committed. The
+# other session commits only once the import waits on its key.
 sql "TRUNCATE widget RESTART IDENTITY"
 { echo "$HDR"; gen 501 540; } > "$IT_TMP/race.csv"
-psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 > "$IT_TMP/racer.out" 2>&1 <<'SQL' &
+PGAPPNAME=it_racer psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 > "$IT_TMP/racer.out" 2>&1 <<'SQL' &
 BEGIN;
 INSERT INTO widget (code, qty, note) VALUES ('W0520', 99, 'theirs');
-SELECT pg_sleep(2);
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+                      AND wait_event_type = 'Lock' AND application_name NOT LIKE 'it_%');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
 COMMIT;
 SQL
 racer=$!
-for _ in $(seq 1 100); do
-  [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-            AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")" -gt 0 ] && break
-  sleep 0.05
-done
+await "the racer's insert" active it_racer 'DO %'
 run_ingot 0 run "$P" "$IT_TMP/race.csv" --json --no-reject-file --insert-first 0 --log-level debug
 wait $racer || fail "the racing session failed: $(cat "$IT_TMP/racer.out")"
 assert_contains "$ERR" "rolled back (23505" "the MERGE met the concurrent insert and fell back"
@@ -224,6 +238,31 @@ sed 's/deleted_at IS NULL/live/; s/memo: { from: memo, update: coalesce }/live: 
 { echo "code,qty,price,note,live,lot"; echo "W0001,1,1.00,a,true,1"; } > "$IT_TMP/live.csv"
 assert_eq "0" "$(plan_line "$IT_TMP/predcol2.yaml" "$IT_TMP/live.csv")" "a key predicate naming a mapped column: upsert only"
 assert_eq "1" "$(sql "SELECT count(*) FROM predcol WHERE live")" "that pipeline still imports"
+# A key predicate the proposed row may not meet: ON CONFLICT then finds no
+# conflict and inserts; only `col IS NULL` on an unmapped column without
+# a default is certain to hold.
+mk preddef ", live boolean NOT NULL DEFAULT false"
+sql "DROP INDEX preddef_code_idx; CREATE UNIQUE INDEX ON preddef (code) WHERE live"
+sed 's/key_predicate: deleted_at IS NULL/key_predicate: live/' "$IT_TMP/preddef.yaml" > "$IT_TMP/preddef2.yaml"
+assert_eq "0" "$(plan_line "$IT_TMP/preddef2.yaml" "$IT_TMP/five.csv")" "a predicate on a column with a default: upsert only"
+mk prednn ""
+sql "DROP INDEX prednn_code_idx; CREATE UNIQUE INDEX ON prednn (code) WHERE deleted_at IS NOT NULL"
+sed 's/key_predicate: deleted_at IS NULL/key_predicate: deleted_at IS NOT NULL/' "$IT_TMP/prednn.yaml" > "$IT_TMP/prednn2.yaml"
+assert_eq "0" "$(plan_line "$IT_TMP/prednn2.yaml" "$IT_TMP/five.csv")" "a predicate a NULL does not meet: upsert only"
+assert_eq "5" "$(sql "SELECT count(*) FROM prednn")" "... which inserts every row (no conflict is ever found)"
+mk predq ""
+sed "s/key_predicate: deleted_at IS NULL/key_predicate: '( \"deleted_at\"  is   null )'/" "$IT_TMP/predq.yaml" > "$IT_TMP/predq2.yaml"
+assert_eq "1" "$(plan_line "$IT_TMP/predq2.yaml" "$IT_TMP/five.csv")" "a quoted, spaced IS NULL predicate is merged"
+# Casts named otherwise than the column's type, to the same type: merged.
+mk tsz ", seen timestamptz, tag varchar"
+printf '      seen: { from: seen, type: timestamp }\n      tag: { from: tag }\n' >> "$IT_TMP/tsz.yaml"
+{ echo "$HDR,seen,tag"; gen 1 3 | sed 's/$/,2026-01-02 03:04:05+00,t/'; } > "$IT_TMP/tsz.csv"
+assert_eq "1" "$(plan_line "$IT_TMP/tsz.yaml" "$IT_TMP/tsz.csv")" "timestamptz for a timestamp, varchar for text: merged"
+assert_eq "3 0" "$(jq -r '"\(.counts.inserted) \(.counts.failed)"' "$IT_TMP/pl.json")" "... and imported"
+# A CHECK on an overwritten column whose equal values may differ (1.5 and
+# 1.50): an unchanged row is then no proof the proposed one passes.
+mk scale ", CHECK (scale(price) <= 3)"
+assert_eq "0" "$(plan_line "$IT_TMP/scale.yaml" "$IT_TMP/five.csv")" "a CHECK on a numeric column: upsert only"
 mk gen ", total numeric GENERATED ALWAYS AS (qty * price) STORED"
 assert_eq "0" "$(plan_line "$IT_TMP/gen.yaml" "$IT_TMP/five.csv")" "a generated column: upsert only"
 mk constchk ", CHECK (1 = 1)"
