@@ -505,6 +505,30 @@ static char *free_name(const ig_target *t, const char *base)
     return q;
 }
 
+/* The update of target t's columns that conflict updates: the SET list
+ * ("c" = <new value>, ..), the old values (t."c", ..) and the new ones,
+ * appended to set, old and neu; returns how many columns. */
+static int add_update_lists(const ig_target *t, sb *set, sb *old, sb *neu)
+{
+    int nupd = 0;
+
+    for (size_t ci = 0; ci < t->n_cols; ci++) {
+        const ig_column *c = &t->cols[ci];
+        char *q;
+        if (!c->update || col_is_key(t, c))
+            continue;
+        q = ig_db_quote_ident(c->name);
+        sb_add(set, "%s%s = ", nupd ? ", " : "", q);
+        add_update_expr(set, c, q);
+        sb_add(old, "%st.%s", nupd ? ", " : "", q);
+        sb_add(neu, "%s", nupd ? ", " : "");
+        add_update_expr(neu, c, q);
+        nupd++;
+        free(q);
+    }
+    return nupd;
+}
+
 /* The forms of a target's upsert (build_upsert): the plain one, which
  * the row pass, the insert-first proof and `ingot check` embed; the one
  * keeping the last row of each key (duplicates: last); and, for the
@@ -646,20 +670,7 @@ static void build_upsert(ig_exec *ex, size_t ti, enum upsert_form form)
 
     if (t->on_conflict == IG_ON_CONFLICT_UPDATE) {
         sb set = {0};
-        for (size_t ci = 0; ci < t->n_cols; ci++) {
-            const ig_column *c = &t->cols[ci];
-            char *q;
-            if (!c->update || col_is_key(t, c))
-                continue;
-            q = ig_db_quote_ident(c->name);
-            sb_add(&set, "%s%s = ", nupd ? ", " : "", q);
-            add_update_expr(&set, c, q);
-            sb_add(&old, "%st.%s", nupd ? ", " : "", q);
-            sb_add(&neu, "%s", nupd ? ", " : "");
-            add_update_expr(&neu, c, q);
-            nupd++;
-            free(q);
-        }
+        nupd = add_update_lists(t, &set, &old, &neu);
         if (nupd > 0) {
             sb_add(&b, " DO UPDATE SET %s", set.s);
             if (t->touch) {
@@ -1032,20 +1043,7 @@ static void build_merge(ig_exec *ex, size_t ti)
     if (t->key_predicate)
         sb_add(&b, " AND (%s)", t->key_predicate);
     if (t->on_conflict == IG_ON_CONFLICT_UPDATE) {
-        for (size_t ci = 0; ci < t->n_cols; ci++) {
-            const ig_column *c = &t->cols[ci];
-            char *q;
-            if (!c->update || col_is_key(t, c))
-                continue;
-            q = ig_db_quote_ident(c->name);
-            sb_add(&set, "%s%s = ", nupd ? ", " : "", q);
-            add_update_expr(&set, c, q);
-            sb_add(&old, "%st.%s", nupd ? ", " : "", q);
-            sb_add(&neu, "%s", nupd ? ", " : "");
-            add_update_expr(&neu, c, q);
-            nupd++;
-            free(q);
-        }
+        nupd = add_update_lists(t, &set, &old, &neu);
     }
     if (nupd > 0) {
         sb_add(&b, " WHEN MATCHED AND ROW(%s) IS DISTINCT FROM ROW(%s) THEN "
