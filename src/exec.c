@@ -919,10 +919,10 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
      * no row security, not a partition (whose bounds the proposed row is
      * checked against), no CHECK not yet validated or reading the whole
      * row or no column, no generated column (computed for the proposed
-     * row too); a column in a CHECK is one of
-     * those; a NOT NULL column is one of those, or one the pipeline does
-     * not map that has a default (one that yields NULL is not looked
-     * for: no row could ever be inserted). */
+     * row too); a column in a CHECK is one of those; a NOT NULL column
+     * is one of those, or one the pipeline does not map that has a
+     * default (one that yields NULL is not looked for: no row could
+     * ever be inserted). */
     for (int r = 0; r < PQntuples(res); r++) {
         const char *name = PQgetvalue(res, r, 1);
         int notnull = PQgetvalue(res, r, 10)[0] == 't';
