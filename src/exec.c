@@ -86,6 +86,9 @@ typedef struct target_plan {
                            for a whole batch in key order: no speculative
                            insertion, no lock on an unchanged row; NULL
                            where it does not apply (mergeable) */
+    char *merge_proof;  /* with upsert_merge: the EXPLAIN proving the
+                           arbiter index, sent before it until a batch of
+                           the import was applied (IG_EXEC_PROVE) */
     char *stats_oid;    /* the table's oid where its statistics count the
                            upsert's rows (a plain table without rules, and
                            no triggers but a foreign key's that write
@@ -975,10 +978,12 @@ static int mergeable(const ig_exec *ex, size_t ti, PGconn *conn,
  * 10k to 1M rows (docs/performance.md). Around it, in the same round
  * trip:
  *
- * - the proof that the upsert's arbiter exists (EXPLAIN of an INSERT ..
- *   ON CONFLICT over no row): MERGE joins on the key, and only a unique
- *   index makes that join find at most one row per key, as ON CONFLICT
- *   does; without one the statements fail as the upsert would;
+ * - until a batch of the import was applied (IG_EXEC_PROVE, as for the
+ *   insert-first path), the proof that the upsert's arbiter exists
+ *   (tp->merge_proof: EXPLAIN of an INSERT .. ON CONFLICT over no row):
+ *   MERGE joins on the key, and only a unique index makes that join
+ *   find at most one row per key, as ON CONFLICT does; without one the
+ *   statements fail as the upsert would;
  * - the join method: a table larger than the stage is joined by a
  *   nested loop over the stage, probing the key's index per row (a hash
  *   of the table would read all of it every batch); a smaller one the
@@ -1011,13 +1016,13 @@ static void build_merge(ig_exec *ex, size_t ti)
         sb_add(&nulls, "%sNULL", k ? ", " : "");
         free(q);
     }
+    tp->merge_proof = ig_xasprintf(
+        "EXPLAIN (COSTS OFF) INSERT INTO %s (%s) SELECT %s WHERE false ON "
+        "CONFLICT (%s)%s%s%s DO NOTHING; ",
+        qt, keys.s, nulls.s, keys.s, t->key_predicate ? " WHERE (" : "",
+        t->key_predicate ? t->key_predicate : "",
+        t->key_predicate ? ")" : "");
     stats_before(&b, tp->stats_oid);
-    sb_add(&b, "EXPLAIN (COSTS OFF) INSERT INTO %s (%s) SELECT %s WHERE "
-               "false ON CONFLICT (%s)%s%s%s DO NOTHING; ",
-           qt, keys.s, nulls.s, keys.s,
-           t->key_predicate ? " WHERE (" : "",
-           t->key_predicate ? t->key_predicate : "",
-           t->key_predicate ? ")" : "");
     sb_add(&b, "SELECT pg_catalog.set_config('ingot.joins', "
                "pg_catalog.current_setting('enable_hashjoin') || ' ' || "
                "pg_catalog.current_setting('enable_mergejoin'), true), "
@@ -2049,6 +2054,7 @@ void ig_exec_free(ig_exec *ex)
         free(ex->t[ti].upsert_bulk);
         free(ex->t[ti].upsert_sorted);
         free(ex->t[ti].upsert_merge);
+        free(ex->t[ti].merge_proof);
         free(ex->t[ti].stats_oid);
         free(ex->t[ti].missing);
         free(ex->t[ti].key_hash);
@@ -2234,6 +2240,7 @@ typedef struct run_ctx {
                         key order (sort_by_key) ... */
     long long sorted_nsrc, sorted_nkeys; /* ... with these counts */
     int merging;     /* the subset being run is the MERGE form's */
+    int prove;       /* IG_EXEC_PROVE: no batch of the import applied yet */
     int no_merge;    /* the MERGE form failed: the upsert from now on */
     size_t conflict_ti; /* the target whose counts could not tell which
                            rows' keys existed (conflict_rows) */
@@ -2608,10 +2615,14 @@ static char *target_sql(run_ctx *rc, size_t ti, const size_t *rows,
             sql = tp->upsert_bulk;
         if (release) {
             *released = 1;
-            return ig_xasprintf("%s; RELEASE SAVEPOINT ig_run", sql);
+            return ig_xasprintf("%s%s; RELEASE SAVEPOINT ig_run",
+                                rc->merging && rc->prove ? tp->merge_proof
+                                                         : "",
+                                sql);
         }
     }
-    return ig_xstrdup(sql);
+    return ig_xasprintf("%s%s",
+                        rc->merging && rc->prove ? tp->merge_proof : "", sql);
 }
 
 /* Row `row` failed in target ti because its key already existed. */
@@ -3501,6 +3512,7 @@ int ig_exec_batch(const ig_exec *ex, PGconn *conn, ig_batch *b,
     rc.err = err;
     rc.dirty = (flags & IG_EXEC_STAGE_DIRTY) != 0;
     rc.no_merge = (flags & IG_EXEC_NO_MERGE) != 0;
+    rc.prove = (flags & IG_EXEC_PROVE) != 0;
     *has_stage = exists;
     if (rows == NULL)
         n = ig_batch_nrows(b);
